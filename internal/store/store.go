@@ -1,0 +1,367 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Errors every driver returns, so callers can decide (in one place) what
+// status to answer with.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	// ErrStale means an update named a version that is no longer current.
+	ErrStale = errors.New("version is stale")
+	// ErrInUse means a record cannot be deleted while others refer to it.
+	ErrInUse = errors.New("still in use")
+	// ErrTooNew means the database was migrated by a newer Gatehouse.
+	ErrTooNew = errors.New("database schema is newer than this binary")
+)
+
+//go:embed migrations
+var migrationFS embed.FS
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+func (d dialect) String() string {
+	if d == dialectPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// execer is what *sql.DB and *sql.Tx have in common.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conn carries the query methods shared by Store and Tx.
+type conn struct {
+	ex      execer
+	dialect dialect
+	inTx    bool
+}
+
+// Store is an open database. It is safe for concurrent use.
+type Store struct {
+	conn
+	db *sql.DB
+}
+
+// Tx is a transaction opened by Store.InTx. It has every method Store has.
+type Tx struct {
+	conn
+}
+
+// Open connects to the database named by dsn and migrates it to the newest
+// schema this binary knows. dsn is "sqlite:PATH" (PATH may be ":memory:" only
+// for throwaway use) or a PostgreSQL URL "postgres://..." / "postgresql://...".
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	var (
+		db *sql.DB
+		d  dialect
+	)
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		p := strings.TrimPrefix(dsn, "sqlite:")
+		p = strings.TrimPrefix(p, "//")
+		if p == "" {
+			return nil, errors.New("store: sqlite DSN has no path")
+		}
+		q := "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		var err error
+		db, err = sql.Open("sqlite", "file:"+p+q)
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		if p == ":memory:" {
+			db.SetMaxOpenConns(1)
+		}
+		d = dialectSQLite
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), strings.HasPrefix(dsn, "postgres:"):
+		u := dsn
+		if strings.HasPrefix(u, "postgres:") && !strings.HasPrefix(u, "postgres://") {
+			u = strings.TrimPrefix(u, "postgres:")
+		}
+		var err error
+		db, err = sql.Open("pgx", u)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(20)
+		d = dialectPostgres
+	default:
+		return nil, fmt.Errorf("store: unsupported DSN %q: want sqlite:PATH or postgres://", redactDSN(dsn))
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", d, err)
+	}
+	s := &Store{conn: conn{ex: db, dialect: d}, db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// redactDSN drops a password from a URL-style DSN so it can be logged.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if i := strings.Index(userinfo, ":"); i >= 0 {
+		return dsn[:scheme+3] + userinfo[:i] + ":xxxxx" + dsn[at:]
+	}
+	return dsn
+}
+
+// Dialect names the driver in use: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect.String() }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers; it backs /readyz.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// InTx runs fn in a transaction, committing if fn returns nil. On SQLite the
+// transaction takes the write lock at BEGIN; on PostgreSQL rows read for an
+// update are locked with FOR UPDATE, so read-modify-write never loses a write.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", s.mapErr(err))
+	}
+	tx := &Tx{conn: conn{ex: sqlTx, dialect: s.dialect, inTx: true}}
+	if err := fn(tx); err != nil {
+		_ = sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// rebind turns "?" placeholders into "$1".."$n" for PostgreSQL.
+func (c *conn) rebind(q string) string {
+	if c.dialect != dialectPostgres {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// forUpdate is appended to single-row reads that precede a write in a Tx.
+func (c *conn) forUpdate() string {
+	if c.inTx && c.dialect == dialectPostgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (c *conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	r, err := c.ex.ExecContext(ctx, c.rebind(q), args...)
+	return r, c.mapErr(err)
+}
+
+func (c *conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	r, err := c.ex.QueryContext(ctx, c.rebind(q), args...)
+	return r, c.mapErr(err)
+}
+
+func (c *conn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return c.ex.QueryRowContext(ctx, c.rebind(q), args...)
+}
+
+// mapErr translates driver errors into the package's sentinels.
+func (c *conn) mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%w: %s", ErrExists, pgErr.ConstraintName)
+		case "23503": // foreign_key_violation
+			return fmt.Errorf("%w: %s", ErrNotFound, pgErr.Detail)
+		}
+		return err
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		switch sqErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %s", ErrExists, sqErr.Error())
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%w: referenced record", ErrNotFound)
+		}
+	}
+	return err
+}
+
+// affected returns ErrNotFound when an update or delete touched no row.
+func affected(r sql.Result) error {
+	n, err := r.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func (d dialect) migrations() ([]migration, error) {
+	dir := path.Join("migrations", d.String())
+	entries, err := fs.ReadDir(migrationFS, dir)
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(name, "_")
+		if !ok {
+			return nil, fmt.Errorf("store: migration %s: name must be NNNN_what.sql", name)
+		}
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("store: migration %s: %w", name, err)
+		}
+		b, err := fs.ReadFile(migrationFS, path.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// SchemaVersion reports the newest migration applied to the database and the
+// newest this binary knows.
+func (s *Store) SchemaVersion(ctx context.Context) (db, binary int, err error) {
+	ms, err := s.dialect.migrations()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(ms) > 0 {
+		binary = ms[len(ms)-1].version
+	}
+	err = s.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&db)
+	return db, binary, s.mapErr(err)
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := s.dialect.migrations()
+	if err != nil {
+		return fmt.Errorf("store: read migrations: %w", err)
+	}
+	if _, err := s.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	return s.InTx(ctx, func(tx *Tx) error {
+		if tx.dialect == dialectPostgres {
+			// Serialize replicas migrating the same database at start-up.
+			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(7263531)`); err != nil {
+				return fmt.Errorf("store: migration lock: %w", err)
+			}
+		}
+		var current int
+		if err := tx.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("store: read schema version: %w", err)
+		}
+		latest := 0
+		if len(ms) > 0 {
+			latest = ms[len(ms)-1].version
+		}
+		if current > latest {
+			return fmt.Errorf("store: database is at schema version %d, this binary knows up to %d: %w", current, latest, ErrTooNew)
+		}
+		for _, m := range ms {
+			if m.version <= current {
+				continue
+			}
+			if _, err := tx.ex.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("store: migration %s: %w", m.name, err)
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, m.version, m.name, time.Now().Unix()); err != nil {
+				return fmt.Errorf("store: record migration %s: %w", m.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// micros and fromMicros convert times for storage as BIGINT microseconds,
+// which both dialects sort and compare the same way.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// MarkMigratedForTest records a migration version without running it. It
+// exists so tests can simulate a database migrated by a newer binary.
+func (s *Store) MarkMigratedForTest(ctx context.Context, version int) error {
+	_, err := s.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, version, "test", 0)
+	return err
+}

@@ -1,0 +1,73 @@
+package storetest
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for schema set-up
+)
+
+// PostgresEnv names the environment variable holding the PostgreSQL URL
+// tests run against, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
+const PostgresEnv = "GATEHOUSE_TEST_POSTGRES"
+
+// SQLiteDSN returns the DSN of a new SQLite database in t.TempDir().
+func SQLiteDSN(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "gatehouse.db")
+}
+
+// PostgresDSN creates a fresh schema on the server named by
+// GATEHOUSE_TEST_POSTGRES and returns a DSN whose search_path selects it;
+// the schema is dropped when the test ends. Without the variable the test is
+// skipped.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresEnv)
+	if base == "" {
+		t.Skip(PostgresEnv + " is not set")
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	schema := "t_" + hex.EncodeToString(b)
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", PostgresEnv, err)
+	}
+	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		db.Close()
+		t.Fatalf("create schema on %s: %v", PostgresEnv, err)
+	}
+	t.Cleanup(func() {
+		defer db.Close()
+		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", PostgresEnv, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Drivers lists the store drivers a test should run against, by name, with a
+// function making a fresh DSN for each.
+func Drivers() []struct {
+	Name string
+	DSN  func(testing.TB) string
+} {
+	return []struct {
+		Name string
+		DSN  func(testing.TB) string
+	}{{"sqlite", SQLiteDSN}, {"postgres", PostgresDSN}}
+}
