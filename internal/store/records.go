@@ -41,9 +41,13 @@ type ThingType struct {
 	DefaultPolicies []string        `json:"defaultPolicies"`
 	AuthMethods     []string        `json:"authMethods"`
 	Scopes          []string        `json:"scopes"`
-	Version         int64           `json:"version"`
-	CreatedAt       time.Time       `json:"createdAt"`
-	UpdatedAt       time.Time       `json:"updatedAt"`
+	// ApproverRelation, when set (owner, operator or viewer), is recorded
+	// between a user and a thing of this type when the user approves the
+	// thing's device authorization request.
+	ApproverRelation string    `json:"approverRelation,omitempty"`
+	Version          int64     `json:"version"`
+	CreatedAt        time.Time `json:"createdAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
 }
 
 // User is a person who operates things or administers Gatehouse.

@@ -6,6 +6,7 @@ CREATE TABLE thing_types (
 	default_policies TEXT NOT NULL DEFAULT '[]',
 	auth_methods     TEXT NOT NULL DEFAULT '[]',
 	scopes           TEXT NOT NULL DEFAULT '[]',
+	approver_relation TEXT NOT NULL DEFAULT '',
 	version          BIGINT NOT NULL,
 	created_at       BIGINT NOT NULL,
 	updated_at       BIGINT NOT NULL

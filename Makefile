@@ -1,0 +1,44 @@
+# Gatehouse developer targets. `make run` starts the server on the embedded
+# default (SQLite in ./gatehouse-data, HTTP on 127.0.0.1:8080); `make test`
+# is the test command CI runs.
+
+GO ?= go
+GATEHOUSE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export GATEHOUSE_TEST_POSTGRES
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: run build test test-short lint fuzz bench clean
+
+run:
+	$(GO) run ./cmd/gatehouse serve
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/gatehouse ./cmd/gatehouse
+
+# The full suite, with the PostgreSQL conformance runs (set
+# GATEHOUSE_TEST_POSTGRES= to skip them).
+test: lint
+	$(GO) test -race -count=1 ./...
+
+# Without the race detector or PostgreSQL: a quick local loop.
+test-short:
+	GATEHOUSE_TEST_POSTGRES= $(GO) test ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Run every fuzz target for FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./...
+
+clean:
+	rm -rf bin gatehouse-data

@@ -1,0 +1,208 @@
+// Package app wires Gatehouse together: configuration to store, store to
+// services, services to listeners. It is the only package that knows every
+// other one, and it holds no logic of its own beyond start-up and orderly
+// shutdown; cmd/gatehouse is its only importer.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gatehouse-iot/gatehouse/internal/config"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// Options carries what the caller injects besides the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Out receives the start-up banner (listen addresses, bootstrap
+	// credentials). It is the terminal, never the log.
+	Out     io.Writer
+	Now     func() time.Time
+	Rand    io.Reader
+	Version string
+}
+
+// App is a configured, not yet serving, Gatehouse.
+type App struct {
+	cfg      config.Config
+	opts     Options
+	log      *slog.Logger
+	Store    *store.Store
+	Events   *events.Log
+	Registry *registry.Service
+	metrics  *prometheus.Registry
+	httpLn   net.Listener
+	httpSrv  *http.Server
+}
+
+// New opens the store, builds the services and binds the listeners. The
+// caller must Run or Close it.
+func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	a := &App{cfg: cfg, opts: opts, log: opts.Logger}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("app: data dir: %w", err)
+	}
+	s, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	a.Store = s
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	a.Events = events.NewLog(s, opts.Now)
+	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry")})
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = prometheus.NewRegistry()
+	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_things", Help: "Registered things."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := s.CountThings(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+
+	boot, err := a.Registry.EnsureBootstrap(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("app: bootstrap: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
+	health := httpapi.Health(s)
+	mux.Handle("GET /healthz", health)
+	mux.Handle("GET /readyz", health)
+	mux.Handle("GET /metrics", httpapi.Metrics(a.metrics))
+	a.httpSrv = &http.Server{
+		Handler:           httpapi.Instrument(a.metrics, mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("app: listen http: %w", err)
+	}
+	a.banner(boot)
+	ok = true
+	return a, nil
+}
+
+// Offline is the store and registry without any listener, for commands
+// that work on the database directly.
+type Offline struct {
+	Store    *store.Store
+	Registry *registry.Service
+}
+
+// NewOffline opens the store and registry for cfg.
+func NewOffline(ctx context.Context, cfg config.Config) (*Offline, error) {
+	s, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	reg, err := registry.New(registry.Config{Store: s, Events: events.NewLog(s, time.Now), Now: time.Now, Rand: rand.Reader})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &Offline{Store: s, Registry: reg}, nil
+}
+
+// Close closes the store.
+func (o *Offline) Close() error { return o.Store.Close() }
+
+// HTTPAddr is the address the HTTP listener is bound to.
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+func (a *App) banner(boot *registry.Bootstrap) {
+	w := a.opts.Out
+	base := "http://" + a.HTTPAddr()
+	fmt.Fprintf(w, "Gatehouse %s\n", a.opts.Version)
+	fmt.Fprintf(w, "  http        %s (listening on %s)\n", base, a.HTTPAddr())
+	fmt.Fprintf(w, "  admin API   %s/api/v1\n", base)
+	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", base, base)
+	fmt.Fprintf(w, "  metrics     %s/metrics\n", base)
+	fmt.Fprintf(w, "  store       %s\n", a.Store.Dialect())
+	fmt.Fprintf(w, "  data dir    %s\n", a.cfg.DataDir)
+	if boot != nil {
+		fmt.Fprintf(w, "\nFirst start: created the administrator. These secrets are shown once and stored only as hashes.\n")
+		fmt.Fprintf(w, "  admin user      %s\n", boot.Username)
+		fmt.Fprintf(w, "  admin password  %s\n", boot.Password)
+		fmt.Fprintf(w, "  admin token     %s\n", boot.Token)
+		fmt.Fprintf(w, "  try: curl -H 'Authorization: Bearer %s' %s/api/v1/things\n", boot.Token, base)
+	}
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (a *App) Run(ctx context.Context) error {
+	defer a.Close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		a.log.Info("http listening", "addr", a.HTTPAddr())
+		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		a.log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+		defer cancel()
+		return a.httpSrv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+// Close releases everything New acquired.
+func (a *App) Close() error {
+	var errs []error
+	if a.httpLn != nil {
+		if err := a.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.Store != nil {
+		errs = append(errs, a.Store.Close())
+		a.Store = nil
+	}
+	return errors.Join(errs...)
+}

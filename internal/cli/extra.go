@@ -1,0 +1,7 @@
+package cli
+
+// extraCommands are the commands that act as a device or OAuth client
+// rather than as an administrator.
+func extraCommands() map[string]command {
+	return map[string]command{}
+}

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/gatehouse-iot/gatehouse/internal/app"
+	"github.com/gatehouse-iot/gatehouse/internal/config"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// loadConfig assembles the configuration: defaults < file < env < flags.
+// It registers the server flags on fs and returns a function to call after
+// fs is parsed.
+func serverFlags(fs interface {
+	String(name, value, usage string) *string
+}) func(env *Env) (config.Config, error) {
+	file := fs.String("config", "", "YAML configuration file (env GATEHOUSE_CONFIG)")
+	sets := map[string]*string{
+		"dataDir":          fs.String("data-dir", "", "directory for the SQLite database and keys (default ./gatehouse-data)"),
+		"store.dsn":        fs.String("dsn", "", "database: sqlite:PATH or postgres://... (default sqlite in the data dir)"),
+		"http.addr":        fs.String("http-addr", "", "HTTP listen address (default 127.0.0.1:8080)"),
+		"http.externalURL": fs.String("external-url", "", "URL clients use to reach the server; the OAuth issuer"),
+		"log.level":        fs.String("log-level", "", "debug, info, warn or error"),
+		"log.format":       fs.String("log-format", "", "text or json"),
+	}
+	return func(env *Env) (config.Config, error) {
+		c := config.Default()
+		path := *file
+		if path == "" {
+			path = env.Getenv("GATEHOUSE_CONFIG")
+		}
+		if path != "" {
+			f, err := os.Open(path)
+			if err != nil {
+				return c, fmt.Errorf("config: %w", err)
+			}
+			err = c.DecodeFile(f)
+			f.Close()
+			if err != nil {
+				return c, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		if err := c.ApplyEnv(env.Getenv); err != nil {
+			return c, err
+		}
+		for key, v := range sets {
+			if *v != "" {
+				if err := c.Set(key, *v); err != nil {
+					return c, err
+				}
+			}
+		}
+		c.Finish()
+		if err := c.Validate(); err != nil {
+			return c, fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		}
+		return c, nil
+	}
+}
+
+func newLogger(env *Env, c config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, opts))
+}
+
+func runServe(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "serve", "serve [flags]")
+	load := serverFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := load(env)
+	if err != nil {
+		return err
+	}
+	log := newLogger(env, c)
+	log.Debug("configuration", "config", c.Redacted())
+	a, err := app.New(ctx, c, app.Options{Logger: log, Out: env.Stdout, Version: env.Version})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+func runConfig(_ context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "config", "config [flags]: print the effective configuration and the environment variables read")
+	load := serverFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := load(env)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(env.Stdout, c.Redacted())
+	fmt.Fprintf(env.Stdout, "# environment variables: %s\n", strings.Join(config.EnvVars(), " "))
+	return nil
+}
+
+// runAdminToken mints an admin API token straight into the database, for
+// when the bootstrap token is lost.
+func runAdminToken(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "admin-token", "admin-token [flags]: create an admin API token in the database directly")
+	load := serverFlags(fs)
+	name := fs.String("name", "recovery", "token name")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := load(env)
+	if err != nil {
+		return err
+	}
+	a, err := app.NewOffline(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	secret, tok, err := a.Registry.CreateAPIToken(ctx, *name, "", []string{"admin"}, 0)
+	if err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("a token named %q exists: %w", *name, err)
+		}
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s\n", secret)
+	fmt.Fprintf(env.Stderr, "created admin API token %s (%s)\n", tok.ID, tok.Name)
+	return nil
+}

@@ -1,0 +1,311 @@
+// Package config defines Gatehouse's configuration and how it is assembled:
+// built-in defaults, then a YAML file (unknown keys are errors), then
+// GATEHOUSE_* environment variables, then command-line flags. Validate
+// reports every problem at once.
+//
+// It exists so that the one place that knows every setting, its default and
+// its environment name is also the place that checks them; the rest of the
+// program receives a validated Config and never reads the environment.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of `gatehouse serve`.
+type Config struct {
+	// DataDir holds the SQLite database, the master key and other state.
+	DataDir string `yaml:"dataDir"`
+	Store   Store  `yaml:"store"`
+	HTTP    HTTP   `yaml:"http"`
+	Log     Log    `yaml:"log"`
+	OAuth   OAuth  `yaml:"oauth"`
+}
+
+// Store selects the database.
+type Store struct {
+	// DSN is "sqlite:PATH" or "postgres://...". Empty means
+	// sqlite:<dataDir>/gatehouse.db.
+	DSN string `yaml:"dsn"`
+}
+
+// HTTP configures the HTTP listener (admin API, OAuth, device page, metrics).
+type HTTP struct {
+	Addr string `yaml:"addr"`
+	// ExternalURL is how clients reach the server; it is the OAuth issuer.
+	// Empty means http://<addr>.
+	ExternalURL string `yaml:"externalURL"`
+	// MaxBodyBytes bounds every request body.
+	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// OAuth configures the authorization server.
+type OAuth struct {
+	// Algorithm signs access tokens: ES256 (default), EdDSA, RS256, or HS256
+	// (legacy shared-secret mode, needs HS256Secret).
+	Algorithm       string        `yaml:"algorithm"`
+	HS256Secret     string        `yaml:"hs256Secret"`
+	AccessTokenTTL  time.Duration `yaml:"accessTokenTTL"`
+	RefreshTokenTTL time.Duration `yaml:"refreshTokenTTL"`
+	DeviceCodeTTL   time.Duration `yaml:"deviceCodeTTL"`
+	KeyRotation     time.Duration `yaml:"keyRotation"`
+}
+
+// Default returns the embedded default configuration.
+func Default() Config {
+	return Config{
+		DataDir: "./gatehouse-data",
+		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second},
+		Log:     Log{Level: "info", Format: "text"},
+		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
+			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
+	}
+}
+
+// EnvPrefix starts every environment variable Gatehouse reads.
+const EnvPrefix = "GATEHOUSE_"
+
+// DecodeFile merges a YAML document into c. Unknown keys are errors.
+func (c *Config) DecodeFile(r io.Reader) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file: %w", err)
+	}
+	return nil
+}
+
+// EnvVars lists every environment variable name the configuration reads,
+// e.g. GATEHOUSE_HTTP_ADDR for http.addr and GATEHOUSE_DATA_DIR for dataDir.
+func EnvVars() []string {
+	var names []string
+	walk(reflect.ValueOf(new(Config)).Elem(), nil, func(path []string, _ reflect.Value) {
+		names = append(names, envName(path))
+	})
+	return names
+}
+
+// envName turns a yaml key path into its variable: http.externalURL is
+// GATEHOUSE_HTTP_EXTERNAL_URL.
+func envName(path []string) string {
+	parts := make([]string, len(path))
+	for i, key := range path {
+		var b strings.Builder
+		for j, r := range key {
+			if j > 0 && r >= 'A' && r <= 'Z' {
+				prev := key[j-1]
+				if prev >= 'a' && prev <= 'z' || prev >= '0' && prev <= '9' {
+					b.WriteByte('_')
+				}
+			}
+			b.WriteRune(r)
+		}
+		parts[i] = strings.ToUpper(b.String())
+	}
+	return EnvPrefix + strings.Join(parts, "_")
+}
+
+// walk calls fn for every leaf field with its yaml key path.
+func walk(v reflect.Value, path []string, fn func(path []string, field reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		p := append(append([]string(nil), path...), key)
+		if f.Type.Kind() == reflect.Struct {
+			walk(v.Field(i), p, fn)
+			continue
+		}
+		fn(p, v.Field(i))
+	}
+}
+
+// ApplyEnv overrides fields from GATEHOUSE_* variables found by getenv.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	var errs []error
+	walk(reflect.ValueOf(c).Elem(), nil, func(path []string, field reflect.Value) {
+		name := envName(path)
+		val := getenv(name)
+		if val == "" {
+			return
+		}
+		if err := setField(field, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Set sets the field at a dotted yaml path, e.g. "http.addr"; flags use it.
+func (c *Config) Set(key, val string) error {
+	var (
+		found bool
+		err   error
+	)
+	walk(reflect.ValueOf(c).Elem(), nil, func(path []string, field reflect.Value) {
+		if strings.Join(path, ".") == key {
+			found = true
+			err = setField(field, val)
+		}
+	})
+	if !found {
+		return fmt.Errorf("unknown setting %q", key)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return nil
+}
+
+func setField(f reflect.Value, val string) error {
+	switch {
+	case f.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(val)
+	case f.Kind() == reflect.Int, f.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", val)
+		}
+		f.SetInt(n)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", val)
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		var items []string
+		for _, s := range strings.Split(val, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
+// Finish fills settings derived from others (the default DSN and external
+// URL). Call it after all sources are applied and before Validate.
+func (c *Config) Finish() {
+	if c.Store.DSN == "" && c.DataDir != "" {
+		c.Store.DSN = "sqlite:" + filepath.Join(c.DataDir, "gatehouse.db")
+	}
+	if c.HTTP.ExternalURL == "" && c.HTTP.Addr != "" {
+		host, port, err := net.SplitHostPort(c.HTTP.Addr)
+		if err == nil {
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			c.HTTP.ExternalURL = "http://" + net.JoinHostPort(host, port)
+		}
+	}
+	c.HTTP.ExternalURL = strings.TrimRight(c.HTTP.ExternalURL, "/")
+}
+
+// Validate reports every problem with the configuration, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DataDir == "" {
+		bad("dataDir: must be set")
+	}
+	if !strings.HasPrefix(c.Store.DSN, "sqlite:") && !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") {
+		bad("store.dsn: %q: want sqlite:PATH or postgres://...", redact(c.Store.DSN))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr: %q: %v", c.HTTP.Addr, err)
+	}
+	if u, err := url.Parse(c.HTTP.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("http.externalURL: %q is not an http(s) URL", c.HTTP.ExternalURL)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
+		bad("http.maxBodyBytes: %d: want 1024 to 67108864", c.HTTP.MaxBodyBytes)
+	}
+	if c.HTTP.ShutdownTimeout <= 0 {
+		bad("http.shutdownTimeout: must be positive")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level: %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format: %q: want text or json", c.Log.Format)
+	}
+	switch c.OAuth.Algorithm {
+	case "ES256", "EdDSA", "RS256":
+	case "HS256":
+		if len(c.OAuth.HS256Secret) < 32 {
+			bad("oauth.hs256Secret: HS256 needs a shared secret of at least 32 bytes")
+		}
+	default:
+		bad("oauth.algorithm: %q: want ES256, EdDSA, RS256 or HS256", c.OAuth.Algorithm)
+	}
+	for name, d := range map[string]time.Duration{
+		"oauth.accessTokenTTL": c.OAuth.AccessTokenTTL, "oauth.refreshTokenTTL": c.OAuth.RefreshTokenTTL,
+		"oauth.deviceCodeTTL": c.OAuth.DeviceCodeTTL, "oauth.keyRotation": c.OAuth.KeyRotation,
+	} {
+		if d <= 0 {
+			bad("%s: must be positive", name)
+		}
+	}
+	if c.OAuth.AccessTokenTTL > 24*time.Hour {
+		bad("oauth.accessTokenTTL: %s is longer than 24h", c.OAuth.AccessTokenTTL)
+	}
+	return errors.Join(errs...)
+}
+
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
+}
+
+// Redacted returns the configuration as YAML with secrets masked, for
+// logging at debug level and `gatehouse config`.
+func (c Config) Redacted() string {
+	c.Store.DSN = redact(c.Store.DSN)
+	if c.OAuth.HS256Secret != "" {
+		c.OAuth.HS256Secret = "xxxxx"
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	_ = enc.Encode(c)
+	return b.String()
+}

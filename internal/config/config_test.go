@@ -1,0 +1,115 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPrecedence(t *testing.T) {
+	c := Default()
+	file := "dataDir: /var/lib/gh\nhttp:\n  addr: 0.0.0.0:9000\n  maxBodyBytes: 4096\nlog:\n  level: debug\n"
+	if err := c.DecodeFile(strings.NewReader(file)); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"GATEHOUSE_HTTP_ADDR": "127.0.0.1:9100", "GATEHOUSE_OAUTH_ACCESS_TOKEN_TTL": "15m"}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set("log.level", "warn"); err != nil {
+		t.Fatal(err)
+	}
+	c.Finish()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"dataDir from file", c.DataDir, "/var/lib/gh"},
+		{"addr from env over file", c.HTTP.Addr, "127.0.0.1:9100"},
+		{"maxBody from file", c.HTTP.MaxBodyBytes, int64(4096)},
+		{"level from flag over file", c.Log.Level, "warn"},
+		{"ttl from env", c.OAuth.AccessTokenTTL, 15 * time.Minute},
+		{"default kept", c.Log.Format, "text"},
+		{"derived dsn", c.Store.DSN, "sqlite:/var/lib/gh/gatehouse.db"},
+		{"derived external URL", c.HTTP.ExternalURL, "http://127.0.0.1:9100"},
+	}
+	for _, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	c.Finish()
+	if err := c.Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v, want nil", err)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		set  [2]string
+		want []string // every substring must appear in the error
+	}{
+		{name: "unknown key", file: "http:\n  adr: x\n", want: []string{"field adr not found"}},
+		{name: "wrong type", file: "http:\n  maxBodyBytes: lots\n", want: []string{"line 2", "lots"}},
+		{name: "bad env int", env: map[string]string{"GATEHOUSE_HTTP_MAX_BODY_BYTES": "big"}, want: []string{"GATEHOUSE_HTTP_MAX_BODY_BYTES", "not an integer"}},
+		{name: "bad env duration", env: map[string]string{"GATEHOUSE_OAUTH_DEVICE_CODE_TTL": "soon"}, want: []string{"GATEHOUSE_OAUTH_DEVICE_CODE_TTL"}},
+		{name: "unknown flag key", set: [2]string{"http.port", "1"}, want: []string{"unknown setting"}},
+		{name: "every problem at once", file: "log:\n  level: loud\n  format: xml\noauth:\n  algorithm: none\nhttp:\n  addr: nowhere\n",
+			want: []string{"log.level", "log.format", "oauth.algorithm", "http.addr"}},
+		{name: "hs256 needs secret", file: "oauth:\n  algorithm: HS256\n", want: []string{"hs256Secret"}},
+		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			err := c.DecodeFile(strings.NewReader(tc.file))
+			if err == nil {
+				err = c.ApplyEnv(func(k string) string { return tc.env[k] })
+			}
+			if err == nil && tc.set[0] != "" {
+				err = c.Set(tc.set[0], tc.set[1])
+			}
+			if err == nil {
+				c.Finish()
+				err = c.Validate()
+			}
+			if err == nil {
+				t.Fatalf("got no error, want one mentioning %v", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	c := Default()
+	c.Store.DSN = "postgres://gh:hunter2@db/gh"
+	c.OAuth.HS256Secret = "0123456789abcdef0123456789abcdef"
+	out := c.Redacted()
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "0123456789abcdef") {
+		t.Errorf("Redacted() leaks a secret:\n%s", out)
+	}
+}
+
+func TestEnvVars(t *testing.T) {
+	got := strings.Join(EnvVars(), " ")
+	for _, want := range []string{"GATEHOUSE_DATA_DIR", "GATEHOUSE_HTTP_EXTERNAL_URL", "GATEHOUSE_OAUTH_HS256_SECRET", "GATEHOUSE_STORE_DSN", "GATEHOUSE_HTTP_ADDR", "GATEHOUSE_OAUTH_ALGORITHM"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("EnvVars() = %s, missing %s", got, want)
+		}
+	}
+}

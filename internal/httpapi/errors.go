@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type   string             `json:"type"`
+	Title  string             `json:"title"`
+	Status int                `json:"status"`
+	Detail string             `json:"detail,omitempty"`
+	Errors []registry.Problem `json:"errors,omitempty"`
+}
+
+// Error is an error with the status and client-facing message the edge
+// should use. Err (never shown to clients) is logged.
+type Error struct {
+	Status int
+	Msg    string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Sentinels for authentication at the edge.
+var (
+	errUnauthenticated = errors.New("missing or invalid API token")
+	errForbidden       = errors.New("the API token lacks the role for this")
+)
+
+// statusOf decides, in one place, what status and problem an error becomes.
+func statusOf(err error) (int, Problem) {
+	var (
+		httpErr *Error
+		invalid *registry.InvalidError
+		tooBig  *http.MaxBytesError
+	)
+	p := Problem{Type: "about:blank"}
+	switch {
+	case errors.As(err, &tooBig):
+		p.Status, p.Detail = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
+	case errors.As(err, &httpErr):
+		p.Status, p.Detail = httpErr.Status, httpErr.Msg
+	case errors.As(err, &invalid):
+		p.Status, p.Detail, p.Errors = http.StatusBadRequest, "the request is invalid", invalid.Problems
+	case errors.Is(err, errUnauthenticated):
+		p.Status, p.Detail = http.StatusUnauthorized, err.Error()
+	case errors.Is(err, errForbidden):
+		p.Status, p.Detail = http.StatusForbidden, err.Error()
+	case errors.Is(err, store.ErrNotFound):
+		p.Status, p.Detail = http.StatusNotFound, err.Error()
+	case errors.Is(err, store.ErrExists):
+		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.Is(err, store.ErrInUse):
+		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.Is(err, store.ErrStale):
+		p.Status, p.Detail = http.StatusPreconditionFailed, err.Error()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		p.Status, p.Detail = http.StatusServiceUnavailable, "request cancelled or timed out"
+	default:
+		p.Status, p.Detail = http.StatusInternalServerError, "internal error"
+	}
+	p.Title = http.StatusText(p.Status)
+	return p.Status, p
+}
+
+// writeError sends err as problem+json and logs it.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, p := statusOf(err)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(p)
+}

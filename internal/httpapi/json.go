@@ -1,0 +1,111 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// decode reads exactly one JSON object from r's body into v, rejecting
+// unknown fields, trailing data and bodies over limit bytes.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return err // *http.MaxBytesError maps to 413
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errorf(http.StatusBadRequest, "request body is empty: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var (
+			syn *json.SyntaxError
+			typ *json.UnmarshalTypeError
+		)
+		switch {
+		case errors.As(err, &syn):
+			return errorf(http.StatusBadRequest, "malformed JSON at byte %d: %v", syn.Offset, err)
+		case errors.As(err, &typ):
+			return errorf(http.StatusBadRequest, "JSON field %q: %s is not a valid %s", typ.Field, typ.Value, typ.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return errorf(http.StatusBadRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return errorf(http.StatusBadRequest, "malformed JSON: unexpected end of input")
+		}
+		return errorf(http.StatusBadRequest, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "malformed JSON: data after the object")
+	}
+	return nil
+}
+
+// writeJSON sends v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// writeVersioned sends v with an ETag for its version.
+func writeVersioned(w http.ResponseWriter, status int, version int64, v any) error {
+	w.Header().Set("ETag", etag(version))
+	return writeJSON(w, status, v)
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatch returns the version named by If-Match, or 0 when the header is
+// absent or "*" (any version).
+func ifMatch(r *http.Request) (int64, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	v, err := strconv.ParseInt(strings.Trim(h, `"`), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, errorf(http.StatusBadRequest, "If-Match %q is not an ETag this server issued", h)
+	}
+	return v, nil
+}
+
+// listResponse is the envelope of every list.
+type listResponse[T any] struct {
+	Items []T `json:"items"`
+	// Next, when present, is passed as ?after= to get the following page.
+	Next string `json:"next,omitempty"`
+}
+
+// page reads ?after= and ?limit=.
+func page(r *http.Request) (after string, limit int, err error) {
+	q := r.URL.Query()
+	limit = 100
+	if s := q.Get("limit"); s != "" {
+		limit, err = strconv.Atoi(s)
+		if err != nil || limit < 1 || limit > 1000 {
+			return "", 0, errorf(http.StatusBadRequest, "limit %q: want 1 to 1000", s)
+		}
+	}
+	return q.Get("after"), limit, nil
+}
+
+func list[T any](w http.ResponseWriter, items []T, limit int, key func(T) string) error {
+	resp := listResponse[T]{Items: items}
+	if len(items) == limit && limit > 0 {
+		resp.Next = key(items[len(items)-1])
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
