@@ -1,0 +1,83 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+type pkg struct {
+	ImportPath string
+	Doc        string
+	Imports    []string
+	Deps       []string
+	Name       string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", "github.com/gatehouse-iot/gatehouse/...")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(out)
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return pkgs
+}
+
+const module = "github.com/gatehouse-iot/gatehouse/"
+
+func TestEveryPackageHasDoc(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if len(strings.Fields(p.Doc)) < 5 {
+			t.Errorf("package %s has no doc comment saying why it exists (got %q)", p.ImportPath, p.Doc)
+		}
+	}
+}
+
+func TestDependencyDirection(t *testing.T) {
+	// forbidden[a] lists what package a must not depend on, directly or not.
+	forbidden := map[string][]string{
+		"internal/policy":   {"database/sql", "net/http", "os/exec", module + "internal/store"},
+		"internal/pki":      {"database/sql", "net/http", module + "internal/store"},
+		"internal/seal":     {"database/sql", "net/http", module + "internal/store"},
+		"internal/store":    {"net/http", module + "internal/registry", module + "internal/httpapi"},
+		"internal/registry": {"net/http", module + "internal/httpapi", module + "internal/app"},
+		"internal/events":   {"net/http", module + "internal/registry"},
+		"internal/config":   {module + "internal/store", module + "internal/app"},
+	}
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(p.ImportPath, module)
+		for _, bad := range forbidden[rel] {
+			for _, d := range p.Deps {
+				if d == bad {
+					t.Errorf("%s depends on %s", rel, bad)
+				}
+			}
+		}
+		// Only the binary wires the application together.
+		for _, imp := range p.Imports {
+			if imp == module+"internal/app" && rel != "internal/cli" && rel != "cmd/gatehouse" {
+				t.Errorf("%s imports internal/app; only the command line may", rel)
+			}
+		}
+	}
+}
