@@ -147,3 +147,41 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+// Policy is a named AWS IoT policy with versioned documents; the default
+// version is the one in force.
+type Policy struct {
+	Name           string    `json:"name"`
+	Description    string    `json:"description,omitempty"`
+	DefaultVersion int64     `json:"defaultVersionId"`
+	NextVersion    int64     `json:"-"`
+	Version        int64     `json:"version"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+// PolicyVersion is one document of a policy.
+type PolicyVersion struct {
+	Policy    string          `json:"policyName"`
+	VersionID int64           `json:"versionId"`
+	Document  json.RawMessage `json:"document"`
+	IsDefault bool            `json:"isDefault"`
+	CreatedAt time.Time       `json:"createdAt"`
+}
+
+// Targets a policy can be attached to. Thing types name their policies in
+// ThingType.DefaultPolicies instead.
+const (
+	TargetThing       = "thing"
+	TargetGroup       = "group"
+	TargetCertificate = "certificate" // by SHA-256 fingerprint
+	TargetScope       = "scope"       // an OAuth scope
+)
+
+// PolicyAttachment ties a policy to a target.
+type PolicyAttachment struct {
+	Policy     string    `json:"policyName"`
+	TargetKind string    `json:"targetKind"`
+	Target     string    `json:"target"`
+	CreatedAt  time.Time `json:"createdAt"`
+}

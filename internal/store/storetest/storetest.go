@@ -36,6 +36,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"APITokens", testAPITokens},
 		{"Events", testEvents},
 		{"TxRollback", testTxRollback},
+		{"Policies", testPolicies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

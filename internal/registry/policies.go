@@ -1,0 +1,365 @@
+package registry
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-iot/gatehouse/internal/policy"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// MaxPolicyVersions is how many versions a policy keeps, as in AWS IoT.
+const MaxPolicyVersions = 5
+
+// NewPolicy is what CreatePolicy needs.
+type NewPolicy struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Document is the AWS IoT policy JSON.
+	Document []byte `json:"-"`
+}
+
+// parseDocument validates an AWS IoT policy document, turning parse errors
+// into InvalidError so callers answer 400 with the reason.
+func parseDocument(doc []byte) (*policy.Document, error) {
+	d, err := policy.Parse(doc)
+	if err != nil {
+		var pe *policy.Error
+		if errors.As(err, &pe) {
+			field := "document"
+			if pe.Statement >= 0 {
+				field = fmt.Sprintf("document.Statement[%d]", pe.Statement)
+			}
+			return nil, &InvalidError{Problems: []Problem{{Field: field, Message: pe.Msg}}}
+		}
+		return nil, &InvalidError{Problems: []Problem{{Field: "document", Message: err.Error()}}}
+	}
+	return d, nil
+}
+
+// CreatePolicy stores a new policy whose document becomes version 1.
+func (s *Service) CreatePolicy(ctx context.Context, in NewPolicy) (*store.Policy, error) {
+	var p problems
+	checkName(&p, "name", in.Name)
+	checkDescription(&p, in.Description)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	if _, err := parseDocument(in.Document); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	pol := &store.Policy{Name: in.Name, Description: in.Description, CreatedAt: now, UpdatedAt: now}
+	err := s.change(ctx, "policy.created", func(tx *store.Tx) (string, any, error) {
+		return "policy/" + in.Name, map[string]any{"versionId": 1}, tx.CreatePolicy(ctx, pol, in.Document)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pol, nil
+}
+
+// Policy returns a policy.
+func (s *Service) Policy(ctx context.Context, name string) (*store.Policy, error) {
+	return s.store.GetPolicy(ctx, name)
+}
+
+// Policies lists policies.
+func (s *Service) Policies(ctx context.Context, p store.Page) ([]store.Policy, error) {
+	return s.store.ListPolicies(ctx, p)
+}
+
+// PolicyVersions lists a policy's versions, newest first.
+func (s *Service) PolicyVersions(ctx context.Context, name string) ([]store.PolicyVersion, error) {
+	if _, err := s.store.GetPolicy(ctx, name); err != nil {
+		return nil, err
+	}
+	return s.store.ListPolicyVersions(ctx, name)
+}
+
+// CreatePolicyVersion adds a document to a policy, making it the default if
+// setDefault. Like AWS IoT, a policy keeps at most MaxPolicyVersions
+// versions: delete one first.
+func (s *Service) CreatePolicyVersion(ctx context.Context, name string, ifVersion int64, doc []byte, setDefault bool) (*store.PolicyVersion, error) {
+	if _, err := parseDocument(doc); err != nil {
+		return nil, err
+	}
+	var out *store.PolicyVersion
+	err := s.change(ctx, "policy.version_created", func(tx *store.Tx) (string, any, error) {
+		pol, err := tx.GetPolicy(ctx, name)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := checkVersion(ifVersion, pol.Version); err != nil {
+			return "", nil, err
+		}
+		versions, err := tx.ListPolicyVersions(ctx, name)
+		if err != nil {
+			return "", nil, err
+		}
+		if len(versions) >= MaxPolicyVersions {
+			return "", nil, &InvalidError{Problems: []Problem{{Field: "versions", Message: fmt.Sprintf("policy %q has %d versions, the most allowed: delete one first", name, len(versions))}}}
+		}
+		v := &store.PolicyVersion{Policy: name, VersionID: pol.NextVersion, Document: doc, CreatedAt: s.now()}
+		if err := tx.AddPolicyVersion(ctx, v); err != nil {
+			return "", nil, err
+		}
+		pol.NextVersion++
+		if setDefault {
+			pol.DefaultVersion = v.VersionID
+			v.IsDefault = true
+		}
+		pol.UpdatedAt = s.now()
+		if err := tx.UpdatePolicy(ctx, pol); err != nil {
+			return "", nil, err
+		}
+		out = v
+		return "policy/" + name, map[string]any{"versionId": v.VersionID, "default": setDefault}, nil
+	})
+	return out, err
+}
+
+// SetDefaultPolicyVersion makes an existing version the one in force.
+func (s *Service) SetDefaultPolicyVersion(ctx context.Context, name string, ifVersion, versionID int64) (*store.Policy, error) {
+	var out *store.Policy
+	err := s.change(ctx, "policy.default_set", func(tx *store.Tx) (string, any, error) {
+		pol, err := tx.GetPolicy(ctx, name)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := checkVersion(ifVersion, pol.Version); err != nil {
+			return "", nil, err
+		}
+		versions, err := tx.ListPolicyVersions(ctx, name)
+		if err != nil {
+			return "", nil, err
+		}
+		if !slices.ContainsFunc(versions, func(v store.PolicyVersion) bool { return v.VersionID == versionID }) {
+			return "", nil, fmt.Errorf("policy %q version %d: %w", name, versionID, store.ErrNotFound)
+		}
+		pol.DefaultVersion, pol.UpdatedAt = versionID, s.now()
+		out = pol
+		return "policy/" + name, map[string]any{"versionId": versionID}, tx.UpdatePolicy(ctx, pol)
+	})
+	return out, err
+}
+
+// DeletePolicyVersion deletes a version that is not the default.
+func (s *Service) DeletePolicyVersion(ctx context.Context, name string, versionID int64) error {
+	return s.change(ctx, "policy.version_deleted", func(tx *store.Tx) (string, any, error) {
+		pol, err := tx.GetPolicy(ctx, name)
+		if err != nil {
+			return "", nil, err
+		}
+		if pol.DefaultVersion == versionID {
+			return "", nil, fmt.Errorf("version %d is the default version of policy %q: %w", versionID, name, store.ErrInUse)
+		}
+		return "policy/" + name, map[string]any{"versionId": versionID}, tx.DeletePolicyVersion(ctx, name, versionID)
+	})
+}
+
+// DeletePolicy deletes a policy. Like AWS IoT, a policy that is still
+// attached, or named by a thing type, cannot be deleted.
+func (s *Service) DeletePolicy(ctx context.Context, name string, ifVersion int64) error {
+	return s.change(ctx, "policy.deleted", func(tx *store.Tx) (string, any, error) {
+		pol, err := tx.GetPolicy(ctx, name)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := checkVersion(ifVersion, pol.Version); err != nil {
+			return "", nil, err
+		}
+		att, err := tx.ListPolicyAttachments(ctx, store.AttachmentFilter{Policy: name})
+		if err != nil {
+			return "", nil, err
+		}
+		if len(att) > 0 {
+			return "", nil, fmt.Errorf("policy %q is attached to %d targets: detach it first: %w", name, len(att), store.ErrInUse)
+		}
+		for after := ""; ; {
+			tts, err := tx.ListThingTypes(ctx, store.Page{After: after, Limit: 1000})
+			if err != nil {
+				return "", nil, err
+			}
+			for _, tt := range tts {
+				if slices.Contains(tt.DefaultPolicies, name) {
+					return "", nil, fmt.Errorf("policy %q is a default policy of thing type %q: %w", name, tt.Name, store.ErrInUse)
+				}
+			}
+			if len(tts) < 1000 {
+				break
+			}
+			after = tts[len(tts)-1].Name
+		}
+		return "policy/" + name, nil, tx.DeletePolicy(ctx, name)
+	})
+}
+
+// checkTarget validates an attachment target and that it exists.
+func checkTarget(ctx context.Context, tx *store.Tx, p *problems, kind, target string) error {
+	switch kind {
+	case store.TargetThing:
+		if _, err := tx.GetThing(ctx, target); errors.Is(err, store.ErrNotFound) {
+			p.add("target", "thing %q does not exist", truncate(target))
+		} else if err != nil {
+			return err
+		}
+	case store.TargetGroup:
+		if _, err := tx.GetGroup(ctx, target); errors.Is(err, store.ErrNotFound) {
+			p.add("target", "group %q does not exist", truncate(target))
+		} else if err != nil {
+			return err
+		}
+	case store.TargetCertificate:
+		if b, err := hex.DecodeString(target); err != nil || len(b) != 32 || strings.ToLower(target) != target {
+			p.add("target", "%q is not a lowercase hex SHA-256 certificate fingerprint", truncate(target))
+		}
+	case store.TargetScope:
+		if !scopeRE.MatchString(target) {
+			p.add("target", "%q is not a valid OAuth scope", truncate(target))
+		}
+	default:
+		p.add("targetKind", "%q is not thing, group, certificate or scope (thing types name policies in defaultPolicies)", truncate(kind))
+	}
+	return nil
+}
+
+// AttachPolicy attaches a policy to a thing, group, certificate or scope.
+func (s *Service) AttachPolicy(ctx context.Context, name, kind, target string) (*store.PolicyAttachment, error) {
+	a := &store.PolicyAttachment{Policy: name, TargetKind: kind, Target: target, CreatedAt: s.now()}
+	err := s.change(ctx, "policy.attached", func(tx *store.Tx) (string, any, error) {
+		if _, err := tx.GetPolicy(ctx, name); err != nil {
+			return "", nil, err
+		}
+		var p problems
+		if err := checkTarget(ctx, tx, &p, kind, target); err != nil {
+			return "", nil, err
+		}
+		if err := p.err(); err != nil {
+			return "", nil, err
+		}
+		return "policy/" + name, map[string]string{"targetKind": kind, "target": target}, tx.AttachPolicy(ctx, a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// DetachPolicy removes an attachment.
+func (s *Service) DetachPolicy(ctx context.Context, name, kind, target string) error {
+	return s.change(ctx, "policy.detached", func(tx *store.Tx) (string, any, error) {
+		return "policy/" + name, map[string]string{"targetKind": kind, "target": target},
+			tx.DetachPolicy(ctx, store.PolicyAttachment{Policy: name, TargetKind: kind, Target: target})
+	})
+}
+
+// PolicyAttachments lists attachments.
+func (s *Service) PolicyAttachments(ctx context.Context, f store.AttachmentFilter) ([]store.PolicyAttachment, error) {
+	return s.store.ListPolicyAttachments(ctx, f)
+}
+
+// Subject names what a principal authenticated as; it decides which
+// policies apply.
+type Subject struct {
+	// ThingName is the registry thing, or "" for none.
+	ThingName string
+	// CertificateFingerprint is the client certificate's SHA-256, or "".
+	CertificateFingerprint string
+	// Scopes are the OAuth scopes of the access token, if any.
+	Scopes []string
+}
+
+// Resolved is the compiled policy set for a subject, with the thing (nil if
+// none) and the names of the policies that went into it.
+type Resolved struct {
+	Set      *policy.Set
+	Thing    *store.Thing
+	Policies []string
+}
+
+// ResolvePolicies gathers the policies that apply to a subject - the thing
+// type's default policies and those attached to the thing, its groups, its
+// certificate and its token's scopes - and compiles them. It does not look
+// at the thing's state: callers refuse disabled things before asking.
+func (s *Service) ResolvePolicies(ctx context.Context, sub Subject, opts policy.Options) (*Resolved, error) {
+	var (
+		names   []string
+		thing   *store.Thing
+		targets = map[string][]string{}
+	)
+	if sub.ThingName != "" {
+		th, err := s.store.GetThing(ctx, sub.ThingName)
+		if err != nil {
+			return nil, err
+		}
+		thing = th
+		targets[store.TargetThing] = []string{th.Name}
+		if th.ThingType != "" {
+			tt, err := s.store.GetThingType(ctx, th.ThingType)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			if tt != nil {
+				names = append(names, tt.DefaultPolicies...)
+			}
+		}
+		groups, err := s.store.GroupsOf(ctx, store.KindThing, th.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups {
+			targets[store.TargetGroup] = append(targets[store.TargetGroup], g.Group)
+		}
+	}
+	if sub.CertificateFingerprint != "" {
+		targets[store.TargetCertificate] = []string{sub.CertificateFingerprint}
+	}
+	if len(sub.Scopes) > 0 {
+		targets[store.TargetScope] = sub.Scopes
+	}
+	attached, err := s.store.PoliciesAttachedTo(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	names = append(names, attached...)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	docs, err := s.store.DefaultPolicyDocuments(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var named []policy.NamedDocument
+	var used []string
+	for _, n := range names {
+		raw, ok := docs[n]
+		if !ok {
+			continue // a thing type may name a policy not created yet
+		}
+		d, err := policy.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("registry: stored policy %q: %w", n, err)
+		}
+		named = append(named, policy.NamedDocument{Name: n, Document: d})
+		used = append(used, n)
+	}
+	set, err := opts.Compile(named...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: compile policies: %w", err)
+	}
+	return &Resolved{Set: set, Thing: thing, Policies: used}, nil
+}
+
+// PolicyContext builds the evaluation context for a resolved subject.
+func PolicyContext(r *Resolved, clientID string, sourceIP netip.Addr, cert *policy.Certificate, tok *policy.Token) policy.Context {
+	c := policy.Context{ClientID: clientID, SourceIP: sourceIP, Certificate: cert, Token: tok}
+	if r.Thing != nil {
+		c.Thing = &policy.Thing{Name: r.Thing.Name, TypeName: r.Thing.ThingType, Attributes: r.Thing.Attributes}
+	}
+	return c
+}
