@@ -317,10 +317,22 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("store: migration lock: %w", err)
 			}
 		}
-		var current int
-		if err := tx.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		applied := map[int]bool{}
+		rows, err := tx.query(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
 			return fmt.Errorf("store: read schema version: %w", err)
 		}
+		current := 0
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: read schema version: %w", err)
+			}
+			applied[v] = true
+			current = max(current, v)
+		}
+		rows.Close()
 		latest := 0
 		if len(ms) > 0 {
 			latest = ms[len(ms)-1].version
@@ -328,8 +340,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		if current > latest {
 			return fmt.Errorf("store: database is at schema version %d, this binary knows up to %d: %w", current, latest, ErrTooNew)
 		}
+		// Apply every migration not yet recorded, in order, so one added
+		// below the newest (from a parallel branch) still runs.
 		for _, m := range ms {
-			if m.version <= current {
+			if applied[m.version] {
 				continue
 			}
 			if _, err := tx.ex.ExecContext(ctx, m.sql); err != nil {
