@@ -134,6 +134,7 @@ func (a *API) routes() {
 	a.handle("DELETE /api/v1/api-tokens/{id}", write, a.revokeAPIToken)
 
 	a.policyRoutes()
+	a.authorizerRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))

@@ -86,19 +86,10 @@ func (s *Service) newID() (string, error) {
 // change runs fn in a transaction and records one event with it. fn returns
 // the event's subject and details.
 func (s *Service) change(ctx context.Context, typ string, fn func(tx *store.Tx) (subject string, details any, err error)) error {
-	var ev store.Event
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		subject, details, err := fn(tx)
-		if err != nil {
-			return err
-		}
-		ev, err = s.events.Record(ctx, tx, typ, subject, details)
-		return err
-	})
+	ev, err := s.events.Change(ctx, typ, fn)
 	if err != nil {
 		return err
 	}
-	s.events.Notify(ev)
 	s.log.InfoContext(ctx, "registry change", "event", typ, "subject", ev.Subject, "actor", ev.Actor)
 	return nil
 }

@@ -77,3 +77,10 @@ func (c *conn) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) {
 	}
 	return out, c.mapErr(rows.Err())
 }
+
+// LatestEventID returns the highest event ID, or 0.
+func (c *conn) LatestEventID(ctx context.Context) (int64, error) {
+	var id int64
+	err := c.queryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&id)
+	return id, c.mapErr(err)
+}

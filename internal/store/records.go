@@ -185,3 +185,26 @@ type PolicyAttachment struct {
 	Target     string    `json:"target"`
 	CreatedAt  time.Time `json:"createdAt"`
 }
+
+// Authorizer statuses.
+const (
+	AuthorizerActive   = "ACTIVE"
+	AuthorizerInactive = "INACTIVE"
+)
+
+// Authorizer is an AWS IoT style custom authorizer. A device sends a token
+// (a Gatehouse or configured issuer's access token) and a base64 signature
+// of it made with a private key whose public half is in PublicKeys.
+type Authorizer struct {
+	Name string `json:"authorizerName"`
+	// TokenKeyName is the query parameter or header carrying the token.
+	TokenKeyName string `json:"tokenKeyName"`
+	// PublicKeys maps a key name to a PEM public key (RSA or ECDSA).
+	PublicKeys      map[string]string `json:"tokenSigningPublicKeys"`
+	SigningDisabled bool              `json:"signingDisabled"`
+	Status          string            `json:"status"`
+	Default         bool              `json:"default"`
+	Version         int64             `json:"version"`
+	CreatedAt       time.Time         `json:"createdAt"`
+	UpdatedAt       time.Time         `json:"updatedAt"`
+}

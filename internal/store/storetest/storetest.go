@@ -37,6 +37,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Events", testEvents},
 		{"TxRollback", testTxRollback},
 		{"Policies", testPolicies},
+		{"Authorizers", testAuthorizers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
