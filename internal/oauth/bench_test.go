@@ -1,0 +1,264 @@
+package oauth_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/gatehouse-iot/gatehouse/internal/oauth"
+	"github.com/gatehouse-iot/gatehouse/internal/oauth/oauthload"
+)
+
+// BenchmarkClientCredentials measures client credentials grants (ES256,
+// client_secret_basic) over keep-alive HTTP against an in-process server,
+// next to a minimal provider built the zitadel/oidc example way (op.Provider
+// with in-memory storage) in the same run. Client and server share the CPUs
+// the benchmark runs on; run with -cpu 1 for a per-core figure:
+//
+//	go test -run '^$' -bench ClientCredentials -cpu 1 -benchtime 5s ./internal/oauth/
+func BenchmarkClientCredentials(b *testing.B) {
+	b.Run("gatehouse", func(b *testing.B) {
+		e := newEnv(b, "sqlite:"+b.TempDir()+"/bench.db")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- e.srv.Run(ctx) }()
+		benchTokens(b, e.url(oauth.PathToken), "sensor-1", e.secrets["sensor-1"])
+		cancel()
+		<-done
+	})
+	b.Run("zitadel-example-provider", func(b *testing.B) {
+		hs := newPlainProvider(b)
+		benchTokens(b, hs.URL+"/oauth/token", "plain-client", "plain-secret")
+	})
+}
+
+// benchTokens posts client credentials grants from 16 keep-alive
+// connections and reports tokens per second.
+func benchTokens(b *testing.B, tokenURL, id, secret string) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"publish"}}.Encode()
+	// Warm up: key generation, connection set-up.
+	if err := postToken(c, tokenURL, id, secret, body); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := postToken(c, tokenURL, id, secret, body); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tokens/s")
+}
+
+func postToken(c *http.Client, tokenURL, id, secret, body string) error {
+	req, err := http.NewRequest("POST", tokenURL, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"access_token"`) {
+		return errors.New("token request failed: " + resp.Status + " " + string(b))
+	}
+	return nil
+}
+
+// ---- A minimal provider in the style of zitadel/oidc's example ----
+
+// plainStorage implements just the op.Storage methods the client
+// credentials grant reaches; the embedded nil interface satisfies the rest.
+type plainStorage struct {
+	op.Storage
+	key *ecdsa.PrivateKey
+}
+
+type plainKey struct{ k *ecdsa.PrivateKey }
+
+func (k plainKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.ES256 }
+func (k plainKey) Key() any                                    { return k.k }
+func (k plainKey) ID() string                                  { return "plain-1" }
+
+type plainPublicKey struct{ k *ecdsa.PrivateKey }
+
+func (k plainPublicKey) ID() string                         { return "plain-1" }
+func (k plainPublicKey) Algorithm() jose.SignatureAlgorithm { return jose.ES256 }
+func (k plainPublicKey) Use() string                        { return "sig" }
+func (k plainPublicKey) Key() any                           { return &k.k.PublicKey }
+
+type plainClient struct{ op.Client }
+
+func (plainClient) GetID() string                       { return "plain-client" }
+func (plainClient) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
+func (plainClient) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
+}
+func (plainClient) AuthMethod() oidc.AuthMethod  { return oidc.AuthMethodBasic }
+func (plainClient) ClockSkew() time.Duration     { return 0 }
+func (plainClient) IsScopeAllowed(s string) bool { return s == "publish" }
+func (plainClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+type plainTokenRequest struct{ scopes []string }
+
+func (r plainTokenRequest) GetSubject() string    { return "plain-client" }
+func (r plainTokenRequest) GetAudience() []string { return []string{"plain-client"} }
+func (r plainTokenRequest) GetScopes() []string   { return r.scopes }
+
+func (s *plainStorage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
+	if id != "plain-client" || subtle.ConstantTimeCompare([]byte(secret), []byte("plain-secret")) != 1 {
+		return nil, oidc.ErrInvalidClient()
+	}
+	return plainClient{}, nil
+}
+
+func (s *plainStorage) ClientCredentialsTokenRequest(ctx context.Context, id string, scopes []string) (op.TokenRequest, error) {
+	return plainTokenRequest{scopes: scopes}, nil
+}
+
+func (s *plainStorage) CreateAccessToken(ctx context.Context, r op.TokenRequest) (string, time.Time, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", time.Time{}, err
+	}
+	return string(b), time.Now().Add(time.Hour), nil
+}
+
+func (s *plainStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID string, scopes []string) (map[string]any, error) {
+	return nil, nil
+}
+
+func (s *plainStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	return plainKey{s.key}, nil
+}
+
+func (s *plainStorage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.ES256}, nil
+}
+
+func (s *plainStorage) KeySet(ctx context.Context) ([]op.Key, error) {
+	return []op.Key{plainPublicKey{s.key}}, nil
+}
+
+func (s *plainStorage) Health(ctx context.Context) error { return nil }
+
+func newPlainProvider(b testing.TB) *httptest.Server {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var h http.Handler
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	b.Cleanup(hs.Close)
+	var crypto [32]byte
+	if _, err := rand.Read(crypto[:]); err != nil {
+		b.Fatal(err)
+	}
+	p, err := op.NewProvider(&op.Config{CryptoKey: crypto}, &plainStorage{key: key}, op.StaticIssuer(hs.URL), op.WithAllowInsecure())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h = p
+	return hs
+}
+
+// TestBenchServe and TestBenchLoad measure server CPU alone: the server and
+// the load generator run as separate processes, each pinned to its own core.
+// They are skipped unless the environment asks for them:
+//
+//	GATEHOUSE_BENCH_SERVE=/tmp/target GATEHOUSE_BENCH_KIND=gatehouse|plain GOMAXPROCS=1 \
+//	  taskset -c 0 go test -run TestBenchServe -timeout 0 ./internal/oauth/ &
+//	GATEHOUSE_BENCH_TARGET=/tmp/target taskset -c 1 go test -run TestBenchLoad -v ./internal/oauth/
+//
+// The target file holds "tokenURL clientID secret"; TestBenchLoad prints
+// tokens/s and latency, and (when the server runs under `go test`) the
+// server's CPU time per token is printed by TestBenchServe on exit.
+func TestBenchServe(t *testing.T) {
+	target := os.Getenv("GATEHOUSE_BENCH_SERVE")
+	if target == "" {
+		t.Skip("GATEHOUSE_BENCH_SERVE not set")
+	}
+	var line string
+	switch os.Getenv("GATEHOUSE_BENCH_KIND") {
+	case "plain":
+		hs := newPlainProvider(t)
+		line = hs.URL + "/oauth/token plain-client plain-secret"
+	default:
+		e := newEnv(t, "sqlite:"+t.TempDir()+"/bench.db")
+		go func() { _ = e.srv.Run(t.Context()) }()
+		line = e.url(oauth.PathToken) + " sensor-1 " + e.secrets["sensor-1"]
+	}
+	if err := os.WriteFile(target, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before := cpu()
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+	t.Logf("server CPU time while serving: %s", cpu()-before)
+	if err := os.WriteFile(target+".cpu", []byte((cpu() - before).String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBenchLoad(t *testing.T) {
+	target := os.Getenv("GATEHOUSE_BENCH_TARGET")
+	if target == "" {
+		t.Skip("GATEHOUSE_BENCH_TARGET not set")
+	}
+	b, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		t.Fatalf("target file %q: want tokenURL clientID secret", b)
+	}
+	res, err := oauthload.Run(t.Context(), oauthload.Config{TokenURL: f[0], ClientID: f[1], ClientSecret: f[2], Scope: "publish", Concurrency: 16, Duration: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %s", f[0], res)
+}

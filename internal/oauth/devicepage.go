@@ -1,0 +1,270 @@
+package oauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"html/template"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+//go:embed templates/device.html
+var templateFS embed.FS
+
+func parseDeviceTemplate() (*template.Template, error) {
+	return template.ParseFS(templateFS, "templates/device.html")
+}
+
+// csrfCookie carries the double-submit CSRF token of the verification page.
+const csrfCookie = "gatehouse_device_csrf"
+
+type devicePage struct {
+	Step      string // login, consent, done, error
+	Action    string
+	CSRF      string
+	Error     string
+	UserCode  string
+	Username  string
+	Consent   string
+	ClientID  string
+	ThingName string
+	ThingType string
+	Relation  string
+	Scopes    []string
+	Approved  bool
+}
+
+// serveDevicePage is the RFC 8628 verification page: a person enters the
+// user code and signs in (POST step=login), sees which thing or application
+// asks for which scopes, then approves or denies (POST step=decide). Forms
+// carry a double-submit CSRF token bound to a SameSite=Strict cookie; the
+// consent step carries a one-time value whose hash the login step stored on
+// the device authorization, so a decision needs a fresh login.
+func (s *Server) serveDevicePage(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	page := &devicePage{Step: "login", Action: PathDevice}
+	csrf, err := s.csrfToken(w, r)
+	if err != nil {
+		s.renderDevice(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	page.CSRF = csrf
+	if r.Method == http.MethodGet {
+		page.UserCode = displayUserCode(normalizeUserCode(r.URL.Query().Get("user_code")))
+		s.renderDevice(w, r, http.StatusOK, page, "")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderDevice(w, r, http.StatusBadRequest, page, "The form could not be read.")
+		return
+	}
+	sent := r.PostForm.Get("csrf")
+	if c, err := r.Cookie(csrfCookie); err != nil || sent == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(sent)) != 1 {
+		s.renderDevice(w, r, http.StatusForbidden, page, "Your session expired. Please enter the code again.")
+		return
+	}
+	page.UserCode = displayUserCode(normalizeUserCode(r.PostForm.Get("user_code")))
+	page.Username = r.PostForm.Get("username")
+	switch r.PostForm.Get("step") {
+	case "login":
+		s.deviceLogin(w, r, page)
+	case "decide":
+		s.deviceDecide(w, r, page)
+	default:
+		s.renderDevice(w, r, http.StatusBadRequest, page, "Unknown step.")
+	}
+}
+
+func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devicePage) {
+	ctx := r.Context()
+	if !s.guesses.allow(clientAddr(r), s.now()) {
+		w.Header().Set("Retry-After", "30")
+		s.renderDevice(w, r, http.StatusTooManyRequests, page, "Too many attempts. Please wait a minute and try again.")
+		return
+	}
+	code := normalizeUserCode(r.PostForm.Get("user_code"))
+	if len(code) != userCodeLength {
+		s.renderDevice(w, r, http.StatusBadRequest, page, "That code is not valid or has expired.")
+		return
+	}
+	d, err := s.store.GetDeviceAuthorizationByUserCode(ctx, code)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (d.State != store.DeviceStatePending || s.now().After(d.ExpiresAt))) {
+		s.renderDevice(w, r, http.StatusBadRequest, page, "That code is not valid or has expired.")
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "device page: load code", "err", err)
+		s.renderDevice(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	user, err := s.registry.Authenticate(ctx, page.Username, r.PostForm.Get("password"))
+	if errors.Is(err, registry.ErrBadCredentials) {
+		s.renderDevice(w, r, http.StatusUnauthorized, page, "Wrong username or password.")
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "device page: authenticate", "err", err)
+		s.renderDevice(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	consent, err := s.newID(32)
+	if err == nil {
+		err = s.store.InTx(ctx, func(tx *store.Tx) error {
+			d, err = tx.GetDeviceAuthorizationByUserCode(ctx, code)
+			if err != nil {
+				return err
+			}
+			if d.State != store.DeviceStatePending {
+				return store.ErrStale
+			}
+			d.Subject, d.ConsentHash = user.Username, HashSecret(consent)
+			return tx.UpdateDeviceAuthorization(ctx, d)
+		})
+	}
+	if errors.Is(err, store.ErrStale) || errors.Is(err, store.ErrNotFound) {
+		s.renderDevice(w, r, http.StatusBadRequest, page, "That code is not valid or has expired.")
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "device page: start consent", "err", err)
+		s.renderDevice(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	page.Step, page.Username, page.Consent = "consent", user.Username, consent
+	page.ClientID, page.Scopes = d.ClientID, d.Scopes
+	if _, static := s.clients[d.ClientID]; !static {
+		if tc, err := s.store.GetThingClient(ctx, d.ClientID); err == nil {
+			page.ThingName, page.ThingType, page.Relation = tc.Name, tc.ThingType, tc.ApproverRelation
+		}
+	}
+	s.renderDevice(w, r, http.StatusOK, page, "")
+}
+
+func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devicePage) {
+	ctx := r.Context()
+	code := normalizeUserCode(r.PostForm.Get("user_code"))
+	consent := r.PostForm.Get("consent")
+	approve := r.PostForm.Get("action") == "approve"
+	typ := "device.denied"
+	if approve {
+		typ = "device.approved"
+	}
+	var (
+		evs     []store.Event
+		invalid bool
+	)
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		evs, invalid = evs[:0], false
+		d, err := tx.GetDeviceAuthorizationByUserCode(ctx, code)
+		if errors.Is(err, store.ErrNotFound) {
+			invalid = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if consent == "" || d.ConsentHash == "" || !secretMatches(d.ConsentHash, consent) || d.State != store.DeviceStatePending || s.now().After(d.ExpiresAt) {
+			invalid = true
+			return nil
+		}
+		ctx := events.WithActor(ctx, "user:"+d.Subject)
+		d.ConsentHash = ""
+		d.State = store.DeviceStateDenied
+		if approve {
+			d.State = store.DeviceStateApproved
+		}
+		if err := tx.UpdateDeviceAuthorization(ctx, d); err != nil {
+			return err
+		}
+		subject := "client/" + d.ClientID
+		var relation string
+		if _, static := s.clients[d.ClientID]; !static {
+			tc, err := tx.GetThingClient(ctx, d.ClientID)
+			if err != nil {
+				return err
+			}
+			subject, relation = "thing/"+tc.Name, tc.ApproverRelation
+		}
+		ev, err := s.events.Record(ctx, tx, typ, subject, map[string]any{"user": d.Subject, "client_id": d.ClientID, "scope": strings.Join(d.Scopes, " ")})
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+		if approve && relation != "" {
+			rel := &store.Relationship{SubjectKind: store.KindUser, Subject: d.Subject, Relation: relation, ObjectKind: store.KindThing, Object: d.ClientID, CreatedAt: s.now().UTC()}
+			switch err := tx.AddRelationship(ctx, rel); {
+			case errors.Is(err, store.ErrExists):
+			case err != nil:
+				return err
+			default:
+				ev, err := s.events.Record(ctx, tx, "relationship.added", subject, rel)
+				if err != nil {
+					return err
+				}
+				evs = append(evs, ev)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "device page: decision", "err", err)
+		s.renderDevice(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	if invalid {
+		page.Username = ""
+		s.renderDevice(w, r, http.StatusBadRequest, page, "That code is not valid or has expired, or this page is stale. Please enter the code again.")
+		return
+	}
+	s.events.Notify(evs...)
+	page.Step, page.Approved = "done", approve
+	s.renderDevice(w, r, http.StatusOK, page, "")
+}
+
+// csrfToken returns the CSRF token of the browser, setting a new cookie if
+// it has none.
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+		return c.Value, nil
+	}
+	tok, err := s.newID(32)
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: csrfCookie, Value: tok, Path: PathDevice, HttpOnly: true, Secure: s.issuerURL.Scheme == "https",
+		SameSite: http.SameSiteStrictMode, MaxAge: int((30 * time.Minute) / time.Second),
+	})
+	return tok, nil
+}
+
+func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, status int, page *devicePage, msg string) {
+	page.Error = msg
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := s.deviceTmpl.ExecuteTemplate(w, "page", page); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.ErrorContext(r.Context(), "device page: render", "err", err)
+	}
+}
+
+// clientAddr is the client's IP address (without port) for rate limiting.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

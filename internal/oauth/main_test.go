@@ -1,0 +1,14 @@
+package oauth_test
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	// zitadel/oidc's op logs every routed endpoint and request error to the
+	// default logger; keep test output readable.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}

@@ -1,0 +1,246 @@
+package oauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// leeway is the clock skew tolerated when checking exp, nbf and iat.
+const leeway = 30 * time.Second
+
+// revocationReload bounds how long a replica may miss a revocation made by
+// another replica.
+const revocationReload = 2 * time.Second
+
+// ErrInvalidToken is wrapped by every VerifyAccessToken failure.
+var ErrInvalidToken = errors.New("oauth: invalid access token")
+
+// AccessToken is a verified access token's content.
+type AccessToken struct {
+	// Subject is the thing name for tokens a thing got for itself, or the
+	// username of the person who approved a device authorization.
+	Subject  string
+	ClientID string
+	// ThingName and ThingType are set when the client is a thing.
+	ThingName string
+	ThingType string
+	Scopes    []string
+	Audience  []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	JTI       string
+}
+
+// HasScope reports whether the token carries scope.
+func (t *AccessToken) HasScope(scope string) bool { return slices.Contains(t.Scopes, scope) }
+
+// claims is the JWT payload of an access token (RFC 9068 plus thing claims).
+type claims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  audience `json:"aud"`
+	Expiry    int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf,omitempty"`
+	JTI       string   `json:"jti"`
+	ClientID  string   `json:"client_id"`
+	Scope     string   `json:"scope,omitempty"`
+	ThingName string   `json:"thing_name,omitempty"`
+	ThingType string   `json:"thing_type,omitempty"`
+}
+
+// audience decodes "aud" as a string or an array of strings.
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// grant is what a token is issued for.
+type grant struct {
+	grantType string
+	clientID  string
+	subject   string
+	thing     string
+	thingType string
+	scopes    []string
+}
+
+// newID returns n random bytes, base64url encoded.
+func (s *Server) newID(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return "", fmt.Errorf("oauth: random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// mint signs an access token for g with key (from s.keys.current, fetched
+// before any transaction: a rotation writes to the store).
+func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error) {
+	jti, err := s.newID(16)
+	if err != nil {
+		return "", c, err
+	}
+	now := s.now()
+	c = claims{
+		Issuer: s.issuer, Subject: g.subject, Audience: s.audience, IssuedAt: now.Unix(), Expiry: now.Add(s.atTTL).Unix(),
+		JTI: jti, ClientID: g.clientID, Scope: strings.Join(g.scopes, " "), ThingName: g.thing, ThingType: g.thingType,
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", c, fmt.Errorf("oauth: encode claims: %w", err)
+	}
+	jws, err := key.signer.Sign(payload)
+	if err != nil {
+		return "", c, fmt.Errorf("oauth: sign access token: %w", err)
+	}
+	raw, err = jws.CompactSerialize()
+	if err != nil {
+		return "", c, fmt.Errorf("oauth: serialize access token: %w", err)
+	}
+	return raw, c, nil
+}
+
+// tokenAlgorithms are the algorithms VerifyAccessToken parses; the key
+// named by kid then pins the one algorithm it accepts.
+var asymmetricAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256}
+
+// VerifyAccessToken checks an access token issued by this server: size at
+// most 8 KiB, a published key by kid with that key's algorithm, typ at+jwt,
+// issuer, audience, exp/nbf/iat with 30s leeway and revocation by jti.
+func (s *Server) VerifyAccessToken(ctx context.Context, raw string) (*AccessToken, error) {
+	c, err := s.verifyJWT(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if s.revoked.has(ctx, s, c.JTI) {
+		return nil, fmt.Errorf("%w: revoked", ErrInvalidToken)
+	}
+	return c.accessToken(), nil
+}
+
+func (c *claims) accessToken() *AccessToken {
+	return &AccessToken{
+		Subject: c.Subject, ClientID: c.ClientID, ThingName: c.ThingName, ThingType: c.ThingType,
+		Scopes: strings.Fields(c.Scope), Audience: slices.Clone(c.Audience),
+		IssuedAt: time.Unix(c.IssuedAt, 0).UTC(), ExpiresAt: time.Unix(c.Expiry, 0).UTC(), JTI: c.JTI,
+	}
+}
+
+// verifyJWT checks everything but revocation.
+func (s *Server) verifyJWT(ctx context.Context, raw string) (*claims, error) {
+	if len(raw) > maxTokenBytes {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenBytes)
+	}
+	algs := asymmetricAlgorithms
+	if s.alg == HS256 {
+		algs = []jose.SignatureAlgorithm{jose.HS256}
+	}
+	jws, err := jose.ParseSignedCompact(raw, algs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, fmt.Errorf("%w: want one signature", ErrInvalidToken)
+	}
+	h := jws.Signatures[0].Header
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalidToken, typ)
+	}
+	if h.KeyID == "" {
+		return nil, fmt.Errorf("%w: no kid", ErrInvalidToken)
+	}
+	key, ok := s.keys.lookup(ctx, h.KeyID)
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown key %q", ErrInvalidToken, h.KeyID)
+	}
+	if h.Algorithm != key.alg {
+		return nil, fmt.Errorf("%w: algorithm %s does not match key %s", ErrInvalidToken, h.Algorithm, key.alg)
+	}
+	payload, err := jws.Verify(key.public)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	var c claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
+	}
+	if subtle.ConstantTimeCompare([]byte(c.Issuer), []byte(s.issuer)) != 1 {
+		return nil, fmt.Errorf("%w: issuer %q", ErrInvalidToken, c.Issuer)
+	}
+	if !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(s.audience, a) }) {
+		return nil, fmt.Errorf("%w: audience %q", ErrInvalidToken, []string(c.Audience))
+	}
+	now := s.now()
+	switch {
+	case c.JTI == "" || c.Subject == "" || c.ClientID == "":
+		return nil, fmt.Errorf("%w: jti, sub and client_id are required", ErrInvalidToken)
+	case c.Expiry == 0 || now.After(time.Unix(c.Expiry, 0).Add(leeway)):
+		return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
+	case c.NotBefore != 0 && now.Add(leeway).Before(time.Unix(c.NotBefore, 0)):
+		return nil, fmt.Errorf("%w: not valid yet", ErrInvalidToken)
+	case c.IssuedAt != 0 && now.Add(leeway).Before(time.Unix(c.IssuedAt, 0)):
+		return nil, fmt.Errorf("%w: issued in the future", ErrInvalidToken)
+	}
+	return &c, nil
+}
+
+// revocations caches the JWT IDs of revoked, unexpired access tokens. It is
+// reloaded from the store every revocationReload, so a revocation made on
+// another replica takes effect within that time; one made here at once.
+type revocations struct {
+	mu       sync.RWMutex
+	jtis     map[string]time.Time
+	loadedAt time.Time
+	reload   sync.Mutex
+}
+
+func (r *revocations) has(ctx context.Context, s *Server, jti string) bool {
+	now := s.now()
+	r.mu.RLock()
+	_, revoked := r.jtis[jti]
+	stale := now.Sub(r.loadedAt) >= revocationReload
+	r.mu.RUnlock()
+	if revoked || !stale || !r.reload.TryLock() {
+		return revoked
+	}
+	defer r.reload.Unlock()
+	m, err := s.store.ListRevokedAccessTokens(ctx, now.Add(-leeway))
+	if err != nil {
+		s.log.ErrorContext(ctx, "reload revoked tokens", "err", err)
+		return revoked
+	}
+	r.mu.Lock()
+	r.jtis, r.loadedAt = m, now
+	r.mu.Unlock()
+	_, revoked = m[jti]
+	return revoked
+}
+
+func (r *revocations) add(jti string, exp time.Time) {
+	r.mu.Lock()
+	r.jtis[jti] = exp
+	r.mu.Unlock()
+}
