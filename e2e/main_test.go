@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 type server struct {
 	cmd    *exec.Cmd
 	URL    string
+	MQTT   string // host:port of the MQTT listener
+	WS     string // host:port of the MQTT over WebSocket listener
+	MQTTS  string // host:port of the MQTT over TLS listener
 	Token  string
 	Pass   string
 	mu     sync.Mutex
@@ -55,6 +58,9 @@ var (
 	listenRE = regexp.MustCompile(`listening on (\S+)\)`)
 	tokenRE  = regexp.MustCompile(`admin token\s+(\S+)`)
 	passRE   = regexp.MustCompile(`admin password\s+(\S+)`)
+	mqttRE   = regexp.MustCompile(`mqtt\s+mqtt://(\S+)`)
+	wsRE     = regexp.MustCompile(`mqtt/ws\s+ws://([^/\s]+)`)
+	mqttsRE  = regexp.MustCompile(`mqtts\s+mqtts://(\S+)`)
 )
 
 type lockedWriter struct {
@@ -72,7 +78,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{done: make(chan error, 1)}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)...)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--mqtts-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "GATEHOUSE_LOG_LEVEL=debug")
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = io.MultiWriter(pw, lockedWriter{&s.mu, &s.stdout})
@@ -120,6 +126,15 @@ func startServer(t *testing.T, args ...string) *server {
 	}
 	if m := passRE.FindStringSubmatch(out); m != nil {
 		s.Pass = m[1]
+	}
+	if m := mqttRE.FindStringSubmatch(out); m != nil {
+		s.MQTT = m[1]
+	}
+	if m := wsRE.FindStringSubmatch(out); m != nil {
+		s.WS = m[1]
+	}
+	if m := mqttsRE.FindStringSubmatch(out); m != nil {
+		s.MQTTS = m[1]
 	}
 	return s
 }

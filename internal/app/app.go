@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,16 +15,23 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/broker"
+	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/config"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
+	"github.com/gatehouse-iot/gatehouse/internal/oauth"
+	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -46,9 +54,13 @@ type App struct {
 	Store    *store.Store
 	Events   *events.Log
 	Registry *registry.Service
+	OAuth    *oauth.Server
+	Certs    *certs.Service
+	Broker   *broker.Broker
 	metrics  *prometheus.Registry
 	httpLn   net.Listener
 	httpSrv  *http.Server
+	issuer   string
 }
 
 // New opens the store, builds the services and binds the listeners. The
@@ -102,23 +114,87 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: bootstrap: %w", err)
 	}
+	masterKey, err := seal.LoadOrCreateKeyFile(cfg.Secrets.MasterKeyFile, opts.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("app: master key: %w", err)
+	}
+	sealer, err := seal.New(masterKey, seal.WithRand(opts.Rand))
+	if err != nil {
+		return nil, fmt.Errorf("app: master key: %w", err)
+	}
+
+	// Bind HTTP first: the OAuth issuer is the external URL, which for an
+	// ephemeral port (tests) is only known once bound.
+	a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("app: listen http: %w", err)
+	}
+	issuer := cfg.HTTP.ExternalURL
+	if strings.HasSuffix(issuer, ":0") {
+		issuer = "http://" + a.httpLn.Addr().String()
+	}
+	a.issuer = issuer
+	var hs256 []byte
+	if cfg.OAuth.HS256Secret != "" {
+		hs256 = []byte(cfg.OAuth.HS256Secret)
+	}
+	a.OAuth, err = oauth.New(oauth.Config{
+		Store: s, Registry: a.Registry, Events: a.Events, Issuer: issuer, Sealer: sealer,
+		Algorithm: cfg.OAuth.Algorithm, HS256Secret: hs256,
+		AccessTokenTTL: cfg.OAuth.AccessTokenTTL, RefreshTokenTTL: cfg.OAuth.RefreshTokenTTL,
+		DeviceCodeTTL: cfg.OAuth.DeviceCodeTTL, KeyRotation: cfg.OAuth.KeyRotation,
+		DefaultScopes: cfg.OAuth.DefaultScopes,
+		Now:           opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	a.Certs, err = certs.New(certs.Config{
+		Store: s, Registry: a.Registry, Events: a.Events, Sealer: sealer, Now: opts.Now, Rand: opts.Rand,
+		Logger: opts.Logger.With("component", "certs"), LeafValidity: cfg.PKI.LeafValidity,
+		RequireProofOfPossession: cfg.PKI.RequireProofOfPossession, Endpoints: endpoints(cfg, issuer),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if err := a.Certs.EnsureCA(ctx); err != nil {
+		return nil, fmt.Errorf("app: CA: %w", err)
+	}
+	var tlsConfig *tls.Config
+	if cfg.MQTT.TLSAddr != "" || cfg.MQTT.WSSAddr != "" {
+		if tlsConfig, err = a.Certs.ServerTLSConfig(ctx, cfg.MQTT.Hosts); err != nil {
+			return nil, fmt.Errorf("app: broker TLS: %w", err)
+		}
+	}
+	authenticator := authn.New(authn.Config{Tokens: a.OAuth, Registry: a.Registry, Store: s, Now: opts.Now, Certificates: a.Certs})
+	a.Broker, err = broker.New(broker.Config{
+		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
+		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
+		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
+		EventTopicPrefix: cfg.MQTT.EventTopicPrefix,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
+	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
 	health := httpapi.Health(s)
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", httpapi.Metrics(a.metrics))
+	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
+	devices := a.Certs.DeviceHandler()
+	for _, p := range certs.DevicePatterns {
+		mux.Handle(p, devices)
+	}
+	mux.Handle("/", a.OAuth.Handler())
 	a.httpSrv = &http.Server{
 		Handler:           httpapi.Instrument(a.metrics, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-	}
-	a.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("app: listen http: %w", err)
 	}
 	a.banner(boot)
 	ok = true
@@ -158,6 +234,22 @@ func (a *App) banner(boot *registry.Bootstrap) {
 	fmt.Fprintf(w, "Gatehouse %s\n", a.opts.Version)
 	fmt.Fprintf(w, "  http        %s (listening on %s)\n", base, a.HTTPAddr())
 	fmt.Fprintf(w, "  admin API   %s/api/v1\n", base)
+	fmt.Fprintf(w, "  oauth       issuer %s, token %s/oauth2/token\n", a.issuer, a.issuer)
+	fmt.Fprintf(w, "  device page %s/device\n", a.issuer)
+	if addr := a.Broker.Addr("mqtt"); addr != "" {
+		fmt.Fprintf(w, "  mqtt        mqtt://%s\n", addr)
+	}
+	if addr := a.Broker.Addr("mqtts"); addr != "" {
+		fmt.Fprintf(w, "  mqtts       mqtts://%s (client certificates)\n", addr)
+	}
+	if addr := a.Broker.Addr("ws"); addr != "" {
+		fmt.Fprintf(w, "  mqtt/ws     ws://%s/mqtt\n", addr)
+	}
+	if addr := a.Broker.Addr("wss"); addr != "" {
+		fmt.Fprintf(w, "  mqtt/wss    wss://%s/mqtt\n", addr)
+	}
+	fmt.Fprintf(w, "  register    POST %s/register (DeviceToken), CA chain %s/ca\n", base, base)
+	fmt.Fprintf(w, "  https pub   POST %s/topics/{topic}\n", base)
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", base, base)
 	fmt.Fprintf(w, "  metrics     %s/metrics\n", base)
 	fmt.Fprintf(w, "  store       %s\n", a.Store.Dialect())
@@ -171,6 +263,21 @@ func (a *App) banner(boot *registry.Bootstrap) {
 	}
 }
 
+// endpoints are what registering devices are told to connect to.
+func endpoints(cfg config.Config, issuer string) map[string]string {
+	out := map[string]string{"https": issuer}
+	host := "localhost"
+	if len(cfg.MQTT.Hosts) > 0 {
+		host = cfg.MQTT.Hosts[0]
+	}
+	for scheme, addr := range map[string]string{"mqtt": cfg.MQTT.Addr, "mqtts": cfg.MQTT.TLSAddr} {
+		if _, port, err := net.SplitHostPort(addr); err == nil && port != "0" {
+			out[scheme] = scheme + "://" + net.JoinHostPort(host, port)
+		}
+	}
+	return out
+}
+
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func (a *App) Run(ctx context.Context) error {
 	defer a.Close()
@@ -182,6 +289,8 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return a.Broker.Run(ctx) })
+	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")

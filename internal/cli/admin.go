@@ -165,8 +165,9 @@ func runThings(ctx context.Context, env *Env, args []string) error {
 			}
 			return listAll(ctx, c, "/api/v1/things", q, *all)
 		},
-		"get":    simpleGet("/api/v1/things/"),
-		"delete": simpleDelete("/api/v1/things/"),
+		"get":        simpleGet("/api/v1/things/"),
+		"delete":     simpleDelete("/api/v1/things/"),
+		"set-secret": runThingSecret,
 		"create": func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "things create", "things create NAME [--type T] [--attr k=v]... [--disabled]")
 			typ := fs.String("type", "", "thing type")

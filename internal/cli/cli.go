@@ -46,7 +46,17 @@ func commands() map[string]command {
 		"relationships": {"list, add, remove relationships between users and things", runRelationships},
 		"events":        {"list or tail the event log", runEvents},
 		"api-tokens":    {"list, create, revoke admin API tokens", runAPITokens},
+		"bench":         {"benchmark the MQTT broker against plain mochi-mqtt and Mosquitto", runBench},
+		"bench-target":  {"serve one broker for `gatehouse bench` (internal)", runBenchTarget},
+		// Certificates and the registration gateway (certs.go).
+		"register":            {"register this device with a registration token; writes certificate, key and root CA", runRegister},
+		"ca":                  {"fetch the CA chain or CRL; show or import the CA", runCA},
+		"cert":                {"list, show, activate, deactivate, revoke, rotate device certificates", runCert},
+		"registration-tokens": {"list, create, revoke registration tokens of POST /register", runRegistrationTokens},
+		"manufacturer-cas":    {"list, add, show, remove trusted manufacturer CAs", runManufacturerCAs},
 	}
+	cmds["policies"] = command{"create, version, attach and simulate AWS IoT policies", runPolicies}
+	cmds["authorizers"] = command{"manage custom authorizers (token signing keys)", runAuthorizers}
 	for name, c := range extraCommands() {
 		cmds[name] = c
 	}

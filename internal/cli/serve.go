@@ -27,6 +27,9 @@ func serverFlags(fs interface {
 		"http.externalURL": fs.String("external-url", "", "URL clients use to reach the server; the OAuth issuer"),
 		"log.level":        fs.String("log-level", "", "debug, info, warn or error"),
 		"log.format":       fs.String("log-format", "", "text or json"),
+		"mqtt.addr":        fs.String("mqtt-addr", "", "MQTT listen address (default 127.0.0.1:1884)"),
+		"mqtt.wsAddr":      fs.String("ws-addr", "", "MQTT over WebSocket listen address (default 127.0.0.1:8083)"),
+		"mqtt.tlsAddr":     fs.String("mqtts-addr", "", "MQTT over TLS (client certificates) listen address (default 127.0.0.1:8883)"),
 	}
 	return func(env *Env) (config.Config, error) {
 		c := config.Default()
@@ -84,6 +87,9 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	log := newLogger(env, c)
+	// Libraries that log through the process default (zitadel/oidc) follow
+	// the configured handler and level. Only the command sets it.
+	slog.SetDefault(log)
 	log.Debug("configuration", "config", c.Redacted())
 	a, err := app.New(ctx, c, app.Options{Logger: log, Out: env.Stdout, Version: env.Version})
 	if err != nil {

@@ -27,11 +27,55 @@ import (
 // Config is the whole configuration of `gatehouse serve`.
 type Config struct {
 	// DataDir holds the SQLite database, the master key and other state.
-	DataDir string `yaml:"dataDir"`
-	Store   Store  `yaml:"store"`
-	HTTP    HTTP   `yaml:"http"`
-	Log     Log    `yaml:"log"`
-	OAuth   OAuth  `yaml:"oauth"`
+	DataDir string  `yaml:"dataDir"`
+	Store   Store   `yaml:"store"`
+	HTTP    HTTP    `yaml:"http"`
+	Log     Log     `yaml:"log"`
+	OAuth   OAuth   `yaml:"oauth"`
+	MQTT    MQTT    `yaml:"mqtt"`
+	Secrets Secrets `yaml:"secrets"`
+	PKI     PKI     `yaml:"pki"`
+}
+
+// PKI configures the certificate authority and registration gateway.
+type PKI struct {
+	// LeafValidity is how long device certificates are valid.
+	LeafValidity time.Duration `yaml:"leafValidity"`
+	// RequireProofOfPossession refuses manufacturer CAs registered without
+	// a verification certificate.
+	RequireProofOfPossession bool `yaml:"requireProofOfPossession"`
+}
+
+// MQTT configures the embedded broker. An empty address disables a
+// listener.
+type MQTT struct {
+	// Addr is MQTT over TCP. The default, 127.0.0.1:1884, sits beside a
+	// broker that may already hold 1883 during a migration.
+	Addr string `yaml:"addr"`
+	// WSAddr is MQTT over WebSocket (path /mqtt).
+	WSAddr string `yaml:"wsAddr"`
+	// TLSAddr is MQTT over TLS with client certificates (mTLS). The server
+	// certificate comes from the Gatehouse CA, for Hosts.
+	TLSAddr string `yaml:"tlsAddr"`
+	// WSSAddr is MQTT over secure WebSocket.
+	WSSAddr string `yaml:"wssAddr"`
+	// Hosts are the names and addresses devices dial; they go into the
+	// broker's TLS certificate and the endpoints given at registration.
+	Hosts []string `yaml:"hosts"`
+	// EventTopicPrefix mirrors the event log to MQTT; "" disables.
+	EventTopicPrefix string `yaml:"eventTopicPrefix"`
+	// Region and Account pin the REGION and ACCOUNT of policy ARNs; empty
+	// matches any.
+	Region  string `yaml:"region"`
+	Account string `yaml:"account"`
+}
+
+// Secrets locates the master key that encrypts keys at rest. Every replica
+// sharing a database needs the same key.
+type Secrets struct {
+	// MasterKeyFile holds the base64 master key; created if missing.
+	// Default: <dataDir>/master.key.
+	MasterKeyFile string `yaml:"masterKeyFile"`
 }
 
 // Store selects the database.
@@ -68,6 +112,8 @@ type OAuth struct {
 	RefreshTokenTTL time.Duration `yaml:"refreshTokenTTL"`
 	DeviceCodeTTL   time.Duration `yaml:"deviceCodeTTL"`
 	KeyRotation     time.Duration `yaml:"keyRotation"`
+	// DefaultScopes are what a thing without a thing type may get.
+	DefaultScopes []string `yaml:"defaultScopes"`
 }
 
 // Default returns the embedded default configuration.
@@ -78,6 +124,9 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
+		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
+			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events"},
+		PKI: PKI{LeafValidity: 365 * 24 * time.Hour},
 	}
 }
 
@@ -231,6 +280,9 @@ func (c *Config) Finish() {
 		}
 	}
 	c.HTTP.ExternalURL = strings.TrimRight(c.HTTP.ExternalURL, "/")
+	if c.Secrets.MasterKeyFile == "" && c.DataDir != "" {
+		c.Secrets.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
+	}
 }
 
 // Validate reports every problem with the configuration, joined.
@@ -279,6 +331,26 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad("%s: must be positive", name)
 		}
+	}
+	if c.PKI.LeafValidity < time.Hour || c.PKI.LeafValidity > 10*365*24*time.Hour {
+		bad("pki.leafValidity: %s: want 1h to 10 years", c.PKI.LeafValidity)
+	}
+	if (c.MQTT.TLSAddr != "" || c.MQTT.WSSAddr != "") && len(c.MQTT.Hosts) == 0 {
+		bad("mqtt.hosts: TLS listeners need at least one host name for their certificate")
+	}
+	for name, addr := range map[string]string{"mqtt.addr": c.MQTT.Addr, "mqtt.wsAddr": c.MQTT.WSAddr, "mqtt.tlsAddr": c.MQTT.TLSAddr, "mqtt.wssAddr": c.MQTT.WSSAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s: %q: %v", name, addr, err)
+		}
+	}
+	if p := c.MQTT.EventTopicPrefix; p != "" && (strings.ContainsAny(p, "+#") || strings.HasSuffix(p, "/")) {
+		bad("mqtt.eventTopicPrefix: %q: no wildcards and no trailing /", p)
+	}
+	if c.Secrets.MasterKeyFile == "" {
+		bad("secrets.masterKeyFile: must be set")
 	}
 	if c.OAuth.AccessTokenTTL > 24*time.Hour {
 		bad("oauth.accessTokenTTL: %s is longer than 24h", c.OAuth.AccessTokenTTL)

@@ -2,7 +2,9 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -53,6 +55,9 @@ func (b *Batcher) Record(ctx context.Context, typ, subject string, details any) 
 	}
 }
 
+// lingerTime is how long a batch waits for more events before it commits.
+const lingerTime = 20 * time.Millisecond
+
 // Dropped is how many events were dropped because the queue was full.
 func (b *Batcher) Dropped() int64 { return b.dropped.Load() }
 
@@ -64,16 +69,22 @@ func (b *Batcher) Run(ctx context.Context) error {
 	for {
 		select {
 		case p := <-b.queue:
+			// Linger briefly so a burst (a CONNECT storm) commits as one
+			// transaction instead of one per event.
 			batch = append(batch[:0], p)
+			linger := time.NewTimer(lingerTime)
 		fill:
 			for len(batch) < cap(batch) {
 				select {
 				case p := <-b.queue:
 					batch = append(batch, p)
-				default:
+				case <-linger.C:
+					break fill
+				case <-ctx.Done():
 					break fill
 				}
 			}
+			linger.Stop()
 			b.flush(ctx, batch)
 		case <-ctx.Done():
 			// Drain with a fresh context: the server is stopping, not the
@@ -99,22 +110,27 @@ func (b *Batcher) flush(ctx context.Context, batch []pending) {
 }
 
 func (b *Batcher) write(ctx context.Context, batch []pending) error {
-	evs := make([]store.Event, 0, len(batch))
-	err := b.log.store.InTx(ctx, func(tx *store.Tx) error {
-		evs = evs[:0]
-		for _, p := range batch {
-			ev, err := b.log.Record(WithActor(ctx, p.ev.Actor), tx, p.ev.Type, p.ev.Subject, p.details)
+	evs := make([]*store.Event, 0, len(batch))
+	for _, p := range batch {
+		ev := p.ev
+		ev.Time = b.log.now().UTC()
+		if p.details != nil {
+			d, err := json.Marshal(p.details)
 			if err != nil {
-				return err
+				return fmt.Errorf("events: encode %s details: %w", ev.Type, err)
 			}
-			evs = append(evs, ev)
+			ev.Details = d
 		}
-		return nil
-	})
-	if err != nil {
+		evs = append(evs, &ev)
+	}
+	if err := b.log.store.InTx(ctx, func(tx *store.Tx) error { return tx.AppendEvents(ctx, evs) }); err != nil {
 		return err
 	}
-	b.log.Notify(evs...)
+	out := make([]store.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = *ev
+	}
+	b.log.Notify(out...)
 	return nil
 }
 

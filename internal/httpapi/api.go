@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -18,9 +19,13 @@ import (
 type Config struct {
 	Registry *registry.Service
 	Events   *events.Log
-	Logger   *slog.Logger
+	// OAuth manages things' client credentials; nil leaves those routes out.
+	OAuth  Credentials
+	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// Certs is the certificate service; nil leaves its routes out.
+	Certs *certs.Service
 }
 
 // API serves /api/v1.
@@ -29,7 +34,9 @@ type API struct {
 	events  *events.Log
 	log     *slog.Logger
 	maxBody int64
+	creds   Credentials
 	mux     *http.ServeMux
+	certs   *certs.Service
 }
 
 // New returns the API with its routes registered.
@@ -40,7 +47,8 @@ func New(c Config) *API {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
-	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, mux: http.NewServeMux()}
+	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, mux: http.NewServeMux()}
+	a.certs = c.Certs
 	a.routes()
 	return a
 }
@@ -135,6 +143,8 @@ func (a *API) routes() {
 
 	a.policyRoutes()
 	a.authorizerRoutes()
+	a.certRoutes()
+	a.credentialRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/gatehouse-iot/gatehouse/internal/certs"
+	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -54,6 +56,7 @@ func statusOf(err error) (int, Problem) {
 		httpErr *Error
 		invalid *registry.InvalidError
 		tooBig  *http.MaxBytesError
+		request *pki.RequestError
 	)
 	p := Problem{Type: "about:blank"}
 	switch {
@@ -67,6 +70,12 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusUnauthorized, err.Error()
 	case errors.Is(err, errForbidden):
 		p.Status, p.Detail = http.StatusForbidden, err.Error()
+	case errors.As(err, &request):
+		p.Status, p.Detail = http.StatusBadRequest, fmt.Sprintf("certificate request rejected (%s): %s", request.Reason, request.Detail)
+	case errors.Is(err, certs.ErrInvalidTransition):
+		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.Is(err, certs.ErrNoCA):
+		p.Status, p.Detail = http.StatusServiceUnavailable, "the certificate authority is not initialised"
 	case errors.Is(err, store.ErrNotFound):
 		p.Status, p.Detail = http.StatusNotFound, err.Error()
 	case errors.Is(err, store.ErrExists):

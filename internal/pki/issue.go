@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -52,6 +53,8 @@ type IssueOptions struct {
 	ServerAuth bool
 	// DNSNames are added as DNS SANs (useful with ServerAuth).
 	DNSNames []string
+	// IPAddresses are added as IP SANs (a server reached by address).
+	IPAddresses []net.IP
 	// KeyAlgorithm of the key IssueKeyPair generates. Default ECDSAP256.
 	// SignCSR ignores it.
 	KeyAlgorithm KeyAlgorithm
@@ -226,6 +229,7 @@ func (c *CA) issue(pub crypto.PublicKey, cn string, opts IssueOptions) (*x509.Ce
 		BasicConstraintsValid: true,
 		URIs:                  uris,
 		DNSNames:              opts.DNSNames,
+		IPAddresses:           opts.IPAddresses,
 	}
 	der, err := x509.CreateCertificate(c.settings.Rand, tmpl, issuer, pub, c.signer)
 	if err != nil {

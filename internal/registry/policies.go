@@ -288,6 +288,20 @@ type Resolved struct {
 // certificate and its token's scopes - and compiles them. It does not look
 // at the thing's state: callers refuse disabled things before asking.
 func (s *Service) ResolvePolicies(ctx context.Context, sub Subject, opts policy.Options) (*Resolved, error) {
+	key := subjectKey(sub, opts)
+	now := s.now()
+	if r := s.cache.getResolved(key, now); r != nil {
+		return r, nil
+	}
+	r, err := s.resolvePolicies(ctx, sub, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.putResolved(key, r, now)
+	return r, nil
+}
+
+func (s *Service) resolvePolicies(ctx context.Context, sub Subject, opts policy.Options) (*Resolved, error) {
 	var (
 		names   []string
 		thing   *store.Thing
@@ -341,14 +355,14 @@ func (s *Service) ResolvePolicies(ctx context.Context, sub Subject, opts policy.
 		if !ok {
 			continue // a thing type may name a policy not created yet
 		}
-		d, err := policy.Parse(raw)
+		d, err := s.cache.parse(raw)
 		if err != nil {
 			return nil, fmt.Errorf("registry: stored policy %q: %w", n, err)
 		}
 		named = append(named, policy.NamedDocument{Name: n, Document: d})
 		used = append(used, n)
 	}
-	set, err := opts.Compile(named...)
+	set, err := s.cache.compile(opts, named)
 	if err != nil {
 		return nil, fmt.Errorf("registry: compile policies: %w", err)
 	}

@@ -42,6 +42,7 @@ type Service struct {
 	// dummyHash is checked for unknown users so that timing does not tell
 	// which usernames exist.
 	dummyHash string
+	cache     *policyCache
 }
 
 // New returns a Service.
@@ -62,7 +63,7 @@ func New(c Config) (*Service, error) {
 	// Stored times have microsecond precision; truncate so what a call
 	// returns equals what a later read returns.
 	now := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
-	s := &Service{store: c.Store, events: c.Events, now: now, rand: c.Rand, log: c.Logger, hash: c.Hash}
+	s := &Service{cache: newPolicyCache(), store: c.Store, events: c.Events, now: now, rand: c.Rand, log: c.Logger, hash: c.Hash}
 	dummy, err := HashPassword("not-a-password", c.Hash, c.Rand)
 	if err != nil {
 		return nil, err
@@ -90,6 +91,8 @@ func (s *Service) change(ctx context.Context, typ string, fn func(tx *store.Tx) 
 	if err != nil {
 		return err
 	}
+	// Any change may alter what policies resolve to.
+	s.InvalidatePolicies()
 	s.log.InfoContext(ctx, "registry change", "event", typ, "subject", ev.Subject, "actor", ev.Actor)
 	return nil
 }
@@ -165,38 +168,10 @@ func (s *Service) thingType(ctx context.Context, tx *store.Tx, name string, p *p
 
 // CreateThing registers a thing.
 func (s *Service) CreateThing(ctx context.Context, in NewThing) (*store.Thing, error) {
-	var p problems
-	checkName(&p, "name", in.Name)
-	if in.ThingType != "" {
-		checkName(&p, "thingType", in.ThingType)
-	}
-	checkAttributes(&p, in.Attributes)
-	if in.State == "" {
-		in.State = store.StateEnabled
-	}
-	checkState(&p, in.State)
-	if err := p.err(); err != nil {
-		return nil, err
-	}
-	id, err := s.newID()
-	if err != nil {
-		return nil, err
-	}
-	now := s.now().UTC()
-	th := &store.Thing{ID: id, Name: in.Name, ThingType: in.ThingType, Attributes: in.Attributes, State: in.State, CreatedAt: now, UpdatedAt: now}
-	if th.Attributes == nil {
-		th.Attributes = map[string]string{}
-	}
-	err = s.change(ctx, "thing.created", func(tx *store.Tx) (string, any, error) {
-		tt, err := s.thingType(ctx, tx, th.ThingType, &p)
-		if err != nil {
-			return "", nil, err
-		}
-		validateAgainstType(&p, th.Attributes, tt)
-		if err := p.err(); err != nil {
-			return "", nil, err
-		}
-		if err := tx.CreateThing(ctx, th); err != nil {
+	var th *store.Thing
+	err := s.change(ctx, "thing.created", func(tx *store.Tx) (string, any, error) {
+		var err error
+		if th, err = s.CreateThingInTx(ctx, tx, in); err != nil {
 			return "", nil, err
 		}
 		return "thing/" + th.Name, map[string]any{"thingType": th.ThingType, "attributes": th.Attributes, "state": th.State}, nil

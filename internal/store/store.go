@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -61,6 +62,68 @@ type conn struct {
 	ex      execer
 	dialect dialect
 	inTx    bool
+	tx      *sql.Tx
+	stmts   *stmtCache
+}
+
+// stmtCache keeps prepared statements by query text: parsing SQL costs more
+// than running most of Gatehouse's queries. database/sql prepares each
+// statement once per connection and reuses it inside transactions.
+type stmtCache struct {
+	db       *sql.DB
+	mu       sync.RWMutex
+	m        map[string]*sql.Stmt
+	inflight sync.Map // query -> struct{}: being prepared in the background
+}
+
+// maxCachedStmts bounds the cache; queries past it run unprepared.
+const maxCachedStmts = 1024
+
+// get returns the prepared statement for q, preparing it when prepare is
+// set. It never holds its lock while preparing: preparing takes a pooled
+// connection, and a transaction asking for a statement already holds one.
+func (sc *stmtCache) get(ctx context.Context, q string, prepare bool) *sql.Stmt {
+	sc.mu.RLock()
+	st, full := sc.m[q], len(sc.m) >= maxCachedStmts
+	sc.mu.RUnlock()
+	if st != nil || !prepare || full {
+		return st
+	}
+	st, err := sc.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil // the unprepared path reports the error
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if old := sc.m[q]; old != nil {
+		st.Close()
+		return old
+	}
+	sc.m[q] = st
+	return st
+}
+
+// prepareLater prepares q in the background, outside any transaction, so
+// the next transaction running it finds it cached.
+func (sc *stmtCache) prepareLater(q string) {
+	if _, busy := sc.inflight.LoadOrStore(q, struct{}{}); busy {
+		return
+	}
+	go func() {
+		defer sc.inflight.Delete(q)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sc.get(ctx, q, true)
+	}()
+}
+
+func (sc *stmtCache) close() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, st := range sc.m {
+		st.Close()
+	}
+	clear(sc.m)
 }
 
 // Store is an open database. It is safe for concurrent use.
@@ -118,7 +181,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", d, err)
 	}
-	s := &Store{conn: conn{ex: db, dialect: d}, db: db}
+	s := &Store{conn: conn{ex: db, dialect: d, stmts: &stmtCache{db: db, m: map[string]*sql.Stmt{}}}, db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -144,7 +207,10 @@ func redactDSN(dsn string) string {
 func (s *Store) Dialect() string { return s.dialect.String() }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers; it backs /readyz.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -157,7 +223,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", s.mapErr(err))
 	}
-	tx := &Tx{conn: conn{ex: sqlTx, dialect: s.dialect, inTx: true}}
+	tx := &Tx{conn: conn{ex: sqlTx, dialect: s.dialect, inTx: true, tx: sqlTx, stmts: s.stmts}}
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
 		return err
@@ -196,18 +262,51 @@ func (c *conn) forUpdate() string {
 	return ""
 }
 
+// stmt returns a prepared statement for q (already rebound), bound to the
+// transaction when in one, or nil to run q unprepared.
+func (c *conn) stmt(ctx context.Context, q string) *sql.Stmt {
+	if c.stmts == nil {
+		return nil
+	}
+	// Inside a transaction only statements prepared earlier are used: a
+	// transaction holds a connection and must not wait for another.
+	st := c.stmts.get(ctx, q, c.tx == nil)
+	if c.tx == nil {
+		return st
+	}
+	if st == nil {
+		c.stmts.prepareLater(q)
+		return nil
+	}
+	return c.tx.StmtContext(ctx, st)
+}
+
 func (c *conn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	r, err := c.ex.ExecContext(ctx, c.rebind(q), args...)
+	q = c.rebind(q)
+	if st := c.stmt(ctx, q); st != nil {
+		r, err := st.ExecContext(ctx, args...)
+		return r, c.mapErr(err)
+	}
+	r, err := c.ex.ExecContext(ctx, q, args...)
 	return r, c.mapErr(err)
 }
 
 func (c *conn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	r, err := c.ex.QueryContext(ctx, c.rebind(q), args...)
+	q = c.rebind(q)
+	if st := c.stmt(ctx, q); st != nil {
+		r, err := st.QueryContext(ctx, args...)
+		return r, c.mapErr(err)
+	}
+	r, err := c.ex.QueryContext(ctx, q, args...)
 	return r, c.mapErr(err)
 }
 
 func (c *conn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return c.ex.QueryRowContext(ctx, c.rebind(q), args...)
+	q = c.rebind(q)
+	if st := c.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return c.ex.QueryRowContext(ctx, q, args...)
 }
 
 // mapErr translates driver errors into the package's sentinels.

@@ -38,6 +38,8 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"TxRollback", testTxRollback},
 		{"Policies", testPolicies},
 		{"Authorizers", testAuthorizers},
+		{"PKI", testPKI},
+		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

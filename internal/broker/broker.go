@@ -1,0 +1,200 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/policy"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+)
+
+// Authenticator checks what a client presents; *authn.Authenticator is one.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c authn.Credentials) (*authn.Identity, error)
+	// Recheck tells whether an earlier identity is still acceptable.
+	Recheck(ctx context.Context, id *authn.Identity) error
+}
+
+// Config holds the broker's dependencies and listeners. An empty address
+// disables that listener.
+type Config struct {
+	Authn    Authenticator
+	Registry *registry.Service
+	Events   *events.Log
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// Policy pins the region and account of ARN resources, if set.
+	Policy policy.Options
+
+	TCPAddr string
+	// TLSAddr serves MQTT over TLS with TLSConfig (client certificates are
+	// requested, and verified by the authenticator, when it asks for them).
+	TLSAddr   string
+	TLSConfig *tls.Config
+	WSAddr    string
+	WSSAddr   string
+
+	// MaxClientWritesPending bounds each client's outbound queue (mochi's
+	// default of 8192 costs too much memory per connection).
+	MaxClientWritesPending int32
+	// EventTopicPrefix is where the event log is mirrored; "" disables.
+	EventTopicPrefix string
+}
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	server *mqtt.Server
+	hook   *hook
+	batch  *events.Batcher
+
+	mu        sync.Mutex
+	addrs     map[string]string // listener id -> address
+	wsServers []*wsListener
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+// New builds the broker and binds its listeners.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxClientWritesPending == 0 {
+		cfg.MaxClientWritesPending = 1024
+	}
+	opts := &mqtt.Options{InlineClient: true, Logger: cfg.Logger.With("component", "mochi")}
+	opts.Capabilities = mqtt.NewDefaultServerCapabilities()
+	opts.Capabilities.MaximumClientWritesPending = cfg.MaxClientWritesPending
+	// No session may outlive its credentials by much: a day.
+	opts.Capabilities.MaximumSessionExpiryInterval = 24 * 60 * 60
+	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}}
+	if cfg.Events != nil {
+		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
+	}
+	b.hook = newHook(b)
+	if err := b.server.AddHook(b.hook, nil); err != nil {
+		return nil, err
+	}
+	if err := b.listen(); err != nil {
+		b.server.Close()
+		for _, ws := range b.wsServers {
+			ws.close()
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Broker) listen() error {
+	if a := b.cfg.TCPAddr; a != "" {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("broker: mqtt listener: %w", err)
+		}
+		if err := b.add("mqtt", ln); err != nil {
+			return err
+		}
+	}
+	if a := b.cfg.TLSAddr; a != "" {
+		if b.cfg.TLSConfig == nil {
+			return errors.New("broker: mqtts listener needs a TLS configuration")
+		}
+		ln, err := tls.Listen("tcp", a, b.cfg.TLSConfig)
+		if err != nil {
+			return fmt.Errorf("broker: mqtts listener: %w", err)
+		}
+		if err := b.add("mqtts", ln); err != nil {
+			return err
+		}
+	}
+	if a := b.cfg.WSAddr; a != "" {
+		if err := b.addWS("ws", a, nil); err != nil {
+			return err
+		}
+	}
+	if a := b.cfg.WSSAddr; a != "" {
+		if b.cfg.TLSConfig == nil {
+			return errors.New("broker: wss listener needs a TLS configuration")
+		}
+		if err := b.addWS("wss", a, b.cfg.TLSConfig); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Broker) add(id string, ln net.Listener) error {
+	if err := b.server.AddListener(listeners.NewNet(id, ln)); err != nil {
+		ln.Close()
+		return fmt.Errorf("broker: %s listener: %w", id, err)
+	}
+	b.addrs[id] = ln.Addr().String()
+	return nil
+}
+
+// Addr returns the address of a listener ("mqtt", "mqtts", "ws", "wss"),
+// or "" if it is not enabled.
+func (b *Broker) Addr(id string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addrs[id]
+}
+
+// Run serves until ctx ends, then disconnects clients and stops.
+func (b *Broker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := b.server.Serve(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	for _, ws := range b.wsServers {
+		go ws.serve()
+	}
+	var wg sync.WaitGroup
+	if b.batch != nil {
+		wg.Go(func() { _ = b.batch.Run(ctx) })
+	}
+	if b.cfg.Events != nil {
+		wg.Go(func() { b.follow(ctx) })
+	}
+	<-ctx.Done()
+	for _, cl := range b.server.Clients.GetAll() {
+		if !cl.Net.Inline {
+			_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	for _, ws := range b.wsServers {
+		ws.close()
+	}
+	err := b.server.Close()
+	wg.Wait()
+	return err
+}
+
+// Server exposes mochi for tests and the HTTPS publish handler.
+func (b *Broker) Server() *mqtt.Server { return b.server }
+
+// record queues an event about a connection.
+func (b *Broker) record(ctx context.Context, typ, subject string, details any) {
+	if b.batch != nil {
+		b.batch.Record(ctx, typ, subject, details)
+	}
+}

@@ -1,0 +1,13 @@
+// Package broker is Gatehouse's embedded MQTT broker: mochi-mqtt with one
+// authentication hook and one authorization hook that ask Gatehouse, on
+// every CONNECT, SUBSCRIBE, PUBLISH (wills and retained messages included)
+// and every delivery, what AWS-IoT-style policy allows.
+//
+// It exists to close the holes mochi leaves open when used naively: its
+// bundled auth hooks are never installed (their ACL matches topic prefixes
+// and hooks are OR-ed), wills and resumed sessions are checked here, HTTPS
+// publishes are authorized before they are injected, and live connections
+// follow changes (token expiry, disabled things, new policy versions)
+// within seconds. Decisions use a policy set compiled and bound once per
+// connection, so a publish check costs a map lookup and a pattern match.
+package broker

@@ -1,0 +1,358 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/policy"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+)
+
+// session is what the broker knows about one authenticated connection.
+type session struct {
+	cl       *mqtt.Client
+	id       *authn.Identity
+	clientID string
+	sourceIP netip.Addr
+	bound    atomic.Pointer[policy.Bound]
+	policies atomic.Pointer[[]string]
+
+	// subscribing counts SUBSCRIBE packets being checked; while it is not
+	// zero, pending holds their filters, so that OnACLCheck (which mochi
+	// calls with the same arguments for Subscribe and for Receive) can tell
+	// them apart.
+	subscribing atomic.Int32
+	mu          sync.Mutex
+	pending     map[string]struct{}
+	timer       *time.Timer
+	// denials counts denial events recorded, to bound them per connection.
+	denials atomic.Int64
+}
+
+// maxDenialEvents is how many denials one connection records in the event
+// log; later ones are only counted in metrics and the debug log.
+const maxDenialEvents = 20
+
+func (s *session) ctx() context.Context {
+	return events.WithActor(context.Background(), s.id.Principal)
+}
+
+// hook is the broker's one mochi hook: authentication and authorization.
+type hook struct {
+	mqtt.HookBase
+	b        *Broker
+	sessions sync.Map // *mqtt.Client -> *session
+}
+
+func newHook(b *Broker) *hook { return &hook{b: b} }
+
+func (h *hook) ID() string { return "gatehouse" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnWill,
+	}, []byte{b})
+}
+
+func (h *hook) session(cl *mqtt.Client) *session {
+	v, ok := h.sessions.Load(cl)
+	if !ok {
+		return nil
+	}
+	return v.(*session)
+}
+
+func remoteIP(cl *mqtt.Client) netip.Addr {
+	ap, err := netip.ParseAddrPort(cl.Net.Remote)
+	if err != nil {
+		if host, _, err := net.SplitHostPort(cl.Net.Remote); err == nil {
+			a, _ := netip.ParseAddr(host)
+			return a
+		}
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// credentials gathers what the client presented, from CONNECT, the TLS
+// handshake and, for WebSocket, the upgrade request.
+func credentials(cl *mqtt.Client, pk packets.Packet) authn.Credentials {
+	c := authn.Credentials{ClientID: cl.ID, Username: string(pk.Connect.Username), Password: pk.Connect.Password, SourceIP: remoteIP(cl)}
+	conn := cl.Net.Conn
+	if ws, ok := conn.(*wsConn); ok {
+		c.AuthorizerName = ws.lookup("x-amz-customauthorizer-name")
+		c.AuthorizerSignature = ws.lookup("x-amz-customauthorizer-signature")
+		if c.AuthorizerName != "" || c.AuthorizerSignature != "" {
+			c.TokenFromHeader = ws.lookup
+		}
+		conn = ws.Conn
+	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		c.PeerCertificates = tc.ConnectionState().PeerCertificates
+	}
+	return c
+}
+
+// codeFor maps an authentication error to a CONNACK reason.
+func codeFor(err error) packets.Code {
+	switch {
+	case errors.Is(err, authn.ErrBadCredentials):
+		return packets.ErrBadUsernameOrPassword
+	case errors.Is(err, authn.ErrNotAuthorized):
+		return packets.ErrNotAuthorized
+	}
+	return packets.ErrServerUnavailable
+}
+
+// OnConnect authenticates the client and checks iot:Connect and its will,
+// answering a refusal itself so the CONNACK carries the precise reason.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	refuse := func(code packets.Code, id *authn.Identity, why string) error {
+		principal := "anonymous"
+		if id != nil {
+			principal = id.Principal
+		}
+		h.b.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "principal", principal, "code", code.Code, "why", why)
+		h.b.record(events.WithActor(ctx, principal), "broker.denied", "client/"+cl.ID, map[string]any{
+			"action": "iot:Connect", "clientId": cl.ID, "remote": cl.Net.Remote, "reason": why})
+		_ = h.b.server.SendConnack(cl, code, false, nil)
+		return code
+	}
+	id, err := h.b.cfg.Authn.Authenticate(ctx, credentials(cl, pk))
+	if err != nil {
+		return refuse(codeFor(err), nil, err.Error())
+	}
+	s := &session{cl: cl, id: id, clientID: cl.ID, sourceIP: remoteIP(cl), pending: map[string]struct{}{}}
+	if err := h.bind(ctx, s); err != nil {
+		return refuse(packets.ErrServerUnavailable, id, err.Error())
+	}
+	bound := s.bound.Load()
+	if !bound.Allowed(policy.ActionConnect, cl.ID) {
+		return refuse(packets.ErrNotAuthorized, id, "iot:Connect denied for client id "+cl.ID)
+	}
+	if pk.Connect.WillFlag && !willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
+		return refuse(packets.ErrNotAuthorized, id, "will message to "+pk.Connect.WillTopic+" denied")
+	}
+	h.sessions.Store(cl, s)
+	return nil
+}
+
+// willAllowed checks a will as the publish it will become.
+func willAllowed(b *policy.Bound, topic string, retain bool) bool {
+	if policy.ValidateTopicName(topic) != nil || !b.Allowed(policy.ActionPublish, topic) {
+		return false
+	}
+	return !retain || b.Allowed(policy.ActionRetainPublish, topic)
+}
+
+// bind resolves the session's policies and binds them to its context.
+func (h *hook) bind(ctx context.Context, s *session) error {
+	res, err := h.b.cfg.Registry.ResolvePolicies(ctx, s.id.Subject, h.b.cfg.Policy)
+	if err != nil {
+		return err
+	}
+	pctx := registry.PolicyContext(res, s.clientID, s.sourceIP, s.id.Certificate, s.id.Token)
+	if res.Thing == nil || res.Thing.Name != s.clientID {
+		// As in AWS IoT, thing variables resolve only for a client whose
+		// id is the thing's name.
+		pctx.Thing = nil
+	}
+	s.bound.Store(res.Set.Bind(pctx))
+	s.policies.Store(&res.Policies)
+	return nil
+}
+
+// OnConnectAuthenticate accepts exactly the clients OnConnect admitted.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	return h.session(cl) != nil
+}
+
+// OnSessionEstablished re-checks subscriptions a resumed session brought
+// along (mochi restores them unchecked) and arms the expiry timer.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	s := h.session(cl)
+	if s == nil {
+		return
+	}
+	h.recheckSubscriptions(s)
+	if !s.id.ExpiresAt.IsZero() {
+		d := s.id.ExpiresAt.Sub(h.b.now())
+		s.mu.Lock()
+		s.timer = time.AfterFunc(max(d, 0), func() { h.kick(s, packets.ErrMaxConnectTime, "credential expired") })
+		s.mu.Unlock()
+	}
+	policies := *s.policies.Load()
+	h.b.log.Debug("mqtt connected", "client", cl.ID, "principal", s.id.Principal, "method", s.id.Method, "policies", policies)
+	h.b.record(s.ctx(), "broker.connected", "client/"+cl.ID, map[string]any{
+		"clientId": cl.ID, "remote": cl.Net.Remote, "listener": cl.Net.Listener, "method": s.id.Method,
+		"thing": s.id.ThingName, "policies": policies, "protocol": cl.Properties.ProtocolVersion})
+}
+
+// recheckSubscriptions drops subscriptions the session may no longer hold.
+func (h *hook) recheckSubscriptions(s *session) {
+	bound := s.bound.Load()
+	for filter := range s.cl.State.Subscriptions.GetAll() {
+		if !subscribeAllowed(bound, filter) {
+			h.b.server.Topics.Unsubscribe(filter, s.cl.ID)
+			s.cl.State.Subscriptions.Delete(filter)
+			h.b.log.Info("mqtt subscription dropped", "client", s.cl.ID, "filter", filter)
+		}
+	}
+}
+
+// subscribeAllowed is the SUBSCRIBE decision for one filter. A literal
+// (wildcard-free, unshared) filter also needs iot:Receive on that topic.
+func subscribeAllowed(b *policy.Bound, filter string) bool {
+	if !b.Allowed(policy.ActionSubscribe, filter) {
+		return false
+	}
+	if _, _, shared := policy.SplitShared(filter); shared || policy.HasWildcard(filter) {
+		return true
+	}
+	return b.Allowed(policy.ActionReceive, filter)
+}
+
+// OnDisconnect forgets the session.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	v, ok := h.sessions.LoadAndDelete(cl)
+	if !ok {
+		return
+	}
+	s := v.(*session)
+	s.mu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	reason := "client disconnected"
+	if err != nil {
+		reason = err.Error()
+	}
+	h.b.record(s.ctx(), "broker.disconnected", "client/"+cl.ID, map[string]any{"clientId": cl.ID, "reason": reason})
+}
+
+// kick disconnects a session's client (MQTT 5 clients get the reason).
+func (h *hook) kick(s *session, code packets.Code, why string) {
+	h.b.log.Info("mqtt client disconnected by gatehouse", "client", s.cl.ID, "principal", s.id.Principal, "why", why)
+	h.b.record(s.ctx(), "broker.kicked", "client/"+s.cl.ID, map[string]any{"clientId": s.cl.ID, "reason": why, "code": code.Code})
+	_ = h.b.server.DisconnectClient(s.cl, code)
+}
+
+// OnSubscribe notes the filters being checked (see session.pending).
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if s := h.session(cl); s != nil {
+		s.mu.Lock()
+		for _, f := range pk.Filters {
+			s.pending[f.Filter] = struct{}{}
+		}
+		s.subscribing.Add(1)
+		s.mu.Unlock()
+	}
+	return pk
+}
+
+// OnSubscribed clears the pending filters and records denials.
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	s := h.session(cl)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	clear(s.pending)
+	s.subscribing.Add(-1)
+	s.mu.Unlock()
+	for i, f := range pk.Filters {
+		if i < len(codes) && codes[i] >= packets.ErrUnspecifiedError.Code {
+			h.denied(s, "iot:Subscribe", f.Filter)
+		}
+	}
+}
+
+// isPending reports whether filter is part of a SUBSCRIBE being checked.
+func (s *session) isPending(filter string) bool {
+	if s.subscribing.Load() == 0 {
+		return false
+	}
+	s.mu.Lock()
+	_, ok := s.pending[filter]
+	s.mu.Unlock()
+	return ok
+}
+
+// OnACLCheck is mochi's one authorization callback: write is a PUBLISH
+// (iot:Publish); otherwise it is either a SUBSCRIBE filter (iot:Subscribe)
+// or a delivery (iot:Receive), told apart by session.pending.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	s := h.session(cl)
+	if s == nil {
+		return false
+	}
+	b := s.bound.Load()
+	if write {
+		if b.Allowed(policy.ActionPublish, topic) {
+			return true
+		}
+		h.denied(s, "iot:Publish", topic)
+		return false
+	}
+	if policy.HasWildcard(topic) || s.isPending(topic) {
+		return subscribeAllowed(b, topic)
+	}
+	return b.Allowed(policy.ActionReceive, topic)
+}
+
+// OnPublish checks iot:RetainPublish for retained publishes (the publish
+// itself passed OnACLCheck already).
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || !pk.FixedHeader.Retain {
+		return pk, nil
+	}
+	s := h.session(cl)
+	if s != nil && s.bound.Load().Allowed(policy.ActionRetainPublish, pk.TopicName) {
+		return pk, nil
+	}
+	if s != nil {
+		h.denied(s, "iot:RetainPublish", pk.TopicName)
+	}
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return pk, packets.ErrNotAuthorized
+	}
+	if pk.FixedHeader.Qos > 0 && s != nil {
+		// MQTT 3 has no negative PUBACK: like a denied publish, disconnect.
+		go h.kick(s, packets.ErrNotAuthorized, "retained publish to "+pk.TopicName+" denied")
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+// OnWill logs a will about to be published. Wills are authorized at
+// CONNECT and cleared when a policy change revokes them (see refresh), so
+// this is the record, not the check.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if s := h.session(cl); s != nil {
+		h.b.log.Debug("mqtt will", "client", cl.ID, "topic", will.TopicName)
+	}
+	return will, nil
+}
+
+// denied logs a refusal and records the first few per connection.
+func (h *hook) denied(s *session, action, resource string) {
+	h.b.log.Debug("mqtt denied", "client", s.cl.ID, "principal", s.id.Principal, "action", action, "resource", resource)
+	if s.denials.Add(1) <= maxDenialEvents {
+		h.b.record(s.ctx(), "broker.denied", "client/"+s.cl.ID, map[string]any{"action": action, "resource": resource, "clientId": s.cl.ID})
+	}
+}
