@@ -167,6 +167,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 	}
 	authenticator := authn.New(authn.Config{Tokens: a.OAuth, Registry: a.Registry, Store: s, Now: opts.Now, Certificates: a.Certs})
+	for _, e := range cfg.OAuth.ExternalIssuers {
+		if err := authenticator.AddExternalIssuer(authn.ExternalIssuer(e)); err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+	}
 	a.Broker, err = broker.New(broker.Config{
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
 		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},

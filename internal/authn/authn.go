@@ -19,6 +19,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -103,23 +104,42 @@ type Config struct {
 	Now      func() time.Time
 	// Certificates checks TLS client certificates; nil refuses them.
 	Certificates CertificateAuthenticator
+	// HTTPClient fetches external issuers' JWKS.
+	HTTPClient *http.Client
 }
 
 // Authenticator checks credentials.
 type Authenticator struct {
-	tokens TokenVerifier
-	reg    *registry.Service
-	store  *store.Store
-	now    func() time.Time
-	certs  CertificateAuthenticator
+	tokens   TokenVerifier
+	reg      *registry.Service
+	store    *store.Store
+	now      func() time.Time
+	certs    CertificateAuthenticator
+	client   *http.Client
+	external []*jwksCache
 }
 
-// New returns an Authenticator.
+// New returns an Authenticator. Add external issuers with
+// AddExternalIssuer.
 func New(c Config) *Authenticator {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Authenticator{tokens: c.Tokens, reg: c.Registry, store: c.Store, now: c.Now, certs: c.Certificates}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Authenticator{tokens: c.Tokens, reg: c.Registry, store: c.Store, now: c.Now, certs: c.Certificates, client: c.HTTPClient}
+}
+
+// AddExternalIssuer makes tokens of another OAuth server acceptable. Call
+// it before serving.
+func (a *Authenticator) AddExternalIssuer(iss ExternalIssuer) error {
+	jc, err := newJWKSCache(iss, a.client, a.now)
+	if err != nil {
+		return err
+	}
+	a.external = append(a.external, jc)
+	return nil
 }
 
 // Authenticate checks c and returns the identity. Errors wrap
@@ -170,7 +190,15 @@ func (a *Authenticator) token(ctx context.Context, raw, username, method string)
 	}
 	at, err := a.tokens.VerifyAccessToken(ctx, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadCredentials, err)
+		ext, xerr := a.verifyExternal(ctx, raw)
+		switch {
+		case xerr == nil:
+			at = ext
+		case errors.Is(xerr, errNotExternal):
+			return nil, fmt.Errorf("%w: %w", ErrBadCredentials, err)
+		default:
+			return nil, fmt.Errorf("%w: %w", ErrBadCredentials, xerr)
+		}
 	}
 	id := &Identity{
 		Method: method, ThingName: at.ThingName, CredentialID: at.JTI, ExpiresAt: at.ExpiresAt,

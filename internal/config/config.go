@@ -114,6 +114,19 @@ type OAuth struct {
 	KeyRotation     time.Duration `yaml:"keyRotation"`
 	// DefaultScopes are what a thing without a thing type may get.
 	DefaultScopes []string `yaml:"defaultScopes"`
+	// ExternalIssuers are other OAuth 2.0 servers whose JWT access tokens
+	// the broker and HTTPS publish accept, verified with their JWKS (YAML
+	// only).
+	ExternalIssuers []ExternalIssuer `yaml:"externalIssuers"`
+}
+
+// ExternalIssuer is another OAuth 2.0 server trusted for access tokens.
+type ExternalIssuer struct {
+	Issuer     string   `yaml:"issuer"`
+	JWKSURL    string   `yaml:"jwksURL"`
+	Audience   string   `yaml:"audience"`
+	ThingClaim string   `yaml:"thingClaim"`
+	Algorithms []string `yaml:"algorithms"`
 }
 
 // Default returns the embedded default configuration.
@@ -186,6 +199,9 @@ func walk(v reflect.Value, path []string, fn func(path []string, field reflect.V
 		if f.Type.Kind() == reflect.Struct {
 			walk(v.Field(i), p, fn)
 			continue
+		}
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			continue // lists of structures come from the file only
 		}
 		fn(p, v.Field(i))
 	}
@@ -348,6 +364,11 @@ func (c *Config) Validate() error {
 	}
 	if p := c.MQTT.EventTopicPrefix; p != "" && (strings.ContainsAny(p, "+#") || strings.HasSuffix(p, "/")) {
 		bad("mqtt.eventTopicPrefix: %q: no wildcards and no trailing /", p)
+	}
+	for i, e := range c.OAuth.ExternalIssuers {
+		if e.Issuer == "" || !strings.HasPrefix(e.JWKSURL, "http") {
+			bad("oauth.externalIssuers[%d]: needs issuer and an http(s) jwksURL", i)
+		}
 	}
 	if c.Secrets.MasterKeyFile == "" {
 		bad("secrets.masterKeyFile: must be set")
