@@ -46,6 +46,7 @@ type server struct {
 	MQTT   string // host:port of the MQTT listener
 	WS     string // host:port of the MQTT over WebSocket listener
 	MQTTS  string // host:port of the MQTT over TLS listener
+	HTTPS  string // host:port of the mutual-TLS HTTPS listener
 	Token  string
 	Pass   string
 	mu     sync.Mutex
@@ -61,6 +62,7 @@ var (
 	mqttRE   = regexp.MustCompile(`mqtt\s+mqtt://(\S+)`)
 	wsRE     = regexp.MustCompile(`mqtt/ws\s+ws://([^/\s]+)`)
 	mqttsRE  = regexp.MustCompile(`mqtts\s+mqtts://(\S+)`)
+	httpsRE  = regexp.MustCompile(`https\s+https://(\S+)`)
 )
 
 type lockedWriter struct {
@@ -78,7 +80,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{done: make(chan error, 1)}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--mqtts-addr", "127.0.0.1:0"}, args...)...)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--mqtts-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "GATEHOUSE_LOG_LEVEL=debug")
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = io.MultiWriter(pw, lockedWriter{&s.mu, &s.stdout})
@@ -135,6 +137,9 @@ func startServer(t *testing.T, args ...string) *server {
 	}
 	if m := mqttsRE.FindStringSubmatch(out); m != nil {
 		s.MQTTS = m[1]
+	}
+	if m := httpsRE.FindStringSubmatch(out); m != nil {
+		s.HTTPS = m[1]
 	}
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,7 @@ type App struct {
 	Broker   *broker.Broker
 	metrics  *prometheus.Registry
 	httpLn   net.Listener
+	httpsLn  net.Listener
 	httpSrv  *http.Server
 	issuer   string
 }
@@ -144,7 +146,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AccessTokenTTL: cfg.OAuth.AccessTokenTTL, RefreshTokenTTL: cfg.OAuth.RefreshTokenTTL,
 		DeviceCodeTTL: cfg.OAuth.DeviceCodeTTL, KeyRotation: cfg.OAuth.KeyRotation,
 		DefaultScopes: cfg.OAuth.DefaultScopes,
-		Now:           opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
+		// RFC 8705: a client certificate from the certificate service
+		// authenticates its thing at the token endpoint.
+		ClientCertificates: func(ctx context.Context, chain []*x509.Certificate) (string, error) {
+			au, err := a.Certs.AuthenticateCertificate(ctx, chain)
+			if err != nil {
+				return "", err
+			}
+			return au.ThingName, nil
+		},
+		Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -161,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: CA: %w", err)
 	}
 	var tlsConfig *tls.Config
-	if cfg.MQTT.TLSAddr != "" || cfg.MQTT.WSSAddr != "" {
+	if cfg.MQTT.TLSAddr != "" || cfg.MQTT.WSSAddr != "" || cfg.HTTP.TLSAddr != "" {
 		if tlsConfig, err = a.Certs.ServerTLSConfig(ctx, cfg.MQTT.Hosts); err != nil {
 			return nil, fmt.Errorf("app: broker TLS: %w", err)
 		}
@@ -194,6 +205,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		mux.Handle(p, devices)
 	}
 	mux.Handle("/", a.OAuth.Handler())
+	if cfg.HTTP.TLSAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.TLSAddr)
+		if err != nil {
+			return nil, fmt.Errorf("app: listen https: %w", err)
+		}
+		a.httpsLn = tls.NewListener(ln, tlsConfig)
+	}
 	a.httpSrv = &http.Server{
 		Handler:           httpapi.Instrument(a.metrics, mux),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -238,6 +256,9 @@ func (a *App) banner(boot *registry.Bootstrap) {
 	base := "http://" + a.HTTPAddr()
 	fmt.Fprintf(w, "Gatehouse %s\n", a.opts.Version)
 	fmt.Fprintf(w, "  http        %s (listening on %s)\n", base, a.HTTPAddr())
+	if a.httpsLn != nil {
+		fmt.Fprintf(w, "  https       https://%s (mutual TLS for RFC 8705 tls_client_auth)\n", a.httpsLn.Addr())
+	}
 	fmt.Fprintf(w, "  admin API   %s/api/v1\n", base)
 	fmt.Fprintf(w, "  oauth       issuer %s, token %s/oauth2/token\n", a.issuer, a.issuer)
 	fmt.Fprintf(w, "  device page %s/device\n", a.issuer)
@@ -294,6 +315,14 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if a.httpsLn != nil {
+		g.Go(func() error {
+			if err := a.httpSrv.Serve(a.httpsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("https: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return a.Broker.Run(ctx) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error {
@@ -309,8 +338,11 @@ func (a *App) Run(ctx context.Context) error {
 // Close releases everything New acquired.
 func (a *App) Close() error {
 	var errs []error
-	if a.httpLn != nil {
-		if err := a.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	for _, ln := range []net.Listener{a.httpLn, a.httpsLn} {
+		if ln == nil {
+			continue
+		}
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}

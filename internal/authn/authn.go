@@ -163,9 +163,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (*Ident
 	case c.AuthorizerName != "" || c.AuthorizerSignature != "":
 		return a.custom(ctx, c)
 	case c.Bearer != "":
-		return a.token(ctx, c.Bearer, c.Username, MethodAccessToken)
+		return a.token(ctx, c.Bearer, c.Username, MethodAccessToken, c.PeerCertificates)
 	case len(c.Password) > 0:
-		return a.token(ctx, string(c.Password), c.Username, MethodAccessToken)
+		return a.token(ctx, string(c.Password), c.Username, MethodAccessToken, c.PeerCertificates)
 	case len(c.PeerCertificates) > 0:
 		return a.certificate(ctx, c)
 	}
@@ -184,7 +184,7 @@ func splitCustomUsername(u string) (name, query string, ok bool) {
 
 // token verifies a Gatehouse access token. username, when not empty, must
 // name the token's thing (or its subject, for a person's token).
-func (a *Authenticator) token(ctx context.Context, raw, username, method string) (*Identity, error) {
+func (a *Authenticator) token(ctx context.Context, raw, username, method string, peer []*x509.Certificate) (*Identity, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrBadCredentials, MaxTokenBytes)
 	}
@@ -198,6 +198,13 @@ func (a *Authenticator) token(ctx context.Context, raw, username, method string)
 			return nil, fmt.Errorf("%w: %w", ErrBadCredentials, err)
 		default:
 			return nil, fmt.Errorf("%w: %w", ErrBadCredentials, xerr)
+		}
+	}
+	if at.CertThumbprint != "" {
+		// RFC 8705: a certificate-bound token is good only over a
+		// connection presenting that certificate.
+		if len(peer) == 0 || oauth.Thumbprint(peer[0]) != at.CertThumbprint {
+			return nil, fmt.Errorf("%w: the token is bound to a client certificate this connection did not present", ErrBadCredentials)
 		}
 	}
 	id := &Identity{
@@ -288,7 +295,7 @@ func (a *Authenticator) custom(ctx context.Context, c Credentials) (*Identity, e
 			return nil, fmt.Errorf("%w: authorizer %q: %w", ErrBadCredentials, au.Name, err)
 		}
 	}
-	id, err := a.token(ctx, tok, c.Username, MethodCustomAuthorizer)
+	id, err := a.token(ctx, tok, c.Username, MethodCustomAuthorizer, c.PeerCertificates)
 	if err != nil {
 		return nil, err
 	}

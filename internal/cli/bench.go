@@ -258,7 +258,7 @@ func gatehouseTarget(ctx context.Context, pairs int) (benchTarget, func() error,
 		return benchTarget{}, nil, err
 	}
 	c := config.Default()
-	c.DataDir, c.HTTP.Addr, c.MQTT.Addr, c.MQTT.WSAddr, c.MQTT.TLSAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "", ""
+	c.DataDir, c.HTTP.Addr, c.MQTT.Addr, c.MQTT.WSAddr, c.MQTT.TLSAddr, c.HTTP.TLSAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "", "", ""
 	c.Finish()
 	a, err := app.New(ctx, c, app.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -23,6 +23,7 @@ func serverFlags(fs interface {
 	sets := map[string]*string{
 		"dataDir":          fs.String("data-dir", "", "directory for the SQLite database and keys (default ./gatehouse-data)"),
 		"store.dsn":        fs.String("dsn", "", "database: sqlite:PATH or postgres://... (default sqlite in the data dir)"),
+		"http.tlsAddr":     fs.String("https-addr", "", "HTTPS (mutual TLS) listen address (default 127.0.0.1:8443)"),
 		"http.addr":        fs.String("http-addr", "", "HTTP listen address (default 127.0.0.1:8080)"),
 		"http.externalURL": fs.String("external-url", "", "URL clients use to reach the server; the OAuth issuer"),
 		"log.level":        fs.String("log-level", "", "debug, info, warn or error"),

@@ -88,6 +88,11 @@ type Store struct {
 // HTTP configures the HTTP listener (admin API, OAuth, device page, metrics).
 type HTTP struct {
 	Addr string `yaml:"addr"`
+	// TLSAddr serves the same routes over TLS with a certificate from the
+	// Gatehouse CA (for mqtt.hosts), requesting client certificates: the
+	// token endpoint then takes RFC 8705 tls_client_auth and binds tokens
+	// to the certificate. Empty disables it.
+	TLSAddr string `yaml:"tlsAddr"`
 	// ExternalURL is how clients reach the server; it is the OAuth issuer.
 	// Empty means http://<addr>.
 	ExternalURL string `yaml:"externalURL"`
@@ -133,7 +138,7 @@ type ExternalIssuer struct {
 func Default() Config {
 	return Config{
 		DataDir: "./gatehouse-data",
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second},
+		HTTP:    HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
@@ -354,7 +359,7 @@ func (c *Config) Validate() error {
 	if (c.MQTT.TLSAddr != "" || c.MQTT.WSSAddr != "") && len(c.MQTT.Hosts) == 0 {
 		bad("mqtt.hosts: TLS listeners need at least one host name for their certificate")
 	}
-	for name, addr := range map[string]string{"mqtt.addr": c.MQTT.Addr, "mqtt.wsAddr": c.MQTT.WSAddr, "mqtt.tlsAddr": c.MQTT.TLSAddr, "mqtt.wssAddr": c.MQTT.WSSAddr} {
+	for name, addr := range map[string]string{"mqtt.addr": c.MQTT.Addr, "mqtt.wsAddr": c.MQTT.WSAddr, "mqtt.tlsAddr": c.MQTT.TLSAddr, "mqtt.wssAddr": c.MQTT.WSSAddr, "http.tlsAddr": c.HTTP.TLSAddr} {
 		if addr == "" {
 			continue
 		}

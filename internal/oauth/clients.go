@@ -136,6 +136,10 @@ func (s *Server) authenticate(ctx context.Context, cc *op.ClientCredentials, pat
 		return s.authenticateAssertion(ctx, cc.ClientID, cc.ClientAssertion, path)
 	case cc.ClientSecret != "":
 		return s.authenticateSecret(ctx, cc.ClientID, cc.ClientSecret)
+	case len(peerCertificates(ctx)) > 0 && s.clientCerts != nil:
+		if _, public := s.clients[cc.ClientID]; !public {
+			return s.authenticateTLS(ctx, cc.ClientID)
+		}
 	}
 	if sc, ok := s.clients[cc.ClientID]; ok && sc.SecretHash == "" {
 		return s.staticClient(sc, oidc.AuthMethodNone), nil

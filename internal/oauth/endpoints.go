@@ -34,6 +34,10 @@ func (s *Server) Health(context.Context, *op.Request[struct{}]) (*op.Response, e
 func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 	authMethods := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT, oidc.AuthMethodNone}
 	confidential := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT}
+	if s.clientCerts != nil {
+		authMethods = append(authMethods, AuthMethodTLSClientAuth)
+		confidential = append(confidential, AuthMethodTLSClientAuth)
+	}
 	assertionAlgs := make([]string, len(assertionAlgorithms))
 	for i, a := range assertionAlgorithms {
 		assertionAlgs[i] = string(a)
@@ -58,7 +62,7 @@ func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 		RevocationEndpointAuthSigningAlgValuesSupported:    assertionAlgs,
 		IntrospectionEndpointAuthMethodsSupported:          confidential,
 		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionAlgs,
-		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "thing_name", "thing_type"},
+		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "thing_name", "thing_type", "cnf"},
 	}
 }
 

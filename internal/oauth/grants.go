@@ -40,7 +40,7 @@ func (s *Server) issueForClient(ctx context.Context, c *client, requested []stri
 	if err != nil {
 		return nil, err
 	}
-	g := grant{grantType: string(oidc.GrantTypeClientCredentials), clientID: c.id, subject: c.id, thing: c.thingName(), thingType: c.thingType(), scopes: scopes}
+	g := grant{grantType: string(oidc.GrantTypeClientCredentials), clientID: c.id, subject: c.id, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx)}
 	key, err := s.keys.current(ctx)
 	if err != nil {
 		return nil, s.serverError(ctx, "signing key", err)
@@ -75,7 +75,7 @@ func issuedDetails(g grant, c claims) map[string]any {
 // issueDelegated issues an access token and a new refresh token for a user
 // delegated grant inside tx. familyID "" starts a new family.
 func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingKey, c *client, subject string, scopes []string, familyID, grantType string) (*oidc.AccessTokenResponse, error) {
-	g := grant{grantType: grantType, clientID: c.id, subject: subject, thing: c.thingName(), thingType: c.thingType(), scopes: scopes}
+	g := grant{grantType: grantType, clientID: c.id, subject: subject, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx)}
 	raw, cl, err := s.mint(key, g)
 	if err != nil {
 		return nil, err

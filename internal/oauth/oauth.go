@@ -106,9 +106,14 @@ type Config struct {
 	// client, DefaultCLIClient, with scopes openid, profile and
 	// offline_access.
 	Clients []StaticClient
-	Now     func() time.Time
-	Rand    io.Reader
-	Logger  *slog.Logger
+	// ClientCertificates enables RFC 8705 tls_client_auth: it maps a TLS
+	// client certificate to its thing. Tokens requested over mutual TLS
+	// are bound to the certificate (cnf x5t#S256) whatever the client
+	// authentication.
+	ClientCertificates ClientCertificates
+	Now                func() time.Time
+	Rand               io.Reader
+	Logger             *slog.Logger
 }
 
 // Server is the authorization server. Create it with New.
@@ -116,6 +121,7 @@ type Server struct {
 	op.UnimplementedServer
 
 	store                                           *store.Store
+	clientCerts                                     ClientCertificates
 	registry                                        *registry.Service
 	events                                          *events.Log
 	issuer                                          string
@@ -210,7 +216,7 @@ func New(cfg Config) (*Server, error) {
 		issuer: iss.String(), issuerURL: iss, sealer: cfg.Sealer, alg: cfg.Algorithm, hsSecret: slices.Clone(cfg.HS256Secret),
 		atTTL: cfg.AccessTokenTTL, rtTTL: cfg.RefreshTokenTTL, deviceTTL: cfg.DeviceCodeTTL, rotation: cfg.KeyRotation,
 		pollInterval: cfg.DevicePollInterval, defaultScopes: slices.Clone(cfg.DefaultScopes),
-		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger,
+		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates,
 	}
 	s.audience = slices.Clone(cfg.Audience)
 	if len(s.audience) == 0 {
@@ -251,7 +257,7 @@ func New(cfg Config) (*Server, error) {
 	if s.deviceTmpl, err = parseDeviceTemplate(); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}
-	s.handler = s.routes()
+	s.handler = withPeerCertificates(s.routes())
 	return s, nil
 }
 

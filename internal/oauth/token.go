@@ -40,6 +40,10 @@ type AccessToken struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	JTI       string
+	// CertThumbprint, when set, is the x5t#S256 of the client certificate
+	// the token is bound to (RFC 8705): it is only good together with that
+	// certificate.
+	CertThumbprint string
 }
 
 // HasScope reports whether the token carries scope.
@@ -58,6 +62,13 @@ type claims struct {
 	Scope     string   `json:"scope,omitempty"`
 	ThingName string   `json:"thing_name,omitempty"`
 	ThingType string   `json:"thing_type,omitempty"`
+	// Cnf binds the token to a client certificate (RFC 8705).
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the RFC 8705 "cnf" claim.
+type confirmation struct {
+	X5tS256 string `json:"x5t#S256"`
 }
 
 // audience decodes "aud" as a string or an array of strings.
@@ -85,6 +96,8 @@ type grant struct {
 	thing     string
 	thingType string
 	scopes    []string
+	// cnf is the x5t#S256 thumbprint the token is bound to, or "".
+	cnf string
 }
 
 // newID returns n random bytes, base64url encoded.
@@ -107,6 +120,9 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 	c = claims{
 		Issuer: s.issuer, Subject: g.subject, Audience: s.audience, IssuedAt: now.Unix(), Expiry: now.Add(s.atTTL).Unix(),
 		JTI: jti, ClientID: g.clientID, Scope: strings.Join(g.scopes, " "), ThingName: g.thing, ThingType: g.thingType,
+	}
+	if g.cnf != "" {
+		c.Cnf = &confirmation{X5tS256: g.cnf}
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {
@@ -142,11 +158,15 @@ func (s *Server) VerifyAccessToken(ctx context.Context, raw string) (*AccessToke
 }
 
 func (c *claims) accessToken() *AccessToken {
-	return &AccessToken{
+	at := &AccessToken{
 		Subject: c.Subject, ClientID: c.ClientID, ThingName: c.ThingName, ThingType: c.ThingType,
 		Scopes: strings.Fields(c.Scope), Audience: slices.Clone(c.Audience),
 		IssuedAt: time.Unix(c.IssuedAt, 0).UTC(), ExpiresAt: time.Unix(c.Expiry, 0).UTC(), JTI: c.JTI,
 	}
+	if c.Cnf != nil {
+		at.CertThumbprint = c.Cnf.X5tS256
+	}
+	return at
 }
 
 // verifyJWT checks everything but revocation.
