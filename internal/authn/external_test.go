@@ -125,4 +125,3 @@ func TestExternalIssuer(t *testing.T) {
 		t.Errorf("JWKS fetched %d times, want at most 2 (first use, one unknown kid)", n)
 	}
 }
-
