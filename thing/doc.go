@@ -1,0 +1,43 @@
+// Package thing is Gatehouse's Go device SDK: what runs on a device
+// ("thing") to register with a Gatehouse server, prove who it is, get
+// OAuth 2.0 access tokens and talk MQTT or HTTPS to the broker.
+//
+// It talks to the server only through its public protocols (HTTP and
+// MQTT), so it works against any Gatehouse replica.
+//
+// # A device's lifecycle
+//
+//  1. Provisioning. The device is given a state directory, the server URL
+//     and its name. Either an operator hands it a registration token and the
+//     device calls [Thing.Register], which generates an ECDSA P-256 key on
+//     the device, sends only a certificate signing request (the private key
+//     never leaves the device) and stores the certificate, the root CA and
+//     the server's endpoints; or an operator creates the thing and gives it
+//     a client secret ([Thing.SetClientSecret]) or registers the public key
+//     the device prints ([Thing.PublicJWK]) for private_key_jwt.
+//  2. Authentication. [Thing.Token] returns an access token, fetched with
+//     client credentials (client secret or a signed JWT assertion) at the
+//     OAuth token endpoint or at the ForgeRock-style things endpoint, cached
+//     and refreshed shortly before it expires. An input-limited device whose
+//     owner must approve it runs [Thing.DeviceFlow] instead: the user code
+//     and verification URI go to a callback, the device polls, and the
+//     resulting refresh token keeps it authenticated afterwards.
+//  3. Messaging. [Thing.Connect] opens an MQTT connection that logs in with
+//     the access token as password (and reconnects with a fresh token when
+//     the token expires or is revoked), with the registered certificate
+//     (mutual TLS, the server checked against the stored root CA), or through
+//     an AWS-IoT-style custom authorizer with a signature of the token.
+//     [Thing.PublishHTTPS] publishes one message over HTTPS.
+//
+// Everything the device must remember lives in small files in the state
+// directory, readable by the owner only (0600), and is loaded on start:
+//
+//	state.json      thing name, certificate id, endpoints (not secret)
+//	client_secret   the OAuth client secret
+//	key.pem         the device's private key (PKCS #8)
+//	cert.pem        the device certificate
+//	ca.pem          the root CA that issued it and the server's certificate
+//	token.json      the cached access and refresh tokens
+//
+// Secrets are never logged.
+package thing
