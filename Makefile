@@ -7,7 +7,7 @@ GATEHOUSE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disab
 export GATEHOUSE_TEST_POSTGRES
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test test-short lint fuzz bench clean
+.PHONY: run build test test-short lint fuzz bench clean lambda
 
 run:
 	$(GO) run ./cmd/gatehouse serve
@@ -39,6 +39,16 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./...
+
+# The AWS IoT custom authorizer Lambda (cmd/gatehouse-aws-authorizer) as
+# bin/lambda/gatehouse-aws-authorizer.zip: `bootstrap` for the provided.al2023
+# (or provided.al2) runtime on x86_64. LAMBDA_POLICY_MAP=file also packs a
+# policy map (set GATEHOUSE_POLICY_MAP_FILE=/var/task/<its name>).
+LAMBDA_POLICY_MAP ?=
+lambda:
+	@mkdir -p bin/lambda
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -tags lambda.norpc -ldflags "-s -w" -o bin/lambda/bootstrap ./cmd/gatehouse-aws-authorizer
+	$(GO) run scripts/zipfiles.go bin/lambda/gatehouse-aws-authorizer.zip bin/lambda/bootstrap $(LAMBDA_POLICY_MAP)
 
 clean:
 	rm -rf bin gatehouse-data

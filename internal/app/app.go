@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -24,11 +25,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/authorizer"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/config"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
+	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
@@ -57,6 +60,7 @@ type App struct {
 	Registry *registry.Service
 	OAuth    *oauth.Server
 	Certs    *certs.Service
+	Lobby    *lobby.Service
 	Broker   *broker.Broker
 	metrics  *prometheus.Registry
 	httpLn   net.Listener
@@ -177,12 +181,23 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: broker TLS: %w", err)
 		}
 	}
-	authenticator := authn.New(authn.Config{Tokens: a.OAuth, Registry: a.Registry, Store: s, Now: opts.Now, Certificates: a.Certs})
+	base := authn.New(authn.Config{Tokens: a.OAuth, Registry: a.Registry, Store: s, Now: opts.Now, Certificates: a.Certs})
 	for _, e := range cfg.OAuth.ExternalIssuers {
-		if err := authenticator.AddExternalIssuer(authn.ExternalIssuer(e)); err != nil {
+		if err := base.AddExternalIssuer(authn.ExternalIssuer(e)); err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 	}
+	a.Lobby, err = lobby.New(lobby.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
+		Logger: opts.Logger.With("component", "lobby"), LocalEndpoint: endpoints(cfg, issuer)["mqtts"]})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if err := a.Lobby.EnsurePolicy(ctx); err != nil {
+		return nil, fmt.Errorf("app: lobby: %w", err)
+	}
+	// Devices with a manufacturer certificate and their fingerprint as
+	// client id are lobby sessions; everything else authenticates as usual.
+	authenticator := a.Lobby.Authenticator(base)
 	a.Broker, err = broker.New(broker.Config{
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
 		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
@@ -192,14 +207,38 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	if addr := a.Broker.Addr("mqtts"); addr != "" {
+		// With an ephemeral port the configured address says ":0".
+		_, port, _ := net.SplitHostPort(addr)
+		host := "localhost"
+		if len(cfg.MQTT.Hosts) > 0 {
+			host = cfg.MQTT.Hosts[0]
+		}
+		a.Lobby.SetLocalEndpoint("mqtts://" + net.JoinHostPort(host, port))
+	}
+
+	var sources []netip.Prefix
+	for _, p := range cfg.Authorizer.AllowedSources {
+		if pr, err := netip.ParsePrefix(p); err == nil {
+			sources = append(sources, pr)
+		}
+	}
+	adapters := authorizer.New(authorizer.Config{
+		Authn: authenticator, Registry: a.Registry, Logger: opts.Logger.With("component", "authorizer"), Now: opts.Now,
+		Policy: policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
+		Keys:   cfg.Authorizer.Keys, AllowedSources: sources,
+		MaxSessions: cfg.Authorizer.MaxSessions, SessionTTL: cfg.Authorizer.SessionTTL, ResolveByThingName: cfg.Authorizer.ResolveByThingName,
+		RabbitMQVHosts: cfg.Authorizer.RabbitMQVHosts, RabbitMQExchange: cfg.Authorizer.RabbitMQExchange,
+	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
+	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
 	health := httpapi.Health(s)
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", httpapi.Metrics(a.metrics))
 	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
+	mux.Handle("/authorizer/", adapters.Handler())
 	devices := a.Certs.DeviceHandler()
 	for _, p := range certs.DevicePatterns {
 		mux.Handle(p, devices)
@@ -324,6 +363,7 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.Broker.Run(ctx) })
+	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker.Server()) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -35,6 +36,23 @@ type Config struct {
 	MQTT    MQTT    `yaml:"mqtt"`
 	Secrets Secrets `yaml:"secrets"`
 	PKI     PKI     `yaml:"pki"`
+	// Authorizer configures the endpoints external brokers (EMQX,
+	// RabbitMQ) call to authenticate and authorize devices.
+	Authorizer Authorizer `yaml:"authorizer"`
+}
+
+// Authorizer configures the external-broker adapters under /authorizer/.
+// Requests must carry one of Keys (X-Gatehouse-Adapter-Key header or
+// adapter_key query parameter) or come from AllowedSources; with neither
+// configured every request is refused.
+type Authorizer struct {
+	Keys               []string      `yaml:"keys"`
+	AllowedSources     []string      `yaml:"allowedSources"`
+	MaxSessions        int           `yaml:"maxSessions"`
+	SessionTTL         time.Duration `yaml:"sessionTTL"`
+	ResolveByThingName bool          `yaml:"resolveByThingName"`
+	RabbitMQVHosts     []string      `yaml:"rabbitmqVhosts"`
+	RabbitMQExchange   string        `yaml:"rabbitmqExchange"`
 }
 
 // PKI configures the certificate authority and registration gateway.
@@ -374,6 +392,14 @@ func (c *Config) Validate() error {
 		if e.Issuer == "" || !strings.HasPrefix(e.JWKSURL, "http") {
 			bad("oauth.externalIssuers[%d]: needs issuer and an http(s) jwksURL", i)
 		}
+	}
+	for _, p := range c.Authorizer.AllowedSources {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad("authorizer.allowedSources: %q is not a CIDR prefix", p)
+		}
+	}
+	if c.Authorizer.MaxSessions < 0 || c.Authorizer.SessionTTL < 0 {
+		bad("authorizer: maxSessions and sessionTTL must not be negative")
 	}
 	if c.Secrets.MasterKeyFile == "" {
 		bad("secrets.masterKeyFile: must be set")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -19,6 +20,8 @@ import (
 type Config struct {
 	Registry *registry.Service
 	Events   *events.Log
+	// Lobby is the device lobby; nil leaves its routes out.
+	Lobby *lobby.Service
 	// OAuth manages things' client credentials; nil leaves those routes out.
 	OAuth  Credentials
 	Logger *slog.Logger
@@ -35,6 +38,7 @@ type API struct {
 	log     *slog.Logger
 	maxBody int64
 	creds   Credentials
+	lobby   *lobby.Service
 	mux     *http.ServeMux
 	certs   *certs.Service
 }
@@ -47,7 +51,7 @@ func New(c Config) *API {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
-	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, mux: http.NewServeMux()}
+	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
 	a.certs = c.Certs
 	a.routes()
 	return a
@@ -145,6 +149,7 @@ func (a *API) routes() {
 	a.authorizerRoutes()
 	a.certRoutes()
 	a.credentialRoutes()
+	a.lobbyRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))

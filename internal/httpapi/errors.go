@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
+	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -72,6 +73,10 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusForbidden, err.Error()
 	case errors.As(err, &request):
 		p.Status, p.Detail = http.StatusBadRequest, fmt.Sprintf("certificate request rejected (%s): %s", request.Reason, request.Detail)
+	case errors.Is(err, lobby.ErrState):
+		p.Status, p.Detail = http.StatusConflict, err.Error()
+	case errors.Is(err, lobby.ErrInvalid):
+		p.Status, p.Detail = http.StatusBadRequest, err.Error()
 	case errors.Is(err, certs.ErrInvalidTransition):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, certs.ErrNoCA):

@@ -39,6 +39,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Policies", testPolicies},
 		{"Authorizers", testAuthorizers},
 		{"PKI", testPKI},
+		{"Lobby", testLobby},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gatehouse-iot/gatehouse/internal/lobby"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// lobbyRoutes serves the device lobby: the ledger, claims and targets.
+func (a *API) lobbyRoutes() {
+	if a.lobby == nil {
+		return
+	}
+	a.handle("GET /api/v1/lobby/devices", read, func(w http.ResponseWriter, r *http.Request) error {
+		after, limit, err := page(r)
+		if err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		devs, err := a.lobby.List(r.Context(), store.LobbyFilter{Page: store.Page{After: after, Limit: limit}, State: q.Get("state"), Target: q.Get("target")})
+		if err != nil {
+			return err
+		}
+		return list(w, devs, limit, func(d store.LobbyDevice) string { return d.Fingerprint })
+	})
+	a.handle("GET /api/v1/lobby/devices/{device}", read, func(w http.ResponseWriter, r *http.Request) error {
+		d, err := a.lobby.Get(r.Context(), r.PathValue("device"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, d)
+	})
+	claim := func(fn func(*http.Request, lobby.ClaimRequest) (*store.LobbyDevice, error)) handlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			var in lobby.ClaimRequest
+			if err := decode(w, r, a.maxBody, &in); err != nil {
+				return err
+			}
+			d, err := fn(r, in)
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, http.StatusOK, d)
+		}
+	}
+	// A claim of a device not seen yet is a pre-claim; the service decides.
+	a.handle("POST /api/v1/lobby/claims", write, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {
+		return a.lobby.Claim(r.Context(), in)
+	}))
+	a.handle("POST /api/v1/lobby/preclaims", write, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {
+		return a.lobby.PreClaim(r.Context(), in)
+	}))
+	a.handle("POST /api/v1/lobby/devices/{device}/reroute", write, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {
+		in.Device = r.PathValue("device")
+		return a.lobby.Reroute(r.Context(), in)
+	}))
+	withReason := func(fn func(r *http.Request, device, reason string) (*store.LobbyDevice, error)) handlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			var in struct {
+				Reason string `json:"reason,omitempty"`
+			}
+			if r.ContentLength != 0 {
+				if err := decode(w, r, a.maxBody, &in); err != nil {
+					return err
+				}
+			}
+			d, err := fn(r, r.PathValue("device"), in.Reason)
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, http.StatusOK, d)
+		}
+	}
+	a.handle("POST /api/v1/lobby/devices/{device}/reject", write, withReason(func(r *http.Request, dev, reason string) (*store.LobbyDevice, error) {
+		return a.lobby.Reject(r.Context(), dev, reason)
+	}))
+	a.handle("POST /api/v1/lobby/devices/{device}/decommission", write, withReason(func(r *http.Request, dev, reason string) (*store.LobbyDevice, error) {
+		return a.lobby.Decommission(r.Context(), dev, reason)
+	}))
+	a.handle("POST /api/v1/lobby/devices/{device}/factory-reset", write, withReason(func(r *http.Request, dev, _ string) (*store.LobbyDevice, error) {
+		return a.lobby.FactoryReset(r.Context(), dev)
+	}))
+	a.handle("GET /api/v1/lobby/devices/{device}/qr.png", read, func(w http.ResponseWriter, r *http.Request) error {
+		fp, err := lobby.ParseQR(r.PathValue("device"))
+		if err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+		png, err := lobby.QRPNG(fp)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "image/png")
+		_, err = w.Write(png)
+		return err
+	})
+
+	a.handle("GET /api/v1/lobby/targets", read, func(w http.ResponseWriter, r *http.Request) error {
+		after, limit, err := page(r)
+		if err != nil {
+			return err
+		}
+		ts, err := a.lobby.Targets(r.Context(), store.Page{After: after, Limit: limit})
+		if err != nil {
+			return err
+		}
+		return list(w, ts, limit, func(t store.LobbyTarget) string { return t.Name })
+	})
+	a.handle("POST /api/v1/lobby/targets", write, func(w http.ResponseWriter, r *http.Request) error {
+		var in store.LobbyTarget
+		if err := decode(w, r, a.maxBody, &in); err != nil {
+			return err
+		}
+		t, err := a.lobby.CreateTarget(r.Context(), in)
+		if err != nil {
+			return err
+		}
+		return writeVersioned(w, http.StatusCreated, t.Version, t)
+	})
+	a.handle("GET /api/v1/lobby/targets/{name}", read, func(w http.ResponseWriter, r *http.Request) error {
+		t, err := a.lobby.Target(r.Context(), r.PathValue("name"))
+		if err != nil {
+			return err
+		}
+		return writeVersioned(w, http.StatusOK, t.Version, t)
+	})
+	a.handle("PUT /api/v1/lobby/targets/{name}", write, func(w http.ResponseWriter, r *http.Request) error {
+		v, err := ifMatch(r)
+		if err != nil {
+			return err
+		}
+		var in store.LobbyTarget
+		if err := decode(w, r, a.maxBody, &in); err != nil {
+			return err
+		}
+		t, err := a.lobby.UpdateTarget(r.Context(), r.PathValue("name"), v, in)
+		if err != nil {
+			return err
+		}
+		return writeVersioned(w, http.StatusOK, t.Version, t)
+	})
+	a.handle("DELETE /api/v1/lobby/targets/{name}", write, func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.lobby.DeleteTarget(r.Context(), r.PathValue("name")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}

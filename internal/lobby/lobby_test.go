@@ -1,0 +1,454 @@
+package lobby_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/broker"
+	"github.com/gatehouse-iot/gatehouse/internal/certs"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/lobby"
+	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/seal"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+)
+
+const devicePolicy = `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
+ {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"topic/things/${iot:Connection.Thing.ThingName}/*"}]}`
+
+type fixture struct {
+	t      *testing.T
+	store  *store.Store
+	certs  *certs.Service
+	lobby  *lobby.Service
+	broker *broker.Broker
+	roots  *x509.CertPool
+	admin  context.Context
+	mfg    *x509.Certificate
+	mfgKey crypto.Signer
+}
+
+func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := events.NewLog(s, time.Now)
+	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, seal.KeySize)
+	rand.Read(key)
+	sealer, _ := seal.New(key)
+	cs, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.EnsureCA(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := lobby.New(lobby.Config{Store: s, Registry: reg, Certs: cs, Events: log, LocalEndpoint: "mqtts://localhost:8883"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.EnsurePolicy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.EnsurePolicy(ctx); err != nil {
+		t.Fatalf("EnsurePolicy twice: %v", err)
+	}
+	f := &fixture{t: t, store: s, certs: cs, lobby: lb, admin: events.WithActor(ctx, "user:op")}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
+	if _, err := reg.CreatePolicy(f.admin, registry.NewPolicy{Name: "device", Document: []byte(devicePolicy)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.CreateThingType(f.admin, registry.ThingTypeSpec{Name: "meter", DefaultPolicies: []string{"device"}, AuthMethods: []string{authn.MethodCertificate}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Acme Devices CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, mk.Public(), mk)
+	f.mfg, _ = x509.ParseCertificate(der)
+	f.mfgKey = mk
+	if _, err := cs.AddManufacturerCA(f.admin, certs.NewManufacturerCA{Name: "acme", CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		JITStatus: store.CertActive}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range []store.LobbyTarget{
+		{Name: "here", Kind: store.LobbyTargetLocal, ThingType: "meter", Config: "default config"},
+		{Name: "eu", Kind: store.LobbyTargetMQTT, Endpoint: "mqtts://eu.example:8883", Config: "eu config"},
+	} {
+		if _, err := lb.CreateTarget(f.admin, tg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !withBroker {
+		return f
+	}
+	tlsCfg, err := cs.ServerTLSConfig(ctx, []string{"localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.New(broker.Config{Authn: lb.Authenticator(authn.New(authn.Config{Registry: reg, Store: s, Certificates: cs})),
+		Registry: reg, Events: log, TLSAddr: "127.0.0.1:0", TLSConfig: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.broker = b
+	wg.Go(func() { _ = b.Run(ctx) })
+	wg.Go(func() { _ = lb.Run(ctx, b.Server()) })
+	ca, _ := cs.CA(ctx)
+	f.roots = x509.NewCertPool()
+	f.roots.AddCert(ca.Root())
+	return f
+}
+
+// device makes a manufacturer-signed device certificate.
+func (f *fixture) device(cn string) (tls.Certificate, string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: cn}, NotBefore: now.Add(-time.Minute),
+		NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, f.mfg, key.Public(), f.mfgKey)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pki.FingerprintDER(der)
+}
+
+type client struct {
+	*paho.Client
+	mu  sync.Mutex
+	got []*paho.Publish
+}
+
+func (c *client) waitFor(t *testing.T, topic string, match func([]byte) bool) []byte {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		for _, m := range c.got {
+			if m.Topic == topic && match(m.Payload) {
+				c.mu.Unlock()
+				return m.Payload
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no matching message on %s", topic)
+	return nil
+}
+
+func (f *fixture) connect(clientID string, cert tls.Certificate) (*client, byte) {
+	f.t.Helper()
+	conn, err := tls.Dial("tcp", f.broker.Addr("mqtts"), &tls.Config{RootCAs: f.roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c := &client{}
+	c.Client = paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn),
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			c.mu.Lock()
+			c.got = append(c.got, pr.Packet)
+			c.mu.Unlock()
+			return true, nil
+		}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true})
+	if ca == nil {
+		conn.Close()
+		return nil, 0xff
+	}
+	if err == nil {
+		f.t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	}
+	return c, ca.ReasonCode
+}
+
+func subscribe(t *testing.T, c *client, filter string) byte {
+	t.Helper()
+	sa, err := c.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
+	if sa == nil {
+		t.Fatalf("subscribe %s: %v", filter, err)
+	}
+	return sa.Reasons[0]
+}
+
+func publish(t *testing.T, c *client, topic string, payload []byte) byte {
+	t.Helper()
+	pr, err := c.Publish(context.Background(), &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
+	if pr == nil {
+		t.Fatalf("publish %s: %v", topic, err)
+	}
+	return pr.ReasonCode
+}
+
+func (f *fixture) waitState(fp, want string) *lobby.Device {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err := f.lobby.Get(context.Background(), fp)
+		if err == nil && d.State == want {
+			return d
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("device %s: state %v (%v), want %s", fp[:8], d, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The whole flow over MQTT: knock -> inlobby, claim -> commissioned ->
+// assignment delivered -> device logs in at the target -> arrived; lobby
+// sessions are confined to their topics; factory reset returns it.
+func TestLobbyOverMQTT(t *testing.T) {
+	f := newFixture(t, storetest.SQLiteDSN(t), true)
+	cert, fp := f.device("meter-1")
+	other, otherFP := f.device("meter-2")
+
+	connects := []struct {
+		name     string
+		clientID string
+		cert     tls.Certificate
+		want     byte
+	}{
+		{"unknown cert, thing-name client id", "meter-1", cert, 0x86},
+		{"another device's fingerprint", otherFP, cert, 0x86},
+	}
+	for _, tc := range connects {
+		if _, got := f.connect(tc.clientID, tc.cert); got != tc.want {
+			t.Errorf("%s: CONNACK = %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+	c, code := f.connect(fp, cert)
+	if code != 0 {
+		t.Fatalf("lobby connect = %#x", code)
+	}
+	f.waitState(fp, store.LobbyKnocking)
+	if got := subscribe(t, c, lobby.AssignmentTopic(fp)); got != 1 {
+		t.Errorf("SUBACK own assignment = %#x, want 1", got)
+	}
+	denied := []struct{ sub, pub string }{
+		{lobby.AssignmentTopic(otherFP), lobby.KnockTopic(otherFP)},
+		{"things/#", "things/meter-1/x"},
+		{"$gatehouse/lobby/+/assignment", "$gatehouse/lobby/" + fp + "/assignment"},
+	}
+	for _, d := range denied {
+		if got := subscribe(t, c, d.sub); got < 0x80 {
+			t.Errorf("SUBACK %s = %#x, want a refusal", d.sub, got)
+		}
+	}
+	if got := publish(t, c, lobby.KnockTopic(fp), []byte(`{"state":"factory default","config":"default"}`)); got != 0 {
+		t.Fatalf("PUBACK knock = %#x", got)
+	}
+	f.waitState(fp, store.LobbyInLobby)
+	for _, d := range denied {
+		if got := publish(t, c, d.pub, []byte(`{}`)); got != 0x87 {
+			t.Errorf("PUBACK %s = %#x, want 0x87", d.pub, got)
+		}
+	}
+
+	if _, err := f.lobby.Claim(f.admin, lobby.ClaimRequest{Device: lobby.QRPayload(fp), Target: "here"}); err != nil {
+		t.Fatal(err)
+	}
+	payload := c.waitFor(t, lobby.AssignmentTopic(fp), func(b []byte) bool { return bytes.Contains(b, []byte("endpoint")) })
+	var a lobby.Assignment
+	if err := json.Unmarshal(payload, &a); err != nil || a.Endpoint != "mqtts://localhost:8883" || a.Config != "default config" ||
+		a.ThingName != "meter-1" || !strings.Contains(a.CAChain, "BEGIN CERTIFICATE") {
+		t.Errorf("assignment = %s (%v)", payload, err)
+	}
+	f.waitState(fp, store.LobbyCommissioned)
+	_ = c.Disconnect(&paho.Disconnect{})
+
+	// The device goes to its target: this Gatehouse, as its thing.
+	d, code := f.connect("meter-1", cert)
+	if code != 0 {
+		t.Fatalf("target connect = %#x", code)
+	}
+	if got := publish(t, d, "things/meter-1/tlm", []byte(`{}`)); got != 0 {
+		t.Errorf("PUBACK at target = %#x", got)
+	}
+	got := f.waitState(fp, store.LobbyArrived)
+	var states []string
+	for _, h := range got.History {
+		states = append(states, h.To)
+	}
+	if want := "knocking inlobby claimed commissioned arrived"; strings.Join(states, " ") != want {
+		t.Errorf("history = %v, want %s", states, want)
+	}
+
+	// Factory reset: its certificate is deactivated here, it is
+	// disconnected and may open a lobby session again.
+	if _, err := f.lobby.FactoryReset(f.admin, fp); err != nil {
+		t.Fatal(err)
+	}
+	f.waitState(fp, store.LobbyInLobby)
+	if _, code := f.connect("meter-1", cert); code != 0x87 {
+		t.Errorf("target connect after reset = %#x, want 0x87", code)
+	}
+	if _, code := f.connect(fp, cert); code != 0 {
+		t.Errorf("lobby connect after reset = %#x, want 0", code)
+	}
+
+	// A rejected device may not open a lobby session.
+	if _, code := f.connect(otherFP, other); code != 0 {
+		t.Fatalf("lobby connect meter-2 = %#x", code)
+	}
+	if _, err := f.lobby.Reject(f.admin, otherFP, "not ours"); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := f.connect(otherFP, other); code != 0x87 {
+		t.Errorf("rejected device connect = %#x, want 0x87", code)
+	}
+}
+
+// The ledger on both drivers: pre-claim before the first knock, claims to
+// an MQTT target, state errors, reject, reset, pagination.
+func TestLedger(t *testing.T) {
+	for _, drv := range storetest.Drivers() {
+		t.Run(drv.Name, func(t *testing.T) {
+			f := newFixture(t, drv.DSN(t), false)
+			ctx := f.admin
+			cert, fp := f.device("meter-9")
+			leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+			dev := &certs.ManufacturerDevice{Fingerprint: fp, CA: "acme", CommonName: "meter-9", Leaf: leaf}
+
+			// Pre-claim by a colon-separated fingerprint, before it is seen.
+			var colons []string
+			for i := 0; i < len(fp); i += 2 {
+				colons = append(colons, strings.ToUpper(fp[i:i+2]))
+			}
+			pre, err := f.lobby.PreClaim(ctx, lobby.ClaimRequest{Device: strings.Join(colons, ":"), Target: "eu", Config: "site=7"})
+			if err != nil || pre.State != store.LobbyClaimed || pre.CertificatePEM != "" {
+				t.Fatalf("PreClaim = %+v, %v", pre, err)
+			}
+			seen, err := f.lobby.Seen(ctx, dev)
+			if err != nil || seen.State != store.LobbyCommissioned || !strings.Contains(seen.Assignment, "eu.example") || !strings.Contains(seen.Assignment, "site=7") {
+				t.Fatalf("Seen after pre-claim = %+v, %v", seen, err)
+			}
+			again, err := f.lobby.Seen(ctx, dev)
+			if err != nil || again.CommissionedClaim != 1 || again.Claims != 1 {
+				t.Errorf("second Seen = %+v, %v; want commissioned once", again, err)
+			}
+
+			_, fp2 := f.device("meter-10")
+			tests := []struct {
+				name string
+				err  error
+				want error
+			}{
+				{"claim unknown target", errOf(f.lobby.Claim(ctx, lobby.ClaimRequest{Device: fp, Target: "nowhere"})), store.ErrNotFound},
+				{"claim commissioned device", errOf(f.lobby.Claim(ctx, lobby.ClaimRequest{Device: fp, Target: "here"})), lobby.ErrState},
+				{"knock unknown device", errOf(f.lobby.Knock(ctx, fp2, "", "")), store.ErrNotFound},
+				{"reset device never claimed", errOf(f.lobby.FactoryReset(ctx, fp2)), store.ErrNotFound},
+				{"garbage id", errOf(f.lobby.Get(ctx, "GH1:xyz")), lobby.ErrInvalid},
+			}
+			for _, tc := range tests {
+				if !errors.Is(tc.err, tc.want) {
+					t.Errorf("%s: err = %v, want %v", tc.name, tc.err, tc.want)
+				}
+			}
+			// Reroute to this Gatehouse registers it locally, once.
+			rr, err := f.lobby.Reroute(ctx, lobby.ClaimRequest{Device: fp, Target: "here", ThingName: "meter-nine"})
+			if err != nil || rr.State != store.LobbyCommissioned || rr.Claims != 2 {
+				t.Fatalf("Reroute = %+v, %v", rr, err)
+			}
+			if c, err := f.store.GetCertificate(ctx, fp); err != nil || c.ThingName != "meter-nine" || c.Status != store.CertActive {
+				t.Errorf("local certificate = %+v, %v", c, err)
+			}
+			if _, err := f.lobby.FactoryReset(ctx, fp); err != nil {
+				t.Fatal(err)
+			}
+			if c, _ := f.store.GetCertificate(ctx, fp); c == nil || c.Status != store.CertInactive {
+				t.Errorf("certificate after reset = %+v, want INACTIVE", c)
+			}
+			if _, err := f.lobby.Claim(ctx, lobby.ClaimRequest{Device: fp, Target: "here"}); err != nil {
+				t.Fatalf("claim after reset: %v", err)
+			}
+			if c, _ := f.store.GetCertificate(ctx, fp); c == nil || c.Status != store.CertActive || c.ThingName != "meter-nine" {
+				t.Errorf("certificate after second claim = %+v", c)
+			}
+			if _, err := f.lobby.Reject(ctx, fp2, "unknown vendor"); err != nil {
+				t.Fatal(err)
+			}
+			list, err := f.lobby.List(ctx, store.LobbyFilter{State: store.LobbyRejected})
+			if err != nil || len(list) != 1 || list[0].Fingerprint != fp2 {
+				t.Errorf("List(rejected) = %+v, %v", list, err)
+			}
+			full, err := f.lobby.Get(ctx, fp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var states []string
+			for _, h := range full.History {
+				states = append(states, h.To)
+			}
+			if want := "claimed commissioned claimed commissioned inlobby claimed commissioned"; strings.Join(states, " ") != want {
+				t.Errorf("history = %v, want %s", states, want)
+			}
+			evs, _ := f.store.ListEvents(ctx, store.EventFilter{Type: "lobby."})
+			if len(evs) < 9 {
+				t.Errorf("lobby events = %d, want at least 9", len(evs))
+			}
+		})
+	}
+}
+
+func errOf[T any](_ T, err error) error { return err }
+
+func TestQR(t *testing.T) {
+	fp := strings.Repeat("ab", 32)
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{lobby.QRPayload(fp), fp, true},
+		{"gh1:" + strings.ToUpper(fp), fp, true},
+		{fp, fp, true},
+		{"sha256:" + fp, fp, true},
+		{"GH1:" + fp[:10], "", false},
+		{"GH2:" + fp, "", false},
+	}
+	for _, tc := range tests {
+		got, err := lobby.ParseQR(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseQR(%q) = %q, %v; want %q ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	png, err := lobby.QRPNG(fp)
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("QRPNG = %d bytes, %v", len(png), err)
+	}
+	svg, err := lobby.QRSVG(fp)
+	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("M")) {
+		t.Errorf("QRSVG = %.40s, %v", svg, err)
+	}
+}

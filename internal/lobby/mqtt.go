@@ -1,0 +1,185 @@
+package lobby
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// Broker is the embedded broker's inline client; *mqtt.Server (mochi,
+// broker.Broker.Server()) is one.
+type Broker interface {
+	Publisher
+	Subscribe(filter string, subscriptionID int, handler mqtt.InlineSubFn) error
+	Unsubscribe(filter string, subscriptionID int) error
+}
+
+// subscriptionID of the lobby's inline subscription.
+const subscriptionID = 6006
+
+// Run listens for knocks on the broker until ctx ends; assignments are
+// published through it meanwhile.
+func (s *Service) Run(ctx context.Context, b Broker) error {
+	var p Publisher = b
+	s.pub.Store(&p)
+	defer s.pub.Store(nil)
+	if err := b.Subscribe(knockFilter, subscriptionID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		s.onKnock(ctx, pk.TopicName, pk.Payload)
+	}); err != nil {
+		return fmt.Errorf("lobby: subscribe %s: %w", knockFilter, err)
+	}
+	<-ctx.Done()
+	_ = b.Unsubscribe(knockFilter, subscriptionID)
+	return nil
+}
+
+// KnockMessage is what a device publishes to its knock topic.
+type KnockMessage struct {
+	State  string `json:"state"`
+	Config string `json:"config"`
+}
+
+func (s *Service) onKnock(ctx context.Context, topic string, payload []byte) {
+	fp := strings.TrimSuffix(strings.TrimPrefix(topic, TopicPrefix), "/knock")
+	var m KnockMessage
+	if len(payload) > 0 {
+		if err := json.Unmarshal(payload, &m); err != nil {
+			s.log.InfoContext(ctx, "lobby: knock is not JSON", "certificateId", fp, "err", err)
+			return
+		}
+	}
+	if len(m.State) > 256 || len(m.Config) > 4096 {
+		s.log.InfoContext(ctx, "lobby: knock too large", "certificateId", fp)
+		return
+	}
+	if _, err := s.Knock(events.WithActor(ctx, "lobby:"+fp), fp, m.State, m.Config); err != nil {
+		s.log.InfoContext(ctx, "lobby: knock refused", "certificateId", fp, "err", err)
+	}
+}
+
+func (s *Service) publish(topic string, payload []byte, retain bool) {
+	p := s.pub.Load()
+	if p == nil {
+		return // not serving MQTT (admin-only use, tests)
+	}
+	if err := (*p).Publish(topic, payload, retain, 1); err != nil {
+		s.log.Warn("lobby: publish", "topic", topic, "err", err)
+	}
+}
+
+// deliverLater publishes the device's assignment, retained, after commit.
+func (s *Service) deliverLater(l *ledger) {
+	fp, a := l.d.Fingerprint, l.d.Assignment
+	if a == "" {
+		return
+	}
+	l.later = append(l.later, func() { s.publish(AssignmentTopic(fp), []byte(a), true) })
+}
+
+// clearLater removes the retained assignment after commit and, for a
+// factory reset, tells a connected device.
+func (s *Service) clearLater(l *ledger, reset bool) {
+	fp := l.d.Fingerprint
+	l.later = append(l.later, func() {
+		s.publish(AssignmentTopic(fp), nil, true)
+		if reset {
+			s.publish(AssignmentTopic(fp), []byte(`{"config":"factory reset"}`), false)
+		}
+	})
+}
+
+// ---- authentication ----
+
+// Authn is what the broker authenticates with; *authn.Authenticator is
+// one (and so is the Authenticator this package returns).
+type Authn interface {
+	Authenticate(ctx context.Context, c authn.Credentials) (*authn.Identity, error)
+	Recheck(ctx context.Context, id *authn.Identity) error
+}
+
+// PrincipalPrefix starts the principal of lobby sessions.
+const PrincipalPrefix = "lobby:"
+
+// Authenticator wraps the broker's authenticator: a TLS client whose MQTT
+// client id is the fingerprint of its certificate, with no other
+// credentials, opens a lobby session if the certificate chains to an active
+// manufacturer CA; everyone else authenticates as before, and a device
+// commissioned here that logs in with its certificate is marked arrived.
+type Authenticator struct {
+	next  Authn
+	lobby *Service
+}
+
+// Authenticator returns the lobby's wrapper around next.
+func (s *Service) Authenticator(next Authn) *Authenticator {
+	return &Authenticator{next: next, lobby: s}
+}
+
+func certificateOnly(c authn.Credentials) bool {
+	return len(c.PeerCertificates) > 0 && len(c.Password) == 0 && c.Bearer == "" && c.AuthorizerName == "" &&
+		c.AuthorizerSignature == "" && c.AuthorizerToken == "" && !strings.Contains(c.Username, "?")
+}
+
+// Authenticate implements the broker's Authenticator.
+func (a *Authenticator) Authenticate(ctx context.Context, c authn.Credentials) (*authn.Identity, error) {
+	if certificateOnly(c) && c.ClientID == pki.Fingerprint(c.PeerCertificates[0]) {
+		return a.admit(ctx, c.PeerCertificates)
+	}
+	id, err := a.next.Authenticate(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if id.Method == authn.MethodCertificate && id.CredentialID != "" {
+		if err := a.lobby.markArrived(events.WithActor(ctx, id.Principal), id.CredentialID, id.ThingName); err != nil {
+			a.lobby.log.WarnContext(ctx, "lobby: mark arrived", "certificateId", id.CredentialID, "err", err)
+		}
+	}
+	return id, nil
+}
+
+func (a *Authenticator) admit(ctx context.Context, chain []*x509.Certificate) (*authn.Identity, error) {
+	dev, err := a.lobby.certs.VerifyManufacturerDevice(ctx, chain)
+	if err != nil {
+		return nil, fmt.Errorf("%w: lobby: %w", authn.ErrBadCredentials, err)
+	}
+	principal := PrincipalPrefix + dev.Fingerprint
+	if _, err := a.lobby.Seen(events.WithActor(ctx, principal), dev); err != nil {
+		if errors.Is(err, ErrState) {
+			return nil, fmt.Errorf("%w: %w", authn.ErrNotAuthorized, err)
+		}
+		return nil, err
+	}
+	return &authn.Identity{Method: authn.MethodCertificate, Principal: principal, Subject: registry.Subject{CertificateFingerprint: dev.Fingerprint},
+		Certificate: dev.Certificate, CredentialID: dev.Fingerprint, ExpiresAt: dev.Leaf.NotAfter}, nil
+}
+
+// Recheck keeps a lobby session while its device may be in the lobby.
+func (a *Authenticator) Recheck(ctx context.Context, id *authn.Identity) error {
+	fp, ok := strings.CutPrefix(id.Principal, PrincipalPrefix)
+	if !ok {
+		return a.next.Recheck(ctx, id)
+	}
+	d, err := a.lobby.store.GetLobbyDevice(ctx, fp)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: lobby device %s is gone", authn.ErrNotAuthorized, fp)
+	}
+	if err != nil {
+		return err
+	}
+	if d.State == store.LobbyRejected || d.State == store.LobbyDecommissioned {
+		return fmt.Errorf("%w: lobby device %s is %s", authn.ErrNotAuthorized, fp, d.State)
+	}
+	return nil
+}
