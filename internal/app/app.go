@@ -240,7 +240,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
 	mux.Handle("/authorizer/", adapters.Handler())
 	devices := a.Certs.DeviceHandler()
-	for _, p := range certs.DevicePatterns {
+	for _, p := range certs.DevicePatterns() {
 		mux.Handle(p, devices)
 	}
 	mux.Handle("/", a.OAuth.Handler())

@@ -22,7 +22,9 @@ const DeviceTokenScheme = "DeviceToken"
 
 // DevicePatterns are the ServeMux patterns DeviceHandler serves; mount the
 // handler on each.
-var DevicePatterns = []string{"POST /register", "GET /ca", "GET /crl", "GET /crl/{ca}"}
+func DevicePatterns() []string {
+	return []string{"POST /register", "GET /ca", "GET /crl", "GET /crl/{ca}"}
+}
 
 // DeviceHandler serves the public device endpoints:
 //

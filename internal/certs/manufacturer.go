@@ -18,11 +18,15 @@ import (
 // certificate's common name.
 const DefaultThingNameTemplate = "${CommonName}"
 
-// templateVars are the variables a thing name template may use: subject
-// attributes of the device certificate, and its fingerprint.
-var templateVars = map[string]bool{
-	"CommonName": true, "SerialNumber": true, "Organization": true, "OrganizationalUnit": true, "Country": true,
-	"State": true, "Locality": true, "DistinguishedNameQualifier": true, "Fingerprint": true,
+// templateVar reports whether a thing name template may use the variable:
+// subject attributes of the device certificate, and its fingerprint.
+func templateVar(name string) bool {
+	switch name {
+	case "CommonName", "SerialNumber", "Organization", "OrganizationalUnit", "Country",
+		"State", "Locality", "DistinguishedNameQualifier", "Fingerprint":
+		return true
+	}
+	return false
 }
 
 var templateVarRE = regexp.MustCompile(`\$\{([^}]*)\}`)
@@ -33,7 +37,7 @@ func checkTemplate(t string) error {
 		return errors.New("longer than 256 bytes")
 	}
 	for _, m := range templateVarRE.FindAllStringSubmatch(t, -1) {
-		if !templateVars[m[1]] {
+		if !templateVar(m[1]) {
 			return fmt.Errorf("unknown variable ${%s} (use CommonName, SerialNumber, Organization, OrganizationalUnit, Country, State, Locality, DistinguishedNameQualifier or Fingerprint)", truncate(m[1]))
 		}
 	}

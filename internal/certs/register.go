@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"strconv"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
@@ -20,9 +19,6 @@ const (
 	AttrCreationDate = "creationDate"
 	AttrVersion      = "version"
 )
-
-// attrValueRE is the registry's rule for attribute values.
-var attrValueRE = regexp.MustCompile(`^[a-zA-Z0-9_.,@/:#=\[\]-]*$`)
 
 // RegisterRequest is the body of POST /register.
 type RegisterRequest struct {
@@ -149,7 +145,7 @@ func checkRegisterRequest(req RegisterRequest) error {
 	if !registry.ValidName(req.ThingName) {
 		probs = append(probs, registry.Problem{Field: "thingName", Message: fmt.Sprintf("%q is not a valid thing name: use 1 to 128 of a-z A-Z 0-9 : _ -", truncate(req.ThingName))})
 	}
-	if len(req.Version) > registry.MaxAttributeValue || !attrValueRE.MatchString(req.Version) {
+	if !registry.ValidAttributeValue(req.Version) {
 		probs = append(probs, registry.Problem{Field: "version", Message: fmt.Sprintf("%q: at most %d of a-z A-Z 0-9 _ . , @ / : # = [ ] -", truncate(req.Version), registry.MaxAttributeValue)})
 	}
 	if len(req.CSR) > pki.MaxCSRSize {

@@ -27,7 +27,9 @@ const maxAssertionLifetime = time.Hour
 
 // assertionAlgorithms may sign client assertions. "none" and HS* are not
 // among them: a thing's registered key is always asymmetric.
-var assertionAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.RS256, jose.PS256}
+func assertionAlgorithms() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.RS256, jose.PS256}
+}
 
 // assertionClaims are the RFC 7523 client assertion claims.
 type assertionClaims struct {
@@ -49,7 +51,7 @@ func (s *Server) authenticateAssertion(ctx context.Context, clientID, assertion,
 	if len(assertion) > maxTokenBytes {
 		return nil, invalidClient("client assertion longer than %d bytes", maxTokenBytes)
 	}
-	jws, err := jose.ParseSignedCompact(assertion, assertionAlgorithms)
+	jws, err := jose.ParseSignedCompact(assertion, assertionAlgorithms())
 	if err != nil {
 		return nil, invalidClient("malformed client assertion or unsupported algorithm")
 	}

@@ -31,7 +31,9 @@ type client struct {
 	grants []oidc.GrantType
 }
 
-var thingGrants = []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+func thingGrants() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+}
 
 func (c *client) GetID() string                        { return c.id }
 func (c *client) RedirectURIs() []string               { return nil }
@@ -175,7 +177,7 @@ func (s *Server) thingClient(ctx context.Context, name, method string, how oidc.
 	if tc.ThingType == "" {
 		scopes = s.defaultScopes
 	}
-	return &client{id: tc.Name, thing: tc, method: how, scopes: scopes, grants: thingGrants}, nil
+	return &client{id: tc.Name, thing: tc, method: how, scopes: scopes, grants: thingGrants()}, nil
 }
 
 // loadThingClient reads a thing client through the cache while Run is

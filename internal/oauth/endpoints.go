@@ -38,9 +38,9 @@ func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 		authMethods = append(authMethods, AuthMethodTLSClientAuth)
 		confidential = append(confidential, AuthMethodTLSClientAuth)
 	}
-	assertionAlgs := make([]string, len(assertionAlgorithms))
-	for i, a := range assertionAlgorithms {
-		assertionAlgs[i] = string(a)
+	var assertionAlgs []string
+	for _, a := range assertionAlgorithms() {
+		assertionAlgs = append(assertionAlgs, string(a))
 	}
 	return &oidc.DiscoveryConfiguration{
 		Issuer:                      s.issuer,

@@ -141,7 +141,9 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 
 // tokenAlgorithms are the algorithms VerifyAccessToken parses; the key
 // named by kid then pins the one algorithm it accepts.
-var asymmetricAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256}
+func asymmetricAlgorithms() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256}
+}
 
 // VerifyAccessToken checks an access token issued by this server: size at
 // most 8 KiB, a published key by kid with that key's algorithm, typ at+jwt,
@@ -174,7 +176,7 @@ func (s *Server) verifyJWT(ctx context.Context, raw string) (*claims, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenBytes)
 	}
-	algs := asymmetricAlgorithms
+	algs := asymmetricAlgorithms()
 	if s.alg == HS256 {
 		algs = []jose.SignatureAlgorithm{jose.HS256}
 	}

@@ -69,6 +69,12 @@ var (
 	scopeRE     = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]{1,128}$`) // RFC 6749 scope-token
 )
 
+// ValidAttributeValue reports whether s is a legal attribute value: at most
+// MaxAttributeValue bytes of a-z A-Z 0-9 _ . , @ / : # = [ ] -.
+func ValidAttributeValue(s string) bool {
+	return len(s) <= MaxAttributeValue && attrValueRE.MatchString(s)
+}
+
 // ValidName reports whether s is a legal thing, thing type or group name:
 // 1 to 128 of [a-zA-Z0-9:_-], as AWS IoT thing names.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
