@@ -135,6 +135,10 @@ func (s *Service) EnsureBootstrap(ctx context.Context) (*Bootstrap, error) {
 	}
 	ctx = contextWithSystemActor(ctx)
 	if _, err := s.CreateUser(ctx, NewUser{Username: "admin", Password: pw, DisplayName: "Administrator", Roles: []string{RoleAdmin}}); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			// Another replica on the same database bootstrapped first.
+			return nil, nil
+		}
 		return nil, fmt.Errorf("registry: bootstrap admin user: %w", err)
 	}
 	tok, _, err := s.CreateAPIToken(ctx, "bootstrap", "admin", []string{RoleAdmin}, 0)
