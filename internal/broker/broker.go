@@ -51,7 +51,20 @@ type Config struct {
 	MaxClientWritesPending int32
 	// EventTopicPrefix is where the event log is mirrored; "" disables.
 	EventTopicPrefix string
+
+	// AnonymousAddr, for interoperability testing only, serves plain MQTT
+	// without authentication (listener id "anonymous"): every client is
+	// the principal "anonymous", bound to AnonymousPolicy, which is still
+	// checked for every connect, publish, subscribe, delivery and will.
+	// Empty (the default) disables it; it needs AnonymousPolicy.
+	AnonymousAddr string
+	// AnonymousPolicy is the compiled policy set anonymous connections are
+	// bound to; ${iot:ClientId} resolves, thing variables do not.
+	AnonymousPolicy *policy.Set
 }
+
+// anonymousListener is the id of the unauthenticated test listener.
+const anonymousListener = "anonymous"
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
@@ -125,6 +138,18 @@ func (b *Broker) listen() error {
 			return err
 		}
 	}
+	if a := b.cfg.AnonymousAddr; a != "" {
+		if b.cfg.AnonymousPolicy == nil {
+			return errors.New("broker: anonymous listener needs a policy")
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("broker: anonymous listener: %w", err)
+		}
+		if err := b.add(anonymousListener, ln); err != nil {
+			return err
+		}
+	}
 	if a := b.cfg.WSAddr; a != "" {
 		if err := b.addWS("ws", a, nil); err != nil {
 			return err
@@ -150,7 +175,8 @@ func (b *Broker) add(id string, ln net.Listener) error {
 	return nil
 }
 
-// Addr returns the address of a listener ("mqtt", "mqtts", "ws", "wss"),
+// Addr returns the address of a listener ("mqtt", "mqtts", "ws", "wss",
+// "anonymous"),
 // or "" if it is not enabled.
 func (b *Broker) Addr(id string) string {
 	b.mu.Lock()

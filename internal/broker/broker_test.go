@@ -59,6 +59,12 @@ type fixture struct {
 
 func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
 	t.Helper()
+	return newFixtureWith(t, tokenTTL, nil)
+}
+
+// newFixtureWith is newFixture with a chance to adjust the broker's Config.
+func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker.Config)) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
 	if err != nil {
@@ -81,10 +87,14 @@ func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(broker.Config{
+	cfg := broker.Config{
 		Authn: authn.New(authn.Config{Tokens: os, Registry: reg, Store: s}), Registry: reg, Events: log,
 		TCPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", EventTopicPrefix: "$gatehouse/events",
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	b, err := broker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +180,12 @@ func (f *fixture) dial(network string) net.Conn {
 	switch network {
 	case "ws":
 		return dialWS(f.t, f.broker.Addr("ws"))
+	case "anonymous":
+		conn, err := net.Dial("tcp", f.broker.Addr("anonymous"))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return conn
 	}
 	conn, err := net.Dial("tcp", f.broker.Addr("mqtt"))
 	if err != nil {
@@ -426,6 +442,47 @@ func TestTokenExpiryAndRevocation(t *testing.T) {
 	}
 	if _, code, _ := g.connect("s-2", "s-2", []byte(tok), nil); code != 0x86 {
 		t.Errorf("reconnect with revoked token: CONNACK %#x, want 0x86", code)
+	}
+}
+
+// TestRevocationFromAnotherReplica: a token.revoked event written by
+// another replica (here straight into the event log, so this process's
+// token revocation cache never hears of it) disconnects the session, and
+// the broker refuses the token on reconnect instead of letting the client
+// back in until the cache reloads.
+func TestRevocationFromAnotherReplica(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	tok := f.token("s-2", "mqtt")
+	part := strings.Split(tok, ".")[1]
+	raw, err := base64.RawURLEncoding.DecodeString(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		JTI string `json:"jti"`
+	}
+	if err := json.Unmarshal(raw, &claims); err != nil || claims.JTI == "" {
+		t.Fatalf("token claims %s: %v", raw, err)
+	}
+	c := f.mustConnect("s-2", "s-2", []byte(tok))
+	other := events.NewLog(f.store, time.Now) // another replica's log: no local wake-up
+	ctx := context.Background()
+	if err := f.store.InTx(ctx, func(tx *store.Tx) error {
+		_, err := other.Record(ctx, tx, "token.revoked", "thing/s-2", map[string]any{"jti": claims.JTI, "reason": "test"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-c.disconnected:
+		if d.ReasonCode != 0x87 {
+			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client was not disconnected after the revocation event")
+	}
+	if _, code, _ := f.connect("s-2", "s-2", []byte(tok), nil); code != 0x86 {
+		t.Errorf("reconnect with the revoked token: CONNACK %#x, want 0x86", code)
 	}
 }
 

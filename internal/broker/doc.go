@@ -10,4 +10,12 @@
 // follow changes (token expiry, disabled things, new policy versions)
 // within seconds. Decisions use a policy set compiled and bound once per
 // connection, so a publish check costs a map lookup and a pattern match.
+//
+// Config.AnonymousAddr adds a listener that skips authentication, for
+// running third-party MQTT conformance and interoperability suites (which
+// cannot present credentials) against the broker; see docs/interop.md. It
+// is never on by default. Its clients are the principal "anonymous", bound
+// to the fixed Config.AnonymousPolicy, and every authorization decision
+// (connect, will, publish, retained publish, subscribe, delivery) still goes
+// through that policy exactly as for authenticated clients.
 package broker

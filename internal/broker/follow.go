@@ -57,6 +57,9 @@ type changes struct {
 	all    bool
 	things map[string]bool
 	jtis   map[string]bool
+	// revoked are the token jtis among jtis: unlike a deactivated
+	// certificate, a revoked token never comes back.
+	revoked map[string]bool
 }
 
 func (c *changes) add(ev store.Event) {
@@ -88,11 +91,13 @@ func (c *changes) add(ev store.Event) {
 		}
 		if json.Unmarshal(ev.Details, &d) == nil {
 			if c.jtis == nil {
-				c.jtis = map[string]bool{}
+				c.jtis, c.revoked = map[string]bool{}, map[string]bool{}
+			} else if c.revoked == nil {
+				c.revoked = map[string]bool{}
 			}
 			for _, j := range append(d.JTIs, d.JTI) {
 				if j != "" {
-					c.jtis[j] = true
+					c.jtis[j], c.revoked[j] = true, true
 				}
 			}
 		}
@@ -102,6 +107,9 @@ func (c *changes) add(ev store.Event) {
 func (b *Broker) apply(ctx context.Context, c *changes) {
 	if !c.all && len(c.things) == 0 && len(c.jtis) == 0 {
 		return
+	}
+	if len(c.revoked) > 0 {
+		b.hook.markRevoked(c.revoked)
 	}
 	if c.all || len(c.things) > 0 {
 		// Changes made through other replicas reach this one only here.
@@ -122,6 +130,9 @@ func (b *Broker) apply(ctx context.Context, c *changes) {
 // refresh re-authorizes a live session against the current registry and
 // policies.
 func (h *hook) refresh(ctx context.Context, s *session) {
+	if s.anonymous {
+		return // bound to the fixed AnonymousPolicy, nothing in the registry
+	}
 	if err := h.b.cfg.Authn.Recheck(ctx, s.id); err != nil {
 		if errors.Is(err, authn.ErrNotAuthorized) {
 			h.kick(s, packets.ErrNotAuthorized, err.Error())

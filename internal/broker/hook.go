@@ -28,6 +28,9 @@ type session struct {
 	sourceIP netip.Addr
 	bound    atomic.Pointer[policy.Bound]
 	policies atomic.Pointer[[]string]
+	// anonymous marks a connection on the anonymous test listener: bound
+	// to Config.AnonymousPolicy, never to anything in the registry.
+	anonymous bool
 
 	// subscribing counts SUBSCRIBE packets being checked; while it is not
 	// zero, pending holds their filters, so that OnACLCheck (which mochi
@@ -54,6 +57,41 @@ type hook struct {
 	mqtt.HookBase
 	b        *Broker
 	sessions sync.Map // *mqtt.Client -> *session
+	// revoked holds the jtis of tokens the event log said were revoked,
+	// until the time.Time stored with them. A revocation made on another
+	// replica reaches this replica's event follower before its token
+	// revocation cache (reloaded every few seconds); without this a client
+	// kicked for a revoked token could reconnect with it in between and
+	// then keep its session.
+	revoked sync.Map // string -> time.Time
+}
+
+// revokedMemory is how long the broker itself refuses a revoked token; by
+// then the authenticator's revocation cache has it too.
+const revokedMemory = time.Minute
+
+// markRevoked remembers revoked token jtis and forgets expired ones.
+func (h *hook) markRevoked(ids map[string]bool) {
+	now := h.b.now()
+	h.revoked.Range(func(k, v any) bool {
+		if now.After(v.(time.Time)) {
+			h.revoked.Delete(k)
+		}
+		return true
+	})
+	for id := range ids {
+		h.revoked.Store(id, now.Add(revokedMemory))
+	}
+}
+
+// isRevoked reports whether the event log recently revoked the token a
+// session's credential id names.
+func (h *hook) isRevoked(id string) bool {
+	if id == "" {
+		return false
+	}
+	v, ok := h.revoked.Load(id)
+	return ok && !h.b.now().After(v.(time.Time))
 }
 
 func newHook(b *Broker) *hook { return &hook{b: b} }
@@ -133,11 +171,15 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = h.b.server.SendConnack(cl, code, false, nil)
 		return code
 	}
-	id, err := h.b.cfg.Authn.Authenticate(ctx, credentials(cl, pk))
-	if err != nil {
-		return refuse(codeFor(err), nil, err.Error())
+	anonymous := cl.Net.Listener == anonymousListener
+	id := anonymousIdentity
+	if !anonymous {
+		var err error
+		if id, err = h.b.cfg.Authn.Authenticate(ctx, credentials(cl, pk)); err != nil {
+			return refuse(codeFor(err), nil, err.Error())
+		}
 	}
-	s := &session{cl: cl, id: id, clientID: cl.ID, sourceIP: remoteIP(cl), pending: map[string]struct{}{}}
+	s := &session{cl: cl, id: id, clientID: cl.ID, sourceIP: remoteIP(cl), anonymous: anonymous, pending: map[string]struct{}{}}
 	if err := h.bind(ctx, s); err != nil {
 		return refuse(packets.ErrServerUnavailable, id, err.Error())
 	}
@@ -149,6 +191,12 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return refuse(packets.ErrNotAuthorized, id, "will message to "+pk.Connect.WillTopic+" denied")
 	}
 	h.sessions.Store(cl, s)
+	// Checked after the session is visible: a concurrent follower either
+	// finds the session to kick or has marked the credential already.
+	if h.isRevoked(id.CredentialID) {
+		h.sessions.Delete(cl)
+		return refuse(packets.ErrBadUsernameOrPassword, id, "credential revoked") // as the authenticator answers later
+	}
 	return nil
 }
 
@@ -160,8 +208,19 @@ func willAllowed(b *policy.Bound, topic string, retain bool) bool {
 	return !retain || b.Allowed(policy.ActionRetainPublish, topic)
 }
 
+// anonymousIdentity is every anonymous test listener connection's identity.
+var anonymousIdentity = &authn.Identity{Method: "anonymous", Principal: "anonymous"}
+
+// anonymousPolicies names the policy anonymous sessions are bound to.
+var anonymousPolicies = []string{"(anonymous policy)"}
+
 // bind resolves the session's policies and binds them to its context.
 func (h *hook) bind(ctx context.Context, s *session) error {
+	if s.anonymous {
+		s.bound.Store(h.b.cfg.AnonymousPolicy.Bind(policy.Context{ClientID: s.clientID, SourceIP: s.sourceIP}))
+		s.policies.Store(&anonymousPolicies)
+		return nil
+	}
 	res, err := h.b.cfg.Registry.ResolvePolicies(ctx, s.id.Subject, h.b.cfg.Policy)
 	if err != nil {
 		return err

@@ -57,6 +57,12 @@ func commands() map[string]command {
 	}
 	cmds["policies"] = command{"create, version, attach and simulate AWS IoT policies", runPolicies}
 	cmds["authorizers"] = command{"manage custom authorizers (token signing keys)", runAuthorizers}
+	for name, c := range simulateCommands() {
+		cmds[name] = c
+	}
+	for name, c := range backupCommands() {
+		cmds[name] = c
+	}
 	for name, c := range lobbyCommands() {
 		cmds[name] = c
 	}

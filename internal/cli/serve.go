@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,21 +17,24 @@ import (
 // loadConfig assembles the configuration: defaults < file < env < flags.
 // It registers the server flags on fs and returns a function to call after
 // fs is parsed.
-func serverFlags(fs interface {
-	String(name, value, usage string) *string
-}) func(env *Env) (config.Config, error) {
+func serverFlags(fs *flag.FlagSet) func(env *Env) (config.Config, error) {
 	file := fs.String("config", "", "YAML configuration file (env GATEHOUSE_CONFIG)")
-	sets := map[string]*string{
-		"dataDir":          fs.String("data-dir", "", "directory for the SQLite database and keys (default ./gatehouse-data)"),
-		"store.dsn":        fs.String("dsn", "", "database: sqlite:PATH or postgres://... (default sqlite in the data dir)"),
-		"http.tlsAddr":     fs.String("https-addr", "", "HTTPS (mutual TLS) listen address (default 127.0.0.1:8443)"),
-		"http.addr":        fs.String("http-addr", "", "HTTP listen address (default 127.0.0.1:8080)"),
-		"http.externalURL": fs.String("external-url", "", "URL clients use to reach the server; the OAuth issuer"),
-		"log.level":        fs.String("log-level", "", "debug, info, warn or error"),
-		"log.format":       fs.String("log-format", "", "text or json"),
-		"mqtt.addr":        fs.String("mqtt-addr", "", "MQTT listen address (default 127.0.0.1:1884)"),
-		"mqtt.wsAddr":      fs.String("ws-addr", "", "MQTT over WebSocket listen address (default 127.0.0.1:8083)"),
-		"mqtt.tlsAddr":     fs.String("mqtts-addr", "", "MQTT over TLS (client certificates) listen address (default 127.0.0.1:8883)"),
+	// flags maps command-line flags to configuration keys.
+	flags := []struct{ key, name, usage string }{
+		{"dataDir", "data-dir", "directory for the SQLite database and keys (default ./gatehouse-data)"},
+		{"store.dsn", "dsn", "database: sqlite:PATH or postgres://... (default sqlite in the data dir)"},
+		{"http.tlsAddr", "https-addr", "HTTPS (mutual TLS) listen address (default 127.0.0.1:8443)"},
+		{"http.addr", "http-addr", "HTTP listen address (default 127.0.0.1:8080)"},
+		{"http.externalURL", "external-url", "URL clients use to reach the server; the OAuth issuer"},
+		{"log.level", "log-level", "debug, info, warn or error"},
+		{"log.format", "log-format", "text or json"},
+		{"mqtt.addr", "mqtt-addr", "MQTT listen address (default 127.0.0.1:1884)"},
+		{"mqtt.wsAddr", "ws-addr", "MQTT over WebSocket listen address (default 127.0.0.1:8083)"},
+		{"mqtt.tlsAddr", "mqtts-addr", "MQTT over TLS (client certificates) listen address (default 127.0.0.1:8883)"},
+	}
+	values := map[string]*string{}
+	for _, f := range flags {
+		values[f.name] = fs.String(f.name, "", f.usage)
 	}
 	return func(env *Env) (config.Config, error) {
 		c := config.Default()
@@ -52,9 +56,13 @@ func serverFlags(fs interface {
 		if err := c.ApplyEnv(env.Getenv); err != nil {
 			return c, err
 		}
-		for key, v := range sets {
-			if *v != "" {
-				if err := c.Set(key, *v); err != nil {
+		// A flag given on the command line wins even when empty: an empty
+		// listener address (--ws-addr=) turns that listener off.
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		for _, f := range flags {
+			if v := *values[f.name]; v != "" || given[f.name] {
+				if err := c.Set(f.key, v); err != nil {
 					return c, err
 				}
 			}

@@ -1,0 +1,302 @@
+package broker_test
+
+import (
+	"context"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+)
+
+// These tests pin the defects of mochi-mqtt's stock authorization (see
+// docs/security.md, "The embedded broker") that Gatehouse's hook closes and
+// no other test covers.
+
+// observerPolicy lets a thing connect and subscribe to and receive
+// everything: a witness for what the broker lets out.
+const observerPolicy = `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":["iot:Connect","iot:Subscribe","iot:Receive"],"Resource":"*"}]}`
+
+// observer registers thing "obs" bound to observerPolicy and connects it.
+func (f *fixture) observer(t *testing.T) *client {
+	t.Helper()
+	ctx := events.WithActor(context.Background(), "test")
+	if _, err := f.reg.CreatePolicy(ctx, registry.NewPolicy{Name: "observer", Document: []byte(observerPolicy)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.CreateThingType(ctx, registry.ThingTypeSpec{Name: "observer", Scopes: []string{"mqtt"}, DefaultPolicies: []string{"observer"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: "obs", ThingType: "observer"}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := f.oauth.SetThingSecret(ctx, "obs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.secrets["obs"] = sec
+	return f.mustConnect("obs", "obs", []byte(f.token("obs", "mqtt")))
+}
+
+// connectSession opens an MQTT 5 session that outlives the connection
+// (CleanStart false, session expiry 10 minutes) and reports whether the
+// server resumed an earlier one.
+func (f *fixture) connectSession(t *testing.T, thing string) (c *client, resumed bool) {
+	t.Helper()
+	c = &client{disconnected: make(chan *paho.Disconnect, 1)}
+	c.Client = paho.NewClient(paho.ClientConfig{
+		Conn: f.dial("tcp"),
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			c.mu.Lock()
+			c.got = append(c.got, pr.Packet)
+			c.mu.Unlock()
+			return true, nil
+		}},
+		OnServerDisconnect: func(d *paho.Disconnect) { c.disconnected <- d },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	expiry := uint32(600)
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: thing, Username: thing, UsernameFlag: true,
+		Password: []byte(f.token(thing, "mqtt")), PasswordFlag: true, KeepAlive: 30, CleanStart: false,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	if err != nil || ca == nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect %s: %v %v", thing, ca, err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	return c, ca.SessionPresent
+}
+
+// waitGone waits until the broker has no live connection for id.
+func (f *fixture) waitGone(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cl, ok := f.broker.Server().Clients.Get(id); !ok || cl.Closed() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("client %s still connected", id)
+}
+
+// TestResumedSessionSubscriptionRechecked: mochi re-adds a resumed
+// session's subscriptions without asking any hook. A subscription the
+// policy allowed when it was made, and forbids by the time the client comes
+// back, must be dropped on reconnect (hook.OnSessionEstablished ->
+// recheckSubscriptions), not kept until delivery happens to be checked.
+func TestResumedSessionSubscriptionRechecked(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	const filter = "things/s-1/#"
+	c, _ := f.connectSession(t, "s-1")
+	if got := subscribe(t, c, filter); got != 1 {
+		t.Fatalf("SUBACK = %#x", got)
+	}
+	if got := subscribe(t, c, "commands/#"); got != 1 {
+		t.Fatalf("SUBACK = %#x", got)
+	}
+	if err := c.Disconnect(&paho.Disconnect{}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitGone(t, "s-1")
+
+	// The new version still lets s-1 receive its own topics, but no
+	// longer subscribe to them.
+	ctx := events.WithActor(context.Background(), "test")
+	noSub := strings.Replace(telemetry, `"topicfilter/things/${iot:Connection.Thing.ThingName}/*",`, "", 1)
+	if noSub == telemetry {
+		t.Fatal("policy edit did not apply")
+	}
+	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(noSub), true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c2, resumed := f.connectSession(t, "s-1")
+		if !resumed {
+			t.Fatal("the session was not resumed; the test needs CleanStart false to keep it")
+		}
+		cl, ok := f.broker.Server().Clients.Get("s-1")
+		if !ok {
+			t.Fatal("no client s-1 on the server")
+		}
+		_, kept := cl.State.Subscriptions.Get(filter)
+		_, other := cl.State.Subscriptions.Get("commands/#")
+		if !other {
+			t.Fatal("an allowed subscription of the resumed session was dropped")
+		}
+		if !kept {
+			// Nor is anything delivered under it.
+			if err := f.broker.Server().Publish("things/s-1/cmd", []byte("x"), false, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.broker.Server().Publish("commands/ping", []byte("x"), false, 0); err != nil {
+				t.Fatal(err)
+			}
+			c2.waitFor(t, "commands/ping")
+			for _, m := range c2.messages() {
+				if m.Topic == "things/s-1/cmd" {
+					t.Error("delivered under a subscription the policy no longer allows")
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a resumed session kept a subscription its policy forbids")
+		}
+		_ = c2.Disconnect(&paho.Disconnect{})
+		f.waitGone(t, "s-1")
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRetainedNeedsReceive: retained messages are delivered at SUBSCRIBE
+// time, outside any PUBLISH; each still passes iot:Receive
+// (hook.OnACLCheck), so a wildcard subscription does not fetch a retained
+// message on a topic the subscriber may not receive.
+func TestRetainedNeedsReceive(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	for _, topic := range []string{"commands/firmware", "commands/config"} {
+		if err := f.broker.Server().Publish(topic, []byte("retained "+topic), true, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1 := f.mustConnect("s-1", "s-1", []byte(f.token("s-1", "mqtt")))
+	if got := subscribe(t, s1, "commands/#"); got != 1 {
+		t.Fatalf("SUBACK = %#x", got)
+	}
+	s1.waitFor(t, "commands/config")
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range s1.messages() {
+		if m.Topic == "commands/firmware" {
+			t.Error("retained message on a topic denied for iot:Receive was delivered")
+		}
+	}
+}
+
+// TestLiteralSubscribeNeedsReceive: mochi asks one callback, with the same
+// arguments, for SUBSCRIBE and for delivery. A literal filter is decided by
+// iot:Subscribe and iot:Receive together (hook.subscribeAllowed), so the
+// two can never be mistaken for each other to the client's advantage; a
+// wildcard filter is decided by iot:Subscribe and each delivery by
+// iot:Receive.
+func TestLiteralSubscribeNeedsReceive(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	s1 := f.mustConnect("s-1", "s-1", []byte(f.token("s-1", "mqtt")))
+	// topicfilter/things/s-1/* allows both filters; topic/*/firmware is
+	// denied for iot:Receive.
+	if got := subscribe(t, s1, "things/s-1/firmware"); got != 0x87 {
+		t.Errorf("SUBACK for a literal filter without iot:Receive = %#x, want 0x87", got)
+	}
+	if got := subscribe(t, s1, "things/s-1/+"); got != 1 {
+		t.Errorf("SUBACK for things/s-1/+ = %#x, want 1", got)
+	}
+	for _, topic := range []string{"things/s-1/firmware", "things/s-1/temp"} {
+		if err := f.broker.Server().Publish(topic, []byte("x"), false, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1.waitFor(t, "things/s-1/temp")
+	time.Sleep(100 * time.Millisecond)
+	for _, m := range s1.messages() {
+		if m.Topic == "things/s-1/firmware" {
+			t.Error("delivered a topic denied for iot:Receive")
+		}
+	}
+}
+
+// TestWillRevokedByPolicyChange: a will allowed at CONNECT is cleared when
+// a policy change forbids its topic while the client is connected
+// (follow.go refresh), so an abrupt disconnect does not publish it.
+func TestWillRevokedByPolicyChange(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	obs := f.observer(t)
+	if got := subscribe(t, obs, "things/#"); got != 1 {
+		t.Fatalf("observer SUBACK = %#x", got)
+	}
+	// Control: an allowed will goes out when s-2 drops.
+	c2, code, err := f.connect("s-2", "s-2", []byte(f.token("s-2", "mqtt")), &paho.WillMessage{Topic: "things/s-2/status", Payload: []byte("gone")})
+	if err != nil || code != 0 {
+		t.Fatalf("connect s-2: %#x %v", code, err)
+	}
+	c1, code, err := f.connect("s-1", "s-1", []byte(f.token("s-1", "mqtt")), &paho.WillMessage{Topic: "things/s-1/status", Payload: []byte("gone")})
+	if err != nil || code != 0 {
+		t.Fatalf("connect s-1: %#x %v", code, err)
+	}
+	ctx := events.WithActor(context.Background(), "test")
+	noStatus := strings.Replace(telemetry, `"Resource":"topic/*/firmware"}`, `"Resource":["topic/*/firmware","topic/things/s-1/status"]}`, 1)
+	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(noStatus), true); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the live session to pick the version up (the probe's
+	// payload is not the will's).
+	deadline := time.Now().Add(10 * time.Second)
+	for publish(t, c1, "things/s-1/status", 1, false) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the policy change did not reach the live session")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Abrupt disconnects: wills fire for both, if allowed.
+	cl1, _ := f.broker.Server().Clients.Get("s-1")
+	cl2, _ := f.broker.Server().Clients.Get("s-2")
+	cl1.Net.Conn.Close()
+	cl2.Net.Conn.Close()
+	obs.waitFor(t, "things/s-2/status")
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range obs.messages() {
+		if m.Topic == "things/s-1/status" && string(m.Payload) == "gone" {
+			t.Error("a will the policy no longer allows was published")
+		}
+	}
+	_ = c2
+	var sawWill bool
+	for _, m := range obs.messages() {
+		sawWill = sawWill || (m.Topic == "things/s-2/status" && string(m.Payload) == "gone")
+	}
+	if !sawWill {
+		t.Error("the control will of s-2 was not published")
+	}
+}
+
+// TestOneAuthorizationHook: mochi ORs OnConnectAuthenticate and OnACLCheck
+// across hooks, so any allow-all hook (auth.AllowHook, the ledger with no
+// matching rule) next to Gatehouse's would open the broker. The broker
+// package registers exactly one hook and never imports mochi's auth hooks.
+func TestOneAuthorizationHook(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, src, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if strings.Contains(imp.Path.Value, "mochi-mqtt/server/v2/hooks") {
+				t.Errorf("%s imports %s: no mochi hook may share the broker with Gatehouse's", name, imp.Path.Value)
+			}
+		}
+		hooks += strings.Count(string(src), ".AddHook(")
+	}
+	if hooks != 1 {
+		t.Errorf("the broker package calls AddHook %d times, want exactly 1 (Gatehouse's hook)", hooks)
+	}
+}
