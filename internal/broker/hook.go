@@ -22,7 +22,11 @@ import (
 
 // session is what the broker knows about one authenticated connection.
 type session struct {
-	cl       *mqtt.Client
+	cl *mqtt.Client
+	// offline marks a persistent session whose client disconnected: it
+	// stays so that messages can be queued for it (each still checked for
+	// iot:Receive) until it expires, is taken over or is revoked.
+	offline  atomic.Bool
 	id       *authn.Identity
 	clientID string
 	sourceIP netip.Addr
@@ -100,8 +104,8 @@ func (h *hook) ID() string { return "gatehouse" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnWill,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnWill,
 	}, []byte{b})
 }
 
@@ -288,11 +292,18 @@ func subscribeAllowed(b *policy.Bound, filter string) bool {
 
 // OnDisconnect forgets the session.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	v, ok := h.sessions.LoadAndDelete(cl)
+	v, ok := h.sessions.Load(cl)
 	if !ok {
 		return
 	}
 	s := v.(*session)
+	if expire {
+		h.sessions.Delete(cl)
+	} else {
+		// A persistent session: keep it, so QoS 1/2 messages published
+		// while the client is away are queued (and Receive-checked).
+		s.offline.Store(true)
+	}
 	s.mu.Lock()
 	if s.timer != nil {
 		s.timer.Stop()
@@ -302,11 +313,44 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if err != nil {
 		reason = err.Error()
 	}
-	h.b.record(s.ctx(), "broker.disconnected", "client/"+cl.ID, map[string]any{"clientId": cl.ID, "reason": reason})
+	h.b.record(s.ctx(), "broker.disconnected", "client/"+cl.ID, map[string]any{"clientId": cl.ID, "reason": reason, "sessionKept": !expire})
+}
+
+// OnClientExpired forgets an offline session whose expiry interval passed.
+func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	h.sessions.Delete(cl)
+}
+
+// OnSessionEstablish runs before mochi hands a client id's earlier session
+// (its subscriptions and unacknowledged messages) to the new connection:
+// queued messages the new principal may not receive are dropped, so a
+// session taken over by someone else does not leak them, and the earlier
+// session is forgotten.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	s := h.session(cl)
+	existing, ok := h.b.server.Clients.Get(cl.ID)
+	if s == nil || !ok || existing == cl {
+		return
+	}
+	bound := s.bound.Load()
+	for _, m := range existing.State.Inflight.GetAll(false) {
+		if m.FixedHeader.Type == packets.Publish && !bound.Allowed(policy.ActionReceive, m.TopicName) {
+			existing.State.Inflight.Delete(m.PacketID)
+			h.b.log.Info("mqtt queued message dropped on resume", "client", cl.ID, "topic", m.TopicName)
+		}
+	}
+	h.sessions.Delete(existing)
 }
 
 // kick disconnects a session's client (MQTT 5 clients get the reason).
 func (h *hook) kick(s *session, code packets.Code, why string) {
+	if s.offline.Load() {
+		// Nothing to disconnect: forget the session so nothing more is
+		// queued for it under credentials no longer valid.
+		h.sessions.Delete(s.cl)
+		h.b.log.Info("mqtt offline session dropped by gatehouse", "client", s.cl.ID, "principal", s.id.Principal, "why", why)
+		return
+	}
 	h.b.log.Info("mqtt client disconnected by gatehouse", "client", s.cl.ID, "principal", s.id.Principal, "why", why)
 	h.b.record(s.ctx(), "broker.kicked", "client/"+s.cl.ID, map[string]any{"clientId": s.cl.ID, "reason": why, "code": code.Code})
 	_ = h.b.server.DisconnectClient(s.cl, code)
