@@ -80,6 +80,12 @@ type Broker struct {
 	wsServers []*wsListener
 	cancel    context.CancelFunc
 	done      chan struct{}
+
+	// followFrom is the newest event when the broker was built: the
+	// follower applies everything after it, so a change made between New
+	// and Run is not missed.
+	followFrom  int64
+	followKnown bool
 }
 
 // New builds the broker and binds its listeners.
@@ -101,6 +107,9 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}}
 	if cfg.Events != nil {
 		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
+		if id, err := cfg.Events.LatestID(context.Background()); err == nil {
+			b.followFrom, b.followKnown = id, true
+		}
 	}
 	b.hook = newHook(b)
 	if err := b.server.AddHook(b.hook, nil); err != nil {

@@ -20,11 +20,11 @@ import (
 // revoked tokens and disabled things disconnect them. It also mirrors every
 // event to EventTopicPrefix/<type>/<subject>.
 func (b *Broker) follow(ctx context.Context) {
-	var after int64
-	for {
+	after, known := b.followFrom, b.followKnown
+	for !known {
 		id, err := b.cfg.Events.LatestID(ctx)
 		if err == nil {
-			after = id
+			after, known = id, true
 			break
 		}
 		if ctx.Err() != nil {
