@@ -150,8 +150,10 @@ func (h *hook) refresh(ctx context.Context, s *session) {
 		h.kick(s, packets.ErrNotAuthorized, "iot:Connect no longer allowed")
 		return
 	}
+	// A disconnected client's will is gone (mochi clears it as the
+	// connection ends, without synchronization): only a live one is checked.
 	will := &s.cl.Properties.Will
-	if atomic.LoadUint32(&will.Flag) == 1 && !willAllowed(bound, will.TopicName, will.Retain) {
+	if !s.offline.Load() && !s.cl.Closed() && atomic.LoadUint32(&will.Flag) == 1 && !willAllowed(bound, will.TopicName, will.Retain) {
 		atomic.StoreUint32(&will.Flag, 0)
 		h.b.log.Info("mqtt will revoked by policy", "client", s.cl.ID, "topic", will.TopicName)
 	}
