@@ -141,6 +141,14 @@ func TestSeed003TokenAsMQTTPassword(t *testing.T) {
 	if n := strings.Count(got, "test Time now is"); n != 3 || strings.Contains(got, "forbidden") {
 		t.Errorf("subscriber got:\n%s\nwant the three messages on test only", got)
 	}
+	// The broker's counters show what happened.
+	_, metrics := curl(t, "GET", s.URL+"/metrics", "", "")
+	for _, want := range []string{`gatehouse_mqtt_connects_total{result="accepted"}`, `gatehouse_mqtt_connects_total{result="refused"}`,
+		`gatehouse_mqtt_denied_total{action="iot:Publish"}`, "gatehouse_mqtt_messages_received_total", "gatehouse_mqtt_clients_connected"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	// Introspection through the CLI shows the token active with its thing.
 	out, errOut, err = s.cli(t, "", "introspect", "--client-id", "thingymabot", "--client-secret", botSecret, accessToken)
 	if err != nil || !strings.Contains(out, `"active": true`) || !strings.Contains(out, "thingymabot") {

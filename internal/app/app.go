@@ -207,6 +207,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	if err := a.Broker.RegisterMetrics(a.metrics); err != nil {
+		return nil, fmt.Errorf("app: broker metrics: %w", err)
+	}
 	if addr := a.Broker.Addr("mqtts"); addr != "" {
 		// With an ephemeral port the configured address says ":0".
 		_, port, _ := net.SplitHostPort(addr)

@@ -81,6 +81,8 @@ type Broker struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 
+	metrics *metrics
+
 	// followFrom is the newest event when the broker was built: the
 	// follower applies everything after it, so a change made between New
 	// and Run is not missed.
@@ -104,7 +106,7 @@ func New(cfg Config) (*Broker, error) {
 	opts.Capabilities.MaximumClientWritesPending = cfg.MaxClientWritesPending
 	// No session may outlive its credentials by much: a day.
 	opts.Capabilities.MaximumSessionExpiryInterval = 24 * 60 * 60
-	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}}
+	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}, metrics: &metrics{}}
 	if cfg.Events != nil {
 		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
 		if id, err := cfg.Events.LatestID(context.Background()); err == nil {

@@ -172,6 +172,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.b.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "principal", principal, "code", code.Code, "why", why)
 		h.b.record(events.WithActor(ctx, principal), "broker.denied", "client/"+cl.ID, map[string]any{
 			"action": "iot:Connect", "clientId": cl.ID, "remote": cl.Net.Remote, "reason": why})
+		h.b.metrics.connect("refused")
 		_ = h.b.server.SendConnack(cl, code, false, nil)
 		return code
 	}
@@ -252,6 +253,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if s == nil {
 		return
 	}
+	h.b.metrics.connect("accepted")
 	h.recheckSubscriptions(s)
 	if !s.id.ExpiresAt.IsZero() {
 		d := s.id.ExpiresAt.Sub(h.b.now())
@@ -352,6 +354,7 @@ func (h *hook) kick(s *session, code packets.Code, why string) {
 		return
 	}
 	h.b.log.Info("mqtt client disconnected by gatehouse", "client", s.cl.ID, "principal", s.id.Principal, "why", why)
+	h.b.metrics.kick()
 	h.b.record(s.ctx(), "broker.kicked", "client/"+s.cl.ID, map[string]any{"clientId": s.cl.ID, "reason": why, "code": code.Code})
 	_ = h.b.server.DisconnectClient(s.cl, code)
 }
@@ -454,6 +457,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 
 // denied logs a refusal and records the first few per connection.
 func (h *hook) denied(s *session, action, resource string) {
+	h.b.metrics.deny(action)
 	h.b.log.Debug("mqtt denied", "client", s.cl.ID, "principal", s.id.Principal, "action", action, "resource", resource)
 	if s.denials.Add(1) <= maxDenialEvents {
 		h.b.record(s.ctx(), "broker.denied", "client/"+s.cl.ID, map[string]any{"action": action, "resource": resource, "clientId": s.cl.ID})
