@@ -105,6 +105,19 @@ func pageQuery(limit int, after string) url.Values {
 	return q
 }
 
+// simpleList serves the list verb of a resource paged by name.
+func simpleList(resource, path string) func(context.Context, *Env, []string) error {
+	return func(ctx context.Context, env *Env, args []string) error {
+		fs := newFlagSet(env, resource+" list", resource+" list [--all]")
+		limit, after, all := listFlags(fs)
+		c, _, err := setup(env, fs, args, 0)
+		if err != nil {
+			return err
+		}
+		return listAll(ctx, c, path, pageQuery(*limit, *after), *all)
+	}
+}
+
 // simpleGet and simpleDelete serve the get and delete verbs of a resource.
 func simpleGet(path string) func(context.Context, *Env, []string) error {
 	return func(ctx context.Context, env *Env, args []string) error {
@@ -245,15 +258,7 @@ func runThings(ctx context.Context, env *Env, args []string) error {
 
 func runThingTypes(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "thing-types", args, map[string]func(context.Context, *Env, []string) error{
-		"list": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "thing-types list", "thing-types list [--all]")
-			limit, after, all := listFlags(fs)
-			c, _, err := setup(env, fs, args, 0)
-			if err != nil {
-				return err
-			}
-			return listAll(ctx, c, "/api/v1/thing-types", pageQuery(*limit, *after), *all)
-		},
+		"list":   simpleList("thing-types", "/api/v1/thing-types"),
 		"get":    simpleGet("/api/v1/thing-types/"),
 		"delete": simpleDelete("/api/v1/thing-types/"),
 		"create": func(ctx context.Context, env *Env, args []string) error {
@@ -327,15 +332,7 @@ func readPassword(env *Env) (string, error) {
 
 func runUsers(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "users", args, map[string]func(context.Context, *Env, []string) error{
-		"list": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "users list", "users list [--all]")
-			limit, after, all := listFlags(fs)
-			c, _, err := setup(env, fs, args, 0)
-			if err != nil {
-				return err
-			}
-			return listAll(ctx, c, "/api/v1/users", pageQuery(*limit, *after), *all)
-		},
+		"list":   simpleList("users", "/api/v1/users"),
 		"get":    simpleGet("/api/v1/users/"),
 		"delete": simpleDelete("/api/v1/users/"),
 		"create": func(ctx context.Context, env *Env, args []string) error {
@@ -402,15 +399,7 @@ func runUsers(ctx context.Context, env *Env, args []string) error {
 
 func runGroups(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "groups", args, map[string]func(context.Context, *Env, []string) error{
-		"list": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "groups list", "groups list [--all]")
-			limit, after, all := listFlags(fs)
-			c, _, err := setup(env, fs, args, 0)
-			if err != nil {
-				return err
-			}
-			return listAll(ctx, c, "/api/v1/groups", pageQuery(*limit, *after), *all)
-		},
+		"list":   simpleList("groups", "/api/v1/groups"),
 		"get":    simpleGet("/api/v1/groups/"),
 		"delete": simpleDelete("/api/v1/groups/"),
 		"create": func(ctx context.Context, env *Env, args []string) error {

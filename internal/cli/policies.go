@@ -36,15 +36,7 @@ func readDocument(env *Env, arg string) (json.RawMessage, error) {
 
 func runPolicies(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "policies", args, map[string]func(context.Context, *Env, []string) error{
-		"list": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "policies list", "policies list [--all]")
-			limit, after, all := listFlags(fs)
-			c, _, err := setup(env, fs, args, 0)
-			if err != nil {
-				return err
-			}
-			return listAll(ctx, c, "/api/v1/policies", pageQuery(*limit, *after), *all)
-		},
+		"list":   simpleList("policies", "/api/v1/policies"),
 		"get":    simpleGet("/api/v1/policies/"),
 		"delete": simpleDelete("/api/v1/policies/"),
 		"create": func(ctx context.Context, env *Env, args []string) error {

@@ -11,20 +11,8 @@ import (
 // change runs fn in a transaction and records one event with it; fn returns
 // the event's subject and details. Details must never hold secrets.
 func (s *Server) change(ctx context.Context, typ string, fn func(tx *store.Tx) (subject string, details any, err error)) error {
-	var ev store.Event
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		subject, details, err := fn(tx)
-		if err != nil {
-			return err
-		}
-		ev, err = s.events.Record(ctx, tx, typ, subject, details)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	s.events.Notify(ev)
-	return nil
+	_, err := s.events.Change(ctx, typ, fn)
+	return err
 }
 
 // pendingEvent is an event waiting for the next batch.
