@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -150,13 +149,7 @@ func (h *hook) refresh(ctx context.Context, s *session) {
 		h.kick(s, packets.ErrNotAuthorized, "iot:Connect no longer allowed")
 		return
 	}
-	// A disconnected client's will is gone (mochi clears it as the
-	// connection ends, without synchronization): only a live one is checked.
-	will := &s.cl.Properties.Will
-	if !s.offline.Load() && !s.cl.Closed() && atomic.LoadUint32(&will.Flag) == 1 && !willAllowed(bound, will.TopicName, will.Retain) {
-		atomic.StoreUint32(&will.Flag, 0)
-		h.b.log.Info("mqtt will revoked by policy", "client", s.cl.ID, "topic", will.TopicName)
-	}
+	// The will is checked against the new binding when it is sent (OnWill).
 	h.recheckSubscriptions(s)
 }
 

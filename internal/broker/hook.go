@@ -405,7 +405,7 @@ func (s *session) isPending(filter string) bool {
 // or a delivery (iot:Receive), told apart by session.pending.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	s := h.session(cl)
-	if s == nil {
+	if s == nil || (!write && topic == withheldWillTopic) {
 		return false
 	}
 	b := s.bound.Load()
@@ -445,14 +445,29 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return pk, packets.ErrRejectPacket
 }
 
-// OnWill logs a will about to be published. Wills are authorized at
-// CONNECT and cleared when a policy change revokes them (see refresh), so
-// this is the record, not the check.
+// withheldWillTopic is where a will the policy no longer allows is sent
+// instead of its own topic: mochi's OnWill cannot cancel a will, only
+// change it, so the will is re-addressed to a topic that OnACLCheck never
+// lets anyone receive and stripped of its retain flag and payload.
+const withheldWillTopic = "$gatehouse/withheld-will"
+
+// OnWill authorizes a will as it is about to be published, against the
+// session's policy of that moment: wills are also checked at CONNECT, and a
+// policy change while the client is connected re-binds the session, so a
+// will the current policy forbids is withheld. OnWill runs on the client's
+// own goroutine, the only one that may read cl.Properties.Will without
+// racing mochi.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	if s := h.session(cl); s != nil {
+	s := h.session(cl)
+	if s != nil && willAllowed(s.bound.Load(), will.TopicName, will.Retain) {
 		h.b.log.Debug("mqtt will", "client", cl.ID, "topic", will.TopicName)
+		return will, nil
 	}
-	return will, nil
+	if s != nil {
+		h.denied(s, "iot:Publish", will.TopicName)
+	}
+	h.b.log.Info("mqtt will withheld by policy", "client", cl.ID, "topic", will.TopicName)
+	return mqtt.Will{TopicName: withheldWillTopic, Qos: 0, Retain: false, Flag: will.Flag}, nil
 }
 
 // denied logs a refusal and records the first few per connection.

@@ -213,15 +213,18 @@ func TestLiteralSubscribeNeedsReceive(t *testing.T) {
 	}
 }
 
-// TestWillRevokedByPolicyChange: a will allowed at CONNECT is cleared when
-// a policy change forbids its topic while the client is connected
-// (follow.go refresh), so an abrupt disconnect does not publish it.
+// TestWillRevokedByPolicyChange: a will allowed at CONNECT is withheld when
+// a policy change forbids its topic while the client is connected (the
+// session is re-bound by follow.go and OnWill checks the will as it is
+// sent), so an abrupt disconnect does not publish it, not even to a
+// subscriber of the topic it is re-addressed to.
 func TestWillRevokedByPolicyChange(t *testing.T) {
 	f := newFixture(t, time.Hour)
 	obs := f.observer(t)
 	if got := subscribe(t, obs, "things/#"); got != 1 {
 		t.Fatalf("observer SUBACK = %#x", got)
 	}
+	subscribe(t, obs, "$gatehouse/withheld-will")
 	// Control: an allowed will goes out when s-2 drops.
 	c2, code, err := f.connect("s-2", "s-2", []byte(f.token("s-2", "mqtt")), &paho.WillMessage{Topic: "things/s-2/status", Payload: []byte("gone")})
 	if err != nil || code != 0 {
@@ -255,6 +258,9 @@ func TestWillRevokedByPolicyChange(t *testing.T) {
 	for _, m := range obs.messages() {
 		if m.Topic == "things/s-1/status" && string(m.Payload) == "gone" {
 			t.Error("a will the policy no longer allows was published")
+		}
+		if m.Topic == "$gatehouse/withheld-will" {
+			t.Errorf("a withheld will was delivered to a subscriber: %q", m.Payload)
 		}
 	}
 	_ = c2
