@@ -203,7 +203,6 @@ func codeRedirect(ar *store.AuthRequest, code string) (string, error) {
 	return u.String(), nil
 }
 
-
 // peopleMetadata adds the authorization code flow (and the password grant,
 // when enabled) to the discovery document.
 func (s *Server) peopleMetadata(d *oidc.DiscoveryConfiguration) {

@@ -115,8 +115,8 @@ type Config struct {
 	// confidential registered apps (password.go).
 	PasswordGrant bool
 	Now           func() time.Time
-	Rand               io.Reader
-	Logger             *slog.Logger
+	Rand          io.Reader
+	Logger        *slog.Logger
 }
 
 // Server is the authorization server. Create it with New.
