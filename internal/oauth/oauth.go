@@ -111,12 +111,13 @@ type Config struct {
 	// are bound to the certificate (cnf x5t#S256) whatever the client
 	// authentication.
 	ClientCertificates ClientCertificates
+	Now                func() time.Time
+	Rand               io.Reader
+	Logger             *slog.Logger
+
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
 	PasswordGrant bool
-	Now           func() time.Time
-	Rand          io.Reader
-	Logger        *slog.Logger
 }
 
 // Server is the authorization server. Create it with New.
