@@ -126,6 +126,13 @@ func TestPeopleAndTheirDevices(t *testing.T) {
 		t.Errorf("alice's command to lamp-2 = %#x, want 0x87", got)
 	}
 
+	if out := run("", "policies", "simulate", "iot:Publish", "things/lamp-1/commands/power", "--user", "bob", "--client-id", "bob~tablet"); !strings.Contains(out, `"allowed": false`) && !strings.Contains(out, `"allowed":false`) {
+		t.Errorf("simulate bob's command:\n%s", out)
+	}
+	if out := run("", "policies", "simulate", "iot:Publish", "things/lamp-1/commands/power", "--user", "alice", "--client-id", "alice~phone"); !strings.Contains(out, `"allowed": true`) && !strings.Contains(out, `"allowed":true`) {
+		t.Errorf("simulate alice's command:\n%s", out)
+	}
+
 	// Taking the relationship away applies to the live connection.
 	run("", "relationships", "remove", "user", "bob", "viewer", "thing", "lamp-1")
 	eventually(t, 10*time.Second, "bob's subscription refused after the relationship was removed", func() bool {
