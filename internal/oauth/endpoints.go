@@ -158,6 +158,7 @@ func (s *Server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	if at.ThingName != "" {
 		resp.Claims = map[string]any{"thing_name": at.ThingName, "thing_type": at.ThingType}
 	}
+	peopleIntrospection(resp, at)
 	return op.NewResponse(resp), nil
 }
 

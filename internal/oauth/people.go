@@ -64,3 +64,22 @@ func personGrant(ctx context.Context, tx *store.Tx, g *grant) error {
 	g.kind, g.roles = KindUser, slices.Clone(u.Roles)
 	return nil
 }
+
+// peopleIntrospection adds the people and gateway claims to an
+// introspection answer (RFC 7662 allows any claim of the token).
+func peopleIntrospection(resp *oidc.IntrospectionResponse, at *AccessToken) {
+	add := func(k string, v any) {
+		if resp.Claims == nil {
+			resp.Claims = map[string]any{}
+		}
+		resp.Claims[k] = v
+	}
+	if at.Kind != "" {
+		add("gatehouse:kind", at.Kind)
+		add("roles", at.Roles)
+	}
+	if at.Actor != "" {
+		add("act", map[string]string{"sub": at.Actor})
+		add("gatehouse:actor", at.Actor)
+	}
+}

@@ -36,6 +36,10 @@ func TestPersonTokenClaims(t *testing.T) {
 	if at.Kind != oauth.KindUser || at.Subject != "alice" || !slices.Equal(at.Roles, []string{"user"}) || at.Actor != "" {
 		t.Errorf("person token = %+v, want kind user, sub alice, roles [user]", at)
 	}
+	status, intro := e.postForm(oauth.PathIntrospect, map[string][]string{"token": {tok.AccessToken}}, "resource-server", "rs-secret")
+	if status != http.StatusOK || intro["active"] != true || intro["gatehouse:kind"] != "user" || intro["sub"] != "alice" {
+		t.Errorf("introspection of a person's token = %d %v", status, intro)
+	}
 	u, err := e.registry.User(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
