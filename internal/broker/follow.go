@@ -70,7 +70,11 @@ func (c *changes) add(ev store.Event) {
 	case kind == "policy", ev.Type == "thingtype.updated", ev.Type == "thingtype.deleted",
 		ev.Type == "group.member_added", ev.Type == "group.member_removed", ev.Type == "group.deleted":
 		c.all = true
-	case ev.Type == "thing.updated", ev.Type == "thing.deleted":
+	case ev.Type == "thing.deleted":
+		// Its relationships went with it, without events of their own:
+		// people and gateways that had one must be re-authorized too.
+		c.all = true
+	case ev.Type == "thing.updated":
 		if name, ok := strings.CutPrefix(ev.Subject, "thing/"); ok {
 			if c.things == nil {
 				c.things = map[string]bool{}

@@ -355,3 +355,47 @@ func TestGatewayForChildren(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPeopleThingDeleted: deleting a thing ends its owner's access at once,
+// also to a new thing created under the same name.
+func TestPeopleThingDeleted(t *testing.T) {
+	f := peopleFixture(t)
+	ctx := events.WithActor(context.Background(), "test")
+	alice := f.mustConnect("alice~phone", "alice", []byte(f.userToken("alice", "alice-password")))
+	if got := subscribe(t, alice, "things/lamp-1/telemetry/#"); got != 1 {
+		t.Fatalf("subscribe = %#x", got)
+	}
+	if got := subscribe(t, alice, "things/lamp-2/telemetry/#"); got != 1 {
+		t.Fatalf("subscribe = %#x", got)
+	}
+	if err := f.reg.DeleteThing(ctx, "lamp-1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: "lamp-1", ThingType: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := f.oauth.SetThingSecret(ctx, "lamp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.secrets["lamp-1"] = sec
+	deadline := time.Now().Add(10 * time.Second)
+	for subscribe(t, alice, "things/lamp-1/telemetry/x") != 0x87 {
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted thing's relationship still applied to alice's live session after 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	newLamp := f.mustConnect("lamp-1", "lamp-1", []byte(f.token("lamp-1", "mqtt")))
+	lamp2 := f.mustConnect("lamp-2", "lamp-2", []byte(f.token("lamp-2", "mqtt")))
+	if got := publishPayload(t, newLamp, "things/lamp-1/telemetry/temp", "new owner's"); got != 0 {
+		t.Fatalf("publish = %#x", got)
+	}
+	if got := publishPayload(t, lamp2, "things/lamp-2/telemetry/temp", "marker"); got != 0 {
+		t.Fatalf("publish = %#x", got)
+	}
+	alice.waitFor(t, "things/lamp-2/telemetry/temp")
+	if alice.sent("things/lamp-1/telemetry/temp", "new owner's") {
+		t.Error("alice received telemetry of a new thing that took her deleted thing's name")
+	}
+}
