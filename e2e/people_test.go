@@ -323,3 +323,58 @@ func (m *mqttPeer) waitFor(t *testing.T, topic string) {
 	t.Helper()
 	eventually(t, 10*time.Second, "a message on "+topic, func() bool { return m.got(topic) })
 }
+
+// TestGatewayActsForChildren: a gateway thing gets tokens for its children
+// at the things endpoint and publishes for them over its own connection
+// (${gatehouse:Thing.Children}); not for a thing that is not its child.
+func TestGatewayActsForChildren(t *testing.T) {
+	s := startServer(t, "--data-dir", t.TempDir())
+	s.admin(t, "POST", "/api/v1/policies", lampPolicy, 201)
+	s.admin(t, "POST", "/api/v1/policies", `{"name":"gateway","document":{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/things/${gatehouse:Thing.Children}/telemetry/*"}]}}`, 201)
+	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"lamp","scopes":["mqtt"],"defaultPolicies":["lamp"]}`, 201)
+	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"hub","scopes":["mqtt"],"defaultPolicies":["gateway"]}`, 201)
+	for _, th := range []string{`{"name":"hub-1","thingType":"hub"}`, `{"name":"bulb-1","thingType":"lamp"}`, `{"name":"bulb-2","thingType":"lamp"}`} {
+		s.admin(t, "POST", "/api/v1/things", th, 201)
+	}
+	s.admin(t, "POST", "/api/v1/relationships", `{"subjectKind":"thing","subject":"hub-1","relation":"gateway","objectKind":"thing","object":"bulb-1"}`, 201)
+	hubSecret := s.admin(t, "POST", "/api/v1/things/hub-1/secret", "", 201)["clientSecret"].(string)
+
+	asHub := func(child string) (int, map[string]any) {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", s.URL+"/things/"+child+"?_action=get_access_token", strings.NewReader(`{"scope":["mqtt"]}`))
+		req.SetBasicAuth("hub-1", hubSecret)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	code, tok := asHub("bulb-1")
+	if code != 200 {
+		t.Fatalf("hub token for its child = %d %v", code, tok)
+	}
+	claims := jwtClaims(t, tok["access_token"].(string))
+	if claims["sub"] != "bulb-1" || claims["thing_name"] != "bulb-1" || claims["gatehouse:actor"] != "hub-1" || jsonString(claims["act"]) != `{"sub":"hub-1"}` {
+		t.Errorf("child token claims = %v", claims)
+	}
+	if code, out := asHub("bulb-2"); code != 400 || out["error"] != "unauthorized_client" {
+		t.Errorf("hub token for a thing that is not its child = %d %v, want 400 unauthorized_client", code, out)
+	}
+	// The child token works for the child itself (the gateway can hand it on).
+	bulb := mqttClient(t, s, "bulb-1", "bulb-1", tok["access_token"].(string))
+	if got := bulb.publish(t, "things/bulb-1/telemetry/lux", "300"); got != 0 {
+		t.Errorf("child publishes with the gateway-issued token = %#x", got)
+	}
+	hub := mqttClient(t, s, "hub-1", "hub-1", thingToken(t, s, "hub-1", hubSecret, "mqtt"))
+	if got := hub.publish(t, "things/bulb-1/telemetry/lux", "310"); got != 0 {
+		t.Errorf("hub publishes for its child = %#x, want 0", got)
+	}
+	if got := hub.publish(t, "things/bulb-2/telemetry/lux", "1"); got != 0x87 {
+		t.Errorf("hub publishes for a non-child = %#x, want 0x87", got)
+	}
+}
