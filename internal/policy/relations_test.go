@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -232,4 +233,76 @@ func BenchmarkAllowedPublishRelation(b *testing.B) {
 	for b.Loop() {
 		bound.Allowed(ActionPublish, topic)
 	}
+}
+
+// TestRelationManyThings: a person with more things than MaxExpansions
+// keeps access to every one of them (the level-set match has no bound).
+func TestRelationManyThings(t *testing.T) {
+	set := mustSet(t, Options{}, peoplePolicy)
+	owned := make([]string, 5000)
+	for i := range owned {
+		owned[i] = "lamp-" + strconv.Itoa(i)
+	}
+	b := set.Bind(Context{ClientID: "alice~x", User: &User{Name: "alice", Things: map[string][]string{"owner": owned}}})
+	for _, c := range []check{
+		{ActionPublish, "things/lamp-0/commands/on", true},
+		{ActionPublish, "things/lamp-4999/commands/on", true},
+		{ActionPublish, "things/lamp-5000/commands/on", false},
+		{ActionReceive, "things/lamp-77/telemetry/temp", true},
+		{ActionSubscribe, "things/lamp-77/telemetry/#", true},
+		{ActionSubscribe, "things/lamp-77/#", false},
+		{ActionPublish, "things/lamp-1/lamp-2/commands/on", false},
+		{ActionPublish, "things/lamp-1", false},
+	} {
+		if got := b.Allowed(c.action, c.resource); got != c.want {
+			t.Errorf("Allowed(%v, %q) = %v, want %v", c.action, c.resource, got, c.want)
+		}
+	}
+}
+
+// FuzzLevelSet compares the level-set match of a relational variable with
+// matching each value's expansion as its own pattern.
+func FuzzLevelSet(f *testing.F) {
+	f.Add("things/", "lamp-1", "cam", "/telemetry/*", "things/lamp-1/telemetry/x")
+	f.Add("", "a", "b", "", "a")
+	f.Add("x", "a", "b", "/?", "xb/c")
+	f.Add("t/", "a", "a-b", "/*/z", "t/a-b/y/z")
+	f.Fuzz(func(t *testing.T, prefix, v1, v2, suffix, s string) {
+		prefix, v1, v2, suffix, s = clip(prefix, 16), clip(v1, 16), clip(v2, 16), clip(suffix, 16), clip(s, 64)
+		if strings.ContainsAny(prefix+suffix, "${}") {
+			return
+		}
+		toks, err := lexPattern(prefix+"${gatehouse:User.Things.owner}"+suffix, true)
+		if err != nil {
+			return
+		}
+		r := &resolver{ctx: &Context{User: &User{Things: map[string][]string{"owner": {v1, v2}}}}}
+		g, ok := r.levelSetGlob(toks, false)
+		if !ok {
+			return
+		}
+		want := false
+		for _, v := range []string{v1, v2} {
+			if v == "" || unsafeValue(v) {
+				continue
+			}
+			var sub []token
+			for _, tk := range toks {
+				if tk.kind == tokVar {
+					sub = appendLit(sub, v)
+				} else if tk.kind == tokLit {
+					sub = appendLit(sub, tk.lit)
+				} else {
+					sub = append(sub, tk)
+				}
+			}
+			gv := compileGlob(sub)
+			if gv.match(s) {
+				want = true
+			}
+		}
+		if got := g.match(s); got != want {
+			t.Fatalf("pattern %q%s%q values %q %q: match(%q) = %v, want %v", prefix, "${owner}", suffix, v1, v2, s, got, want)
+		}
+	})
 }

@@ -243,6 +243,10 @@ func (b *Bound) bindRule(si int32, cs *cstmt, t ResourceType, r *resolver) (rule
 				rl.globs = append(rl.globs, rs.g)
 				continue
 			}
+			if g, ok := r.levelSetGlob(rs.toks, deny && !not); ok {
+				rl.globs = append(rl.globs, g)
+				continue
+			}
 			// Only a Deny's Resource may widen an unknown value to "*".
 			alts, miss, ok := r.expand(rs.toks, deny && !not, t == ResourceTopicFilter)
 			if !ok {
