@@ -136,11 +136,11 @@ func hasVars(toks []token) bool {
 type globKind uint8
 
 const (
-	globGeneral globKind = iota
-	globExact            // no wildcards: s == lit
-	globPrefix           // lit*: strings.HasPrefix(s, lit)
-	globAny              // *
-	globLevelSet         // lit + one of set + rest: a relational variable's values (relations.go)
+	globGeneral  globKind = iota
+	globExact             // no wildcards: s == lit
+	globPrefix            // lit*: strings.HasPrefix(s, lit)
+	globAny               // *
+	globLevelSet          // lit + one of set + rest: a relational variable's values (relations.go)
 )
 
 // glob is a compiled IAM wildcard pattern (tokens without variables).
