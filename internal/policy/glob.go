@@ -136,11 +136,11 @@ func hasVars(toks []token) bool {
 type globKind uint8
 
 const (
-	globGeneral  globKind = iota
-	globExact             // no wildcards: s == lit
-	globPrefix            // lit*: strings.HasPrefix(s, lit)
-	globAny               // *
-	globLevelSet          // lit + one of set + rest: a relational variable's values (relations.go)
+	globGeneral globKind = iota
+	globExact            // no wildcards: s == lit
+	globPrefix           // lit*: strings.HasPrefix(s, lit)
+	globAny              // *
+	globLevels           // lit + one of set + rest: a relational variable's values (relations.go)
 )
 
 // glob is a compiled IAM wildcard pattern (tokens without variables).
@@ -150,7 +150,7 @@ type glob struct {
 	kind globKind
 	lit  string
 	segs []segment
-	// level is set for globLevelSet.
+	// level is set for globLevels.
 	level *levelSet
 }
 
@@ -313,7 +313,7 @@ func (g *glob) match(s string) bool {
 		return strings.HasPrefix(s, g.lit)
 	case globAny:
 		return true
-	case globLevelSet:
+	case globLevels:
 		return g.level.match(g.lit, s)
 	}
 	segs := g.segs

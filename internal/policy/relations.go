@@ -74,7 +74,7 @@ func (r *resolver) levelSetGlob(toks []token, star bool) (glob, bool) {
 	if len(set) == 0 {
 		return glob{}, false
 	}
-	g := glob{kind: globLevelSet, level: &levelSet{values: set}}
+	g := glob{kind: globLevels, level: &levelSet{values: set}}
 	if vi == 1 {
 		g.lit = toks[0].lit
 	}
