@@ -110,6 +110,10 @@
 // principals. Such a name is substituted only if it is a plain topic level: a value
 // containing + # * ? / $ or NUL is unusable everywhere (an Allow does not grant it, a
 // Deny widens to "*"), so a thing named "+" or "*" can never widen a person's access.
+// When such a variable is the only one in a pattern and stands for a whole topic level
+// after a literal prefix (things/${gatehouse:User.Things.owner}/telemetry/*), its values
+// are matched by one set lookup: any number of values, no MaxExpansions bound, no
+// allocation per check.
 //
 // Multi-valued variables — gatehouse:Token.Scope, the relational lists and the ".List" certificate forms —
 // expand: a value containing one stands for the list of its substitutions, so
