@@ -378,3 +378,28 @@ func TestGatewayActsForChildren(t *testing.T) {
 		t.Errorf("hub publishes for a non-child = %#x, want 0x87", got)
 	}
 }
+
+// TestPasswordGrantOptIn: the resource owner password grant works only when
+// oauth.passwordGrant is on, and only for confidential apps allowed it.
+func TestPasswordGrantOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		if on {
+			t.Setenv("GATEHOUSE_OAUTH_PASSWORD_GRANT", "true")
+		}
+		s := startServer(t, "--data-dir", t.TempDir())
+		s.admin(t, "POST", "/api/v1/users", `{"username":"carol","password":"carol-password"}`, 201)
+		app := s.admin(t, "POST", "/api/v1/apps", `{"name":"backend","grantTypes":["password","refresh_token"],"scopes":["openid"]}`, 201)
+		secret, _ := app["clientSecret"].(string)
+		if app["clientId"] != "app.backend" || !strings.HasPrefix(secret, "ghas_") {
+			t.Fatalf("app = %v", app)
+		}
+		code, tok := postForm(t, s.URL+"/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {"carol-password"},
+			"client_id": {"app.backend"}, "client_secret": {secret}})
+		switch {
+		case !on && (code != 400 || tok["error"] != "unsupported_grant_type"):
+			t.Errorf("password grant while off = %d %v, want unsupported_grant_type", code, tok)
+		case on && (code != 200 || jwtClaims(t, tok["access_token"].(string))["gatehouse:kind"] != "user"):
+			t.Errorf("password grant while on = %d %v", code, tok)
+		}
+	}
+}
