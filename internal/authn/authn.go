@@ -94,6 +94,8 @@ type Identity struct {
 	ExpiresAt time.Time
 	// Authorizer is the custom authorizer used, if any.
 	Authorizer string
+	// UserName is the person a user token was issued to, or "".
+	UserName string
 }
 
 // Config holds an Authenticator's dependencies.
@@ -217,10 +219,14 @@ func (a *Authenticator) token(ctx context.Context, raw, username, method string,
 	} else {
 		id.Principal = "user:" + at.Subject
 	}
+	personOrActor(at, id)
 	if username != "" && username != at.ThingName && (at.ThingName != "" || username != at.Subject) {
 		return nil, fmt.Errorf("%w: username %q is not the token's thing or subject", ErrBadCredentials, truncate(username))
 	}
 	if err := a.checkThing(ctx, id); err != nil {
+		return nil, err
+	}
+	if err := a.checkUser(ctx, id); err != nil {
 		return nil, err
 	}
 	return id, nil
@@ -231,6 +237,9 @@ func (a *Authenticator) token(ctx context.Context, raw, username, method string,
 // connections are rechecked when the registry changes.
 func (a *Authenticator) Recheck(ctx context.Context, id *Identity) error {
 	if err := a.recheckCertificate(ctx, id); err != nil {
+		return err
+	}
+	if err := a.checkUser(ctx, id); err != nil {
 		return err
 	}
 	return a.checkThing(ctx, id)

@@ -59,6 +59,8 @@ type changes struct {
 	// revoked are the token jtis among jtis: unlike a deactivated
 	// certificate, a revoked token never comes back.
 	revoked map[string]bool
+	// users are people whose account or relationships changed.
+	users map[string]bool
 }
 
 func (c *changes) add(ev store.Event) {
@@ -67,7 +69,11 @@ func (c *changes) add(ev store.Event) {
 	case kind == "policy", ev.Type == "thingtype.updated", ev.Type == "thingtype.deleted",
 		ev.Type == "group.member_added", ev.Type == "group.member_removed", ev.Type == "group.deleted":
 		c.all = true
-	case ev.Type == "thing.updated", ev.Type == "thing.deleted":
+	case ev.Type == "thing.deleted":
+		// Its relationships went with it, without events of their own:
+		// people and gateways that had one must be re-authorized too.
+		c.all = true
+	case ev.Type == "thing.updated":
 		if name, ok := strings.CutPrefix(ev.Subject, "thing/"); ok {
 			if c.things == nil {
 				c.things = map[string]bool{}
@@ -83,6 +89,8 @@ func (c *changes) add(ev store.Event) {
 			}
 			c.jtis[fp] = true
 		}
+	case strings.HasPrefix(ev.Type, "relationship."), ev.Type == "user.updated", ev.Type == "user.deleted":
+		c.people(ev)
 	case ev.Type == "token.revoked":
 		var d struct {
 			JTI  string   `json:"jti"`
@@ -104,13 +112,13 @@ func (c *changes) add(ev store.Event) {
 }
 
 func (b *Broker) apply(ctx context.Context, c *changes) {
-	if !c.all && len(c.things) == 0 && len(c.jtis) == 0 {
+	if !c.all && len(c.things) == 0 && len(c.jtis) == 0 && len(c.users) == 0 {
 		return
 	}
 	if len(c.revoked) > 0 {
 		b.hook.markRevoked(c.revoked)
 	}
-	if c.all || len(c.things) > 0 {
+	if c.all || len(c.things) > 0 || len(c.users) > 0 {
 		// Changes made through other replicas reach this one only here.
 		b.cfg.Registry.InvalidatePolicies()
 	}
@@ -119,7 +127,7 @@ func (b *Broker) apply(ctx context.Context, c *changes) {
 		switch {
 		case c.jtis[s.id.CredentialID]:
 			b.hook.kick(s, packets.ErrNotAuthorized, "credential revoked")
-		case c.all || c.things[s.id.ThingName]:
+		case c.all || c.things[s.id.ThingName] || c.users[s.id.UserName]:
 			b.hook.refresh(ctx, s)
 		}
 		return true

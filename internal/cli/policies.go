@@ -87,12 +87,16 @@ func runPolicies(ctx context.Context, env *Env, args []string) error {
 			thing, clientID, fp, ip := fs.String("thing", "", "thing name"), fs.String("client-id", "", "MQTT client id (default: the thing name)"), fs.String("certificate", "", "certificate fingerprint"), fs.String("source-ip", "", "client address")
 			var scopes multiFlag
 			fs.Var(&scopes, "scope", "token scope (repeatable)")
+			user := fs.String("user", "", "a person (their policies and relationships) instead of a thing")
 			c, pos, err := setup(env, fs, args, 2)
 			if err != nil {
 				return err
 			}
 			body := map[string]any{"action": pos[0], "resource": pos[1], "thingName": *thing, "clientId": *clientID,
 				"certificateFingerprint": *fp, "scopes": []string(scopes), "sourceIp": *ip}
+			if *user != "" {
+				body["username"] = *user
+			}
 			return c.print(ctx, "POST", "/api/v1/policies/simulate", nil, body)
 		},
 	})

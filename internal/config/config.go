@@ -141,6 +141,9 @@ type OAuth struct {
 	// the broker and HTTPS publish accept, verified with their JWKS (YAML
 	// only).
 	ExternalIssuers []ExternalIssuer `yaml:"externalIssuers"`
+	// PasswordGrant lets confidential registered apps use the resource
+	// owner password grant (off by default: it hands passwords to apps).
+	PasswordGrant bool `yaml:"passwordGrant"`
 }
 
 // ExternalIssuer is another OAuth 2.0 server trusted for access tokens.

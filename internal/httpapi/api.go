@@ -150,6 +150,7 @@ func (a *API) routes() {
 	a.certRoutes()
 	a.credentialRoutes()
 	a.lobbyRoutes()
+	a.appRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))

@@ -261,6 +261,10 @@ func (a *API) simulate(w http.ResponseWriter, r *http.Request) error {
 		SourceIP               string   `json:"sourceIp,omitempty"`
 		Action                 string   `json:"action"`
 		Resource               string   `json:"resource"`
+
+		// Username simulates a person's token (their policies and
+		// relationships) instead of a thing.
+		Username string `json:"username,omitempty"`
 	}
 	if err := decode(w, r, a.maxBody, &in); err != nil {
 		return err
@@ -275,7 +279,15 @@ func (a *API) simulate(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusBadRequest, "sourceIp %q is not an IP address", in.SourceIP)
 		}
 	}
-	res, err := a.reg.ResolvePolicies(r.Context(), registry.Subject{ThingName: in.ThingName, CertificateFingerprint: in.CertificateFingerprint, Scopes: in.Scopes}, policy.Options{})
+	if in.Username != "" && in.ThingName != "" {
+		return errorf(http.StatusBadRequest, "give thingName or username, not both")
+	}
+	if in.Username != "" {
+		if _, err := a.reg.User(r.Context(), in.Username); err != nil {
+			return err
+		}
+	}
+	res, err := a.reg.ResolvePolicies(r.Context(), registry.Subject{ThingName: in.ThingName, CertificateFingerprint: in.CertificateFingerprint, Scopes: in.Scopes, UserName: in.Username}, policy.Options{})
 	if err != nil {
 		return err
 	}

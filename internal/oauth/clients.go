@@ -25,6 +25,8 @@ type client struct {
 	thing *store.ThingClient
 	// static is set for a configured client.
 	static *StaticClient
+	// app is set for a registered app (apps.go).
+	app *store.App
 	// method is how the client authenticated in this request.
 	method oidc.AuthMethod
 	scopes []string
@@ -36,11 +38,11 @@ func thingGrants() []oidc.GrantType {
 }
 
 func (c *client) GetID() string                        { return c.id }
-func (c *client) RedirectURIs() []string               { return nil }
+func (c *client) RedirectURIs() []string               { return c.appRedirectURIs() }
 func (c *client) PostLogoutRedirectURIs() []string     { return nil }
-func (c *client) ApplicationType() op.ApplicationType  { return op.ApplicationTypeNative }
+func (c *client) ApplicationType() op.ApplicationType  { return c.appType() }
 func (c *client) AuthMethod() oidc.AuthMethod          { return c.method }
-func (c *client) ResponseTypes() []oidc.ResponseType   { return nil }
+func (c *client) ResponseTypes() []oidc.ResponseType   { return c.appResponseTypes() }
 func (c *client) GrantTypes() []oidc.GrantType         { return c.grants }
 func (c *client) LoginURL(string) string               { return "" }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
@@ -130,6 +132,9 @@ func (s *Server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 }
 
 func (s *Server) authenticate(ctx context.Context, cc *op.ClientCredentials, path string) (*client, error) {
+	if isApp(cc.ClientID) && cc.ClientAssertion == "" {
+		return s.authenticateApp(ctx, cc.ClientID, cc.ClientSecret)
+	}
 	switch {
 	case cc.ClientAssertion != "":
 		if cc.ClientAssertionType != oidc.ClientAssertionTypeJWTAssertion {

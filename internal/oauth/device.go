@@ -175,6 +175,9 @@ func (s *Server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 		d.LastPollAt = now
 		return tx.UpdateDeviceAuthorization(ctx, d)
 	})
+	if errors.Is(err, errUserInactive) {
+		return nil, inactiveUser()
+	}
 	if err != nil {
 		return nil, s.serverError(ctx, "device token", err)
 	}

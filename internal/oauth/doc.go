@@ -43,6 +43,21 @@
 //	POST /oauth2/revoke                        revocation (RFC 7009)
 //	GET|POST /device                           verification page
 //	POST /things/{name}?_action=get_access_token  ForgeRock-style thing token
+//	GET  /oauth2/authorize                     authorization code + PKCE for registered apps
+//	GET|POST /login                            the sign-in page of the code flow
+//
+// # People
+//
+// A person's token (device flow through a client that is not a thing,
+// authorization code, password grant) has sub = the username, the claim
+// gatehouse:kind = "user" and the user's roles; the user must exist and be
+// enabled when it is issued or refreshed. Registered apps (apps.go) are
+// clients with the id "app.<name>": public ones must use PKCE with S256,
+// redirect URIs match exactly, and confidential ones may be allowed the
+// password grant (Config.PasswordGrant, handled in front of op, which lacks
+// it). A gateway thing gets tokens for its children at the things endpoint
+// (gateway.go): sub and thing_name are the child, act/gatehouse:actor the
+// gateway.
 //
 // # Credentials
 //

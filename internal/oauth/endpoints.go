@@ -42,7 +42,7 @@ func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 	for _, a := range assertionAlgorithms() {
 		assertionAlgs = append(assertionAlgs, string(a))
 	}
-	return &oidc.DiscoveryConfiguration{
+	d := &oidc.DiscoveryConfiguration{
 		Issuer:                      s.issuer,
 		TokenEndpoint:               s.issuer + PathToken,
 		IntrospectionEndpoint:       s.issuer + PathIntrospect,
@@ -64,6 +64,8 @@ func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionAlgs,
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "thing_name", "thing_type", "cnf"},
 	}
+	s.peopleMetadata(d)
+	return d
 }
 
 // knownScopes lists the scopes of static clients and the default scopes;
@@ -156,6 +158,7 @@ func (s *Server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	if at.ThingName != "" {
 		resp.Claims = map[string]any{"thing_name": at.ThingName, "thing_type": at.ThingType}
 	}
+	peopleIntrospection(resp, at)
 	return op.NewResponse(resp), nil
 }
 

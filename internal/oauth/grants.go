@@ -76,6 +76,9 @@ func issuedDetails(g grant, c claims) map[string]any {
 // delegated grant inside tx. familyID "" starts a new family.
 func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingKey, c *client, subject string, scopes []string, familyID, grantType string) (*oidc.AccessTokenResponse, error) {
 	g := grant{grantType: grantType, clientID: c.id, subject: subject, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx)}
+	if err := personGrant(ctx, tx, &g); err != nil {
+		return nil, err
+	}
 	raw, cl, err := s.mint(key, g)
 	if err != nil {
 		return nil, err
@@ -177,6 +180,9 @@ func (s *Server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	if err != nil {
 		if errors.Is(err, store.ErrStale) {
 			return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used")
+		}
+		if errors.Is(err, errUserInactive) {
+			return nil, inactiveUser()
 		}
 		return nil, s.serverError(ctx, "refresh token", err)
 	}

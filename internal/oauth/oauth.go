@@ -114,6 +114,10 @@ type Config struct {
 	Now                func() time.Time
 	Rand               io.Reader
 	Logger             *slog.Logger
+
+	// PasswordGrant enables the resource owner password grant for
+	// confidential registered apps (password.go).
+	PasswordGrant bool
 }
 
 // Server is the authorization server. Create it with New.
@@ -145,6 +149,10 @@ type Server struct {
 	running    atomic.Bool
 	handler    http.Handler
 	deviceTmpl *template.Template
+	// loginTmpl and passwordGrant: authorization code and password grants
+	// for registered apps (authorize.go, login.go, password.go).
+	loginTmpl     *template.Template
+	passwordGrant bool
 }
 
 // New validates cfg and returns a Server. Signing keys are created on first
@@ -257,7 +265,11 @@ func New(cfg Config) (*Server, error) {
 	if s.deviceTmpl, err = parseDeviceTemplate(); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}
-	s.handler = withPeerCertificates(s.routes())
+	if s.loginTmpl, err = parseLoginTemplate(); err != nil {
+		return nil, fmt.Errorf("oauth: login page template: %w", err)
+	}
+	s.passwordGrant = cfg.PasswordGrant
+	s.handler = withPeerCertificates(s.withPasswordGrant(s.routes()))
 	return s, nil
 }
 
@@ -274,6 +286,7 @@ func (s *Server) routes() http.Handler {
 		Revocation:          op.NewEndpoint(PathRevoke),
 		JwksURI:             op.NewEndpoint(PathKeys),
 		DeviceAuthorization: op.NewEndpoint(PathDeviceCode),
+		Authorization:       op.NewEndpoint(PathAuthorize),
 	}
 	// No CORS: browsers have no business calling these endpoints.
 	o := op.RegisterServer(s, endpoints, op.WithServerCORSOptions(nil))
@@ -294,6 +307,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+PathDevice, s.serveDevicePage)
 	mux.HandleFunc("POST "+PathDevice, s.serveDevicePage)
 	mux.HandleFunc("POST "+PathThingsPrefix+"{name}", s.serveThingToken)
+	mux.Handle(PathAuthorize, o)
+	mux.HandleFunc("GET "+PathLogin, s.serveLogin)
+	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBodyBytes)

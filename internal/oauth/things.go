@@ -72,16 +72,19 @@ func (s *Server) serveThingToken(w http.ResponseWriter, r *http.Request) {
 		fail(oidc.ErrUnauthorizedClient().WithDescription("only things may use this endpoint"))
 		return
 	}
-	if name := r.PathValue("name"); name != "*" && name != c.id {
-		fail(oidc.ErrUnauthorizedClient().WithDescription("authenticated as another thing than the one named in the path"))
-		return
-	}
+	name := r.PathValue("name")
 	scopes, err := readThingScopes(r.Body)
 	if err != nil {
 		fail(oidc.ErrInvalidRequest().WithDescription("body must be JSON like {\"scope\":[\"publish\"]}"))
 		return
 	}
-	resp, err := s.issueForClient(ctx, c, scopes)
+	var resp *oidc.AccessTokenResponse
+	if name != "*" && name != c.id {
+		// A gateway asks for a token for one of its children.
+		resp, err = s.issueForChild(ctx, c, name, scopes)
+	} else {
+		resp, err = s.issueForClient(ctx, c, scopes)
+	}
 	if err != nil {
 		fail(err)
 		return

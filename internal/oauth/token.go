@@ -44,6 +44,12 @@ type AccessToken struct {
 	// the token is bound to (RFC 8705): it is only good together with that
 	// certificate.
 	CertThumbprint string
+	// Kind is KindUser for a person's own token, else "".
+	Kind  string
+	Roles []string
+	// Actor is the gateway thing that obtained this token for its child
+	// (the "act" claim), or "".
+	Actor string
 }
 
 // HasScope reports whether the token carries scope.
@@ -64,6 +70,13 @@ type claims struct {
 	ThingType string   `json:"thing_type,omitempty"`
 	// Cnf binds the token to a client certificate (RFC 8705).
 	Cnf *confirmation `json:"cnf,omitempty"`
+	// Kind is "user" for a person's token (see people.go).
+	Kind  string   `json:"gatehouse:kind,omitempty"`
+	Roles []string `json:"roles,omitempty"`
+	// Act names the gateway thing that got this token for its child
+	// (RFC 8693 actor claim); Actor repeats it as a plain string.
+	Act   *actClaim `json:"act,omitempty"`
+	Actor string    `json:"gatehouse:actor,omitempty"`
 }
 
 // confirmation is the RFC 8705 "cnf" claim.
@@ -98,6 +111,10 @@ type grant struct {
 	scopes    []string
 	// cnf is the x5t#S256 thumbprint the token is bound to, or "".
 	cnf string
+	// kind, roles and actor: see claims.
+	kind  string
+	roles []string
+	actor string
 }
 
 // newID returns n random bytes, base64url encoded.
@@ -124,6 +141,7 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 	if g.cnf != "" {
 		c.Cnf = &confirmation{X5tS256: g.cnf}
 	}
+	g.decorate(&c)
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", c, fmt.Errorf("oauth: encode claims: %w", err)
@@ -168,6 +186,7 @@ func (c *claims) accessToken() *AccessToken {
 	if c.Cnf != nil {
 		at.CertThumbprint = c.Cnf.X5tS256
 	}
+	c.people(at)
 	return at
 }
 

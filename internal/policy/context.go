@@ -26,6 +26,18 @@ type Context struct {
 	Certificate *Certificate
 	// Token holds the claims of the access token the client authenticated with, or nil.
 	Token *Token
+	// User is the person the principal is, or nil (gatehouse:User.*).
+	User *User
+}
+
+// User is the person a connection acts for (gatehouse:User.*): a user who
+// authenticated with their own access token.
+type User struct {
+	Name   string   // gatehouse:User.Name
+	Groups []string // gatehouse:User.Groups, multi-valued
+	// Things maps a relation (owner, operator, viewer, ...) to the things the
+	// user has it with: gatehouse:User.Things.<relation>, multi-valued.
+	Things map[string][]string
 }
 
 // Thing is the thing a connection acts for (iot:Connection.Thing.*).
@@ -33,6 +45,9 @@ type Thing struct {
 	Name       string            // iot:Connection.Thing.ThingName
 	TypeName   string            // iot:Connection.Thing.ThingTypeName
 	Attributes map[string]string // iot:Connection.Thing.Attributes[name]
+	// Children are the things this (gateway) thing acts for, by gateway
+	// relationships: gatehouse:Thing.Children, multi-valued.
+	Children []string
 }
 
 // Certificate holds the X.509 fields AWS IoT exposes as iot:Certificate.* variables.
@@ -96,6 +111,10 @@ const (
 	keyTokenClientID
 	keyTokenScope
 	keyTokenClaim
+	keyUserName
+	keyUserGroups
+	keyUserThings
+	keyThingChildren
 )
 
 // keyRef is a parsed condition key or variable name.
@@ -104,7 +123,7 @@ type keyRef struct {
 	issuer bool   // keyCertName, keyCertAltName: Issuer instead of Subject
 	list   bool   // the ".List" form (multi-valued)
 	field  uint8  // keyCertName, keyCertAltName: which attribute
-	arg    string // keyThingAttr, keyTokenClaim: the name in brackets
+	arg    string // keyThingAttr, keyTokenClaim: the name in brackets; keyUserThings: the relation
 }
 
 const (
@@ -259,6 +278,14 @@ func (k keyRef) String() string {
 		return "gatehouse:Token.Scope"
 	case keyTokenClaim:
 		return "gatehouse:Token.Claims[" + k.arg + "]"
+	case keyUserName:
+		return "gatehouse:User.Name"
+	case keyUserGroups:
+		return "gatehouse:User.Groups"
+	case keyUserThings:
+		return "gatehouse:User.Things." + k.arg
+	case keyThingChildren:
+		return "gatehouse:Thing.Children"
 	default:
 		return "?"
 	}
@@ -276,7 +303,22 @@ func (k keyRef) side() string {
 }
 
 // multi reports whether the key can have several values at once.
-func (k keyRef) multi() bool { return k.list || k.id == keyTokenScope }
+func (k keyRef) multi() bool {
+	return k.list || k.id == keyTokenScope || k.id == keyUserGroups || k.id == keyUserThings || k.id == keyThingChildren
+}
+
+// relational reports whether the key's values are names of other principals
+// that come from the registry's relationships and groups. Such a value is
+// only ever substituted as one whole topic level: see unsafeValue.
+func (k keyRef) relational() bool {
+	return k.id == keyUserName || k.id == keyUserGroups || k.id == keyUserThings || k.id == keyThingChildren
+}
+
+// unsafeValue reports whether a relational variable's value could reach
+// beyond the one name it stands for: MQTT wildcards (+ #), policy wildcards
+// (* ?), a topic level separator (/), $ and NUL. The registry never stores such
+// names, but a value is never trusted to be one: it is not expanded at all.
+func unsafeValue(v string) bool { return strings.ContainsAny(v, "+#*?/$\x00") }
 
 // isIP reports whether the key's values are IP addresses (IpAddress/NotIpAddress).
 func (k keyRef) isIP() bool {
@@ -325,6 +367,18 @@ func parseKey(name string) (keyRef, error) {
 		return keyRef{id: keyTokenClientID}, nil
 	case "gatehouse:token.scope":
 		return keyRef{id: keyTokenScope}, nil
+	case "gatehouse:user.name":
+		return keyRef{id: keyUserName}, nil
+	case "gatehouse:user.groups":
+		return keyRef{id: keyUserGroups}, nil
+	case "gatehouse:thing.children":
+		return keyRef{id: keyThingChildren}, nil
+	}
+	if rel, ok := strings.CutPrefix(lower, "gatehouse:user.things."); ok {
+		if rel == "" || strings.IndexFunc(rel, func(r rune) bool { return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' && r != '-' }) >= 0 {
+			return keyRef{}, errors.New("gatehouse:User.Things.<relation> needs a relation such as owner, operator or viewer")
+		}
+		return keyRef{id: keyUserThings, arg: rel}, nil
 	}
 	if rest, ok := strings.CutPrefix(lower, "iot:certificate."); ok {
 		var k keyRef
@@ -444,6 +498,28 @@ func (c *Context) lookup(k keyRef, buf []string) []string {
 	case keyTokenClaim:
 		if c.Token != nil {
 			add(c.Token.Claims[k.arg])
+		}
+	case keyUserName:
+		if c.User != nil {
+			add(c.User.Name)
+		}
+	case keyUserGroups:
+		if c.User != nil {
+			for _, v := range c.User.Groups {
+				add(v)
+			}
+		}
+	case keyUserThings:
+		if c.User != nil {
+			for _, v := range c.User.Things[k.arg] {
+				add(v)
+			}
+		}
+	case keyThingChildren:
+		if c.Thing != nil {
+			for _, v := range c.Thing.Children {
+				add(v)
+			}
 		}
 	}
 	return buf

@@ -91,6 +91,11 @@
 //	${gatehouse:Token.ClientId}                      Context.Token.ClientID ("client_id")
 //	${gatehouse:Token.Scope}                         Context.Token.Scope, multi-valued
 //	${gatehouse:Token.Claims[name]}                  Context.Token.Claims[name]
+//	${gatehouse:User.Name}                           Context.User.Name
+//	${gatehouse:User.Groups}                         Context.User.Groups, multi-valued
+//	${gatehouse:User.Things.<relation>}              Context.User.Things[relation], multi-valued
+//	                                                 (owner, operator, viewer: the things the user has that relation with)
+//	${gatehouse:Thing.Children}                      Context.Thing.Children, multi-valued (a gateway's child things)
 //	${*} ${?} ${$}                                   the literal characters *, ? and $
 //
 // A "$" not followed by "{" is literal, as in topic/$aws/things/... . Default values
@@ -101,7 +106,16 @@
 // single-valued certificate attribute that occurs more than once in the certificate
 // (which of them would be meant is ambiguous) all count as unresolved.
 //
-// Multi-valued variables — gatehouse:Token.Scope and the ".List" certificate forms —
+// The relational variables (gatehouse:User.* and gatehouse:Thing.Children) name other
+// principals. Such a name is substituted only if it is a plain topic level: a value
+// containing + # * ? / $ or NUL is unusable everywhere (an Allow does not grant it, a
+// Deny widens to "*"), so a thing named "+" or "*" can never widen a person's access.
+// When such a variable is the only one in a pattern and stands for a whole topic level
+// after a literal prefix (things/${gatehouse:User.Things.owner}/telemetry/*), its values
+// are matched by one set lookup: any number of values, no MaxExpansions bound, no
+// allocation per check.
+//
+// Multi-valued variables — gatehouse:Token.Scope, the relational lists and the ".List" certificate forms —
 // expand: a value containing one stands for the list of its substitutions, so
 // "topic/scoped/${gatehouse:Token.Scope}/*" grants each scope's subtree and nothing
 // else, in Resource, NotResource and condition values alike. A value that would expand

@@ -140,6 +140,7 @@ const (
 	globExact            // no wildcards: s == lit
 	globPrefix           // lit*: strings.HasPrefix(s, lit)
 	globAny              // *
+	globLevels           // lit + one of set + rest: a relational variable's values (relations.go)
 )
 
 // glob is a compiled IAM wildcard pattern (tokens without variables).
@@ -149,6 +150,8 @@ type glob struct {
 	kind globKind
 	lit  string
 	segs []segment
+	// level is set for globLevels.
+	level *levelSet
 }
 
 // piece is literal text followed by q "?" wildcards.
@@ -310,6 +313,8 @@ func (g *glob) match(s string) bool {
 		return strings.HasPrefix(s, g.lit)
 	case globAny:
 		return true
+	case globLevels:
+		return g.level.match(g.lit, s)
 	}
 	segs := g.segs
 	n := len(segs)

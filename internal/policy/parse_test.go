@@ -165,6 +165,7 @@ func TestKeyNamesRoundTrip(t *testing.T) {
 		"aws:SourceIp", "iot:ClientId", "iot:Connection.Thing.ThingName", "iot:Connection.Thing.ThingTypeName",
 		"iot:Connection.Thing.Attributes[x]", "iot:Connection.Thing.IsAttached", "iot:Certificate.SerialNumber",
 		"gatehouse:Token.Subject", "gatehouse:Token.ClientId", "gatehouse:Token.Scope", "gatehouse:Token.Claims[x]",
+		"gatehouse:User.Name", "gatehouse:User.Groups", "gatehouse:User.Things.owner", "gatehouse:Thing.Children",
 	}
 	for _, side := range []string{"Subject", "Issuer"} {
 		for f := range numNameFields {

@@ -243,6 +243,10 @@ func (b *Bound) bindRule(si int32, cs *cstmt, t ResourceType, r *resolver) (rule
 				rl.globs = append(rl.globs, rs.g)
 				continue
 			}
+			if g, ok := r.levelSetGlob(rs.toks, deny && !not); ok {
+				rl.globs = append(rl.globs, g)
+				continue
+			}
 			// Only a Deny's Resource may widen an unknown value to "*".
 			alts, miss, ok := r.expand(rs.toks, deny && !not, t == ResourceTopicFilter)
 			if !ok {
@@ -272,7 +276,9 @@ type resolver struct {
 // with star set it becomes a "*" wildcard (it could be anything), otherwise expand
 // fails and names it. With filter set (topicfilter resources), values containing the
 // MQTT wildcards + or # are unusable: they would let the client subscribe to a
-// wildcard filter (AWS's ${iot:ClientId}-in-topicfilter pitfall).
+// wildcard filter (AWS's ${iot:ClientId}-in-topicfilter pitfall). Values of
+// relational variables (gatehouse:User.*, gatehouse:Thing.Children) that
+// contain + # * ? / $ or NUL are unusable in every position.
 func (r *resolver) expand(toks []token, star, filter bool) (alts [][]token, miss unresolved, ok bool) {
 	vals := make([][]string, len(toks))
 	total := 1
@@ -281,6 +287,23 @@ func (r *resolver) expand(toks []token, star, filter bool) (alts [][]token, miss
 			continue
 		}
 		vs := r.ctx.lookup(t.key, nil)
+		if t.key.relational() {
+			// Names from relationships are substituted only when they are
+			// plain names: a thing called "+" or "*" never widens an Allow,
+			// and makes a Deny deny whatever the variable could be.
+			kept := vs[:0]
+			for _, v := range vs {
+				if unsafeValue(v) {
+					if star {
+						kept = kept[:0]
+						break
+					}
+					continue
+				}
+				kept = append(kept, v)
+			}
+			vs = kept
+		}
 		if filter {
 			kept := vs[:0]
 			for _, v := range vs {

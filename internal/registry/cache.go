@@ -91,7 +91,7 @@ func (s *Service) ThingAndType(ctx context.Context, name string) (*store.Thing, 
 func subjectKey(sub Subject, opts policy.Options) string {
 	scopes := slices.Clone(sub.Scopes)
 	slices.Sort(scopes)
-	return strings.Join([]string{sub.ThingName, sub.CertificateFingerprint, strings.Join(scopes, " "), opts.Region, opts.Account}, "\x00")
+	return strings.Join([]string{sub.ThingName, sub.CertificateFingerprint, strings.Join(scopes, " "), opts.Region, opts.Account, sub.UserName}, "\x00")
 }
 
 func (c *policyCache) getResolved(key string, now time.Time) *Resolved {

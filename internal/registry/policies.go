@@ -223,8 +223,10 @@ func checkTarget(ctx context.Context, tx *store.Tx, p *problems, kind, target st
 		if !scopeRE.MatchString(target) {
 			p.add("target", "%q is not a valid OAuth scope", truncate(target))
 		}
+	case store.TargetUser, store.TargetAllUsers:
+		return checkUserTarget(ctx, tx, p, kind, target)
 	default:
-		p.add("targetKind", "%q is not thing, group, certificate or scope (thing types name policies in defaultPolicies)", truncate(kind))
+		p.add("targetKind", "%q is not thing, group, certificate, scope, user or all-users (thing types name policies in defaultPolicies)", truncate(kind))
 	}
 	return nil
 }
@@ -273,6 +275,8 @@ type Subject struct {
 	CertificateFingerprint string
 	// Scopes are the OAuth scopes of the access token, if any.
 	Scopes []string
+	// UserName is the user a person's token was issued to, or "".
+	UserName string
 }
 
 // Resolved is the compiled policy set for a subject, with the thing (nil if
@@ -281,6 +285,10 @@ type Resolved struct {
 	Set      *policy.Set
 	Thing    *store.Thing
 	Policies []string
+	// User is the person's name, groups and related things (nil for
+	// things); Children are the thing's gateway children.
+	User     *policy.User
+	Children []string
 }
 
 // ResolvePolicies gathers the policies that apply to a subject - the thing
@@ -303,9 +311,12 @@ func (s *Service) ResolvePolicies(ctx context.Context, sub Subject, opts policy.
 
 func (s *Service) resolvePolicies(ctx context.Context, sub Subject, opts policy.Options) (*Resolved, error) {
 	var (
-		names   []string
-		thing   *store.Thing
-		targets = map[string][]string{}
+		names    []string
+		thing    *store.Thing
+		targets  = map[string][]string{}
+		user     *policy.User
+		children []string
+		err      error
 	)
 	if sub.ThingName != "" {
 		th, err := s.store.GetThing(ctx, sub.ThingName)
@@ -329,6 +340,14 @@ func (s *Service) resolvePolicies(ctx context.Context, sub Subject, opts policy.
 		}
 		for _, g := range groups {
 			targets[store.TargetGroup] = append(targets[store.TargetGroup], g.Group)
+		}
+		if children, err = s.gatewayChildren(ctx, th.Name); err != nil {
+			return nil, err
+		}
+	}
+	if sub.UserName != "" {
+		if user, err = s.userContext(ctx, sub.UserName, targets); err != nil {
+			return nil, err
 		}
 	}
 	if sub.CertificateFingerprint != "" {
@@ -366,14 +385,15 @@ func (s *Service) resolvePolicies(ctx context.Context, sub Subject, opts policy.
 	if err != nil {
 		return nil, fmt.Errorf("registry: compile policies: %w", err)
 	}
-	return &Resolved{Set: set, Thing: thing, Policies: used}, nil
+	return &Resolved{Set: set, Thing: thing, Policies: used, User: user, Children: children}, nil
 }
 
 // PolicyContext builds the evaluation context for a resolved subject.
 func PolicyContext(r *Resolved, clientID string, sourceIP netip.Addr, cert *policy.Certificate, tok *policy.Token) policy.Context {
 	c := policy.Context{ClientID: clientID, SourceIP: sourceIP, Certificate: cert, Token: tok}
 	if r.Thing != nil {
-		c.Thing = &policy.Thing{Name: r.Thing.Name, TypeName: r.Thing.ThingType, Attributes: r.Thing.Attributes}
+		c.Thing = &policy.Thing{Name: r.Thing.Name, TypeName: r.Thing.ThingType, Attributes: r.Thing.Attributes, Children: r.Children}
 	}
+	c.User = r.User
 	return c
 }

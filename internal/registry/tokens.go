@@ -141,6 +141,9 @@ func (s *Service) EnsureBootstrap(ctx context.Context) (*Bootstrap, error) {
 		}
 		return nil, fmt.Errorf("registry: bootstrap admin user: %w", err)
 	}
+	if err := s.ensurePeoplePolicy(ctx); err != nil {
+		return nil, err
+	}
 	tok, _, err := s.CreateAPIToken(ctx, "bootstrap", "admin", []string{RoleAdmin}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("registry: bootstrap admin token: %w", err)

@@ -461,6 +461,7 @@ func (c *conn) PurgeExpiredOAuth(ctx context.Context, now time.Time) (int64, err
 		`DELETE FROM oauth_refresh_tokens WHERE expires_at < ?`,
 		`DELETE FROM oauth_revoked_tokens WHERE expires_at < ?`,
 		`DELETE FROM oauth_used_jtis WHERE expires_at < ?`,
+		`DELETE FROM oauth_auth_requests WHERE expires_at < ?`,
 	} {
 		res, err := c.exec(ctx, q, micros(now))
 		if err != nil {

@@ -176,6 +176,8 @@ const (
 	TargetGroup       = "group"
 	TargetCertificate = "certificate" // by SHA-256 fingerprint
 	TargetScope       = "scope"       // an OAuth scope
+	TargetUser        = "user"        // a user, by username
+	TargetAllUsers    = "all-users"   // every user; the target is "*"
 )
 
 // PolicyAttachment ties a policy to a target.

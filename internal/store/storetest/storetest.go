@@ -41,6 +41,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"PKI", testPKI},
 		{"Lobby", testLobby},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
+		{"OAuthApps", testOAuthApps},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,189 @@
+package oauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+//go:embed templates/login.html
+var loginFS embed.FS
+
+func parseLoginTemplate() (*template.Template, error) {
+	return template.ParseFS(loginFS, "templates/login.html")
+}
+
+// loginCSRFCookie carries the double-submit CSRF token of the login page.
+const loginCSRFCookie = "gatehouse_login_csrf"
+
+type loginPage struct {
+	Action   string
+	CSRF     string
+	ID       string
+	ClientID string
+	Scopes   []string
+	Username string
+	Error    string
+}
+
+// serveLogin is the login page of the authorization code flow: GET shows
+// which app asks for which scopes; POST signs the person in (rate-limited
+// like the device page, double-submit CSRF token bound to a SameSite=Strict
+// cookie) and sends the browser back to the app with a one-time code, or
+// with error=access_denied. Apps are registered by administrators, so
+// signing in is the consent.
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	ctx := r.Context()
+	page := &loginPage{Action: PathLogin}
+	csrf, err := s.loginCSRF(w, r)
+	if err != nil {
+		s.renderLogin(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	page.CSRF = csrf
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil {
+			s.renderLogin(w, r, http.StatusBadRequest, page, "The form could not be read.")
+			return
+		}
+	}
+	id := r.FormValue("id")
+	ar, err := s.pendingAuthRequest(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.ErrorContext(ctx, "login page: load request", "err", err)
+		}
+		s.renderLogin(w, r, http.StatusBadRequest, page, "This sign-in request is not valid or has expired.")
+		return
+	}
+	page.ID, page.ClientID, page.Scopes = id, ar.ClientID, ar.Scopes
+	if r.Method == http.MethodGet {
+		s.renderLogin(w, r, http.StatusOK, page, "")
+		return
+	}
+	sent := r.PostForm.Get("csrf")
+	if c, err := r.Cookie(loginCSRFCookie); err != nil || sent == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(sent)) != 1 {
+		s.renderLogin(w, r, http.StatusForbidden, page, "Your session expired. Please try again.")
+		return
+	}
+	if r.PostForm.Get("action") == "deny" {
+		if err := s.store.DeleteAuthRequest(ctx, ar.IDHash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.ErrorContext(ctx, "login page: deny", "err", err)
+		}
+		u, err := url.Parse(ar.RedirectURI)
+		if err != nil {
+			s.renderLogin(w, r, http.StatusInternalServerError, page, "Something went wrong.")
+			return
+		}
+		q := u.Query()
+		q.Set("error", "access_denied")
+		if ar.State != "" {
+			q.Set("state", ar.State)
+		}
+		u.RawQuery = q.Encode()
+		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		return
+	}
+	page.Username = r.PostForm.Get("username")
+	if !s.guesses.allow(clientAddr(r), s.now()) {
+		w.Header().Set("Retry-After", "30")
+		s.renderLogin(w, r, http.StatusTooManyRequests, page, "Too many attempts. Please wait a minute and try again.")
+		return
+	}
+	user, err := s.registry.Authenticate(ctx, page.Username, r.PostForm.Get("password"))
+	if errors.Is(err, registry.ErrBadCredentials) {
+		s.renderLogin(w, r, http.StatusUnauthorized, page, "Wrong username or password.")
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "login page: authenticate", "err", err)
+		s.renderLogin(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	code, err := s.newID(32)
+	if err != nil {
+		s.renderLogin(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	actx := events.WithActor(ctx, "user:"+user.Username)
+	err = s.change(actx, "authorization.approved", func(tx *store.Tx) (string, any, error) {
+		cur, err := tx.GetAuthRequest(ctx, ar.IDHash)
+		if err != nil {
+			return "", nil, err
+		}
+		if cur.CodeHash != "" || s.now().After(cur.ExpiresAt) {
+			return "", nil, store.ErrNotFound
+		}
+		return "client/" + ar.ClientID, map[string]any{"user": user.Username, "client_id": ar.ClientID, "scope": ar.Scopes},
+			tx.SaveAuthCode(ctx, ar.IDHash, user.Username, HashSecret(code), s.now().UTC().Add(authCodeTTL))
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.renderLogin(w, r, http.StatusBadRequest, page, "This sign-in request is not valid or has expired.")
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "login page: issue code", "err", err)
+		s.renderLogin(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+		return
+	}
+	target, err := codeRedirect(ar, code)
+	if err != nil {
+		s.renderLogin(w, r, http.StatusInternalServerError, page, "Something went wrong.")
+		return
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// pendingAuthRequest returns an unexpired request that has no code yet.
+func (s *Server) pendingAuthRequest(ctx context.Context, id string) (*store.AuthRequest, error) {
+	if id == "" || len(id) > maxSecretBytes {
+		return nil, store.ErrNotFound
+	}
+	ar, err := s.store.GetAuthRequest(ctx, HashSecret(id))
+	if err != nil {
+		return nil, err
+	}
+	if ar.CodeHash != "" || s.now().After(ar.ExpiresAt) {
+		return nil, store.ErrNotFound
+	}
+	return ar, nil
+}
+
+func (s *Server) loginCSRF(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(loginCSRFCookie); err == nil && len(c.Value) == 43 {
+		return c.Value, nil
+	}
+	tok, err := s.newID(32)
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: loginCSRFCookie, Value: tok, Path: PathLogin, HttpOnly: true, Secure: s.issuerURL.Scheme == "https",
+		SameSite: http.SameSiteStrictMode, MaxAge: int((30 * time.Minute) / time.Second),
+	})
+	return tok, nil
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, page *loginPage, msg string) {
+	page.Error = msg
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := s.loginTmpl.ExecuteTemplate(w, "page", page); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.ErrorContext(r.Context(), "login page: render", "err", err)
+	}
+}
