@@ -368,6 +368,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Broker.Run(ctx) })
 	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker.Server()) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
+	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
 	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")

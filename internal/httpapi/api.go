@@ -150,6 +150,7 @@ func (a *API) routes() {
 	a.certRoutes()
 	a.credentialRoutes()
 	a.lobbyRoutes()
+	a.accessRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))
@@ -471,10 +472,12 @@ type relationshipIn struct {
 	Relation    string `json:"relation"`
 	ObjectKind  string `json:"objectKind"`
 	Object      string `json:"object"`
+	// ExpiresAt, when set, ends the relationship at that time.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 func (in relationshipIn) record() store.Relationship {
-	return store.Relationship{SubjectKind: in.SubjectKind, Subject: in.Subject, Relation: in.Relation, ObjectKind: in.ObjectKind, Object: in.Object}
+	return store.Relationship{SubjectKind: in.SubjectKind, Subject: in.Subject, Relation: in.Relation, ObjectKind: in.ObjectKind, Object: in.Object, ExpiresAt: in.ExpiresAt}
 }
 
 func (a *API) addRelationship(w http.ResponseWriter, r *http.Request) error {

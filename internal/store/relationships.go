@@ -149,11 +149,18 @@ func (c *conn) PurgeExpiredRelationships(ctx context.Context, now time.Time, lim
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: purge relationships: %w", c.mapErr(err))
 	}
+	// Only the edges this call deleted are returned: another replica
+	// purging at the same time reports the others.
+	deleted := out[:0]
 	for _, r := range out {
-		if _, err := c.exec(ctx, `DELETE FROM relationships WHERE subject_kind = ? AND subject = ? AND relation = ? AND object_kind = ? AND object = ? AND expires_at = ?`,
-			r.SubjectKind, r.Subject, r.Relation, r.ObjectKind, r.Object, micros(r.ExpiresAt)); err != nil {
+		res, err := c.exec(ctx, `DELETE FROM relationships WHERE subject_kind = ? AND subject = ? AND relation = ? AND object_kind = ? AND object = ? AND expires_at = ?`,
+			r.SubjectKind, r.Subject, r.Relation, r.ObjectKind, r.Object, micros(r.ExpiresAt))
+		if err != nil {
 			return nil, fmt.Errorf("store: purge relationships: %w", err)
 		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			deleted = append(deleted, r)
+		}
 	}
-	return out, nil
+	return deleted, nil
 }
