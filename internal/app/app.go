@@ -26,6 +26,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/authorizer"
+	"github.com/gatehouse-iot/gatehouse/internal/awsiot"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/config"
@@ -235,7 +236,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
+	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
+	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, AWSKeys: awsKeys}))
+	if p := cfg.AWSIoT.Prefix; p != "" {
+		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
+			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot")}))
+	}
 	health := httpapi.Health(s)
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /readyz", health)
@@ -320,6 +326,9 @@ func (a *App) banner(boot *registry.Bootstrap) {
 	fmt.Fprintf(w, "  https pub   POST %s/topics/{topic}\n", base)
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", base, base)
 	fmt.Fprintf(w, "  metrics     %s/metrics\n", base)
+	if p := a.cfg.AWSIoT.Prefix; p != "" {
+		fmt.Fprintf(w, "  aws iot api %s%s (AWS SigV4, keys from gatehouse aws-keys)\n", base, p)
+	}
 	fmt.Fprintf(w, "  store       %s\n", a.Store.Dialect())
 	fmt.Fprintf(w, "  data dir    %s\n", a.cfg.DataDir)
 	if boot != nil {

@@ -63,6 +63,8 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/registry": {"net/http", module + "internal/httpapi", module + "internal/app"},
 		"internal/events":   {"net/http", module + "internal/registry"},
 		"internal/config":   {module + "internal/store", module + "internal/app"},
+		"internal/awsiot":   {module + "internal/httpapi", module + "internal/app", "github.com/aws/aws-sdk-go-v2/service/iot"},
+		"internal/awssync":  {module + "internal/httpapi", module + "internal/app", module + "internal/awsiot"},
 	}
 	for _, p := range listPackages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, module)

@@ -192,6 +192,7 @@ func Default() Config {
 		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
 			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events"},
 		PKI: PKI{LeafValidity: 365 * 24 * time.Hour},
+
 		Access: Access{PurgeInterval: time.Minute, PendingTTL: 7 * 24 * time.Hour},
 		AWSIoT: AWSIoT{Prefix: "/aws-iot", Account: "000000000000", MaxSkew: 5 * time.Minute},
 	}

@@ -29,6 +29,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Certs is the certificate service; nil leaves its routes out.
 	Certs *certs.Service
+	// AWSKeys manages access keys of the AWS IoT API; nil leaves its
+	// routes out.
+	AWSKeys AWSKeys
 }
 
 // API serves /api/v1.
@@ -41,6 +44,7 @@ type API struct {
 	lobby   *lobby.Service
 	mux     *http.ServeMux
 	certs   *certs.Service
+	awsKeys AWSKeys
 }
 
 // New returns the API with its routes registered.
@@ -53,6 +57,7 @@ func New(c Config) *API {
 	}
 	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
 	a.certs = c.Certs
+	a.awsKeys = c.AWSKeys
 	a.routes()
 	return a
 }
@@ -151,6 +156,7 @@ func (a *API) routes() {
 	a.credentialRoutes()
 	a.lobbyRoutes()
 	a.accessRoutes()
+	a.awsKeyRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))

@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// AWSKeys manages the AWS Signature V4 access keys of the AWS-IoT-compatible
+// registry API; *awsiot.Keys is one.
+type AWSKeys interface {
+	Create(ctx context.Context, name string, roles []string) (*store.AWSAccessKey, string, error)
+	List(ctx context.Context) ([]store.AWSAccessKey, error)
+	Revoke(ctx context.Context, id string) error
+}
+
+func (a *API) awsKeyRoutes() {
+	if a.awsKeys == nil {
+		return
+	}
+	a.handle("GET /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
+		keys, err := a.awsKeys.List(r.Context())
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, listResponse[store.AWSAccessKey]{Items: keys})
+	})
+	a.handle("POST /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
+		var in struct {
+			Name  string   `json:"name"`
+			Roles []string `json:"roles,omitempty"`
+		}
+		if err := decode(w, r, a.maxBody, &in); err != nil {
+			return err
+		}
+		key, secret, err := a.awsKeys.Create(r.Context(), in.Name, in.Roles)
+		if err != nil {
+			return err
+		}
+		// The secret is shown once.
+		return writeJSON(w, http.StatusCreated, struct {
+			*store.AWSAccessKey
+			SecretAccessKey string `json:"secretAccessKey"`
+		}{key, secret})
+	})
+	a.handle("DELETE /api/v1/aws-keys/{id}", write, func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.awsKeys.Revoke(r.Context(), r.PathValue("id")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
