@@ -259,7 +259,9 @@ func TestSignatureVerification(t *testing.T) {
 			return err
 		}, 0, "UnauthorizedException"},
 		{"wrong service", func() error { return rawRequest(ctx, srv, "s3", "GET", "/things/t-1", "") }, 0, "InvalidSignatureException"},
-		{"tampered body", func() error { return rawRequest(ctx, srv, "iot", "PATCH", "/things/t-1", `{"attributePayload":{"attributes":{"a":"b"}}}`) }, 0, "InvalidSignatureException"},
+		{"tampered body", func() error {
+			return rawRequest(ctx, srv, "iot", "PATCH", "/things/t-1", `{"attributePayload":{"attributes":{"a":"b"}}}`)
+		}, 0, "InvalidSignatureException"},
 		{"unsigned", func() error { return rawRequest(ctx, srv, "", "GET", "/things/t-1", "") }, 0, "MissingAuthenticationTokenException"},
 	}
 	for _, tc := range tests {
