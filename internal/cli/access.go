@@ -8,9 +8,13 @@ import (
 
 // accessCommands are the access request and registry transfer commands.
 func accessCommands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"access-requests": {"request, list, approve, deny, cancel access to things", runAccessRequests},
 	}
+	for name, c := range syncCommands() {
+		cmds[name] = c
+	}
+	return cmds
 }
 
 func runAccessRequests(ctx context.Context, env *Env, args []string) error {
