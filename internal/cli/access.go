@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// accessCommands are the access request and registry transfer commands.
+// accessCommands are the access request, registry transfer, sync and AWS
+// key commands.
 func accessCommands() map[string]command {
 	cmds := map[string]command{
 		"access-requests": {"request, list, approve, deny, cancel access to things", runAccessRequests},
+		"registry":        {"export or import the registry as JSON or CSV", runRegistry},
 	}
 	for name, c := range syncCommands() {
 		cmds[name] = c

@@ -157,6 +157,7 @@ func (a *API) routes() {
 	a.lobbyRoutes()
 	a.accessRoutes()
 	a.awsKeyRoutes()
+	a.transferRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))
