@@ -9,5 +9,6 @@
 // AWS IoT (internal/awssync) can be exercised against a real server that
 // speaks the same protocol. Access keys are Gatehouse records whose secret,
 // which SigV4 verification needs in the clear, is sealed with the master
-// key.
+// key. Requests are authenticated by the Authorization header (presigned
+// URLs are not accepted).
 package awsiot

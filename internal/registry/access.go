@@ -289,9 +289,14 @@ func (s *Service) decide(ctx context.Context, caller Caller, id string, ifVersio
 		}
 		if state == store.AccessCancelled {
 			if a.Requester != caller.Username && !slices.Contains(caller.Roles, RoleAdmin) {
-				// Only the requester (or an administrator) cancels.
-				if ok, err := mayDecide(ctx, tx, caller, a.Thing, now); err != nil || !ok {
-					return nil, errors.Join(err, fmt.Errorf("access request %q: %w", id, store.ErrNotFound))
+				// Only the requester (or an administrator) cancels; others
+				// who cannot see the request do not learn it exists.
+				ok, err := mayDecide(ctx, tx, caller, a.Thing, now)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					return nil, fmt.Errorf("access request %q: %w", id, store.ErrNotFound)
 				}
 				return nil, fmt.Errorf("only %s may cancel their request: %w", a.Requester, ErrNotAllowed)
 			}
