@@ -24,7 +24,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
 )
 
-func newRegistry(t *testing.T, dsn string) (*registry.Service, *store.Store, *events.Log) {
+func newRegistry(t testing.TB, dsn string) (*registry.Service, *store.Store, *events.Log) {
 	t.Helper()
 	s, err := store.Open(t.Context(), dsn)
 	if err != nil {
@@ -41,7 +41,7 @@ func newRegistry(t *testing.T, dsn string) (*registry.Service, *store.Store, *ev
 
 // remote starts a Gatehouse registry serving the AWS IoT API (the "AWS"
 // side) and returns it with a real aws-sdk-go-v2 client for it.
-func remote(t *testing.T) (*registry.Service, *iot.Client) {
+func remote(t testing.TB) (*registry.Service, *iot.Client) {
 	t.Helper()
 	reg, s, log := newRegistry(t, storetest.SQLiteDSN(t))
 	sealer, err := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
