@@ -236,18 +236,22 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	})
 
 	mux := http.NewServeMux()
-	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
-	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, AWSKeys: awsKeys}))
-	if p := cfg.AWSIoT.Prefix; p != "" {
-		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
-			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot")}))
-	}
+	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
 	health := httpapi.Health(s)
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", httpapi.Metrics(a.metrics))
 	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
 	mux.Handle("/authorizer/", adapters.Handler())
+	// AWS-IoT-compatible registry API and its access keys.
+	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
+	awsKeysAPI := httpapi.AWSKeysHandler(a.Registry, awsKeys, opts.Logger.With("component", "httpapi"), cfg.HTTP.MaxBodyBytes)
+	mux.Handle("/api/v1/aws-keys", awsKeysAPI)
+	mux.Handle("/api/v1/aws-keys/", awsKeysAPI)
+	if p := cfg.AWSIoT.Prefix; p != "" {
+		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
+			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot")}))
+	}
 	devices := a.Certs.DeviceHandler()
 	for _, p := range certs.DevicePatterns() {
 		mux.Handle(p, devices)

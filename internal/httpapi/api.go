@@ -29,9 +29,6 @@ type Config struct {
 	MaxBodyBytes int64
 	// Certs is the certificate service; nil leaves its routes out.
 	Certs *certs.Service
-	// AWSKeys manages access keys of the AWS IoT API; nil leaves its
-	// routes out.
-	AWSKeys AWSKeys
 }
 
 // API serves /api/v1.
@@ -44,7 +41,6 @@ type API struct {
 	lobby   *lobby.Service
 	mux     *http.ServeMux
 	certs   *certs.Service
-	awsKeys AWSKeys
 }
 
 // New returns the API with its routes registered.
@@ -57,7 +53,6 @@ func New(c Config) *API {
 	}
 	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
 	a.certs = c.Certs
-	a.awsKeys = c.AWSKeys
 	a.routes()
 	return a
 }
@@ -149,15 +144,14 @@ func (a *API) routes() {
 	a.handle("GET /api/v1/api-tokens", write, a.listAPITokens)
 	a.handle("POST /api/v1/api-tokens", write, a.createAPIToken)
 	a.handle("DELETE /api/v1/api-tokens/{id}", write, a.revokeAPIToken)
+	a.accessRoutes()
+	a.transferRoutes()
 
 	a.policyRoutes()
 	a.authorizerRoutes()
 	a.certRoutes()
 	a.credentialRoutes()
 	a.lobbyRoutes()
-	a.accessRoutes()
-	a.awsKeyRoutes()
-	a.transferRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -15,16 +17,31 @@ type AWSKeys interface {
 	Revoke(ctx context.Context, id string) error
 }
 
-func (a *API) awsKeyRoutes() {
-	if a.awsKeys == nil {
-		return
+// AWSKeysHandler serves /api/v1/aws-keys (administrators only) with the
+// API's authentication and error format. It is mounted beside the API, at
+// "/api/v1/aws-keys" and "/api/v1/aws-keys/".
+func AWSKeysHandler(reg *registry.Service, keys AWSKeys, log *slog.Logger, maxBody int64) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	if maxBody == 0 {
+		maxBody = 1 << 20
+	}
+	a := &API{reg: reg, log: log, maxBody: maxBody, mux: http.NewServeMux()}
+	a.awsKeyRoutes(keys)
+	a.mux.HandleFunc("/api/v1/aws-keys/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))
+	})
+	return a
+}
+
+func (a *API) awsKeyRoutes(keys AWSKeys) {
 	a.handle("GET /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
-		keys, err := a.awsKeys.List(r.Context())
+		list, err := keys.List(r.Context())
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, listResponse[store.AWSAccessKey]{Items: keys})
+		return writeJSON(w, http.StatusOK, listResponse[store.AWSAccessKey]{Items: list})
 	})
 	a.handle("POST /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in struct {
@@ -34,7 +51,7 @@ func (a *API) awsKeyRoutes() {
 		if err := decode(w, r, a.maxBody, &in); err != nil {
 			return err
 		}
-		key, secret, err := a.awsKeys.Create(r.Context(), in.Name, in.Roles)
+		key, secret, err := keys.Create(r.Context(), in.Name, in.Roles)
 		if err != nil {
 			return err
 		}
@@ -45,7 +62,7 @@ func (a *API) awsKeyRoutes() {
 		}{key, secret})
 	})
 	a.handle("DELETE /api/v1/aws-keys/{id}", write, func(w http.ResponseWriter, r *http.Request) error {
-		if err := a.awsKeys.Revoke(r.Context(), r.PathValue("id")); err != nil {
+		if err := keys.Revoke(r.Context(), r.PathValue("id")); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -32,6 +32,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Users", testUsers},
 		{"Groups", testGroups},
 		{"Relationships", testRelationships},
+		{"RelationshipExpiry", testRelationshipExpiry}, {"AccessRequests", testAccessRequests}, {"AWSAccessKeys", testAWSAccessKeys}, {"SyncState", testSyncState},
 		{"DeleteCascades", testDeleteCascades},
 		{"APITokens", testAPITokens},
 		{"Events", testEvents},
@@ -40,7 +41,6 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Authorizers", testAuthorizers},
 		{"PKI", testPKI},
 		{"Lobby", testLobby},
-		{"RelationshipExpiry", testRelationshipExpiry}, {"AccessRequests", testAccessRequests}, {"AWSAccessKeys", testAWSAccessKeys}, {"SyncState", testSyncState},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
 	}
 	for _, tc := range tests {
