@@ -84,6 +84,14 @@ func TestAccessRequestsCLI(t *testing.T) {
 		t.Errorf("bob's relationships: %s", out)
 	}
 
+	// An administrator can grant for a while directly, too.
+	if out, e, err := s.cli(t, "", "relationships", "add", "user", "alice", "viewer", "thing", "pump-1", "--ttl", "1h"); err != nil || !strings.Contains(out, `"expiresAt"`) {
+		t.Errorf("relationships add --ttl: %v %s %s", err, out, e)
+	}
+	if _, e, err := s.cli(t, "", "relationships", "add", "user", "bob", "viewer", "thing", "pump-1", "--expires", "2001-01-01T00:00:00Z"); err == nil || !strings.Contains(e, "expiresAt") {
+		t.Errorf("relationships add with a past expiry: %v %s", err, e)
+	}
+
 	out, _, err = s.as(t, bob, "access-requests", "create", "pump-1", "--relation", "viewer", "--reason", "dashboards")
 	if err != nil {
 		t.Fatal(err)
