@@ -37,7 +37,7 @@ type server struct {
 	skew           time.Duration
 }
 
-func newServer(t *testing.T, region string) *server {
+func newServer(t testing.TB, region string) *server {
 	t.Helper()
 	s, err := store.Open(t.Context(), storetest.SQLiteDSN(t))
 	if err != nil {
