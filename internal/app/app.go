@@ -26,6 +26,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/authorizer"
+	"github.com/gatehouse-iot/gatehouse/internal/awsiot"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/config"
@@ -243,6 +244,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux.Handle("GET /metrics", httpapi.Metrics(a.metrics))
 	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
 	mux.Handle("/authorizer/", adapters.Handler())
+	// AWS-IoT-compatible registry API and its access keys.
+	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
+	awsKeysAPI := httpapi.AWSKeysHandler(a.Registry, awsKeys, opts.Logger.With("component", "httpapi"), cfg.HTTP.MaxBodyBytes)
+	mux.Handle("/api/v1/aws-keys", awsKeysAPI)
+	mux.Handle("/api/v1/aws-keys/", awsKeysAPI)
+	if p := cfg.AWSIoT.Prefix; p != "" {
+		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
+			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot")}))
+	}
 	devices := a.Certs.DeviceHandler()
 	for _, p := range certs.DevicePatterns() {
 		mux.Handle(p, devices)
@@ -321,6 +331,9 @@ func (a *App) banner(boot *registry.Bootstrap) {
 	fmt.Fprintf(w, "  https pub   POST %s/topics/{topic}\n", base)
 	fmt.Fprintf(w, "  health      %s/healthz  %s/readyz\n", base, base)
 	fmt.Fprintf(w, "  metrics     %s/metrics\n", base)
+	if p := a.cfg.AWSIoT.Prefix; p != "" {
+		fmt.Fprintf(w, "  aws iot api %s%s (AWS SigV4, keys from gatehouse aws-keys)\n", base, p)
+	}
 	fmt.Fprintf(w, "  store       %s\n", a.Store.Dialect())
 	fmt.Fprintf(w, "  data dir    %s\n", a.cfg.DataDir)
 	if boot != nil {
@@ -369,6 +382,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Broker.Run(ctx) })
 	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker.Server()) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
+	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
 	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")

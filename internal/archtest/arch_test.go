@@ -57,6 +57,8 @@ func TestDependencyDirection(t *testing.T) {
 	// forbidden[a] lists what package a must not depend on, directly or not.
 	forbidden := map[string][]string{
 		"internal/policy":   {"database/sql", "net/http", "os/exec", module + "internal/store"},
+		"internal/awsiot":   {module + "internal/httpapi", module + "internal/app", "github.com/aws/aws-sdk-go-v2/service/iot"},
+		"internal/awssync":  {module + "internal/httpapi", module + "internal/app", module + "internal/awsiot"},
 		"internal/pki":      {"database/sql", "net/http", module + "internal/store"},
 		"internal/seal":     {"database/sql", "net/http", module + "internal/store"},
 		"internal/store":    {"net/http", module + "internal/registry", module + "internal/httpapi"},

@@ -465,12 +465,28 @@ func runRelationships(ctx context.Context, env *Env, args []string) error {
 			return c.print(ctx, "GET", "/api/v1/relationships?"+q.Encode(), nil, nil)
 		},
 		"add": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "relationships add", "relationships add "+edgeUsage)
+			fs := newFlagSet(env, "relationships add", "relationships add "+edgeUsage+" [--ttl 72h | --expires RFC3339]")
+			ttl := fs.Duration("ttl", 0, "the relationship expires after this long")
+			expires := fs.String("expires", "", "the relationship expires at this time (RFC 3339)")
 			c, pos, err := setup(env, fs, args, 5)
 			if err != nil {
 				return err
 			}
-			return c.print(ctx, "POST", "/api/v1/relationships", nil, edge(pos))
+			body := edge(pos)
+			switch {
+			case *ttl != 0 && *expires != "":
+				return usagef("give --ttl or --expires, not both")
+			case *ttl < 0:
+				return usagef("--ttl must be positive")
+			case *ttl > 0:
+				body["expiresAt"] = time.Now().Add(*ttl).UTC().Format(time.RFC3339Nano)
+			case *expires != "":
+				if _, err := time.Parse(time.RFC3339, *expires); err != nil {
+					return usagef("--expires %q: want RFC 3339, e.g. 2026-12-31T18:00:00Z", *expires)
+				}
+				body["expiresAt"] = *expires
+			}
+			return c.print(ctx, "POST", "/api/v1/relationships", nil, body)
 		},
 		"remove": func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "relationships remove", "relationships remove "+edgeUsage)

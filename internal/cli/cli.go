@@ -73,6 +73,9 @@ func commands() map[string]command {
 	for name, c := range extraCommands() {
 		cmds[name] = c
 	}
+	for name, c := range accessCommands() {
+		cmds[name] = c
+	}
 	return cmds
 }
 

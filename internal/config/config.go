@@ -36,6 +36,11 @@ type Config struct {
 	MQTT    MQTT    `yaml:"mqtt"`
 	Secrets Secrets `yaml:"secrets"`
 	PKI     PKI     `yaml:"pki"`
+	// Access configures access requests and expiring relationships.
+	Access Access `yaml:"access"`
+	// AWSIoT serves a subset of the AWS IoT registry API (things, thing
+	// types) signed with AWS Signature V4.
+	AWSIoT AWSIoT `yaml:"awsIot"`
 	// Authorizer configures the endpoints external brokers (EMQX,
 	// RabbitMQ) call to authenticate and authorize devices.
 	Authorizer Authorizer `yaml:"authorizer"`
@@ -159,6 +164,8 @@ type ExternalIssuer struct {
 func Default() Config {
 	return Config{
 		DataDir: "./gatehouse-data",
+		Access:  Access{PurgeInterval: time.Minute, PendingTTL: 7 * 24 * time.Hour},
+		AWSIoT:  AWSIoT{Prefix: "/aws-iot", Account: "000000000000", MaxSkew: 5 * time.Minute},
 		HTTP:    HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
@@ -377,6 +384,15 @@ func (c *Config) Validate() error {
 	if c.PKI.LeafValidity < time.Hour || c.PKI.LeafValidity > 10*365*24*time.Hour {
 		bad("pki.leafValidity: %s: want 1h to 10 years", c.PKI.LeafValidity)
 	}
+	if c.Access.PurgeInterval < 0 || c.Access.PendingTTL < 0 {
+		bad("access: purgeInterval and pendingTTL must not be negative")
+	}
+	if p := c.AWSIoT.Prefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.HasPrefix(p, "/api/")) {
+		bad("awsIot.prefix: %q: want a path like /aws-iot (leading /, no trailing /, not under /api/)", p)
+	}
+	if c.AWSIoT.MaxSkew <= 0 || c.AWSIoT.MaxSkew > time.Hour {
+		bad("awsIot.maxSkew: %s: want more than 0 and at most 1h", c.AWSIoT.MaxSkew)
+	}
 	if (c.MQTT.TLSAddr != "" || c.MQTT.WSSAddr != "") && len(c.MQTT.Hosts) == 0 {
 		bad("mqtt.hosts: TLS listeners need at least one host name for their certificate")
 	}
@@ -435,4 +451,28 @@ func (c Config) Redacted() string {
 	enc.SetIndent(2)
 	_ = enc.Encode(c)
 	return b.String()
+}
+
+// Access configures the expiry of relationships and access requests.
+type Access struct {
+	// PurgeInterval is how often expired relationships are purged (with a
+	// relationship.expired event) and ended requests marked; 0 disables.
+	PurgeInterval time.Duration `yaml:"purgeInterval"`
+	// PendingTTL expires access requests nobody decided; 0 never does.
+	PendingTTL time.Duration `yaml:"pendingTTL"`
+}
+
+// AWSIoT configures the AWS-IoT-compatible registry API on the HTTP
+// listener. Callers sign with access keys from `gatehouse aws-keys`.
+type AWSIoT struct {
+	// Prefix is the path the API is served under; "" disables it.
+	Prefix string `yaml:"prefix"`
+	// Region is the signing region required ("" accepts any) and the
+	// region of returned ARNs.
+	Region string `yaml:"region"`
+	// Account is the account id in returned ARNs.
+	Account string `yaml:"account"`
+	// MaxSkew bounds the difference between a request's X-Amz-Date and
+	// the server clock.
+	MaxSkew time.Duration `yaml:"maxSkew"`
 }

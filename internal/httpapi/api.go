@@ -144,6 +144,8 @@ func (a *API) routes() {
 	a.handle("GET /api/v1/api-tokens", write, a.listAPITokens)
 	a.handle("POST /api/v1/api-tokens", write, a.createAPIToken)
 	a.handle("DELETE /api/v1/api-tokens/{id}", write, a.revokeAPIToken)
+	a.accessRoutes()
+	a.transferRoutes()
 
 	a.policyRoutes()
 	a.authorizerRoutes()
@@ -472,10 +474,12 @@ type relationshipIn struct {
 	Relation    string `json:"relation"`
 	ObjectKind  string `json:"objectKind"`
 	Object      string `json:"object"`
+	// ExpiresAt, when set, ends the relationship at that time.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 func (in relationshipIn) record() store.Relationship {
-	return store.Relationship{SubjectKind: in.SubjectKind, Subject: in.Subject, Relation: in.Relation, ObjectKind: in.ObjectKind, Object: in.Object}
+	return store.Relationship{SubjectKind: in.SubjectKind, Subject: in.Subject, Relation: in.Relation, ObjectKind: in.ObjectKind, Object: in.Object, ExpiresAt: in.ExpiresAt}
 }
 
 func (a *API) addRelationship(w http.ResponseWriter, r *http.Request) error {

@@ -73,6 +73,10 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusForbidden, err.Error()
 	case errors.As(err, &request):
 		p.Status, p.Detail = http.StatusBadRequest, fmt.Sprintf("certificate request rejected (%s): %s", request.Reason, request.Detail)
+	case errors.Is(err, registry.ErrNotAllowed):
+		p.Status, p.Detail = http.StatusForbidden, err.Error()
+	case errors.Is(err, registry.ErrNotPending):
+		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, lobby.ErrState):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, lobby.ErrInvalid):

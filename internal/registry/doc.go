@@ -7,4 +7,8 @@
 // schema, passwords are stored only as argon2id hashes, updates are
 // optimistic (a caller may name the version it read) and every change is
 // committed together with its event in the audit log.
+//
+// Relationships may expire; access requests (access.go) let users ask for
+// one and owners grant it for a while, and the registry can be exported
+// and imported whole as JSON or CSV (transfer.go).
 package registry

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -175,6 +176,11 @@ func (s *Service) AddRelationship(ctx context.Context, r store.Relationship) (*s
 		return nil, err
 	}
 	r.CreatedAt = s.now().UTC()
+	if !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(r.CreatedAt) {
+		p.add("expiresAt", "%s is not in the future", r.ExpiresAt.Format(time.RFC3339))
+		return nil, p.err()
+	}
+	r.ExpiresAt = r.ExpiresAt.UTC().Truncate(time.Microsecond)
 	err := s.change(ctx, "relationship.added", func(tx *store.Tx) (string, any, error) {
 		if err := principalExists(ctx, tx, &p, "subject", r.SubjectKind, r.Subject); err != nil {
 			return "", nil, err
@@ -202,5 +208,8 @@ func (s *Service) RemoveRelationship(ctx context.Context, r store.Relationship) 
 
 // Relationships lists edges matching f.
 func (s *Service) Relationships(ctx context.Context, f store.RelationshipFilter) ([]store.Relationship, error) {
+	if f.At.IsZero() {
+		f.At = s.now()
+	}
 	return s.store.ListRelationships(ctx, f)
 }

@@ -97,6 +97,9 @@ type Relationship struct {
 	ObjectKind  string    `json:"objectKind"`
 	Object      string    `json:"object"`
 	CreatedAt   time.Time `json:"createdAt"`
+	// ExpiresAt, when set, is when the edge stops counting; it is ignored
+	// by every read from then on and purged later.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 // APIToken is a bearer credential for the admin API. Only its SHA-256 hash

@@ -32,6 +32,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Users", testUsers},
 		{"Groups", testGroups},
 		{"Relationships", testRelationships},
+		{"RelationshipExpiry", testRelationshipExpiry}, {"AccessRequests", testAccessRequests}, {"AWSAccessKeys", testAWSAccessKeys}, {"SyncState", testSyncState},
 		{"DeleteCascades", testDeleteCascades},
 		{"APITokens", testAPITokens},
 		{"Events", testEvents},

@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// accessRoutes serves access requests. Unlike the admin routes they take
+// API tokens of any role: a user (a token with role "user" bound to their
+// username) requests and cancels, a thing's owners, operators and
+// administrators decide. The registry decides who may do what.
+func (a *API) accessRoutes() {
+	a.handleCaller("POST /api/v1/access-requests", a.createAccessRequest)
+	a.handleCaller("GET /api/v1/access-requests", a.listAccessRequests)
+	a.handleCaller("GET /api/v1/access-requests/{id}", a.getAccessRequest)
+	a.handleCaller("POST /api/v1/access-requests/{id}/approve", a.decideAccessRequest(store.AccessApproved))
+	a.handleCaller("POST /api/v1/access-requests/{id}/deny", a.decideAccessRequest(store.AccessDenied))
+	a.handleCaller("POST /api/v1/access-requests/{id}/cancel", a.decideAccessRequest(store.AccessCancelled))
+}
+
+type callerFunc func(w http.ResponseWriter, r *http.Request, c registry.Caller) error
+
+// handleCaller registers pattern for any authenticated API token and hands
+// the handler the token's username and roles.
+func (a *API) handleCaller(pattern string, h callerFunc) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		ctx, c, err := a.caller(r)
+		if err == nil {
+			err = h(w, r.WithContext(ctx), c)
+		}
+		if err != nil {
+			writeError(w, r, a.log, err)
+		}
+	})
+}
+
+// caller authenticates the bearer API token of r. A token bound to a user
+// acts only while that user exists and is enabled.
+func (a *API) caller(r *http.Request) (context.Context, registry.Caller, error) {
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return nil, registry.Caller{}, errUnauthenticated
+	}
+	tok, err := a.reg.AuthenticateAPIToken(r.Context(), strings.TrimSpace(secret))
+	if err != nil {
+		if err == registry.ErrBadToken {
+			return nil, registry.Caller{}, errUnauthenticated
+		}
+		return nil, registry.Caller{}, err
+	}
+	actor := "token:" + tok.ID
+	if tok.Username != "" {
+		u, err := a.reg.User(r.Context(), tok.Username)
+		if err != nil || u.Disabled {
+			return nil, registry.Caller{}, errUnauthenticated
+		}
+		actor = "user:" + tok.Username
+	}
+	return events.WithActor(r.Context(), actor), registry.Caller{Username: tok.Username, Roles: tok.Roles}, nil
+}
+
+func (a *API) createAccessRequest(w http.ResponseWriter, r *http.Request, c registry.Caller) error {
+	var in registry.NewAccessRequest
+	if err := decode(w, r, a.maxBody, &in); err != nil {
+		return err
+	}
+	ar, err := a.reg.RequestAccess(r.Context(), c, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/access-requests/"+ar.ID)
+	return writeVersioned(w, http.StatusCreated, ar.Version, ar)
+}
+
+func (a *API) listAccessRequests(w http.ResponseWriter, r *http.Request, c registry.Caller) error {
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.AccessRequestFilter{After: after, Limit: limit, State: q.Get("state"), Thing: q.Get("thing"), Requester: q.Get("requester")}
+	reqs, err := a.reg.AccessRequests(r.Context(), c, f)
+	if err != nil {
+		return err
+	}
+	return list(w, reqs, limit, func(ar store.AccessRequest) string { return ar.ID })
+}
+
+func (a *API) getAccessRequest(w http.ResponseWriter, r *http.Request, c registry.Caller) error {
+	ar, err := a.reg.AccessRequest(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeVersioned(w, http.StatusOK, ar.Version, ar)
+}
+
+func (a *API) decideAccessRequest(state string) callerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c registry.Caller) error {
+		v, err := ifMatch(r)
+		if err != nil {
+			return err
+		}
+		var d registry.Decision
+		if r.ContentLength != 0 {
+			if err := decode(w, r, a.maxBody, &d); err != nil {
+				return err
+			}
+		}
+		var ar *store.AccessRequest
+		switch state {
+		case store.AccessApproved:
+			ar, err = a.reg.ApproveAccessRequest(r.Context(), c, r.PathValue("id"), v, d)
+		case store.AccessDenied:
+			ar, err = a.reg.DenyAccessRequest(r.Context(), c, r.PathValue("id"), v, d)
+		default:
+			if d != (registry.Decision{}) {
+				return errorf(http.StatusBadRequest, "cancel takes no body")
+			}
+			ar, err = a.reg.CancelAccessRequest(r.Context(), c, r.PathValue("id"), v)
+		}
+		if err != nil {
+			return err
+		}
+		return writeVersioned(w, http.StatusOK, ar.Version, ar)
+	}
+}
