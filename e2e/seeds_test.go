@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,8 @@ func TestSeed003TokenAsMQTTPassword(t *testing.T) {
 		o, _ := mosquitto(t, ctx, "mosquitto_sub", s, "-t", "test", "-t", "forbidden", "-i", "dash", "-u", "dash", "-P", dashToken, "-C", "3", "-W", "30", "-v")
 		subOut <- o
 	}()
-	time.Sleep(700 * time.Millisecond) // let the subscription settle
+	// The subscription is in place once the broker counts it.
+	waitMetric(t, s, "gatehouse_mqtt_subscriptions", 1)
 	for i, v := range []string{"311", "5", "31"} {
 		msg := "Time now is " + time.Now().UTC().Format(time.RFC3339) + " #" + string(rune('1'+i))
 		if o, err := mosquitto(t, ctx, "mosquitto_pub", s, "-V", v, "-t", "test", "-i", "thingymabot", "-u", "thingymabot", "-P", accessToken, "-m", msg); err != nil {
@@ -314,4 +316,25 @@ func TestSeed001DeviceFlowCustomAuthorizer(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// waitMetric waits until the server's /metrics reports name (unlabelled) at
+// or above min.
+func waitMetric(t *testing.T, s *server, name string, min float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body := curl(t, "GET", s.URL+"/metrics", "", "")
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= min {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach %v", name, min)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
