@@ -39,6 +39,9 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
 	if _, err := fmt.Fprint(w, "retry: 3000\n\n"); err != nil {
 		return nil
 	}
