@@ -212,6 +212,9 @@ func TestConsoleBrowser(t *testing.T) {
 	if th := s.admin(t, "GET", "/api/v1/things/lamp-1", "", 200); th["thingType"] != "lamp" || jsonString(th["attributes"]) != `{"floor":"2","site":"berlin"}` {
 		t.Errorf("lamp-1 = %v", th)
 	}
+	if status, _ := curl(t, "GET", s.URL+"/api/v1/things/lamp-2", s.Token, ""); status != 404 {
+		t.Errorf("GET lamp-2 after the browser deleted it = %d, want 404", status)
+	}
 	if p := s.admin(t, "GET", "/api/v1/policies/lamp-policy", "", 200); !strings.Contains(jsonString(p["document"]), "iot:Publish") {
 		t.Errorf("lamp-policy = %v", p)
 	}

@@ -175,6 +175,13 @@ describe('console', () => {
     // target as its thing: the ledger moves to arrived.
     await claim.locator('.progress[data-state="arrived"]').waitFor({ timeout: 60_000 });
     await snap(page, 'lobby-arrived');
+    // The device is now the thing meter-9, connected: its page shows the
+    // live connection.
+    await page.goto(BASE + '/console/#/things/meter-9');
+    const live = page.getByRole('region', { name: 'Live connection' });
+    await live.getByText('online').waitFor();
+    await live.getByRole('table', { name: 'Connections' }).getByRole('cell', { name: 'meter-9', exact: true }).first().waitFor();
+    await snap(page, 'thing-connected');
   });
 
   test('scan a QR code with the camera', { skip: !process.env.CAMERA_Y4M && 'CAMERA_Y4M not set' }, async () => {
@@ -184,6 +191,25 @@ describe('console', () => {
     await claim.locator('[data-decoded]').waitFor({ timeout: 30_000 });
     assert.equal(await claim.getByLabel('Device (QR code or fingerprint)').inputValue(), env('QR_PAYLOAD'));
     await snap(page, 'lobby-camera');
+  });
+
+  test('registration token: the secret is shown once, then revoked', async () => {
+    await page.goto(BASE + '/console/#/registration-tokens');
+    const form = page.getByRole('form', { name: 'Create a registration token' });
+    await form.getByLabel('Thing type').selectOption('lamp');
+    await form.getByLabel('Description').fill('line 3');
+    await form.getByRole('button', { name: 'Create token' }).click();
+    const secret = page.locator('output.secret');
+    await secret.waitFor();
+    assert.ok((await secret.textContent()).length >= 20, 'a secret is shown');
+    await snap(page, 'token-created');
+    const row = page.getByRole('table', { name: 'Registration tokens' }).getByRole('row').filter({ hasText: 'line 3' });
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await row.getByRole('button', { name: 'Yes, revoke' }).click();
+    await row.getByText('revoked').waitFor();
+    await page.reload();
+    await page.getByRole('table', { name: 'Registration tokens' }).getByRole('row').filter({ hasText: 'line 3' }).getByText('revoked').waitFor();
+    assert.equal(await page.locator('output.secret').count(), 0, 'the secret is not shown again');
   });
 
   test('approve a device-flow code at /device', async () => {
@@ -215,8 +241,15 @@ describe('console', () => {
     assert.equal(await things.getByRole('link', { name: 'lamp-1' }).count(), 0, 'lamp-1 is not theirs');
     assert.equal(await p.getByRole('link', { name: 'Policies' }).count(), 0, 'no policy pages for users');
     await snap(p, 'user-things');
+    await things.getByRole('link', { name: env('DEVICE_THING') }).click();
+    await p.getByRole('table', { name: 'Relationships' }).getByRole('cell', { name: 'user/' + env('USER_NAME') }).waitFor();
+    await snap(p, 'user-thing');
     await p.goto(BASE + '/console/#/things/lamp-1');
     await p.getByText('No such thing').waitFor();
+    await p.getByRole('button', { name: 'Sign out' }).click();
+    await p.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await p.reload();
+    await p.getByRole('heading', { name: 'Sign in' }).waitFor();
     await ctx.close();
   });
 
@@ -234,6 +267,51 @@ describe('console', () => {
     const events = page.getByRole('table', { name: 'Live events' });
     await events.getByRole('cell', { name: 'thing/lamp-1' }).first().waitFor();
     await snap(page, 'events-live');
+  });
+
+  test('delete a thing', async () => {
+    await page.goto(BASE + '/console/#/things');
+    const create = page.getByRole('form', { name: 'Create a thing' });
+    await create.getByLabel('Name').fill('lamp-2');
+    await create.getByLabel('Thing type').selectOption('lamp');
+    await create.getByLabel('Attributes').fill('site=paris');
+    await create.getByRole('button', { name: 'Create thing' }).click();
+    await page.getByRole('table', { name: 'Things' }).getByRole('link', { name: 'lamp-2' }).click();
+    await page.getByRole('heading', { name: /lamp-2/ }).waitFor();
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('button', { name: 'Yes, delete' }).click();
+    await page.getByRole('heading', { name: 'Things' }).waitFor();
+    await page.getByRole('table', { name: 'Things' }).getByRole('link', { name: 'lamp-1' }).waitFor();
+    assert.equal(await page.getByRole('table', { name: 'Things' }).getByRole('link', { name: 'lamp-2' }).count(), 0);
+  });
+
+  test('the overview charts draw the sampled metrics', async () => {
+    await page.goto(BASE + '/console/#/');
+    // The server samples every 10 s and the page reloads as often; meter-9
+    // stays connected.
+    await page.locator('ul.legend li').filter({ hasText: /^connections: [1-9]/ }).waitFor({ timeout: 40_000 });
+    assert.ok(await page.locator('svg.chart .line, svg.chart .dot').count() >= 4, 'each chart draws its samples');
+    await snap(page, 'overview-samples');
+  });
+
+  test('every page fits 1280x800 without sideways scrolling', async () => {
+    const pages = ['', 'things', 'things/lamp-1', 'things/meter-9', 'thing-types', 'lobby', 'policies',
+      'policies/' + encodeURIComponent(env('POLICY')), 'simulator', 'users', 'registration-tokens', 'pki', 'events'];
+    for (const r of pages) {
+      await page.goto(BASE + '/console/#/' + r);
+      await page.locator('main h1').first().waitFor();
+      await page.locator('main .loading').waitFor({ state: 'detached' });
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 1280, `#/${r} is ${width}px wide`);
+      // Every form control has a label.
+      const unlabelled = await page.evaluate(() => [...document.querySelectorAll('main input, main select, main textarea')]
+        .filter((el) => el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label'))
+        .map((el) => el.name || el.outerHTML.slice(0, 60)));
+      assert.deepEqual(unlabelled, [], `#/${r} has unlabelled controls`);
+    }
+    await page.goto(BASE + '/console/#/pki');
+    await page.locator('main .loading').waitFor({ state: 'detached' });
+    await snap(page, 'pki');
   });
 
   test('no CSP violations and no script errors', () => {

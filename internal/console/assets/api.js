@@ -90,7 +90,8 @@ export function showProblem(form, err) {
     }
   }
   if (box) {
-    const msg = err.fields && err.fields.length && !rest.length ? (err.message || '') : [err.message, ...rest].filter(Boolean).join(' — ');
+    const placed = err.fields && err.fields.length && !rest.length;
+    const msg = placed ? 'Not saved: fix the marked fields.' : [err.message, ...rest].filter(Boolean).join(' — ');
     box.textContent = msg;
     box.hidden = !msg;
   }

@@ -7,6 +7,7 @@ const MAX_ROWS = 300;
 export async function render(root, _params, _ctx, query) {
   const type = h('input', { name: 'type', type: 'text', value: query.get('type') || '', placeholder: 'lobby.  or  thing.' });
   const subject = h('input', { name: 'subject', type: 'text', value: query.get('subject') || '', placeholder: 'thing/lamp-1' });
+  const from = h('input', { name: 'lastEventId', type: 'number', min: '0', value: query.get('from') || '', placeholder: 'only new events' });
   const status = h('span.stream-status', { role: 'status' });
   const pause = h('button', { type: 'button', text: 'Pause', 'aria-pressed': 'false' });
   const clear = h('button', { type: 'button', text: 'Clear' });
@@ -41,6 +42,7 @@ export async function render(root, _params, _ctx, query) {
     const q = new URLSearchParams();
     if (type.value.trim()) q.set('type', type.value.trim());
     if (subject.value.trim()) q.set('subject', subject.value.trim());
+    if (from.value.trim()) q.set('lastEventId', from.value.trim());
     es = new EventSource('/api/v1/events/stream' + (q.toString() ? '?' + q : ''));
     setStatus('connecting', 'wait');
     es.addEventListener('open', () => setStatus('live', 'ok'));
@@ -54,7 +56,7 @@ export async function render(root, _params, _ctx, query) {
     es.addEventListener('message', onEvent);
   }
   const filters = h('form.filters', { role: 'search', 'aria-label': 'Filter events' },
-    field('Type prefix', type), field('Subject prefix', subject),
+    field('Type prefix', type), field('Subject prefix', subject), field('Replay after event ID', from),
     h('div.actions', {}, h('button.btn-primary', { type: 'submit', text: 'Apply' })));
   filters.addEventListener('submit', (ev) => {
     ev.preventDefault();

@@ -66,7 +66,16 @@ export async function render(root, _params, ctx, query) {
     section('Gatehouse CA', caInfo),
     section('Manufacturer CAs', cas, form),
     section('Certificates', filters, certs));
-  get('/api/v1/ca').then((info) => mount(caInfo, h('pre.pem', { text: JSON.stringify(info, null, 2) }))).catch((e) => mount(caInfo, h('p.muted', { text: e.message })));
+  get('/api/v1/ca').then((info) => mount(caInfo,
+    h('dl.facts.facts2', {},
+      h('dt', { text: 'Issuing CA' }), h('dd', { text: info.subject || '' }),
+      h('dt', { text: 'Fingerprint' }), h('dd.mono', { text: info.fingerprint || '' }),
+      h('dt', { text: 'Root' }), h('dd', { text: info.rootSubject || '' }),
+      h('dt', { text: 'Root fingerprint' }), h('dd.mono', { text: info.rootFingerprint || '' }),
+      h('dt', { text: 'Valid until' }), h('dd', { text: fmtTime(info.notAfter) }),
+      h('dt', { text: 'Registration code' }), h('dd.mono', { text: info.registrationCode || '' })),
+    h('p', {}, h('a', { href: '/ca', text: 'CA chain (PEM)' }), ' — what devices trust Gatehouse by.'),
+  )).catch((e) => mount(caInfo, h('p.muted', { text: e.status === 403 ? 'Your role does not allow this.' : e.message })));
   await Promise.all([loadCAs(), loadCerts()]);
 }
 

@@ -78,12 +78,10 @@ export async function render(root, params, ctx) {
         h('p', {}, items.length ? badge('online', 'ok') : badge('offline', 'off'), ' ',
           items.length ? `${items.length} connection${items.length > 1 ? 's' : ''} on this replica` : 'not connected to this replica'),
         items.length ? table([
-          { label: 'Client ID', get: (c) => c.clientId },
-          { label: 'Username', get: (c) => c.username || '' },
-          { label: 'Remote address', get: (c) => c.remoteAddr },
-          { label: 'Listener', get: (c) => c.listener },
-          { label: 'MQTT', get: (c) => String(c.protocolVersion || '') },
-          { label: 'Since', get: (c) => fmtTime(c.connectedAt) },
+          { label: 'Client ID', get: (c) => c.username && c.username !== c.clientId ? [c.clientId, h('br'), h('small.muted', { text: 'user ' + c.username })] : c.clientId },
+          { label: 'From', get: (c) => h('span.mono', { text: c.remoteAddr }) },
+          { label: 'Listener', get: (c) => `${c.listener}${c.protocolVersion ? ', MQTT ' + ({ 3: '3.1', 4: '3.1.1', 5: '5' }[c.protocolVersion] || c.protocolVersion) : ''}` },
+          { label: 'Since', get: (c) => h('span', { text: fmtTime(c.connectedAt).slice(11), title: fmtTime(c.connectedAt) }) },
         ], items, { label: 'Connections' }) : null,
       ];
     });
