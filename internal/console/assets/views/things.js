@@ -1,6 +1,6 @@
 // Things: search and filter the registry, create a thing.
 import { h, mount, field, table, badge, fmtTime, section, formBox, parseKV, toast } from '../dom.js';
-import { get, post, all, enc, showProblem, clearProblem } from '../api.js';
+import { post, all, enc, showProblem, clearProblem } from '../api.js';
 
 export async function render(root, _params, ctx, query) {
   const prefix = h('input', { name: 'prefix', type: 'search', value: query.get('prefix') || '', placeholder: 'name starts with…' });
