@@ -80,21 +80,47 @@ export async function render(root, _params, ctx, query) {
     } catch (e) { showProblem(claimForm, e); }
   });
 
-  // follow polls one device and shows its progress until it arrives.
-  function follow(fp) {
+  // follow shows one device's progress until it arrives: the lobby's
+  // events for it (server-sent) trigger a refresh at once, and a slow poll
+  // covers a dropped stream.
+  let stream = null;
+  let gen = 0;
+  function stopFollowing() {
+    gen++;
     for (const t of timers) clearTimeout(t);
     timers.clear();
+    if (stream) { stream.close(); stream = null; }
+  }
+  function follow(fp) {
+    stopFollowing();
+    const mine = gen;
+    let busy = false;
+    let again = false;
     const tick = async () => {
+      if (mine !== gen) return;
+      if (busy) { again = true; return; }
+      busy = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      let done = false;
       try {
         const d = await get('/api/v1/lobby/devices/' + enc(fp));
+        if (mine !== gen) return;
         mount(watch, progress(d));
-        if (d.state === 'arrived' || d.state === 'rejected' || d.state === 'decommissioned') { loadDevices(); return; }
+        done = d.state === 'arrived' || d.state === 'rejected' || d.state === 'decommissioned';
       } catch (e) {
+        if (mine !== gen) return;
         mount(watch, h('p.form-error', { text: e.message }));
       }
-      const t = setTimeout(() => { timers.delete(t); tick(); }, 1000);
+      busy = false;
+      if (mine !== gen) return;
+      if (done) { stopFollowing(); loadDevices().catch(() => {}); return; }
+      if (again) { again = false; tick(); return; }
+      const t = setTimeout(() => { timers.delete(t); tick(); }, 3000);
       timers.add(t);
     };
+    stream = new EventSource('/api/v1/events/stream?' + new URLSearchParams({ type: 'lobby.', subject: 'lobby/' + fp }));
+    stream.addEventListener('gatehouse', tick);
     tick();
   }
 
@@ -166,7 +192,7 @@ export async function render(root, _params, ctx, query) {
   const refresh = setInterval(() => loadDevices().catch(() => {}), 5000);
   return () => {
     clearInterval(refresh);
-    for (const t of timers) clearTimeout(t);
+    stopFollowing();
     if (scan) scan.stop();
   };
 }
