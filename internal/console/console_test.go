@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,11 +58,14 @@ type fixture struct {
 	api   *httpapi.API
 	// token is an admin API token.
 	token string
+	// streams counts event stream requests being served.
+	streams *atomic.Int64
 }
 
 type options struct {
-	tls     bool
-	console func(*console.Config)
+	tls       bool
+	console   func(*console.Config)
+	heartbeat time.Duration
 }
 
 // newFixture serves the real API and console over HTTP, on the real
@@ -99,9 +103,19 @@ func newFixture(t *testing.T, o options) *fixture {
 		o.console(&cc)
 	}
 	con := console.New(cc)
-	api := httpapi.New(httpapi.Config{Registry: reg, Events: log, Sessions: con, MaxBodyBytes: 1 << 16, StreamHeartbeat: time.Hour})
+	if o.heartbeat == 0 {
+		o.heartbeat = time.Hour
+	}
+	api := httpapi.New(httpapi.Config{Registry: reg, Events: log, Sessions: con, MaxBodyBytes: 1 << 16, StreamHeartbeat: o.heartbeat})
+	streams := &atomic.Int64{}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api)
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events/stream") {
+			streams.Add(1)
+			defer streams.Add(-1)
+		}
+		api.ServeHTTP(w, r)
+	})
 	mux.Handle("/console/", con)
 	var srv *httptest.Server
 	if o.tls {
@@ -110,7 +124,7 @@ func newFixture(t *testing.T, o options) *fixture {
 		srv = httptest.NewServer(mux)
 	}
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, clock: clk, store: s, reg: reg, api: api, token: token}
+	return &fixture{t: t, srv: srv, clock: clk, store: s, reg: reg, api: api, token: token, streams: streams}
 }
 
 type response struct {
@@ -700,5 +714,40 @@ func TestEventStream(t *testing.T) {
 
 	if r := f.do(s, "GET", "/api/v1/events/stream", "", "Last-Event-ID", "x"); r.status != http.StatusBadRequest {
 		t.Errorf("bad Last-Event-ID: %d, want 400", r.status)
+	}
+}
+
+func TestEventStreamHeartbeat(t *testing.T) {
+	f := newFixture(t, options{heartbeat: 5 * time.Millisecond})
+	st := f.stream(t.Context(), f.login("ada", adminPass), "/api/v1/events/stream")
+	var lines []string
+	for st.sc.Scan() {
+		lines = append(lines, st.sc.Text())
+		if st.sc.Text() == ": heartbeat" {
+			return
+		}
+	}
+	t.Fatalf("stream sent %q, no heartbeat", lines)
+}
+
+func TestEventStreamEndsWhenTheClientGoes(t *testing.T) {
+	// No heartbeat would notice a broken connection in this test's life.
+	f := newFixture(t, options{heartbeat: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	st := f.stream(ctx, f.login("ada", adminPass), "/api/v1/events/stream")
+	if !st.sc.Scan() || st.sc.Text() != "retry: 3000" {
+		t.Fatalf("stream starts with %q", st.sc.Text())
+	}
+	if got := f.streams.Load(); got != 1 {
+		t.Fatalf("%d streams served, want 1", got)
+	}
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.streams.Load() != 0 {
+		if time.Now().After(deadline) {
+			f.api.CloseStreams() // so that the server can close
+			t.Fatal("the stream handler still runs after the client went away")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
