@@ -95,6 +95,10 @@ async function route() {
     state.cleanup = typeof cleanup === 'function' ? cleanup : null;
     const h1 = el.querySelector('h1');
     document.title = (h1 ? h1.textContent + ' — ' : '') + 'Gatehouse console';
+    // Moving between pages puts the focus at the new page's start, as a
+    // page load would, so keyboard and screen reader users follow along.
+    if (state.navigated && !el.contains(document.activeElement)) el.focus({ preventScroll: true });
+    state.navigated = true;
   } catch (e) {
     if (seq !== state.seq) return;
     if (e instanceof ApiError && e.status === 401) return;
