@@ -751,3 +751,23 @@ func TestEventStreamEndsWhenTheClientGoes(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestEventStreamEndsAtLogout(t *testing.T) {
+	f := newFixture(t, options{heartbeat: 5 * time.Millisecond})
+	s := f.login("ada", adminPass)
+	st := f.stream(t.Context(), s, "/api/v1/events/stream?type=nothing.")
+	if r := f.change(s, "POST", "/console/api/logout", ""); r.status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", r.status, r.raw)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.streams.Load() != 0 {
+		if time.Now().After(deadline) {
+			f.api.CloseStreams()
+			t.Fatal("the stream still runs after logout")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ev, ok := st.next(); ok {
+		t.Errorf("the stream sent %+v after logout", ev)
+	}
+}

@@ -83,6 +83,9 @@ func (a *API) authenticate(r *http.Request, role string) (context.Context, error
 			return nil, err
 		}
 		if username == "" {
+			if r.Header.Get("Cookie") != "" {
+				return nil, ErrNoSession
+			}
 			return nil, errUnauthenticated
 		}
 		if !safeMethod(r.Method) && !CSRFMatches(r, csrf) {

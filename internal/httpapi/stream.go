@@ -21,7 +21,7 @@ const streamBatch = 500
 // Last-Event-ID (header, or ?lastEventId=) it starts with the next event;
 // with it, it first replays what came after that id. An idle stream sends a
 // comment every heartbeat. It ends when the client goes away or the server
-// shuts down.
+// shuts down, or at a heartbeat once its credentials are no longer valid.
 func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	typ, subject := q.Get("type"), q.Get("subject")
@@ -75,6 +75,11 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			fmt.Fprintf(&b, "event: gatehouse\nid: %d\ndata: %s\n\n", ev.ID, data)
 		}
 		if b.Len() == 0 && !time.Now().Before(heartbeat) {
+			// A stream lives no longer than its credentials: a logout,
+			// an expired session or a revoked token ends it here.
+			if _, err := a.authenticate(r, read); err != nil {
+				return nil
+			}
 			b.WriteString(": heartbeat\n\n")
 		}
 		if b.Len() == 0 {
