@@ -174,6 +174,11 @@ describe('console', () => {
     // The Go side's device receives its assignment and connects to the
     // target as its thing: the ledger moves to arrived.
     await claim.locator('.progress[data-state="arrived"]').waitFor({ timeout: 60_000 });
+    // The device's QR code, as the console shows it for labels.
+    await claim.getByText('QR code', { exact: true }).click();
+    const img = claim.getByRole('img', { name: /QR code of device/ });
+    await img.waitFor();
+    await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle());
     await snap(page, 'lobby-arrived');
     // The device is now the thing meter-9, connected: its page shows the
     // live connection.

@@ -25,7 +25,8 @@ export async function render(root, _params, _ctx, query) {
       h('td.mono', { text: String(ev.id) }),
       h('td', { text: fmtTime(ev.time) }),
       h('td', {}, h('span.evtype', { text: ev.type })),
-      h('td', { text: ev.subject }),
+      h('td', {}, h('button.btn-link', { type: 'button', text: ev.subject, title: 'Show only events of ' + ev.subject,
+        on: { click: () => { subject.value = ev.subject; filters.requestSubmit(); } } })),
       h('td', { text: ev.actor }),
       h('td', {}, h('code.details', { text: details })));
   }

@@ -106,11 +106,18 @@ export async function render(root, _params, ctx, query) {
       try {
         const d = await get('/api/v1/lobby/devices/' + enc(fp));
         if (mine !== gen) return;
-        mount(watch, progress(d));
+        const key = `${fp} ${d.state} ${d.version} ${(d.history || []).length}`;
+        if (watch.dataset.key !== key) {
+          const open = new Set([...watch.querySelectorAll('details[open] > summary')].map((x) => x.textContent));
+          mount(watch, progress(d));
+          for (const x of watch.querySelectorAll('details')) x.open = open.has(x.querySelector('summary').textContent);
+          watch.dataset.key = key;
+        }
         done = d.state === 'arrived' || d.state === 'rejected' || d.state === 'decommissioned';
       } catch (e) {
         if (mine !== gen) return;
         mount(watch, h('p.form-error', { text: e.message }));
+        delete watch.dataset.key;
       }
       busy = false;
       if (mine !== gen) return;
@@ -212,6 +219,8 @@ function progress(d) {
       'aria-current': i === at ? 'step' : undefined,
       text: s,
     }))),
+    h('details', {}, h('summary', { text: 'QR code' }),
+      h('img.qr', { src: '/api/v1/lobby/devices/' + enc(d.certificateId) + '/qr.png', alt: 'QR code of device ' + d.certificateId, width: 180, height: 180 })),
     (d.history || []).length ? h('details', {}, h('summary', { text: 'History' }),
       h('ul', {}, d.history.map((x) => h('li', { text: `${fmtTime(x.at)} ${x.from || '∅'} → ${x.to} by ${x.actor}${x.reason ? ' (' + x.reason + ')' : ''}` })))) : null);
 }

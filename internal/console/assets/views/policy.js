@@ -2,7 +2,7 @@
 // the server's validation errors inline), versions, attachments and the
 // simulator to check the effect of an edit.
 import { h, mount, field, table, badge, fmtTime, section, formBox, confirmButton, toast } from '../dom.js';
-import { get, post, put, del, enc, showProblem, clearProblem } from '../api.js';
+import { get, all, post, put, del, enc, showProblem, clearProblem } from '../api.js';
 import { parseDocument } from './policies.js';
 import { simulatorForm } from './simulator.js';
 
@@ -93,8 +93,7 @@ export async function render(root, params, ctx) {
   });
 
   await Promise.all([refresh(), loadAttachments()]);
-  const firstThing = attachList.find((a) => a.targetKind === 'thing');
-  const sim = simulatorForm({ thingName: firstThing ? firstThing.target : '' });
+  const sim = simulatorForm({ thingName: await sampleThing(name, attachList) });
 
   let attachForm = null;
   if (ctx.isAdmin) {
@@ -121,6 +120,21 @@ export async function render(root, params, ctx) {
     ctx.isAdmin ? h('div.actions.danger-zone', {}, confirmButton('Delete policy', `Delete ${name}?`, async () => {
       try { await del(path, { ifMatch: etag }); toast('Deleted.'); location.hash = '#/policies'; } catch (e) { toast(e.message, 'error'); }
     })) : null);
+}
+
+// sampleThing names a thing the policy applies to (attached, or through
+// its type's default policies), to start the simulator with.
+async function sampleThing(name, attachments) {
+  const attached = attachments.find((a) => a.targetKind === 'thing');
+  if (attached) return attached.target;
+  try {
+    const types = await all('/api/v1/thing-types');
+    for (const t of types.filter((x) => (x.defaultPolicies || []).includes(name))) {
+      const r = await get('/api/v1/things?limit=1&thingType=' + enc(t.name));
+      if (r.items && r.items.length) return r.items[0].name;
+    }
+  } catch { /* the simulator starts empty */ }
+  return '';
 }
 
 function button(label, fn) {
