@@ -49,6 +49,29 @@ function watch(p) {
   });
 }
 
+// step is a test that, when it fails, screenshots every open page.
+function step(name, ...rest) {
+  const fn = rest.pop();
+  const opts = rest[0] || {};
+  return test(name, opts, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
+      let i = 0;
+      for (const p of browser ? browser.contexts().flatMap((c) => c.pages()) : []) {
+        await p.screenshot({ path: path.join(SHOTS, `FAILED-${slug}-${++i}.png`), fullPage: true }).catch(() => {});
+      }
+      // Leave only the main page for the next steps.
+      for (const c of browser ? browser.contexts() : []) {
+        if (c !== admin) await c.close().catch(() => {});
+        else for (const p of c.pages()) if (p !== page) await p.close().catch(() => {});
+      }
+      throw e;
+    }
+  });
+}
+
 async function login(p, user, pass) {
   await p.goto(BASE + '/console/');
   await p.getByRole('heading', { name: 'Sign in' }).waitFor();
@@ -60,7 +83,7 @@ async function login(p, user, pass) {
 
 before(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  for (const f of fs.readdirSync(SHOTS)) if (/^\d\d-.*\.png$/.test(f)) fs.rmSync(path.join(SHOTS, f));
+  for (const f of fs.readdirSync(SHOTS)) if (/^(\d\d|FAILED)-.*\.png$/.test(f)) fs.rmSync(path.join(SHOTS, f));
   const args = [];
   if (process.env.CAMERA_Y4M) {
     args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${process.env.CAMERA_Y4M}`);
@@ -77,7 +100,7 @@ after(async () => {
 });
 
 describe('console', () => {
-  test('a wrong password is refused, the right one signs in', async () => {
+  step('a wrong password is refused, the right one signs in', async () => {
     await page.goto(BASE + '/console/');
     await page.getByLabel('Username').fill(env('ADMIN_USER', 'admin'));
     await page.getByLabel('Password').fill('not the password');
@@ -91,7 +114,7 @@ describe('console', () => {
     await snap(page, 'overview');
   });
 
-  test('create a thing type and a thing', async () => {
+  step('create a thing type and a thing', async () => {
     await page.getByRole('link', { name: 'Thing types' }).click();
     const form = page.getByRole('form', { name: 'Create a thing type' });
     await form.getByLabel('Name').fill('lamp');
@@ -119,7 +142,7 @@ describe('console', () => {
     await snap(page, 'thing-detail');
   });
 
-  test('edit a policy: inline validation error, then the simulator decision changes', async () => {
+  step('edit a policy: inline validation error, then the simulator decision changes', async () => {
     await page.goto(BASE + '/console/#/policies/' + encodeURIComponent(env('POLICY')));
     const sim = page.getByRole('form', { name: 'Policy simulator' });
     await sim.getByLabel('Thing (principal)').fill('lamp-1');
@@ -159,7 +182,7 @@ describe('console', () => {
     await snap(page, 'simulator-allow');
   });
 
-  test('claim a lobby device from a photo of its QR code and watch it arrive', async () => {
+  step('claim a lobby device from a photo of its QR code and watch it arrive', async () => {
     await page.getByRole('link', { name: 'Device lobby' }).click();
     const devices = page.getByRole('table', { name: 'Lobby devices' });
     await devices.getByRole('cell', { name: 'inlobby' }).waitFor();
@@ -189,7 +212,7 @@ describe('console', () => {
     await snap(page, 'thing-connected');
   });
 
-  test('scan a QR code with the camera', { skip: !process.env.CAMERA_Y4M && 'CAMERA_Y4M not set' }, async () => {
+  step('scan a QR code with the camera', { skip: !process.env.CAMERA_Y4M && 'CAMERA_Y4M not set' }, async () => {
     await page.goto(BASE + '/console/#/lobby');
     const claim = page.getByRole('form', { name: 'Claim a device' });
     await claim.getByRole('button', { name: 'Scan with camera' }).click();
@@ -198,7 +221,7 @@ describe('console', () => {
     await snap(page, 'lobby-camera');
   });
 
-  test('registration token: the secret is shown once, then revoked', async () => {
+  step('registration token: the secret is shown once, then revoked', async () => {
     await page.goto(BASE + '/console/#/registration-tokens');
     const form = page.getByRole('form', { name: 'Create a registration token' });
     await form.getByLabel('Thing type').selectOption('lamp');
@@ -217,7 +240,7 @@ describe('console', () => {
     assert.equal(await page.locator('output.secret').count(), 0, 'the secret is not shown again');
   });
 
-  test('approve a device-flow code at /device', async () => {
+  step('approve a device-flow code at /device', async () => {
     const p = await admin.newPage();
     watch(p);
     await p.goto(BASE + '/device');
@@ -234,7 +257,7 @@ describe('console', () => {
     await p.close();
   });
 
-  test('a user sees only their things', async () => {
+  step('a user sees only their things', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     ctx.setDefaultTimeout(TIMEOUT);
     const p = await ctx.newPage();
@@ -258,7 +281,7 @@ describe('console', () => {
     await ctx.close();
   });
 
-  test('live events arrive over the stream', async () => {
+  step('live events arrive over the stream', async () => {
     await page.goto(BASE + '/console/#/events');
     await page.getByLabel('Type prefix').fill('thing.');
     await page.getByRole('button', { name: 'Apply' }).click();
@@ -274,7 +297,7 @@ describe('console', () => {
     await snap(page, 'events-live');
   });
 
-  test('delete a thing', async () => {
+  step('delete a thing', async () => {
     await page.goto(BASE + '/console/#/things');
     const create = page.getByRole('form', { name: 'Create a thing' });
     await create.getByLabel('Name').fill('lamp-2');
@@ -290,7 +313,7 @@ describe('console', () => {
     assert.equal(await page.getByRole('table', { name: 'Things' }).getByRole('link', { name: 'lamp-2' }).count(), 0);
   });
 
-  test('the overview charts draw the sampled metrics', async () => {
+  step('the overview charts draw the sampled metrics', async () => {
     await page.goto(BASE + '/console/#/');
     // The server samples every 10 s and the page reloads as often; meter-9
     // stays connected.
@@ -299,7 +322,7 @@ describe('console', () => {
     await snap(page, 'overview-samples');
   });
 
-  test('every page fits 1280x800 without sideways scrolling', async () => {
+  step('every page fits 1280x800 without sideways scrolling', async () => {
     const pages = ['', 'things', 'things/lamp-1', 'things/meter-9', 'thing-types', 'lobby', 'policies',
       'policies/' + encodeURIComponent(env('POLICY')), 'simulator', 'users', 'registration-tokens', 'pki', 'events'];
     for (const r of pages) {
@@ -319,7 +342,7 @@ describe('console', () => {
     await snap(page, 'pki');
   });
 
-  test('no CSP violations and no script errors', () => {
+  step('no CSP violations and no script errors', () => {
     assert.deepEqual(cspViolations, []);
     assert.deepEqual(pageErrors, []);
   });
