@@ -50,7 +50,7 @@ const (
 )
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	clock *clock
 	store *store.Store
@@ -60,43 +60,59 @@ type fixture struct {
 	token string
 	// streams counts event stream requests being served.
 	streams *atomic.Int64
+	dsn     string
 }
 
 type options struct {
 	tls       bool
 	console   func(*console.Config)
 	heartbeat time.Duration
+	// dsn is the database (default: SQLite in t.TempDir()).
+	dsn string
+	// replicaOf, when set, serves another replica on its database and
+	// clock instead of creating the users.
+	replicaOf *fixture
 }
 
 // newFixture serves the real API and console over HTTP, on the real
 // registry and a SQLite database in t.TempDir(), with users ada (admin),
 // otto (operator) and uma (user).
-func newFixture(t *testing.T, o options) *fixture {
+func newFixture(t testing.TB, o options) *fixture {
 	t.Helper()
-	s, err := store.Open(t.Context(), storetest.SQLiteDSN(t))
+	if o.dsn == "" {
+		o.dsn = storetest.SQLiteDSN(t)
+	}
+	clk := &clock{t: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
+	if o.replicaOf != nil {
+		o.dsn, clk = o.replicaOf.dsn, o.replicaOf.clock
+	}
+	s, err := store.Open(t.Context(), o.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	clk := &clock{t: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
 	log := events.NewLog(s, clk.Now)
 	reg, err := registry.New(registry.Config{Store: s, Events: log, Now: clk.Now, Rand: rand.Reader, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := events.WithActor(t.Context(), "test")
-	for _, u := range []registry.NewUser{
-		{Username: "ada", Password: adminPass, Roles: []string{registry.RoleAdmin}},
-		{Username: "otto", Password: operatorPass, Roles: []string{registry.RoleOperator}},
-		{Username: "uma", Password: userPass, Roles: []string{registry.RoleUser}},
-	} {
-		if _, err := reg.CreateUser(ctx, u); err != nil {
+	var token string
+	if o.replicaOf != nil {
+		token = o.replicaOf.token
+	} else {
+		ctx := events.WithActor(t.Context(), "test")
+		for _, u := range []registry.NewUser{
+			{Username: "ada", Password: adminPass, Roles: []string{registry.RoleAdmin}},
+			{Username: "otto", Password: operatorPass, Roles: []string{registry.RoleOperator}},
+			{Username: "uma", Password: userPass, Roles: []string{registry.RoleUser}},
+		} {
+			if _, err := reg.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if token, _, err = reg.CreateAPIToken(ctx, "test", "", []string{registry.RoleAdmin}, 0); err != nil {
 			t.Fatal(err)
 		}
-	}
-	token, _, err := reg.CreateAPIToken(ctx, "test", "", []string{registry.RoleAdmin}, 0)
-	if err != nil {
-		t.Fatal(err)
 	}
 	cc := console.Config{Registry: reg, Store: s, Events: log, Now: clk.Now, Rand: rand.Reader}
 	if o.console != nil {
@@ -124,7 +140,7 @@ func newFixture(t *testing.T, o options) *fixture {
 		srv = httptest.NewServer(mux)
 	}
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, clock: clk, store: s, reg: reg, api: api, token: token, streams: streams}
+	return &fixture{t: t, srv: srv, clock: clk, store: s, reg: reg, api: api, token: token, streams: streams, dsn: o.dsn}
 }
 
 type response struct {
@@ -133,7 +149,7 @@ type response struct {
 	raw    string
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(r.raw), v); err != nil {
 		t.Fatalf("decode %q: %v", r.raw, err)
@@ -769,5 +785,30 @@ func TestEventStreamEndsAtLogout(t *testing.T) {
 	}
 	if ev, ok := st.next(); ok {
 		t.Errorf("the stream sent %+v after logout", ev)
+	}
+}
+
+// TestSessionsAcrossReplicas: replicas on one database share sessions, so
+// a load balancer need not pin browsers; a logout on one ends the session
+// on all.
+func TestSessionsAcrossReplicas(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d.Name, func(t *testing.T) {
+			one := newFixture(t, options{dsn: d.DSN(t)})
+			two := newFixture(t, options{replicaOf: one})
+			s := one.login("ada", adminPass)
+			if r := two.change(s, "POST", "/api/v1/things", `{"name":"pump-1"}`); r.status != http.StatusCreated {
+				t.Fatalf("change on the other replica: %d %s", r.status, r.raw)
+			}
+			if r := two.do(s, "POST", "/api/v1/things", `{"name":"pump-2"}`); r.status != http.StatusForbidden {
+				t.Errorf("change without CSRF token on the other replica: %d, want 403", r.status)
+			}
+			if r := two.change(s, "POST", "/console/api/logout", ""); r.status != http.StatusNoContent {
+				t.Fatalf("logout on the other replica: %d %s", r.status, r.raw)
+			}
+			if got := one.do(s, "GET", "/console/api/session", "").status; got != http.StatusUnauthorized {
+				t.Errorf("session on the first replica after logout on the other: %d, want 401", got)
+			}
+		})
 	}
 }
