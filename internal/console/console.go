@@ -65,6 +65,10 @@ type Config struct {
 	LoginInterval time.Duration
 	// MaxTrackedAddrs bounds the rate limiter's memory (default 10000).
 	MaxTrackedAddrs int
+	// SecureCookies marks the session cookie Secure even on plain HTTP
+	// requests: set it when a TLS-terminating proxy is in front (the
+	// external URL is https). Requests over TLS always get Secure.
+	SecureCookies bool
 }
 
 // Console serves /console/ and authenticates console sessions.
@@ -78,6 +82,7 @@ type Console struct {
 	ttl     time.Duration
 	idle    time.Duration
 	maxBody int64
+	secure  bool
 	limiter *limiter
 	assets  fs.FS
 	mux     *http.ServeMux
@@ -115,7 +120,7 @@ func New(c Config) *Console {
 	}
 	con := &Console{
 		reg: c.Registry, store: c.Store, events: c.Events, log: c.Logger, now: c.Now, rand: c.Rand,
-		ttl: c.SessionTTL, idle: c.IdleTimeout, maxBody: c.MaxBodyBytes,
+		ttl: c.SessionTTL, idle: c.IdleTimeout, maxBody: c.MaxBodyBytes, secure: c.SecureCookies,
 		limiter: newLimiter(c.LoginBurst, c.LoginInterval, c.MaxTrackedAddrs, c.Now),
 		assets:  sub, mux: http.NewServeMux(),
 	}

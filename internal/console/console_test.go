@@ -237,7 +237,7 @@ func (f *fixture) eventsOf(typ string) []store.Event {
 }
 
 func TestLogin(t *testing.T) {
-	f := newFixture(t, options{})
+	f := newFixture(t, options{console: func(c *console.Config) { c.LoginBurst = 100 }})
 	tests := []struct {
 		name        string
 		body        string
@@ -252,6 +252,7 @@ func TestLogin(t *testing.T) {
 		{"empty body", "", "application/json", http.StatusBadRequest, false},
 		{"unknown field", `{"username":"ada","password":"x","remember":true}`, "application/json", http.StatusBadRequest, false},
 		{"form post", "username=ada&password=" + adminPass, "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType, false},
+		{"overlong password", loginBody("ada", strings.Repeat("p", registry.MaxPasswordLength+1)), "application/json", http.StatusUnauthorized, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,13 +301,13 @@ func TestLogin(t *testing.T) {
 	}
 
 	logins, failures := f.eventsOf("console.login"), f.eventsOf("console.login_failed")
-	if len(logins) != 3 || len(failures) != 2 {
-		t.Fatalf("events: %d console.login, %d console.login_failed; want 3 and 2", len(logins), len(failures))
+	if len(logins) != 3 || len(failures) != 3 {
+		t.Fatalf("events: %d console.login, %d console.login_failed; want 3 and 3", len(logins), len(failures))
 	}
 	if logins[0].Actor != "user:ada" || logins[0].Subject != "user/ada" {
 		t.Errorf("login event = %+v", logins[0])
 	}
-	if failures[0].Subject != "user/ada" || failures[1].Subject != "user/nobody" {
+	if failures[0].Subject != "user/ada" || failures[1].Subject != "user/nobody" || failures[2].Subject != "user/ada" || failures[0].Actor != "anonymous" {
 		t.Errorf("failure events = %+v", failures)
 	}
 	for _, ev := range append(f.eventsOf("console."), f.eventsOf("")...) {
@@ -316,15 +317,37 @@ func TestLogin(t *testing.T) {
 	}
 }
 
-func TestSecureCookieOverTLS(t *testing.T) {
-	f := newFixture(t, options{tls: true})
-	r := f.do(nil, "POST", "/console/api/login", loginBody("ada", adminPass))
-	c := r.cookie()
-	if r.status != http.StatusOK || c == nil {
-		t.Fatalf("login over TLS: %d %s", r.status, r.raw)
+func TestSecureCookie(t *testing.T) {
+	tests := []struct {
+		name string
+		o    options
+		want bool
+	}{
+		{"plain HTTP", options{}, false},
+		{"TLS", options{tls: true}, true},
+		{"behind a TLS proxy", options{console: func(c *console.Config) { c.SecureCookies = true }}, true},
 	}
-	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
-		t.Errorf("cookie over TLS = %+v, want Secure, HttpOnly, SameSite=Strict", c)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.o)
+			r := f.do(nil, "POST", "/console/api/login", loginBody("ada", adminPass))
+			c := r.cookie()
+			if r.status != http.StatusOK || c == nil {
+				t.Fatalf("login: %d %s", r.status, r.raw)
+			}
+			if c.Secure != tc.want || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+				t.Errorf("cookie = %+v, want Secure=%v, HttpOnly, SameSite=Strict", c, tc.want)
+			}
+			s := &session{cookie: c.Value, csrf: ""}
+			var body struct {
+				CSRFToken string `json:"csrfToken"`
+			}
+			r.json(t, &body)
+			s.csrf = body.CSRFToken
+			if c := f.change(s, "POST", "/console/api/logout", "").cookie(); c == nil || c.Secure != tc.want {
+				t.Errorf("logout cookie = %+v, want Secure=%v", c, tc.want)
+			}
+		})
 	}
 }
 

@@ -122,7 +122,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(w, r, c.maxBody, &in); err != nil {
 		return err
 	}
-	u, err := c.reg.Authenticate(r.Context(), in.Username, in.Password)
+	var u *store.User
+	err := registry.ErrBadCredentials // no password that long was ever accepted
+	if len(in.Password) <= registry.MaxPasswordLength {
+		u, err = c.reg.Authenticate(r.Context(), in.Username, in.Password)
+	}
 	if errors.Is(err, registry.ErrBadCredentials) {
 		name := printable(in.Username)
 		ctx := events.WithActor(r.Context(), "anonymous")
@@ -158,7 +162,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: id, Path: "/", MaxAge: int(c.ttl / time.Second),
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.secure || r.TLS != nil,
 	})
 	return httpapi.WriteJSON(w, http.StatusOK, sessionBody{Username: u.Username, Roles: u.Roles, CSRFToken: csrf})
 }
@@ -199,7 +203,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.secure || r.TLS != nil})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
