@@ -211,3 +211,58 @@ func TestConsoleConnectionsOfALiveThing(t *testing.T) {
 		t.Errorf("logout: %d", status)
 	}
 }
+
+// login signs a user in through the console and returns the browser.
+func login(t *testing.T, base, user, pass string) *browser {
+	t.Helper()
+	b := &browser{t: t, base: base}
+	status, _, raw := b.do("POST", "/console/api/login", `{"username":"`+user+`","password":"`+pass+`"}`)
+	if status != http.StatusOK {
+		t.Fatalf("login %s: %d %s", user, status, raw)
+	}
+	var sess struct {
+		CSRFToken string `json:"csrfToken"`
+	}
+	if err := json.Unmarshal(raw, &sess); err != nil {
+		t.Fatal(err)
+	}
+	b.csrf = sess.CSRFToken
+	return b
+}
+
+func TestConsoleLobbyClaimsByRole(t *testing.T) {
+	a := startApp(t)
+	ctx := events.WithActor(t.Context(), "test")
+	for _, u := range []registry.NewUser{
+		{Username: "ada", Password: "admin-password-1", Roles: []string{registry.RoleAdmin}},
+		{Username: "otto", Password: "operator-password-1", Roles: []string{registry.RoleOperator}},
+		{Username: "uma", Password: "user-password-1", Roles: []string{registry.RoleUser}},
+	} {
+		if _, err := a.Registry.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := "http://" + a.HTTPAddr()
+	fp := strings.Repeat("ab", 32) // a fingerprint no device has
+	tests := []struct {
+		user, pass string
+		path       string
+		want       int
+	}{
+		// Past the role check the lobby refuses the unknown target.
+		{"ada", "admin-password-1", "/api/v1/lobby/claims", http.StatusNotFound},
+		{"otto", "operator-password-1", "/api/v1/lobby/claims", http.StatusNotFound},
+		{"otto", "operator-password-1", "/api/v1/lobby/preclaims", http.StatusNotFound},
+		{"uma", "user-password-1", "/api/v1/lobby/claims", http.StatusForbidden},
+		{"otto", "operator-password-1", "/api/v1/lobby/targets", http.StatusForbidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.user+tc.path, func(t *testing.T) {
+			b := login(t, base, tc.user, tc.pass)
+			status, _, raw := b.do("POST", tc.path, `{"device":"`+fp+`","target":"nowhere"}`)
+			if status != tc.want {
+				t.Errorf("POST %s as %s: %d %s, want %d", tc.path, tc.user, status, raw, tc.want)
+			}
+		})
+	}
+}
