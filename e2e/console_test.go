@@ -56,9 +56,9 @@ func browserTools(t *testing.T) (node, chromium string) {
 // edit a policy (inline validation error, then the simulator's decision
 // changes), claim a real lobby device from a photo of its QR code (and read
 // it with the camera) and watch it arrive, approve a device-flow code at
-// /device, see a user's restricted view, and follow live events. This side
-// prepares the server and the devices and checks the results through the
-// API.
+// /device, see a user's and an operator's restricted views, and follow live
+// events. This side prepares the server and the devices and checks the
+// results through the API.
 func TestConsoleBrowser(t *testing.T) {
 	node, chromium := browserTools(t)
 	s := startServer(t, "--data-dir", t.TempDir())
@@ -178,6 +178,7 @@ func TestConsoleBrowser(t *testing.T) {
 	s.admin(t, "POST", "/api/v1/things", `{"name":"tv-1","thingType":"tv"}`, 201)
 	secret := s.admin(t, "POST", "/api/v1/things/tv-1/secret", "", 201)["clientSecret"].(string)
 	s.admin(t, "POST", "/api/v1/users", `{"username":"alice","password":"correct horse battery","roles":["user"]}`, 201)
+	s.admin(t, "POST", "/api/v1/users", `{"username":"olga","password":"operator staple","roles":["operator"]}`, 201)
 	status, da := postForm(t, s.URL+"/oauth2/device/code", url.Values{"client_id": {"tv-1"}, "client_secret": {secret}, "scope": {"publish"}})
 	if status != 200 || da["user_code"] == nil {
 		t.Fatalf("device code = %d %v", status, da)
@@ -194,6 +195,7 @@ func TestConsoleBrowser(t *testing.T) {
 		"BASE_URL="+s.URL, "ADMIN_USER=admin", "ADMIN_PASSWORD="+s.Pass, "POLICY=lamp-policy",
 		"QR_PNG="+qrPNG, "QR_PAYLOAD=GH1:"+fp, "LOBBY_TARGET=here", "CAMERA_Y4M="+cameraY4M,
 		"USER_CODE="+da["user_code"].(string), "DEVICE_THING=tv-1", "USER_NAME=alice", "USER_PASSWORD=correct horse battery",
+		"OPERATOR_NAME=olga", "OPERATOR_PASSWORD=operator staple",
 		"SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

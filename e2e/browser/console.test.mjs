@@ -13,6 +13,7 @@
 //   USER_CODE         user code of a pending device authorization
 //   DEVICE_THING      the thing that asked for it
 //   USER_NAME, USER_PASSWORD  a person with role "user" who approves it
+//   OPERATOR_NAME, OPERATOR_PASSWORD  a person with role "operator"
 //   SCREENSHOT_DIR    where screenshots go (default e2e/browser/artifacts)
 //   CHROMIUM          the browser (default /usr/bin/chromium)
 import { test, describe, before, after } from 'node:test';
@@ -278,6 +279,24 @@ describe('console', () => {
     await p.getByRole('heading', { name: 'Sign in' }).waitFor();
     await p.reload();
     await p.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await ctx.close();
+  });
+
+  step('an operator reads everything and may claim, but not administer', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    ctx.setDefaultTimeout(TIMEOUT);
+    const p = await ctx.newPage();
+    watch(p);
+    await login(p, env('OPERATOR_NAME'), env('OPERATOR_PASSWORD'));
+    await p.getByRole('heading', { name: 'Overview' }).waitFor();
+    assert.equal(await p.getByRole('link', { name: 'Registration tokens' }).count(), 0, 'no registration tokens for operators');
+    await p.getByRole('link', { name: 'Policies', exact: true }).click();
+    await p.getByRole('table', { name: 'Policies' }).getByRole('link', { name: env('POLICY') }).waitFor();
+    assert.equal(await p.getByRole('form', { name: 'Create a policy' }).count(), 0, 'operators do not create policies');
+    await p.getByRole('link', { name: 'Device lobby' }).click();
+    await p.getByRole('form', { name: 'Claim a device' }).waitFor();
+    assert.equal(await p.getByRole('form', { name: 'Create a target' }).count(), 0, 'operators do not create targets');
+    await snap(p, 'operator-lobby');
     await ctx.close();
   });
 

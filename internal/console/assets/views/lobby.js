@@ -23,7 +23,7 @@ export async function render(root, _params, ctx, query) {
   const targetSel = h('select', { name: 'target', required: true });
   const thingName = h('input', { name: 'thingName', type: 'text', placeholder: 'defaults to the certificate common name' });
   const config = h('textarea', { name: 'config', rows: 2, placeholder: 'defaults to the target configuration' });
-  const photo = h('input', { name: 'photo', type: 'file', accept: 'image/*', capture: 'environment' });
+  const photo = h('input', { name: 'photo', type: 'file', accept: 'image/*' });
   const video = h('video.scanner', { 'aria-label': 'Camera preview', hidden: true, muted: true });
   const camBtn = h('button', { type: 'button', text: 'Scan with camera' });
   const scanStatus = h('p.scan-status', { role: 'status', 'aria-live': 'polite' });
