@@ -211,7 +211,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 
 	// What the browser did, seen through the API.
-	if th := s.admin(t, "GET", "/api/v1/things/lamp-1", "", 200); th["thingType"] != "lamp" || jsonString(th["attributes"]) != `{"floor":"2","site":"berlin"}` {
+	if th := s.admin(t, "GET", "/api/v1/things/lamp-1", "", 200); th["thingType"] != "lamp" || jsonString(th["attributes"]) != `{"floor":"3","site":"berlin"}` {
 		t.Errorf("lamp-1 = %v", th)
 	}
 	if status, _ := curl(t, "GET", s.URL+"/api/v1/things/lamp-2", s.Token, ""); status != 404 {

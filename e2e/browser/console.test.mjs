@@ -141,6 +141,15 @@ describe('console', () => {
     await page.getByRole('table', { name: 'Attributes' }).getByRole('cell', { name: 'berlin' }).waitFor();
     await page.getByRole('table', { name: 'Policies' }).getByRole('link', { name: env('POLICY') }).waitFor();
     await snap(page, 'thing-detail');
+    // Edit the attributes: dropping the required one is refused at the field.
+    await page.getByText('Edit attributes', { exact: true }).click();
+    const edit = page.getByRole('form', { name: 'Edit attributes' });
+    await edit.getByLabel('Attributes').fill('floor=3');
+    await edit.getByRole('button', { name: 'Save attributes' }).click();
+    await edit.locator('[data-error-for="attributes"]').filter({ hasText: 'site' }).waitFor();
+    await edit.getByLabel('Attributes').fill('site=berlin\nfloor=3');
+    await edit.getByRole('button', { name: 'Save attributes' }).click();
+    await page.getByRole('table', { name: 'Attributes' }).getByRole('cell', { name: '3', exact: true }).waitFor();
   });
 
   step('edit a policy: inline validation error, then the simulator decision changes', async () => {

@@ -1,6 +1,6 @@
 // One thing: attributes, certificates, policies, relationships, live
 // connections and recent events; enable/disable, client secret, delete.
-import { h, mount, field, table, badge, fmtTime, section, fill, confirmButton, formBox, toast } from '../dom.js';
+import { h, mount, field, table, badge, fmtTime, section, fill, confirmButton, formBox, parseKV, toast } from '../dom.js';
 import { get, post, patch, del, all, enc, showProblem, clearProblem } from '../api.js';
 
 export async function render(root, params, ctx) {
@@ -66,7 +66,33 @@ export async function render(root, params, ctx) {
     mount(attrs, table([
       { label: 'Attribute', get: (r) => r[0] },
       { label: 'Value', get: (r) => r[1] },
-    ], Object.entries(thing.attributes || {}), { label: 'Attributes', empty: 'No attributes.' }));
+    ], Object.entries(thing.attributes || {}), { label: 'Attributes', empty: 'No attributes.' }),
+    ctx.isAdmin ? attrEditor() : null);
+  }
+
+  // attrEditor replaces the attributes (the server checks them against
+  // the thing type's schema and answers problems per attribute).
+  function attrEditor() {
+    const text = h('textarea', { name: 'attributes', rows: 3, value: Object.entries(thing.attributes || {}).map(([k, v]) => k + '=' + v).join('\n') });
+    const form = h('form.attr-edit', { 'aria-label': 'Edit attributes' }, formBox(),
+      field('Attributes', text, 'One name=value per line; remove a line to remove the attribute.'),
+      h('div.actions', {}, h('button', { type: 'submit', text: 'Save attributes' })));
+    const wrap = h('details', {}, h('summary', { text: 'Edit attributes' }), form);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearProblem(form);
+      try {
+        let next;
+        try { next = parseKV(text.value); } catch (e) { throw Object.assign(e, { fields: [{ field: 'attributes', message: e.message }] }); }
+        ({ data: thing, etag } = await patch(path, { attributes: next, merge: false }, { withEtag: true, ifMatch: etag }));
+        toast('Saved the attributes.');
+        drawHeader();
+      } catch (e) {
+        if (e.status === 412) e.message = 'Someone else changed this thing meanwhile: reload the page.';
+        showProblem(form, e);
+      }
+    });
+    return wrap;
   }
   drawHeader();
 
