@@ -133,7 +133,7 @@ export function confirmButton(label, question, fn, cls = 'btn-danger') {
     const yes = h('button', { type: 'button', class: cls, text: 'Yes, ' + label.toLowerCase() });
     const no = h('button', { type: 'button', class: 'btn-link', text: 'Cancel' });
     mount(wrap, h('span.confirm-q', { text: question + ' ' }), yes, no);
-    no.addEventListener('click', () => mount(wrap, ask));
+    no.addEventListener('click', () => { mount(wrap, ask); ask.focus(); });
     yes.addEventListener('click', async () => {
       yes.disabled = true;
       try { await fn(); } finally { yes.disabled = false; }
