@@ -279,6 +279,11 @@ describe('console', () => {
     assert.equal(await things.getByRole('link', { name: 'lamp-1' }).count(), 0, 'lamp-1 is not theirs');
     assert.equal(await p.getByRole('link', { name: 'Policies' }).count(), 0, 'no policy pages for users');
     await snap(p, 'user-things');
+    await p.getByLabel('Search').fill('lamp');
+    await p.getByRole('button', { name: 'Filter' }).click();
+    await things.getByText('No things match.').waitFor();
+    await p.getByLabel('Search').fill('');
+    await p.getByRole('button', { name: 'Filter' }).click();
     await things.getByRole('link', { name: env('DEVICE_THING') }).click();
     await p.getByRole('table', { name: 'Relationships' }).getByRole('cell', { name: 'user/' + env('USER_NAME') }).waitFor();
     await snap(p, 'user-thing');

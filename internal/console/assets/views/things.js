@@ -10,7 +10,7 @@ export async function render(root, _params, ctx, query) {
     h('option', { value: '', text: 'any state' }), h('option', { value: 'enabled', text: 'enabled' }), h('option', { value: 'disabled', text: 'disabled' }));
   const results = h('div.results', { 'aria-live': 'polite' });
   const filters = h('form.filters', { role: 'search', 'aria-label': 'Filter things' },
-    field('Search', prefix), field('Thing type', type), field('Attribute', attr), field('State', state),
+    field('Search', prefix), ctx.canRead ? field('Thing type', type) : null, field('Attribute', attr), field('State', state),
     h('div.actions', {}, h('button', { type: 'submit', text: 'Filter' })));
 
   let types = [];
@@ -37,7 +37,7 @@ export async function render(root, _params, ctx, query) {
           { label: 'State', get: (t) => badge(t.state, t.state === 'enabled' ? 'ok' : 'off') },
           { label: 'Attributes', get: (t) => Object.entries(t.attributes || {}).map(([k, v]) => k + '=' + v).join(', ') },
           { label: 'Updated', get: (t) => fmtTime(t.updatedAt) },
-        ], things, { label: 'Things', empty: ctx.canRead ? 'No things match.' : 'You have no things yet.' }));
+        ], things, { label: 'Things', empty: ctx.canRead || q.toString() || state.value ? 'No things match.' : 'You have no things yet.' }));
     } catch (e) {
       mount(results, h('p.form-error', { role: 'alert', text: e.message }));
     }
@@ -47,7 +47,8 @@ export async function render(root, _params, ctx, query) {
   type.addEventListener('change', load);
 
   mount(root, h('h1', { text: 'Things' }),
-    ctx.canRead ? filters : h('p.muted', { text: 'The things you own or operate.' }),
+    ctx.canRead ? null : h('p.muted', { text: 'The things you own, operate or view.' }),
+    filters,
     results,
     ctx.isAdmin ? createForm(types, load) : null);
   await load();
