@@ -190,6 +190,18 @@ describe('console', () => {
     await assertDecision(sim, 'ALLOW');
     await sim.getByRole('table', { name: 'Matching statements' }).getByRole('cell', { name: new RegExp(env('POLICY') + ' #1') }).waitFor();
     await snap(page, 'simulator-allow');
+
+    // A policy keeps five versions: saving more drops the oldest.
+    for (let i = 3; i <= 6; i++) {
+      good.Statement[0].Sid = 'edit' + i;
+      await doc.fill(JSON.stringify(good, null, 2));
+      await editor.getByRole('button', { name: 'Save as new default version' }).click();
+      await page.getByRole('table', { name: 'Versions' }).getByRole('cell', { name: String(i), exact: true }).waitFor();
+    }
+    const versions = page.getByRole('table', { name: 'Versions' });
+    assert.equal(await versions.locator('tbody tr').count(), 5);
+    assert.equal(await versions.getByRole('cell', { name: '1', exact: true }).count(), 0, 'version 1 was dropped');
+    await assertDecision(sim, 'ALLOW');
   });
 
   step('claim a lobby device from a photo of its QR code and watch it arrive', async () => {
