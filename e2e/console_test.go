@@ -138,6 +138,7 @@ func TestConsoleBrowser(t *testing.T) {
 	// The device, once the browser has claimed it, receives its assignment
 	// and goes to its target as its thing (staying connected).
 	runCtx, stopDevice := context.WithCancel(t.Context())
+	defer stopDevice()
 	var (
 		wg        sync.WaitGroup
 		deviceErr error
