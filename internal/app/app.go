@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/config"
+	"github.com/gatehouse-iot/gatehouse/internal/console"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
@@ -63,6 +64,9 @@ type App struct {
 	Certs    *certs.Service
 	Lobby    *lobby.Service
 	Broker   *broker.Broker
+	Console  *console.Console
+	api      *httpapi.API
+	series   *httpapi.Sampler
 	metrics  *prometheus.Registry
 	httpLn   net.Listener
 	httpsLn  net.Listener
@@ -237,7 +241,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes}))
+	a.Console = console.New(console.Config{Registry: a.Registry, Store: s, Events: a.Events, Logger: opts.Logger.With("component", "console"),
+		Now: opts.Now, Rand: opts.Rand, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout,
+		SecureCookies: strings.HasPrefix(issuer, "https://")})
+	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
+	a.api = httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series})
+	mux.Handle("/api/v1/", a.api)
+	mux.Handle("/console/", a.Console)
+	mux.Handle("/console/api/", a.Console)
 	health := httpapi.Health(s)
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /readyz", health)
@@ -272,6 +284,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	a.httpSrv.RegisterOnShutdown(a.api.CloseStreams)
 	a.banner(boot)
 	ok = true
 	return a, nil
@@ -313,6 +326,7 @@ func (a *App) banner(boot *registry.Bootstrap) {
 		fmt.Fprintf(w, "  https       https://%s (mutual TLS for RFC 8705 tls_client_auth)\n", a.httpsLn.Addr())
 	}
 	fmt.Fprintf(w, "  admin API   %s/api/v1\n", base)
+	fmt.Fprintf(w, "  console     %s/console/\n", base)
 	fmt.Fprintf(w, "  oauth       issuer %s, token %s/oauth2/token\n", a.issuer, a.issuer)
 	fmt.Fprintf(w, "  device page %s/device\n", a.issuer)
 	if addr := a.Broker.Addr("mqtt"); addr != "" {
@@ -343,6 +357,15 @@ func (a *App) banner(boot *registry.Bootstrap) {
 		fmt.Fprintf(w, "  admin token     %s\n", boot.Token)
 		fmt.Fprintf(w, "  try: curl -H 'Authorization: Bearer %s' %s/api/v1/things\n", boot.Token, base)
 	}
+}
+
+// connections lists the broker's live connections of a thing for the API.
+func (a *App) connections(thing string) []httpapi.Connection {
+	var out []httpapi.Connection
+	for _, c := range a.Broker.Connections(thing) {
+		out = append(out, httpapi.Connection(c))
+	}
+	return out
 }
 
 // endpoints are what registering devices are told to connect to.
@@ -383,6 +406,10 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker.Server()) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
+	g.Go(func() error {
+		return a.series.Run(ctx, func(err error) { a.log.Warn("metrics sample", "err", err) })
+	})
+	g.Go(func() error { return a.Console.Run(ctx, 10*time.Minute) })
 	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")

@@ -65,6 +65,9 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/registry": {"net/http", module + "internal/httpapi", module + "internal/app"},
 		"internal/events":   {"net/http", module + "internal/registry"},
 		"internal/config":   {module + "internal/store", module + "internal/app"},
+		// The API defines the interfaces the console and broker satisfy.
+		"internal/httpapi": {module + "internal/console", module + "internal/broker"},
+		"internal/console": {module + "internal/broker"},
 	}
 	for _, p := range listPackages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, module)

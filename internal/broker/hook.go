@@ -46,6 +46,8 @@ type session struct {
 	timer       *time.Timer
 	// denials counts denial events recorded, to bound them per connection.
 	denials atomic.Int64
+	// connectedAt is when the CONNECT was admitted.
+	connectedAt time.Time
 }
 
 // maxDenialEvents is how many denials one connection records in the event
@@ -184,7 +186,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return refuse(codeFor(err), nil, err.Error())
 		}
 	}
-	s := &session{cl: cl, id: id, clientID: cl.ID, sourceIP: remoteIP(cl), anonymous: anonymous, pending: map[string]struct{}{}}
+	s := &session{cl: cl, id: id, clientID: cl.ID, sourceIP: remoteIP(cl), anonymous: anonymous, pending: map[string]struct{}{}, connectedAt: h.b.now()}
 	if err := h.bind(ctx, s); err != nil {
 		return refuse(packets.ErrServerUnavailable, id, err.Error())
 	}

@@ -44,6 +44,16 @@ type Config struct {
 	// Authorizer configures the endpoints external brokers (EMQX,
 	// RabbitMQ) call to authenticate and authorize devices.
 	Authorizer Authorizer `yaml:"authorizer"`
+	// Console configures the web console's sessions.
+	Console Console `yaml:"console"`
+}
+
+// Console configures the web console under /console/.
+type Console struct {
+	// SessionTTL is how long a console login lasts at most.
+	SessionTTL time.Duration `yaml:"sessionTTL"`
+	// IdleTimeout ends a console session unused for that long.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
 }
 
 // Authorizer configures the external-broker adapters under /authorizer/.
@@ -172,7 +182,8 @@ func Default() Config {
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
 		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
 			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events"},
-		PKI: PKI{LeafValidity: 365 * 24 * time.Hour},
+		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
+		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
 	}
 }
 
@@ -422,6 +433,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Secrets.MasterKeyFile == "" {
 		bad("secrets.masterKeyFile: must be set")
+	}
+	if c.Console.SessionTTL < time.Minute || c.Console.SessionTTL > 30*24*time.Hour {
+		bad("console.sessionTTL: %s: want 1m to 720h", c.Console.SessionTTL)
+	}
+	if c.Console.IdleTimeout < time.Minute || c.Console.IdleTimeout > c.Console.SessionTTL {
+		bad("console.idleTimeout: %s: want 1m up to console.sessionTTL", c.Console.IdleTimeout)
 	}
 	if c.OAuth.AccessTokenTTL > 24*time.Hour {
 		bad("oauth.accessTokenTTL: %s is longer than 24h", c.OAuth.AccessTokenTTL)

@@ -29,6 +29,18 @@ type Config struct {
 	MaxBodyBytes int64
 	// Certs is the certificate service; nil leaves its routes out.
 	Certs *certs.Service
+	// Sessions authenticates the web console's session cookie as an
+	// alternative to a bearer token; nil accepts bearer tokens only.
+	Sessions Sessions
+	// Connections lists this replica's live MQTT connections of a thing;
+	// nil leaves GET /api/v1/things/{name}/connections out.
+	Connections Connections
+	// Series holds the sampled metrics of GET /api/v1/metrics/series; nil
+	// leaves the route out.
+	Series *Sampler
+	// StreamHeartbeat is how often an idle event stream sends a comment
+	// (default 15s).
+	StreamHeartbeat time.Duration
 }
 
 // API serves /api/v1.
@@ -41,6 +53,14 @@ type API struct {
 	lobby   *lobby.Service
 	mux     *http.ServeMux
 	certs   *certs.Service
+
+	sessions    Sessions
+	connections Connections
+	series      *Sampler
+	heartbeat   time.Duration
+	// streams ends event streams when the server shuts down.
+	streams context.Context
+	stop    context.CancelFunc
 }
 
 // New returns the API with its routes registered.
@@ -53,6 +73,11 @@ func New(c Config) *API {
 	}
 	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
 	a.certs = c.Certs
+	a.sessions, a.connections, a.series, a.heartbeat = c.Sessions, c.Connections, c.Series, c.StreamHeartbeat
+	if a.heartbeat <= 0 {
+		a.heartbeat = 15 * time.Second
+	}
+	a.streams, a.stop = context.WithCancel(context.Background())
 	a.routes()
 	return a
 }
@@ -83,34 +108,10 @@ func (a *API) handle(pattern, role string, h handlerFunc) {
 	})
 }
 
-// authenticate checks the bearer API token and returns a context naming the
-// actor for the event log.
-func (a *API) authenticate(r *http.Request, role string) (context.Context, error) {
-	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		return nil, errUnauthenticated
-	}
-	tok, err := a.reg.AuthenticateAPIToken(r.Context(), strings.TrimSpace(secret))
-	if err != nil {
-		if err == registry.ErrBadToken {
-			return nil, errUnauthenticated
-		}
-		return nil, err
-	}
-	if !slices.Contains(tok.Roles, registry.RoleAdmin) && !slices.Contains(tok.Roles, role) {
-		return nil, errForbidden
-	}
-	actor := "token:" + tok.ID
-	if tok.Username != "" {
-		actor = "user:" + tok.Username
-	}
-	return events.WithActor(r.Context(), actor), nil
-}
-
 func (a *API) routes() {
-	a.handle("GET /api/v1/things", read, a.listThings)
+	a.handle("GET /api/v1/things", ownerRead, a.listThings)
 	a.handle("POST /api/v1/things", write, a.createThing)
-	a.handle("GET /api/v1/things/{name}", read, a.getThing)
+	a.handle("GET /api/v1/things/{name}", ownerRead, a.getThing)
 	a.handle("PATCH /api/v1/things/{name}", write, a.updateThing)
 	a.handle("DELETE /api/v1/things/{name}", write, a.deleteThing)
 
@@ -135,11 +136,18 @@ func (a *API) routes() {
 	a.handle("POST /api/v1/groups/{name}/members", write, a.addMember)
 	a.handle("DELETE /api/v1/groups/{name}/members/{kind}/{member}", write, a.removeMember)
 
-	a.handle("GET /api/v1/relationships", read, a.listRelationships)
+	a.handle("GET /api/v1/relationships", ownerRead, a.listRelationships)
 	a.handle("POST /api/v1/relationships", write, a.addRelationship)
 	a.handle("DELETE /api/v1/relationships", write, a.removeRelationship)
 
 	a.handle("GET /api/v1/events", read, a.listEvents)
+	a.handle("GET /api/v1/events/stream", read, a.streamEvents)
+	if a.connections != nil {
+		a.handle("GET /api/v1/things/{name}/connections", read, a.thingConnections)
+	}
+	if a.series != nil {
+		a.handle("GET /api/v1/metrics/series", read, a.metricsSeries)
+	}
 
 	a.handle("GET /api/v1/api-tokens", write, a.listAPITokens)
 	a.handle("POST /api/v1/api-tokens", write, a.createAPIToken)
@@ -175,6 +183,9 @@ func (a *API) listThings(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.AttributeName, f.AttributeValue = name, value
 	}
+	if p := principalFrom(r.Context()); p.scoped {
+		return a.listOwnedThings(w, r, p.username, f)
+	}
 	things, err := a.reg.Things(r.Context(), f)
 	if err != nil {
 		return err
@@ -196,6 +207,15 @@ func (a *API) createThing(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getThing(w http.ResponseWriter, r *http.Request) error {
+	if p := principalFrom(r.Context()); p.scoped {
+		owned, err := a.ownedThings(r.Context(), p.username)
+		if err != nil {
+			return err
+		}
+		if !owned[r.PathValue("name")] {
+			return errNotYours(r.PathValue("name"))
+		}
+	}
 	th, err := a.reg.Thing(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -464,6 +484,15 @@ func (a *API) listRelationships(w http.ResponseWriter, r *http.Request) error {
 	rels, err := a.reg.Relationships(r.Context(), relationshipQuery(r))
 	if err != nil {
 		return err
+	}
+	if p := principalFrom(r.Context()); p.scoped {
+		owned, err := a.ownedThings(r.Context(), p.username)
+		if err != nil {
+			return err
+		}
+		rels = slices.DeleteFunc(rels, func(rel store.Relationship) bool {
+			return rel.ObjectKind != store.KindThing || !owned[rel.Object]
+		})
 	}
 	return writeJSON(w, http.StatusOK, listResponse[store.Relationship]{Items: rels})
 }

@@ -51,6 +51,18 @@ var (
 	errForbidden       = errors.New("the API token lacks the role for this")
 )
 
+// Sentinels for the web console's session authentication; the console
+// package returns them and WriteError maps them here.
+var (
+	// ErrNoSession: no session cookie, or its session expired or ended.
+	ErrNoSession = errors.New("not signed in, or the session has expired")
+	// ErrCSRF: a cookie-authenticated change without the session's
+	// X-CSRF-Token.
+	ErrCSRF = errors.New("missing or wrong X-CSRF-Token for this session")
+	// ErrRateLimited: too many attempts from this address; retry later.
+	ErrRateLimited = errors.New("too many attempts; try again later")
+)
+
 // statusOf decides, in one place, what status and problem an error becomes.
 func statusOf(err error) (int, Problem) {
 	var (
@@ -71,6 +83,14 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusUnauthorized, err.Error()
 	case errors.Is(err, errForbidden):
 		p.Status, p.Detail = http.StatusForbidden, err.Error()
+	case errors.Is(err, ErrNoSession):
+		p.Status, p.Detail = http.StatusUnauthorized, ErrNoSession.Error()
+	case errors.Is(err, registry.ErrBadCredentials):
+		p.Status, p.Detail = http.StatusUnauthorized, "wrong username or password"
+	case errors.Is(err, ErrCSRF):
+		p.Status, p.Detail = http.StatusForbidden, ErrCSRF.Error()
+	case errors.Is(err, ErrRateLimited):
+		p.Status, p.Detail = http.StatusTooManyRequests, ErrRateLimited.Error()
 	case errors.As(err, &request):
 		p.Status, p.Detail = http.StatusBadRequest, fmt.Sprintf("certificate request rejected (%s): %s", request.Reason, request.Detail)
 	case errors.Is(err, registry.ErrNotAllowed):
@@ -110,11 +130,18 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		level = slog.LevelError
 	}
 	log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// WriteError sends err as problem+json with the status statusOf decides,
+// for handlers outside this package (the web console) that share the API's
+// error mapping.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeError(w, r, log, err)
 }

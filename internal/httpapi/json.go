@@ -109,3 +109,12 @@ func list[T any](w http.ResponseWriter, items []T, limit int, key func(T) string
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }
+
+// DecodeJSON is decode for handlers outside this package: one JSON object,
+// unknown fields rejected, at most limit bytes.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	return decode(w, r, limit, v)
+}
+
+// WriteJSON sends v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) error { return writeJSON(w, status, v) }

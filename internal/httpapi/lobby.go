@@ -4,8 +4,12 @@ import (
 	"net/http"
 
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
+
+// claimer may claim lobby devices: operators and admins.
+const claimer = registry.RoleOperator
 
 // lobbyRoutes serves the device lobby: the ledger, claims and targets.
 func (a *API) lobbyRoutes() {
@@ -45,10 +49,11 @@ func (a *API) lobbyRoutes() {
 		}
 	}
 	// A claim of a device not seen yet is a pre-claim; the service decides.
-	a.handle("POST /api/v1/lobby/claims", write, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {
+	// Operators may claim (console contract): claiming is their daily work.
+	a.handle("POST /api/v1/lobby/claims", claimer, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {
 		return a.lobby.Claim(r.Context(), in)
 	}))
-	a.handle("POST /api/v1/lobby/preclaims", write, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {
+	a.handle("POST /api/v1/lobby/preclaims", claimer, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {
 		return a.lobby.PreClaim(r.Context(), in)
 	}))
 	a.handle("POST /api/v1/lobby/devices/{device}/reroute", write, claim(func(r *http.Request, in lobby.ClaimRequest) (*store.LobbyDevice, error) {

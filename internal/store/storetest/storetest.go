@@ -41,6 +41,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Authorizers", testAuthorizers},
 		{"PKI", testPKI},
 		{"Lobby", testLobby},
+		{"ConsoleSessions", testConsoleSessions},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
 		{"OAuthApps", testOAuthApps},
 	}

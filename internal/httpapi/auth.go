@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// Sessions authenticates a request by the web console's session cookie.
+// An empty username with a nil error means the request carries no valid
+// session (no cookie, or an unknown, expired or idle one); an error means
+// the check itself failed. csrf is the token the session's changes must
+// carry in X-CSRF-Token.
+type Sessions interface {
+	Authenticate(r *http.Request) (username string, roles []string, csrf string, err error)
+}
+
+// ownerRead is the requirement of the reads a user (role "user") may make
+// for the things they have a relationship with; operators and admins read
+// everything.
+const ownerRead = "owner-read"
+
+// principal is who the request authenticated as.
+type principal struct {
+	username string
+	roles    []string
+	// scoped: a user who sees only the things they have a relationship
+	// with.
+	scoped bool
+}
+
+type principalKey struct{}
+
+func principalFrom(ctx context.Context) principal {
+	p, _ := ctx.Value(principalKey{}).(principal)
+	return p
+}
+
+// CSRFHeader carries a cookie-authenticated request's CSRF token.
+const CSRFHeader = "X-CSRF-Token"
+
+// safeMethod reports whether a method only reads.
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
+
+// CSRFMatches compares the request's X-CSRF-Token with want in constant
+// time. An empty want never matches.
+func CSRFMatches(r *http.Request, want string) bool {
+	got := r.Header.Get(CSRFHeader)
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// authenticate checks the bearer API token or, without an Authorization
+// header, the console session cookie (whose changes need X-CSRF-Token),
+// then role, and returns a context naming the actor for the event log.
+func (a *API) authenticate(r *http.Request, role string) (context.Context, error) {
+	var p principal
+	actor := ""
+	if h := r.Header.Get("Authorization"); h != "" || a.sessions == nil {
+		scheme, secret, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+			return nil, errUnauthenticated
+		}
+		tok, err := a.reg.AuthenticateAPIToken(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			if errors.Is(err, registry.ErrBadToken) {
+				return nil, errUnauthenticated
+			}
+			return nil, err
+		}
+		p = principal{username: tok.Username, roles: tok.Roles}
+		actor = "token:" + tok.ID
+	} else {
+		username, roles, csrf, err := a.sessions.Authenticate(r)
+		if err != nil {
+			return nil, err
+		}
+		if username == "" {
+			if r.Header.Get("Cookie") != "" {
+				return nil, ErrNoSession
+			}
+			return nil, errUnauthenticated
+		}
+		if !safeMethod(r.Method) && !CSRFMatches(r, csrf) {
+			return nil, ErrCSRF
+		}
+		p = principal{username: username, roles: roles}
+	}
+	if p.username != "" {
+		actor = "user:" + p.username
+	}
+	switch {
+	case slices.Contains(p.roles, registry.RoleAdmin), slices.Contains(p.roles, role):
+	case role == ownerRead && slices.Contains(p.roles, registry.RoleOperator):
+	case role == ownerRead && slices.Contains(p.roles, registry.RoleUser):
+		p.scoped = true
+	default:
+		return nil, errForbidden
+	}
+	ctx := events.WithActor(r.Context(), actor)
+	return context.WithValue(ctx, principalKey{}, p), nil
+}
+
+// ownedThings returns the names of the things a scoped user has any
+// relationship with.
+func (a *API) ownedThings(ctx context.Context, username string) (map[string]bool, error) {
+	owned := map[string]bool{}
+	if username == "" {
+		return owned, nil
+	}
+	rels, err := a.reg.Relationships(ctx, store.RelationshipFilter{SubjectKind: store.KindUser, Subject: username, ObjectKind: store.KindThing})
+	if err != nil {
+		return nil, err
+	}
+	for _, rel := range rels {
+		owned[rel.Object] = true
+	}
+	return owned, nil
+}
+
+// errNotYours hides a thing from a user without a relationship to it: the
+// same answer as for a thing that does not exist.
+func errNotYours(name string) error {
+	return fmt.Errorf("store: thing %q: %w", name, store.ErrNotFound)
+}
