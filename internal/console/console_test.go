@@ -835,3 +835,41 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestAccessRequestsWithSessions: the access-request routes, which the
+// registry authorizes itself, take console sessions like every other route:
+// a user requests access from the browser (CSRF token required), the
+// thing's owner approves from theirs.
+func TestAccessRequestsWithSessions(t *testing.T) {
+	f := newFixture(t, options{})
+	if r := f.bearer("POST", "/api/v1/things", `{"name":"pump-a"}`); r.status != http.StatusCreated {
+		t.Fatal(r.raw)
+	}
+	if r := f.bearer("POST", "/api/v1/relationships", `{"subjectKind":"user","subject":"otto","relation":"owner","objectKind":"thing","object":"pump-a"}`); r.status != http.StatusCreated {
+		t.Fatal(r.raw)
+	}
+	uma, otto := f.login("uma", userPass), f.login("otto", operatorPass)
+	body := `{"thing":"pump-a","relation":"viewer","reason":"on call"}`
+	if r := f.do(uma, "POST", "/api/v1/access-requests", body); r.status != http.StatusForbidden {
+		t.Errorf("request without the CSRF token: %d %s, want 403", r.status, r.raw)
+	}
+	r := f.change(uma, "POST", "/api/v1/access-requests", body)
+	if r.status != http.StatusCreated {
+		t.Fatalf("request: %d %s", r.status, r.raw)
+	}
+	var ar struct {
+		ID        string `json:"id"`
+		Requester string `json:"requester"`
+	}
+	r.json(t, &ar)
+	if ar.Requester != "uma" {
+		t.Errorf("requester = %q, want uma", ar.Requester)
+	}
+	if r := f.change(otto, "POST", "/api/v1/access-requests/"+ar.ID+"/approve", `{}`); r.status != http.StatusOK {
+		t.Fatalf("approve: %d %s", r.status, r.raw)
+	}
+	rels := f.bearer("GET", "/api/v1/relationships?subject=uma&object=pump-a", "")
+	if !strings.Contains(rels.raw, `"relation":"viewer"`) {
+		t.Errorf("after approval the relationships are %s, want uma viewer of pump-a", rels.raw)
+	}
+}

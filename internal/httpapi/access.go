@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
@@ -25,8 +24,8 @@ func (a *API) accessRoutes() {
 
 type callerFunc func(w http.ResponseWriter, r *http.Request, c registry.Caller) error
 
-// handleCaller registers pattern for any authenticated API token and hands
-// the handler the token's username and roles.
+// handleCaller registers pattern for any authenticated caller (API token
+// or console session) and hands the handler its username and roles.
 func (a *API) handleCaller(pattern string, h callerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -40,29 +39,14 @@ func (a *API) handleCaller(pattern string, h callerFunc) {
 	})
 }
 
-// caller authenticates the bearer API token of r. A token bound to a user
-// acts only while that user exists and is enabled.
+// caller identifies r (API token or console session) for the routes the
+// registry authorizes itself.
 func (a *API) caller(r *http.Request) (context.Context, registry.Caller, error) {
-	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		return nil, registry.Caller{}, errUnauthenticated
-	}
-	tok, err := a.reg.AuthenticateAPIToken(r.Context(), strings.TrimSpace(secret))
+	p, actor, err := a.identify(r)
 	if err != nil {
-		if err == registry.ErrBadToken {
-			return nil, registry.Caller{}, errUnauthenticated
-		}
 		return nil, registry.Caller{}, err
 	}
-	actor := "token:" + tok.ID
-	if tok.Username != "" {
-		u, err := a.reg.User(r.Context(), tok.Username)
-		if err != nil || u.Disabled {
-			return nil, registry.Caller{}, errUnauthenticated
-		}
-		actor = "user:" + tok.Username
-	}
-	return events.WithActor(r.Context(), actor), registry.Caller{Username: tok.Username, Roles: tok.Roles}, nil
+	return events.WithActor(r.Context(), actor), registry.Caller{Username: p.username, Roles: p.roles}, nil
 }
 
 func (a *API) createAccessRequest(w http.ResponseWriter, r *http.Request, c registry.Caller) error {

@@ -57,44 +57,57 @@ func CSRFMatches(r *http.Request, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// authenticate checks the bearer API token or, without an Authorization
+// identify checks the bearer API token or, without an Authorization
 // header, the console session cookie (whose changes need X-CSRF-Token),
-// then role, and returns a context naming the actor for the event log.
-func (a *API) authenticate(r *http.Request, role string) (context.Context, error) {
-	var p principal
-	actor := ""
+// and returns who the request is and the actor for the event log. A token
+// bound to a user acts only while that user exists and is enabled.
+func (a *API) identify(r *http.Request) (principal, string, error) {
 	if h := r.Header.Get("Authorization"); h != "" || a.sessions == nil {
 		scheme, secret, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-			return nil, errUnauthenticated
+			return principal{}, "", errUnauthenticated
 		}
 		tok, err := a.reg.AuthenticateAPIToken(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
 			if errors.Is(err, registry.ErrBadToken) {
-				return nil, errUnauthenticated
+				return principal{}, "", errUnauthenticated
 			}
-			return nil, err
+			return principal{}, "", err
 		}
-		p = principal{username: tok.Username, roles: tok.Roles}
-		actor = "token:" + tok.ID
-	} else {
-		username, roles, csrf, err := a.sessions.Authenticate(r)
+		if tok.Username == "" {
+			return principal{roles: tok.Roles}, "token:" + tok.ID, nil
+		}
+		u, err := a.reg.User(r.Context(), tok.Username)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+			return principal{}, "", errUnauthenticated
+		}
 		if err != nil {
-			return nil, err
+			return principal{}, "", err
 		}
-		if username == "" {
-			if r.Header.Get("Cookie") != "" {
-				return nil, ErrNoSession
-			}
-			return nil, errUnauthenticated
-		}
-		if !safeMethod(r.Method) && !CSRFMatches(r, csrf) {
-			return nil, ErrCSRF
-		}
-		p = principal{username: username, roles: roles}
+		return principal{username: tok.Username, roles: tok.Roles}, "user:" + tok.Username, nil
 	}
-	if p.username != "" {
-		actor = "user:" + p.username
+	username, roles, csrf, err := a.sessions.Authenticate(r)
+	if err != nil {
+		return principal{}, "", err
+	}
+	if username == "" {
+		if r.Header.Get("Cookie") != "" {
+			return principal{}, "", ErrNoSession
+		}
+		return principal{}, "", errUnauthenticated
+	}
+	if !safeMethod(r.Method) && !CSRFMatches(r, csrf) {
+		return principal{}, "", ErrCSRF
+	}
+	return principal{username: username, roles: roles}, "user:" + username, nil
+}
+
+// authenticate identifies the caller, checks role and returns a context
+// naming the actor for the event log.
+func (a *API) authenticate(r *http.Request, role string) (context.Context, error) {
+	p, actor, err := a.identify(r)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case slices.Contains(p.roles, registry.RoleAdmin), slices.Contains(p.roles, role):
