@@ -60,13 +60,42 @@ func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceCon
 		switch d.State {
 		case store.LobbyKnocking:
 			return l.move(store.LobbyInLobby, "lobby.knocked", "", map[string]any{"deviceState": deviceState})
-		case store.LobbyCommissioned, store.LobbyArrived:
+		case store.LobbyCommissioned:
+			if deviceState == ArrivedState {
+				return s.reportedArrival(l)
+			}
+			s.deliverLater(l)
+		case store.LobbyArrived:
 			s.deliverLater(l)
 		case store.LobbyRejected, store.LobbyDecommissioned:
 			return stateErr(d, "knock for")
 		}
 		return nil
 	})
+}
+
+// ArrivedState is the knock state with which a device reports that it
+// logged in at a target this Gatehouse does not see (an MQTT broker,
+// another Gatehouse). A local target sees the login itself.
+const ArrivedState = "arrived"
+
+// reportedArrival takes a device's word that it arrived at a remote
+// target.
+func (s *Service) reportedArrival(l *ledger) error {
+	t, err := l.tx.GetLobbyTarget(l.ctx, l.d.Target)
+	if err != nil {
+		return fmt.Errorf("lobby: target %q: %w", l.d.Target, err)
+	}
+	if t.Kind == store.LobbyTargetLocal {
+		s.deliverLater(l) // arrival here is the login, not a claim
+		return nil
+	}
+	// The lobby policy stays: the report comes over the lobby session, and
+	// detaching would cut it off before the device has its PUBACK. The
+	// certificate is not registered here, so the policy grants nothing
+	// beyond the device's own lobby topics.
+	l.d.LastSeenAt = s.now()
+	return l.move(store.LobbyArrived, "lobby.arrived", "", map[string]any{"reportedBy": "device", "kind": t.Kind})
 }
 
 // PreClaim claims a device before it was ever seen; it is Claim.
@@ -168,7 +197,7 @@ func (s *Service) commission(l *ledger, localChain string) error {
 	if err != nil {
 		return fmt.Errorf("lobby: target %q: %w", d.Target, err)
 	}
-	a := Assignment{Config: d.ClaimConfig}
+	a := Assignment{Kind: target.Kind, Config: d.ClaimConfig}
 	if a.Config == "" {
 		a.Config = target.Config
 	}

@@ -153,10 +153,17 @@ type Device struct {
 
 // Assignment is what a commissioned device receives.
 type Assignment struct {
+	// Kind is the target's kind (local, mqtt, gatehouse).
+	Kind      string `json:"kind,omitempty"`
 	Endpoint  string `json:"endpoint,omitempty"`
 	Config    string `json:"config,omitempty"`
 	CAChain   string `json:"caChain,omitempty"`
 	ThingName string `json:"thingName,omitempty"`
+	// ServerURL is a Gatehouse target's base URL.
+	ServerURL string `json:"serverUrl,omitempty"`
+	// RegistrationToken registers the device at a Gatehouse target. It is
+	// a secret: the ledger keeps it sealed, apart from the assignment.
+	RegistrationToken string `json:"registrationToken,omitempty"`
 }
 
 // ClaimRequest routes a device to a target.
