@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -157,4 +160,52 @@ func TestSDKJoinLobbyRefused(t *testing.T) {
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("JoinLobby with an unknown manufacturer = %v, want a refusal", err)
 	}
+}
+
+// TestDeviceLobbyCLI: `gatehouse device lobby` waits in the lobby until
+// the device is claimed with `gatehouse lobby claim`, then prints where it
+// arrived.
+func TestDeviceLobbyCLI(t *testing.T) {
+	s := startServer(t, "--data-dir", t.TempDir())
+	caPEM, device, devicePEM, fp := manufacturer(t, "meter-5")
+	setupLobby(t, s, caPEM)
+	dir := t.TempDir()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(device.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, caFile := filepath.Join(dir, "device.pem"), filepath.Join(dir, "device.key"), filepath.Join(dir, "ca.pem")
+	os.WriteFile(certFile, devicePEM, 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	code, chain := curl(t, "GET", s.URL+"/ca", "", "")
+	if code != 200 {
+		t.Fatalf("GET /ca = %d", code)
+	}
+	os.WriteFile(caFile, []byte(chain), 0o600)
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errOut, err := s.cli(t, "", "device", "lobby", "--lobby", "mqtts://"+s.MQTTS, "--cert", certFile, "--key", keyFile, "--ca", caFile,
+			"--state-dir", filepath.Join(dir, "state"), "--knock-interval", "300ms")
+		done <- result{out, errOut, err}
+	}()
+	awaitLobbyState(t, s, fp, "inlobby")
+	if out, errOut, err := s.cli(t, "", "lobby", "claim", "GH1:"+fp, "--target", "here"); err != nil {
+		t.Fatalf("gatehouse lobby claim: %v %s %s", err, out, errOut)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("gatehouse device lobby: %v\n%s\n%s", r.err, r.out, r.errOut)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.out), &got); err != nil {
+		t.Fatalf("output %q: %v", r.out, err)
+	}
+	if got["thingName"] != "meter-5" || got["kind"] != "local" || got["certificateId"] != fp {
+		t.Errorf("output = %v", got)
+	}
+	awaitLobbyState(t, s, fp, "arrived")
 }
