@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -174,8 +175,16 @@ type lobbySession struct {
 	cfg  LobbyConfig
 	fp   string
 	self *Thing // files in StateDir; the MQTT client of the session
-	conn *Conn
 	got  chan Assignment
+
+	mu   sync.Mutex
+	conn *Conn // nil until connected and once closed
+}
+
+func (s *lobbySession) current() *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
 }
 
 func (c *LobbyConfig) logger() *slog.Logger {
@@ -209,14 +218,19 @@ func openLobby(ctx context.Context, cfg LobbyConfig) (*lobbySession, error) {
 			s.self.log.Info("thing: lobby knock failed", "err", err)
 		}
 	}
-	s.conn, err = s.self.dial(ctx, urls, opts, func() { go knock() })
+	// Every (re)connection knocks at once; the first one once subscribed.
+	conn, err := s.self.dial(ctx, urls, opts, func() { go knock() })
 	if err != nil {
 		return nil, fmt.Errorf("thing: lobby: %w", err)
 	}
-	if err := s.conn.Subscribe(ctx, "$gatehouse/lobby/"+fp+"/assignment", 1, s.onAssignment); err != nil {
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	if err := conn.Subscribe(ctx, "$gatehouse/lobby/"+fp+"/assignment", 1, s.onAssignment); err != nil {
 		s.close(ctx)
 		return nil, err
 	}
+	go knock()
 	s.self.log.Info("thing: in the lobby", "certificateId", fp)
 	return s, nil
 }
@@ -243,11 +257,15 @@ func (s *lobbySession) onAssignment(m Message) {
 // knock publishes the device's state; the lobby answers a commissioned
 // device with its assignment again.
 func (s *lobbySession) knock(ctx context.Context, deviceState string) error {
+	conn := s.current()
+	if conn == nil {
+		return nil // not connected yet (the first knock follows) or closed
+	}
 	b, err := json.Marshal(map[string]string{"state": deviceState, "config": s.cfg.Config})
 	if err != nil {
 		return err
 	}
-	return s.conn.Publish(ctx, "$gatehouse/lobby/"+s.fp+"/knock", b, 1, false)
+	return conn.Publish(ctx, "$gatehouse/lobby/"+s.fp+"/knock", b, 1, false)
 }
 
 // wait knocks every KnockInterval until an assignment arrives.
@@ -276,13 +294,16 @@ func (s *lobbySession) wait(ctx context.Context) (*Assignment, error) {
 }
 
 func (s *lobbySession) close(ctx context.Context) {
-	if s.conn == nil {
+	s.mu.Lock()
+	conn := s.conn
+	s.conn = nil
+	s.mu.Unlock()
+	if conn == nil {
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = s.conn.Close(cctx)
-	s.conn = nil
+	_ = conn.Close(cctx)
 }
 
 // WaitForAssignment connects to the lobby with the manufacturer

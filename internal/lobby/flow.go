@@ -21,7 +21,9 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 	if err != nil {
 		return nil, err
 	}
-	return s.update(ctx, dev.Fingerprint, true, func(l *ledger) error {
+	var remote bool
+	out, err := s.update(ctx, dev.Fingerprint, true, func(l *ledger) error {
+		defer func() { remote = l.remote }()
 		d := l.d
 		now := s.now()
 		switch d.State {
@@ -45,13 +47,19 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 		}
 		return nil
 	})
+	if err == nil && remote {
+		s.commissionRemoteLater(ctx, dev.Fingerprint)
+	}
+	return out, err
 }
 
 // Knock is a device's knock message: its own state and configuration. A
 // knocking device enters the lobby; a commissioned or arrived one gets its
 // assignment again (returned, and re-published).
 func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceConfig string) (*store.LobbyDevice, error) {
-	return s.update(ctx, fingerprint, false, func(l *ledger) error {
+	var remote bool
+	out, err := s.update(ctx, fingerprint, false, func(l *ledger) error {
+		defer func() { remote = l.remote }()
 		d := l.d
 		if d.CertificatePEM == "" {
 			return stateErr(d, "knock for")
@@ -60,6 +68,9 @@ func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceCon
 		switch d.State {
 		case store.LobbyKnocking:
 			return l.move(store.LobbyInLobby, "lobby.knocked", "", map[string]any{"deviceState": deviceState})
+		case store.LobbyClaimed:
+			// A gatehouse target that failed before is tried again.
+			l.remote = d.CommissionedClaim != d.Claims
 		case store.LobbyCommissioned:
 			if deviceState == ArrivedState {
 				return s.reportedArrival(l)
@@ -72,6 +83,10 @@ func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceCon
 		}
 		return nil
 	})
+	if err == nil && remote {
+		s.commissionRemoteLater(ctx, fingerprint)
+	}
+	return out, err
 }
 
 // ArrivedState is the knock state with which a device reports that it
@@ -135,7 +150,9 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 	if err != nil {
 		return nil, err
 	}
-	return s.update(ctx, fp, create, func(l *ledger) error {
+	var remote bool
+	d, err := s.update(ctx, fp, create, func(l *ledger) error {
+		defer func() { remote = l.remote }()
 		d := l.d
 		if !l.isNew && !contains(from, d.State) {
 			return stateErr(d, op)
@@ -145,7 +162,7 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 				return err
 			}
 		}
-		d.Target, d.ClaimConfig, d.Claims, d.Assignment = target.Name, req.Config, d.Claims+1, ""
+		d.Target, d.ClaimConfig, d.Claims, d.Assignment, d.AssignmentSecret = target.Name, req.Config, d.Claims+1, "", nil
 		if req.ThingName != "" {
 			d.ThingName = req.ThingName
 		}
@@ -164,6 +181,10 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 		}
 		return s.commission(l, chain)
 	})
+	if err != nil || !remote {
+		return d, err
+	}
+	return s.commissionRemote(ctx, fp)
 }
 
 func contains(list []string, s string) bool {
@@ -197,6 +218,10 @@ func (s *Service) commission(l *ledger, localChain string) error {
 	if err != nil {
 		return fmt.Errorf("lobby: target %q: %w", d.Target, err)
 	}
+	if target.Kind == store.LobbyTargetGatehouse {
+		l.remote = true // commissionRemote, once this claim committed
+		return nil
+	}
 	a := Assignment{Kind: target.Kind, Config: d.ClaimConfig}
 	if a.Config == "" {
 		a.Config = target.Config
@@ -221,16 +246,25 @@ func (s *Service) commission(l *ledger, localChain string) error {
 	return nil
 }
 
+// thingNameOf is the name device d is registered as at its target: the
+// claim's, else the certificate's common name if it is a valid name, else
+// one made of the fingerprint.
+func thingNameOf(d *store.LobbyDevice) string {
+	name := d.ThingName
+	if name == "" {
+		name = d.CommonName
+	}
+	if !registry.ValidName(name) {
+		name = "lobby-" + d.Fingerprint[:16]
+	}
+	return name
+}
+
 // registerLocal registers the device's thing and certificate here, or
 // reactivates them, and takes it out of the lobby policy.
 func (s *Service) registerLocal(l *ledger, target *store.LobbyTarget) error {
 	d, ctx, tx, now := l.d, l.ctx, l.tx, s.now()
-	if d.ThingName == "" {
-		d.ThingName = d.CommonName
-	}
-	if !registry.ValidName(d.ThingName) {
-		d.ThingName = "lobby-" + d.Fingerprint[:16]
-	}
+	d.ThingName = thingNameOf(d)
 	rec, err := tx.GetCertificate(ctx, d.Fingerprint)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -328,7 +362,7 @@ func (s *Service) end(ctx context.Context, device, reason, to, typ string, creat
 		if err := l.detachLobbyPolicy(); err != nil {
 			return err
 		}
-		l.d.Assignment = ""
+		l.d.Assignment, l.d.AssignmentSecret = "", nil
 		if err := l.move(to, typ, reason, nil); err != nil {
 			return err
 		}
@@ -353,7 +387,7 @@ func (s *Service) FactoryReset(ctx context.Context, device string) (*store.Lobby
 		if err := s.leaveLocal(l); err != nil {
 			return err
 		}
-		d.Target, d.ClaimConfig, d.Assignment = "", "", ""
+		d.Target, d.ClaimConfig, d.Assignment, d.AssignmentSecret = "", "", "", nil
 		d.CommissionedClaim = d.Claims
 		to := store.LobbyInLobby
 		if d.CertificatePEM == "" {

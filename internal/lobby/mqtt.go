@@ -118,14 +118,6 @@ func (s *Service) replay(ctx context.Context, ev store.Event) {
 	}
 }
 
-// assignmentPayload is what device d receives, or nil.
-func (s *Service) assignmentPayload(_ context.Context, d *store.LobbyDevice) []byte {
-	if d.Assignment == "" {
-		return nil
-	}
-	return []byte(d.Assignment)
-}
-
 // KnockMessage is what a device publishes to its knock topic.
 type KnockMessage struct {
 	State  string `json:"state"`

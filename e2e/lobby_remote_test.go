@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-iot/gatehouse/thing"
+)
+
+// TestLobbyGatehouseTarget routes a lobby device to another Gatehouse
+// (two binaries, SQLite each): the lobby keeps the target's API token
+// sealed, a claim mints a registration token at the target, the device
+// registers there with a CSR, logs in to the target's broker with its new
+// certificate and reports its arrival to the lobby. A target with a wrong
+// token fails the claim with 502 and the device can be rerouted.
+func TestLobbyGatehouseTarget(t *testing.T) {
+	lob := startServer(t, "--data-dir", t.TempDir())
+	plant := startServer(t, "--data-dir", t.TempDir())
+	caPEM, device, _, fp := manufacturer(t, "meter-3")
+	setupLobby(t, lob, caPEM)
+
+	// The target: a thing type for lobby devices and an API token for the
+	// lobby.
+	plant.admin(t, "POST", "/api/v1/policies", `{"name":"meter-telemetry","document":{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/meters/${iot:Connection.Thing.ThingName}/*"}]}}`, 201)
+	plant.admin(t, "POST", "/api/v1/thing-types", `{"name":"meter","defaultPolicies":["meter-telemetry"]}`, 201)
+	tok := plant.admin(t, "POST", "/api/v1/api-tokens", `{"name":"lobby","roles":["admin"]}`, 201)["token"].(string)
+
+	// Bad input changes nothing.
+	for _, body := range []string{
+		`{"name":"p","kind":"gatehouse","apiUrl":"` + plant.URL + `","thingType":"meter"}`,      // no token
+		`{"name":"p","kind":"gatehouse","apiToken":"x","thingType":"meter"}`,                    // no URL
+		`{"name":"p","kind":"gatehouse","apiUrl":"ftp://x","apiToken":"x","thingType":"meter"}`, // not http(s)
+		`{"name":"p","kind":"gatehouse","apiUrl":"` + plant.URL + `","apiToken":"x"}`,           // no thing type
+		`{"name":"p","kind":"local","apiUrl":"` + plant.URL + `","apiToken":"x"}`,               // not for local
+		`{"name":"p","kind":"gatehouse","apiUrl":"` + plant.URL + `","apiToken":"x","thingType":"meter","endpoint":"http://x"}`,
+	} {
+		if code, out := curl(t, "POST", lob.URL+"/api/v1/lobby/targets", lob.Token, body); code != 400 {
+			t.Errorf("POST target %s = %d %s, want 400", body, code, out)
+		}
+	}
+	if code, _ := curl(t, "GET", lob.URL+"/api/v1/lobby/targets/p", lob.Token, ""); code != 404 {
+		t.Errorf("a refused target exists: %d", code)
+	}
+	created := lob.admin(t, "POST", "/api/v1/lobby/targets", `{"name":"plant-b","kind":"gatehouse","apiUrl":"`+plant.URL+`","apiToken":"`+tok+
+		`","thingType":"meter","endpoint":"mqtts://`+plant.MQTTS+`","config":"plant b"}`, 201)
+	lob.admin(t, "POST", "/api/v1/lobby/targets", `{"name":"wrong","kind":"gatehouse","apiUrl":"`+plant.URL+`","apiToken":"ghat_wrong","thingType":"meter"}`, 201)
+	if _, out := curl(t, "GET", lob.URL+"/api/v1/lobby/targets/plant-b", lob.Token, ""); strings.Contains(out, tok) || strings.Contains(jsonString(created), tok) {
+		t.Errorf("the target's API token is shown: %s", out)
+	}
+
+	done := joinInBackground(t, thing.LobbyConfig{Lobbies: []string{"mqtts://" + lob.MQTTS}, Certificate: device, RootCAs: lobbyRoots(t, lob),
+		StateDir: t.TempDir(), KnockInterval: 300 * time.Millisecond})
+	awaitLobbyState(t, lob, fp, "inlobby")
+
+	// The wrong token: 502, the claim stands, nothing is delivered.
+	if code, out := curl(t, "POST", lob.URL+"/api/v1/lobby/claims", lob.Token, `{"device":"`+fp+`","target":"wrong"}`); code != 502 || !strings.Contains(out, "401") {
+		t.Errorf("claim for a target refusing the lobby = %d %s, want 502 naming the 401", code, out)
+	}
+	awaitLobbyState(t, lob, fp, "claimed")
+
+	dev := lob.admin(t, "POST", "/api/v1/lobby/devices/"+fp+"/reroute", `{"target":"plant-b"}`, 200)
+	if dev["state"] != "commissioned" {
+		t.Errorf("after the reroute: %v", dev)
+	}
+	j := awaitJoin(t, done)
+	if a := j.Assignment; a.Kind != thing.TargetGatehouse || a.ServerURL != plant.URL || a.ThingName != "meter-3" || a.Config != "plant b" || a.RegistrationToken == "" {
+		t.Errorf("assignment = %+v", a)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := j.Conn.Publish(ctx, "meters/meter-3/kwh", []byte("3"), 1, false); err != nil {
+		t.Errorf("publish at the target Gatehouse: %v", err)
+	}
+	if j.Thing.CertificateID() == fp || j.Thing.CertificateID() == "" {
+		t.Errorf("certificate at the target = %q, want a new one (not the manufacturer's %s)", j.Thing.CertificateID(), fp)
+	}
+	dev = awaitLobbyState(t, lob, fp, "arrived")
+
+	// The target knows the thing with the certificate it issued; the
+	// registration token is used up.
+	th := plant.admin(t, "GET", "/api/v1/things/meter-3", "", 200)
+	if th["thingType"] != "meter" {
+		t.Errorf("thing at the target = %v", th)
+	}
+	plant.admin(t, "GET", "/api/v1/certificates/"+j.Thing.CertificateID(), "", 200)
+	again := newThing(t, plant, thing.Config{Name: "meter-x"})
+	if _, err := again.Register(ctx, j.Assignment.RegistrationToken, "1"); err == nil {
+		t.Error("the lobby's registration token registered a second thing")
+	}
+	// The registration token never shows in the lobby's API or events.
+	_, events := curl(t, "GET", lob.URL+"/api/v1/events?limit=1000", lob.Token, "")
+	for _, body := range []string{jsonString(dev), events} {
+		if strings.Contains(body, j.Assignment.RegistrationToken) || strings.Contains(body, tok) {
+			t.Errorf("a secret shows in the lobby's API: %.300s", body)
+		}
+	}
+}
