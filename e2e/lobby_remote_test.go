@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +49,12 @@ func TestLobbyGatehouseTarget(t *testing.T) {
 	}
 	created := lob.admin(t, "POST", "/api/v1/lobby/targets", `{"name":"plant-b","kind":"gatehouse","apiUrl":"`+plant.URL+`","apiToken":"`+tok+
 		`","thingType":"meter","endpoint":"mqtts://`+plant.MQTTS+`","config":"plant b"}`, 201)
-	lob.admin(t, "POST", "/api/v1/lobby/targets", `{"name":"wrong","kind":"gatehouse","apiUrl":"`+plant.URL+`","apiToken":"ghat_wrong","thingType":"meter"}`, 201)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("ghat_wrong\n"), 0o600)
+	if out, errOut, err := lob.cli(t, "", "lobby", "targets", "create", "wrong", "--kind", "gatehouse", "--api-url", plant.URL,
+		"--api-token-file", tokenFile, "--thing-type", "meter"); err != nil || strings.Contains(out, "ghat_wrong") {
+		t.Fatalf("gatehouse lobby targets create: %v %s %s", err, out, errOut)
+	}
 	if _, out := curl(t, "GET", lob.URL+"/api/v1/lobby/targets/plant-b", lob.Token, ""); strings.Contains(out, tok) || strings.Contains(jsonString(created), tok) {
 		t.Errorf("the target's API token is shown: %s", out)
 	}
