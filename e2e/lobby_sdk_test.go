@@ -139,6 +139,29 @@ func TestSDKJoinLobby(t *testing.T) {
 	if err := again.Conn.Publish(ctx, "meters/meter-7/kwh", []byte("8"), 1, false); err != nil {
 		t.Errorf("publish after restart: %v", err)
 	}
+	again.Conn.Close(ctx)
+
+	// A factory reset deactivates the certificate here: the target refuses
+	// the device, which goes back to the lobby by itself and arrives again
+	// once claimed again.
+	reset := s.admin(t, "POST", "/api/v1/lobby/devices/"+fp+"/factory-reset", "", 200)
+	cfg.Lobbies = []string{"mqtts://" + s.MQTTS}
+	done = joinInBackground(t, cfg)
+	eventually(t, 60*time.Second, "the device knocking again after the reset", func() bool {
+		code, out := curl(t, "GET", s.URL+"/api/v1/lobby/devices/"+fp, s.Token, "")
+		var d map[string]any
+		_ = json.Unmarshal([]byte(out), &d)
+		return code == 200 && d["state"] == "inlobby" && d["lastSeenAt"] != reset["lastSeenAt"]
+	})
+	s.admin(t, "POST", "/api/v1/lobby/claims", `{"device":"`+fp+`","target":"here","config":"report every 10s"}`, 200)
+	third := awaitJoin(t, done)
+	if third.Assignment.Config != "report every 10s" {
+		t.Errorf("assignment after the reset = %+v", third.Assignment)
+	}
+	if err := third.Conn.Publish(ctx, "meters/meter-7/kwh", []byte("9"), 1, false); err != nil {
+		t.Errorf("publish after the second claim: %v", err)
+	}
+	awaitLobbyState(t, s, fp, "arrived")
 }
 
 // TestSDKJoinLobbyRefused: a rejected device is refused at the lobby and
