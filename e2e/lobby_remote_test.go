@@ -86,6 +86,11 @@ func TestLobbyGatehouseTarget(t *testing.T) {
 		t.Errorf("certificate at the target = %q, want a new one (not the manufacturer's %s)", j.Thing.CertificateID(), fp)
 	}
 	dev = awaitLobbyState(t, lob, fp, "arrived")
+	// The lobby asked the target before it believed the device.
+	evs := lob.admin(t, "GET", "/api/v1/events?type=lobby.arrived", "", 200)["items"].([]any)
+	if len(evs) != 1 || !strings.Contains(jsonString(evs[0]), `"verifiedAt":"plant-b"`) || !strings.Contains(jsonString(evs[0]), j.Thing.CertificateID()) {
+		t.Errorf("lobby.arrived events = %v", evs)
+	}
 
 	// The target knows the thing with the certificate it issued; the
 	// registration token is used up.

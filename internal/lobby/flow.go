@@ -57,9 +57,9 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 // knocking device enters the lobby; a commissioned or arrived one gets its
 // assignment again (returned, and re-published).
 func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceConfig string) (*store.LobbyDevice, error) {
-	var remote bool
+	var remote, verify bool
 	out, err := s.update(ctx, fingerprint, false, func(l *ledger) error {
-		defer func() { remote = l.remote }()
+		defer func() { remote, verify = l.remote, l.verify }()
 		d := l.d
 		if d.CertificatePEM == "" {
 			return stateErr(d, "knock for")
@@ -86,6 +86,9 @@ func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceCon
 	if err == nil && remote {
 		s.commissionRemoteLater(ctx, fingerprint)
 	}
+	if err == nil && verify {
+		s.verifyArrivalLater(ctx, fingerprint)
+	}
 	return out, err
 }
 
@@ -101,8 +104,12 @@ func (s *Service) reportedArrival(l *ledger) error {
 	if err != nil {
 		return fmt.Errorf("lobby: target %q: %w", l.d.Target, err)
 	}
-	if t.Kind == store.LobbyTargetLocal {
+	switch t.Kind {
+	case store.LobbyTargetLocal:
 		s.deliverLater(l) // arrival here is the login, not a claim
+		return nil
+	case store.LobbyTargetGatehouse:
+		l.verify = true // asked at the target, outside the transaction
 		return nil
 	}
 	// The lobby policy stays: the report comes over the lobby session, and

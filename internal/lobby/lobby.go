@@ -373,6 +373,9 @@ type ledger struct {
 	// remote: the claim waits for commissioning at a gatehouse target,
 	// which talks to it outside the transaction (commissionRemote).
 	remote bool
+	// verify: a device reported its arrival at a gatehouse target, which
+	// is asked whether it knows the thing (verifyArrival).
+	verify bool
 }
 
 func (l *ledger) subject() string { return "lobby/" + l.d.Fingerprint }

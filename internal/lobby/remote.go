@@ -201,6 +201,83 @@ func (s *Service) commissionRemote(ctx context.Context, fp string) (*store.Lobby
 	return out, nil
 }
 
+// verifyArrivalLater checks a device's arrival report at its gatehouse
+// target in the background, one check per device at a time.
+func (s *Service) verifyArrivalLater(ctx context.Context, fp string) {
+	if _, busy := s.remoteBusy.LoadOrStore("arrival:"+fp, true); busy {
+		return
+	}
+	ctx = events.WithActor(context.WithoutCancel(ctx), "lobby")
+	go func() {
+		defer s.remoteBusy.Delete("arrival:" + fp)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		// A few tries: the target may answer late or be down a moment.
+		for try, wait := 0, time.Second; ; try, wait = try+1, 2*wait {
+			err := s.verifyArrival(ctx, fp)
+			if err == nil {
+				return
+			}
+			if try == 4 {
+				s.log.WarnContext(ctx, "lobby: verify arrival at gatehouse target", "certificateId", fp, "err", err)
+				return
+			}
+			sleep(ctx, wait)
+		}
+	}()
+}
+
+// verifyArrival marks fp arrived once its gatehouse target knows the
+// thing with a certificate: the device's word alone is not taken.
+func (s *Service) verifyArrival(ctx context.Context, fp string) error {
+	d, err := s.store.GetLobbyDevice(ctx, fp)
+	if err != nil {
+		return err
+	}
+	if d.State != store.LobbyCommissioned || d.ThingName == "" {
+		return nil
+	}
+	t, err := s.store.GetLobbyTarget(ctx, d.Target)
+	if err != nil {
+		return fmt.Errorf("lobby: target %q: %w", d.Target, err)
+	}
+	if t.Kind != store.LobbyTargetGatehouse {
+		return nil
+	}
+	rc, err := s.remoteClient(t)
+	if err != nil {
+		return err
+	}
+	var page struct {
+		Items []struct {
+			Fingerprint string `json:"certificateId"`
+			Status      string `json:"status"`
+		} `json:"items"`
+	}
+	if err := rc.do(ctx, http.MethodGet, "/api/v1/certificates?thingName="+url.QueryEscape(d.ThingName), nil, &page, http.StatusOK); err != nil {
+		return err
+	}
+	var certID string
+	for _, c := range page.Items {
+		if c.Status == store.CertActive {
+			certID = c.Fingerprint
+		}
+	}
+	if certID == "" {
+		return fmt.Errorf("%w: %s reports its arrival, but target %s has no active certificate of thing %s", ErrRemote, fp, t.Name, d.ThingName)
+	}
+	claims := d.Claims
+	_, err = s.update(ctx, fp, false, func(l *ledger) error {
+		if l.d.State != store.LobbyCommissioned || l.d.Claims != claims {
+			return nil
+		}
+		l.d.LastSeenAt = s.now()
+		return l.move(store.LobbyArrived, "lobby.arrived", "", map[string]any{"reportedBy": "device", "kind": t.Kind,
+			"verifiedAt": t.Name, "certificateId": certID})
+	})
+	return err
+}
+
 // remote is a gatehouse target's admin API.
 type remote struct {
 	base, token string
