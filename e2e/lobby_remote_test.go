@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,44 @@ func TestLobbyGatehouseTarget(t *testing.T) {
 			t.Errorf("a secret shows in the lobby's API: %.300s", body)
 		}
 	}
+}
+
+// TestLobbyMQTTTarget routes a lobby device to an MQTT target: another
+// broker (here a second Gatehouse that trusts the manufacturer's CA and
+// registers its devices just in time). The device logs in there with its
+// manufacturer certificate, its common name as client id, and reports its
+// arrival to the lobby.
+func TestLobbyMQTTTarget(t *testing.T) {
+	lob := startServer(t, "--data-dir", t.TempDir())
+	plant := startServer(t, "--data-dir", t.TempDir())
+	caPEM, device, _, fp := manufacturer(t, "meter-4")
+	setupLobby(t, lob, caPEM)
+	plant.admin(t, "POST", "/api/v1/policies", `{"name":"meter-telemetry","document":{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/meters/${iot:Connection.Thing.ThingName}/*"}]}}`, 201)
+	plant.admin(t, "POST", "/api/v1/thing-types", `{"name":"meter","defaultPolicies":["meter-telemetry"]}`, 201)
+	caJSON, _ := json.Marshal(caPEM)
+	plant.admin(t, "POST", "/api/v1/manufacturer-cas", `{"name":"acme","certificatePem":`+string(caJSON)+`,"autoRegister":true,"jitStatus":"ACTIVE","thingType":"meter"}`, 201)
+	code, plantCA := curl(t, "GET", plant.URL+"/ca", "", "")
+	if code != 200 {
+		t.Fatalf("GET /ca at the plant = %d", code)
+	}
+	plantCAJSON, _ := json.Marshal(plantCA)
+	lob.admin(t, "POST", "/api/v1/lobby/targets", `{"name":"plant-mqtt","kind":"mqtt","endpoint":"mqtts://`+plant.MQTTS+`","caPem":`+string(plantCAJSON)+`}`, 201)
+
+	done := joinInBackground(t, thing.LobbyConfig{Lobbies: []string{"mqtts://" + lob.MQTTS}, Certificate: device, RootCAs: lobbyRoots(t, lob),
+		StateDir: t.TempDir(), KnockInterval: 300 * time.Millisecond})
+	awaitLobbyState(t, lob, fp, "inlobby")
+	lob.admin(t, "POST", "/api/v1/lobby/claims", `{"device":"`+fp+`","target":"plant-mqtt","config":"to the plant"}`, 200)
+	j := awaitJoin(t, done)
+	if a := j.Assignment; a.Kind != thing.TargetMQTT || a.Endpoint != "mqtts://"+plant.MQTTS || a.Config != "to the plant" || j.Thing.Name() != "meter-4" {
+		t.Errorf("assignment = %+v, thing %s", a, j.Thing.Name())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := j.Conn.Publish(ctx, "meters/meter-4/kwh", []byte("4"), 1, false); err != nil {
+		t.Errorf("publish at the MQTT target: %v", err)
+	}
+	plant.admin(t, "GET", "/api/v1/certificates/"+fp, "", 200) // registered there just in time
+	awaitLobbyState(t, lob, fp, "arrived")
 }
