@@ -18,11 +18,19 @@
 // publish its knock {"state","config"} to $gatehouse/lobby/{fingerprint}/knock
 // and subscribe to $gatehouse/lobby/{fingerprint}/assignment, where it
 // receives, retained at QoS 1 once commissioned,
-// {"endpoint","config","caChain","thingName"}. The topics are authorized by
-// the built-in policy "gatehouse-lobby" (PolicyName), attached to the
-// certificate while the device is in the lobby. A device commissioned to
-// this Gatehouse then connects with its thing name as client id, which
-// marks it arrived.
+// {"kind","endpoint","config","caChain","thingName"} (a gatehouse target
+// adds "serverUrl" and a single-use "registrationToken"). The topics are
+// authorized by the built-in policy "gatehouse-lobby" (PolicyName),
+// attached to the certificate while the device is in the lobby. A device
+// commissioned to this Gatehouse then connects with its thing name as
+// client id, which marks it arrived; a device sent elsewhere (an MQTT
+// target, another Gatehouse) knocks with state "arrived" once it logged in
+// there, which a gatehouse target must confirm (it knows the thing with an
+// active certificate).
+//
+// Several replicas on one database each deliver, from the shared event
+// log, the assignments of the devices connected to their broker, so a
+// device may knock at one lobby replica and be claimed on another.
 package lobby
 
 import (
