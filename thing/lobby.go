@@ -327,6 +327,11 @@ func WaitForAssignment(ctx context.Context, cfg LobbyConfig) (*Assignment, error
 // Gatehouse target - and reports its arrival: a local target sees the
 // login itself, for other targets the device knocks "arrived" before it
 // leaves the lobby. It returns the logged-in connection to the target.
+//
+// The connection reconnects by itself. When the target refuses the device
+// for good (an operator rerouted or reset it, which deactivates its
+// certificate at a local target), close it and call JoinLobby again: the
+// refusal sends the device back to the lobby.
 func JoinLobby(ctx context.Context, cfg LobbyConfig) (*Joined, error) {
 	if _, _, err := cfg.check(); err != nil {
 		return nil, err
