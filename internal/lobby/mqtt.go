@@ -115,6 +115,13 @@ func (s *Service) replay(ctx context.Context, ev store.Event) {
 		s.publish(AssignmentTopic(fp), []byte(`{"config":"factory reset"}`), false)
 	case "lobby.rejected", "lobby.decommissioned":
 		s.publish(AssignmentTopic(fp), nil, true)
+	case "lobby.arrived":
+		var det struct {
+			Kind string `json:"kind"`
+		}
+		if json.Unmarshal(ev.Details, &det) == nil && det.Kind == store.LobbyTargetGatehouse {
+			s.publish(AssignmentTopic(fp), nil, true) // it held a spent registration token
+		}
 	}
 }
 

@@ -271,7 +271,10 @@ func (s *Service) verifyArrival(ctx context.Context, fp string) error {
 		if l.d.State != store.LobbyCommissioned || l.d.Claims != claims {
 			return nil
 		}
-		l.d.LastSeenAt = s.now()
+		// The registration token is spent: it leaves the ledger and the
+		// brokers' retained messages.
+		l.d.LastSeenAt, l.d.AssignmentSecret = s.now(), nil
+		s.clearLater(l, false)
 		return l.move(store.LobbyArrived, "lobby.arrived", "", map[string]any{"reportedBy": "device", "kind": t.Kind,
 			"verifiedAt": t.Name, "certificateId": certID})
 	})
