@@ -88,7 +88,7 @@ func TestLobbyGatehouseTarget(t *testing.T) {
 	}
 	dev = awaitLobbyState(t, lob, fp, "arrived")
 	// The lobby asked the target before it believed the device.
-	evs := lob.admin(t, "GET", "/api/v1/events?type=lobby.arrived", "", 200)["items"].([]any)
+	evs := lob.admin(t, "GET", "/api/v1/events?type=lobby.arrived&subject=lobby/"+fp, "", 200)["items"].([]any)
 	if len(evs) != 1 || !strings.Contains(jsonString(evs[0]), `"verifiedAt":"plant-b"`) || !strings.Contains(jsonString(evs[0]), j.Thing.CertificateID()) {
 		t.Errorf("lobby.arrived events = %v", evs)
 	}
@@ -100,6 +100,21 @@ func TestLobbyGatehouseTarget(t *testing.T) {
 		t.Errorf("thing at the target = %v", th)
 	}
 	plant.admin(t, "GET", "/api/v1/certificates/"+j.Thing.CertificateID(), "", 200)
+	// A device pre-claimed for the target before it was ever seen is
+	// commissioned there when it shows up.
+	ca2PEM, device2, _, fp2 := manufacturer(t, "meter-6")
+	ca2JSON, _ := json.Marshal(ca2PEM)
+	lob.admin(t, "POST", "/api/v1/manufacturer-cas", `{"name":"acme-2","certificatePem":`+string(ca2JSON)+`}`, 201)
+	if pre := lob.admin(t, "POST", "/api/v1/lobby/preclaims", `{"device":"`+fp2+`","target":"plant-b","thingName":"meter-six"}`, 200); pre["state"] != "claimed" {
+		t.Errorf("pre-claim = %v", pre)
+	}
+	j2 := awaitJoin(t, joinInBackground(t, thing.LobbyConfig{Lobbies: []string{"mqtts://" + lob.MQTTS}, Certificate: device2,
+		RootCAs: lobbyRoots(t, lob), StateDir: t.TempDir(), KnockInterval: 300 * time.Millisecond}))
+	if err := j2.Conn.Publish(ctx, "meters/meter-six/kwh", []byte("6"), 1, false); err != nil || j2.Thing.Name() != "meter-six" {
+		t.Errorf("pre-claimed device at the target as %s: %v", j2.Thing.Name(), err)
+	}
+	awaitLobbyState(t, lob, fp2, "arrived")
+
 	again := newThing(t, plant, thing.Config{Name: "meter-x"})
 	if _, err := again.Register(ctx, j.Assignment.RegistrationToken, "1"); err == nil {
 		t.Error("the lobby's registration token registered a second thing")
