@@ -29,6 +29,18 @@
 //     an AWS-IoT-style custom authorizer with a signature of the token.
 //     [Thing.PublishHTTPS] publishes one message over HTTPS.
 //
+// # The device lobby
+//
+// A generic device made without knowing where it will work carries only a
+// manufacturer certificate. [JoinLobby] connects it to the lobby (MQTT over
+// mutual TLS, client id = the SHA-256 fingerprint of the certificate,
+// several lobby URLs tried in turn), knocks until an operator claims it by
+// that fingerprint (the QR code on the device), and takes it to the target
+// it is assigned: this Gatehouse (login with the manufacturer certificate
+// as the thing), another MQTT broker, or another Gatehouse where it
+// registers with the registration token of its assignment. The assignment
+// is kept in the state directory (lobby.json, target/).
+//
 // Everything the device must remember lives in small files in the state
 // directory, readable by the owner only (0600), and is loaded on start:
 //

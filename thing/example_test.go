@@ -2,8 +2,11 @@ package thing_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/gatehouse-iot/gatehouse/thing"
 )
@@ -87,4 +90,40 @@ func ExampleThing_PublicJWK() {
 		log.Fatal(err)
 	}
 	fmt.Printf("POST /api/v1/things/jwtbot/keys %s\n", jwk)
+}
+
+// A generic device with a manufacturer certificate waits in the device
+// lobby until an operator claims it (by the QR code of its certificate
+// fingerprint), then goes to the target it was assigned. The assignment is
+// kept in the state directory: after a restart the device goes straight to
+// its target.
+func ExampleJoinLobby() {
+	ctx := context.Background()
+	cert, err := tls.LoadX509KeyPair("/etc/device/manufacturer.pem", "/etc/device/manufacturer.key")
+	if err != nil {
+		log.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	ca, err := os.ReadFile("/etc/device/lobby-ca.pem") // GET /ca of the lobby's Gatehouse
+	if err != nil || !roots.AppendCertsFromPEM(ca) {
+		log.Fatal("no lobby CA")
+	}
+	fp, _ := thing.Fingerprint(cert)
+	fmt.Println("QR: GH1:" + fp)
+	j, err := thing.JoinLobby(ctx, thing.LobbyConfig{
+		// Two lobby replicas: the device fails over between them.
+		Lobbies:     []string{"mqtts://lobby-a.example.com:8883", "mqtts://lobby-b.example.com:8883"},
+		Certificate: cert,
+		RootCAs:     roots,
+		StateDir:    "/var/lib/device",
+		Config:      "fw 1.2",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer j.Conn.Close(ctx)
+	fmt.Println("now", j.Thing.Name(), "at", j.Assignment.Endpoint, "with", j.Assignment.Config)
+	if err := j.Conn.Publish(ctx, "meters/"+j.Thing.Name()+"/kwh", []byte("7"), 1, false); err != nil {
+		log.Fatal(err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,7 +87,8 @@ type MQTTOptions struct {
 	// KeepAlive in seconds; default 30.
 	KeepAlive uint16
 	// TLS overrides the TLS configuration for mqtts:// (by default the
-	// stored root CA verifies the server).
+	// stored root CA verifies the server). With MQTTCertificate, a
+	// certificate set here is used instead of the registered one.
 	TLS *tls.Config
 }
 
@@ -123,6 +125,14 @@ func (t *Thing) Connect(ctx context.Context, opts MQTTOptions) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return t.dial(ctx, []*url.URL{u}, opts, nil)
+}
+
+// dial connects to the first of urls that answers (moving on to the next
+// whenever a connection fails) and calls up, if set, after every
+// connection is up and its subscriptions renewed.
+func (t *Thing) dial(ctx context.Context, urls []*url.URL, opts MQTTOptions, up func()) (*Conn, error) {
+	u := urls[0]
 	clientID := opts.ClientID
 	if clientID == "" {
 		clientID = t.Name()
@@ -132,7 +142,7 @@ func (t *Thing) Connect(ctx context.Context, opts MQTTOptions) (*Conn, error) {
 		keepAlive = 30
 	}
 	cfg := autopaho.ClientConfig{
-		ServerUrls:                    []*url.URL{u},
+		ServerUrls:                    urls,
 		KeepAlive:                     keepAlive,
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 10*time.Second, 500*time.Millisecond, 2),
@@ -140,7 +150,11 @@ func (t *Thing) Connect(ctx context.Context, opts MQTTOptions) (*Conn, error) {
 		ClientConfig:                  paho.ClientConfig{ClientID: clientID},
 	}
 	if u.Scheme == "mqtts" || u.Scheme == "tls" || u.Scheme == "ssl" {
-		tc, err := t.tlsConfig(u, opts)
+		tu := u
+		if len(urls) > 1 {
+			tu = nil // each dial takes the server name from its own URL
+		}
+		tc, err := t.tlsConfig(tu, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +190,12 @@ func (t *Thing) Connect(ctx context.Context, opts MQTTOptions) (*Conn, error) {
 	}
 	cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 		t.log.Debug("thing: mqtt connected", "thing", t.Name(), "broker", u.Host)
-		go c.resubscribe(life)
+		go func() {
+			c.resubscribe(life)
+			if up != nil {
+				up()
+			}
+		}()
 	}
 	cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){c.deliver}
 	cm, err := autopaho.NewConnection(life, cfg)
@@ -187,16 +206,16 @@ func (t *Thing) Connect(ctx context.Context, opts MQTTOptions) (*Conn, error) {
 	c.cm = cm
 	wait, stopWait := context.WithCancel(ctx)
 	defer stopWait()
-	up := make(chan error, 1)
-	go func() { up <- cm.AwaitConnection(wait) }()
+	first := make(chan error, 1)
+	go func() { first <- cm.AwaitConnection(wait) }()
 	select {
-	case err = <-up:
+	case err = <-first:
 	case err = <-refused:
 	}
 	if err != nil {
 		cancel()
 		<-cm.Done()
-		return nil, fmt.Errorf("thing: mqtt connect to %s: %w", u.Host, err)
+		return nil, fmt.Errorf("thing: mqtt connect to %s: %w", hosts(urls), err)
 	}
 	return c, nil
 }
@@ -234,14 +253,14 @@ func (t *Thing) tlsConfig(u *url.URL, opts MQTTOptions) (*tls.Config, error) {
 		}
 		tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}
-	if tc.ServerName == "" {
+	if tc.ServerName == "" && u != nil {
 		host, _, err := net.SplitHostPort(u.Host)
 		if err != nil {
 			host = u.Host
 		}
 		tc.ServerName = host
 	}
-	if opts.Auth == MQTTCertificate {
+	if opts.Auth == MQTTCertificate && len(tc.Certificates) == 0 {
 		cert, err := t.Certificate()
 		if err != nil {
 			return nil, err
@@ -381,6 +400,14 @@ func (c *Conn) Close(ctx context.Context) error {
 
 // Done is closed when the connection has stopped for good.
 func (c *Conn) Done() <-chan struct{} { return c.cm.Done() }
+
+func hosts(urls []*url.URL) string {
+	hs := make([]string, len(urls))
+	for i, u := range urls {
+		hs[i] = u.Host
+	}
+	return strings.Join(hs, ",")
+}
 
 // topicMatches implements MQTT filter matching with + and #.
 func topicMatches(filter, topic string) bool {

@@ -194,7 +194,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 	}
 	a.Lobby, err = lobby.New(lobby.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
-		Logger: opts.Logger.With("component", "lobby"), LocalEndpoint: endpoints(cfg, issuer)["mqtts"]})
+		Logger: opts.Logger.With("component", "lobby"), LocalEndpoint: endpoints(cfg, issuer)["mqtts"],
+		Sealer: sealer})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}

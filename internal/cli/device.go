@@ -18,7 +18,7 @@ import (
 // subscribe|device-flow`. The device's credentials live in --state-dir.
 func deviceCommands() map[string]command {
 	return map[string]command{
-		"device": {"act as a device: register, token, jwk, publish, subscribe, device-flow (state in --state-dir)", runDevice},
+		"device": {"act as a device: register, token, jwk, publish, subscribe, device-flow, lobby (state in --state-dir)", runDevice},
 	}
 }
 
@@ -30,6 +30,7 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 		"publish":     runDevicePublish,
 		"subscribe":   runDeviceSubscribe,
 		"device-flow": runDeviceFlow,
+		"lobby":       runDeviceLobby,
 	})
 }
 

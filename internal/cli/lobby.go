@@ -95,8 +95,9 @@ func runLobbyTargets(ctx context.Context, env *Env, args []string) error {
 		"get":    simpleGet("/api/v1/lobby/targets/"),
 		"delete": simpleDelete("/api/v1/lobby/targets/"),
 		"create": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "lobby targets create", "lobby targets create NAME --kind local|mqtt [--thing-type T] [--endpoint URL --ca FILE] [--config C]")
-			kind, thingType, endpoint, caFile, cfg, desc := fs.String("kind", "local", "local (this Gatehouse) or mqtt (an endpoint URL)"),
+			fs := newFlagSet(env, "lobby targets create", "lobby targets create NAME --kind local|mqtt|gatehouse [--thing-type T] [--endpoint URL --ca FILE] [--api-url URL --api-token-file FILE] [--config C]")
+			apiURL, tokenFile := fs.String("api-url", "", "a gatehouse target's base URL"), fs.String("api-token-file", "", "file holding an admin API token of a gatehouse target (env GATEHOUSE_TARGET_API_TOKEN)")
+			kind, thingType, endpoint, caFile, cfg, desc := fs.String("kind", "local", "local (this Gatehouse), mqtt (an endpoint URL) or gatehouse (another Gatehouse)"),
 				fs.String("thing-type", "", "thing type of things a local target registers"), fs.String("endpoint", "", "MQTT URL for an mqtt target"),
 				fs.String("ca", "", "PEM CA chain devices trust the endpoint by"), fs.String("config", "", "configuration handed to devices"), fs.String("description", "", "description")
 			c, pos, err := setup(env, fs, args, 1)
@@ -104,6 +105,19 @@ func runLobbyTargets(ctx context.Context, env *Env, args []string) error {
 				return err
 			}
 			body := map[string]string{"name": pos[0], "kind": *kind, "thingType": *thingType, "endpoint": *endpoint, "config": *cfg, "description": *desc}
+			if *apiURL != "" {
+				body["apiUrl"] = *apiURL
+			}
+			if tok := env.Getenv("GATEHOUSE_TARGET_API_TOKEN"); tok != "" {
+				body["apiToken"] = tok
+			}
+			if *tokenFile != "" {
+				b, err := os.ReadFile(*tokenFile)
+				if err != nil {
+					return err
+				}
+				body["apiToken"] = strings.TrimSpace(string(b))
+			}
 			if *caFile != "" {
 				b, err := os.ReadFile(*caFile)
 				if err != nil {

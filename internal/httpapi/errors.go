@@ -101,6 +101,8 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, lobby.ErrInvalid):
 		p.Status, p.Detail = http.StatusBadRequest, err.Error()
+	case errors.Is(err, lobby.ErrRemote):
+		p.Status, p.Detail = http.StatusBadGateway, err.Error()
 	case errors.Is(err, certs.ErrInvalidTransition):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, certs.ErrNoCA):

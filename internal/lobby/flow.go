@@ -21,7 +21,9 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 	if err != nil {
 		return nil, err
 	}
-	return s.update(ctx, dev.Fingerprint, true, func(l *ledger) error {
+	var remote bool
+	out, err := s.update(ctx, dev.Fingerprint, true, func(l *ledger) error {
+		defer func() { remote = l.remote }()
 		d := l.d
 		now := s.now()
 		switch d.State {
@@ -45,13 +47,19 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 		}
 		return nil
 	})
+	if err == nil && remote {
+		s.commissionRemoteLater(ctx, dev.Fingerprint)
+	}
+	return out, err
 }
 
 // Knock is a device's knock message: its own state and configuration. A
 // knocking device enters the lobby; a commissioned or arrived one gets its
 // assignment again (returned, and re-published).
 func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceConfig string) (*store.LobbyDevice, error) {
-	return s.update(ctx, fingerprint, false, func(l *ledger) error {
+	var remote, verify bool
+	out, err := s.update(ctx, fingerprint, false, func(l *ledger) error {
+		defer func() { remote, verify = l.remote, l.verify }()
 		d := l.d
 		if d.CertificatePEM == "" {
 			return stateErr(d, "knock for")
@@ -60,13 +68,56 @@ func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceCon
 		switch d.State {
 		case store.LobbyKnocking:
 			return l.move(store.LobbyInLobby, "lobby.knocked", "", map[string]any{"deviceState": deviceState})
-		case store.LobbyCommissioned, store.LobbyArrived:
+		case store.LobbyClaimed:
+			// A gatehouse target that failed before is tried again.
+			l.remote = d.CommissionedClaim != d.Claims
+		case store.LobbyCommissioned:
+			if deviceState == ArrivedState {
+				return s.reportedArrival(l)
+			}
+			s.deliverLater(l)
+		case store.LobbyArrived:
 			s.deliverLater(l)
 		case store.LobbyRejected, store.LobbyDecommissioned:
 			return stateErr(d, "knock for")
 		}
 		return nil
 	})
+	if err == nil && remote {
+		s.commissionRemoteLater(ctx, fingerprint)
+	}
+	if err == nil && verify {
+		s.verifyArrivalLater(ctx, fingerprint)
+	}
+	return out, err
+}
+
+// ArrivedState is the knock state with which a device reports that it
+// logged in at a target this Gatehouse does not see (an MQTT broker,
+// another Gatehouse). A local target sees the login itself.
+const ArrivedState = "arrived"
+
+// reportedArrival takes a device's word that it arrived at a remote
+// target.
+func (s *Service) reportedArrival(l *ledger) error {
+	t, err := l.tx.GetLobbyTarget(l.ctx, l.d.Target)
+	if err != nil {
+		return fmt.Errorf("lobby: target %q: %w", l.d.Target, err)
+	}
+	switch t.Kind {
+	case store.LobbyTargetLocal:
+		s.deliverLater(l) // arrival here is the login, not a claim
+		return nil
+	case store.LobbyTargetGatehouse:
+		l.verify = true // asked at the target, outside the transaction
+		return nil
+	}
+	// The lobby policy stays: the report comes over the lobby session, and
+	// detaching would cut it off before the device has its PUBACK. The
+	// certificate is not registered here, so the policy grants nothing
+	// beyond the device's own lobby topics.
+	l.d.LastSeenAt = s.now()
+	return l.move(store.LobbyArrived, "lobby.arrived", "", map[string]any{"reportedBy": "device", "kind": t.Kind})
 }
 
 // PreClaim claims a device before it was ever seen; it is Claim.
@@ -106,7 +157,9 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 	if err != nil {
 		return nil, err
 	}
-	return s.update(ctx, fp, create, func(l *ledger) error {
+	var remote bool
+	d, err := s.update(ctx, fp, create, func(l *ledger) error {
+		defer func() { remote = l.remote }()
 		d := l.d
 		if !l.isNew && !contains(from, d.State) {
 			return stateErr(d, op)
@@ -116,7 +169,7 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 				return err
 			}
 		}
-		d.Target, d.ClaimConfig, d.Claims, d.Assignment = target.Name, req.Config, d.Claims+1, ""
+		d.Target, d.ClaimConfig, d.Claims, d.Assignment, d.AssignmentSecret = target.Name, req.Config, d.Claims+1, "", nil
 		if req.ThingName != "" {
 			d.ThingName = req.ThingName
 		}
@@ -135,6 +188,10 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 		}
 		return s.commission(l, chain)
 	})
+	if err != nil || !remote {
+		return d, err
+	}
+	return s.commissionRemote(ctx, fp)
 }
 
 func contains(list []string, s string) bool {
@@ -168,7 +225,11 @@ func (s *Service) commission(l *ledger, localChain string) error {
 	if err != nil {
 		return fmt.Errorf("lobby: target %q: %w", d.Target, err)
 	}
-	a := Assignment{Config: d.ClaimConfig}
+	if target.Kind == store.LobbyTargetGatehouse {
+		l.remote = true // commissionRemote, once this claim committed
+		return nil
+	}
+	a := Assignment{Kind: target.Kind, Config: d.ClaimConfig}
 	if a.Config == "" {
 		a.Config = target.Config
 	}
@@ -192,16 +253,25 @@ func (s *Service) commission(l *ledger, localChain string) error {
 	return nil
 }
 
+// thingNameOf is the name device d is registered as at its target: the
+// claim's, else the certificate's common name if it is a valid name, else
+// one made of the fingerprint.
+func thingNameOf(d *store.LobbyDevice) string {
+	name := d.ThingName
+	if name == "" {
+		name = d.CommonName
+	}
+	if !registry.ValidName(name) {
+		name = "lobby-" + d.Fingerprint[:16]
+	}
+	return name
+}
+
 // registerLocal registers the device's thing and certificate here, or
 // reactivates them, and takes it out of the lobby policy.
 func (s *Service) registerLocal(l *ledger, target *store.LobbyTarget) error {
 	d, ctx, tx, now := l.d, l.ctx, l.tx, s.now()
-	if d.ThingName == "" {
-		d.ThingName = d.CommonName
-	}
-	if !registry.ValidName(d.ThingName) {
-		d.ThingName = "lobby-" + d.Fingerprint[:16]
-	}
+	d.ThingName = thingNameOf(d)
 	rec, err := tx.GetCertificate(ctx, d.Fingerprint)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -299,7 +369,7 @@ func (s *Service) end(ctx context.Context, device, reason, to, typ string, creat
 		if err := l.detachLobbyPolicy(); err != nil {
 			return err
 		}
-		l.d.Assignment = ""
+		l.d.Assignment, l.d.AssignmentSecret = "", nil
 		if err := l.move(to, typ, reason, nil); err != nil {
 			return err
 		}
@@ -324,7 +394,7 @@ func (s *Service) FactoryReset(ctx context.Context, device string) (*store.Lobby
 		if err := s.leaveLocal(l); err != nil {
 			return err
 		}
-		d.Target, d.ClaimConfig, d.Assignment = "", "", ""
+		d.Target, d.ClaimConfig, d.Assignment, d.AssignmentSecret = "", "", "", nil
 		d.CommissionedClaim = d.Claims
 		to := store.LobbyInLobby
 		if d.CertificatePEM == "" {

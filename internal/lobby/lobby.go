@@ -18,11 +18,19 @@
 // publish its knock {"state","config"} to $gatehouse/lobby/{fingerprint}/knock
 // and subscribe to $gatehouse/lobby/{fingerprint}/assignment, where it
 // receives, retained at QoS 1 once commissioned,
-// {"endpoint","config","caChain","thingName"}. The topics are authorized by
-// the built-in policy "gatehouse-lobby" (PolicyName), attached to the
-// certificate while the device is in the lobby. A device commissioned to
-// this Gatehouse then connects with its thing name as client id, which
-// marks it arrived.
+// {"kind","endpoint","config","caChain","thingName"} (a gatehouse target
+// adds "serverUrl" and a single-use "registrationToken"). The topics are
+// authorized by the built-in policy "gatehouse-lobby" (PolicyName),
+// attached to the certificate while the device is in the lobby. A device
+// commissioned to this Gatehouse then connects with its thing name as
+// client id, which marks it arrived; a device sent elsewhere (an MQTT
+// target, another Gatehouse) knocks with state "arrived" once it logged in
+// there, which a gatehouse target must confirm (it knows the thing with an
+// active certificate).
+//
+// Several replicas on one database each deliver, from the shared event
+// log, the assignments of the devices connected to their broker, so a
+// device may knock at one lobby replica and be claimed on another.
 package lobby
 
 import (
@@ -31,7 +39,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +49,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -71,6 +82,8 @@ var (
 	ErrState = errors.New("lobby: not allowed in this state")
 	// ErrInvalid means a request is malformed.
 	ErrInvalid = errors.New("lobby: invalid request")
+	// ErrRemote means a gatehouse target failed or refused a request.
+	ErrRemote = errors.New("lobby: target gatehouse failed")
 )
 
 // Config holds a Service's dependencies.
@@ -86,6 +99,13 @@ type Config struct {
 	// LocalEndpoint is the MQTT URL handed to devices commissioned to this
 	// Gatehouse (mqtts://host:8883).
 	LocalEndpoint string
+	// Sealer keeps the API tokens of gatehouse targets and the
+	// registration tokens minted there; without it gatehouse targets
+	// cannot be created.
+	Sealer *seal.Sealer
+	// HTTPClient talks to gatehouse targets; default: 15 s timeout, the
+	// target's caPem trusted besides the system roots.
+	HTTPClient *http.Client
 }
 
 // Publisher is the part of the embedded broker the lobby talks through;
@@ -106,6 +126,9 @@ type Service struct {
 	pub    atomic.Pointer[Publisher]
 	// endpoint is the local MQTT URL; it starts as Config.LocalEndpoint.
 	endpoint atomic.Pointer[string]
+	// remoteBusy holds the fingerprints being commissioned at a gatehouse
+	// target in the background.
+	remoteBusy sync.Map
 }
 
 // SetLocalEndpoint changes the MQTT URL handed to devices commissioned
@@ -153,10 +176,17 @@ type Device struct {
 
 // Assignment is what a commissioned device receives.
 type Assignment struct {
+	// Kind is the target's kind (local, mqtt, gatehouse).
+	Kind      string `json:"kind,omitempty"`
 	Endpoint  string `json:"endpoint,omitempty"`
 	Config    string `json:"config,omitempty"`
 	CAChain   string `json:"caChain,omitempty"`
 	ThingName string `json:"thingName,omitempty"`
+	// ServerURL is a Gatehouse target's base URL.
+	ServerURL string `json:"serverUrl,omitempty"`
+	// RegistrationToken registers the device at a Gatehouse target. It is
+	// a secret: the ledger keeps it sealed, apart from the assignment.
+	RegistrationToken string `json:"registrationToken,omitempty"`
 }
 
 // ClaimRequest routes a device to a target.
@@ -215,8 +245,13 @@ func (s *Service) checkTarget(t *store.LobbyTarget) error {
 	if !targetName.MatchString(t.Name) {
 		return fmt.Errorf("%w: target name %q", ErrInvalid, t.Name)
 	}
+	if t.Kind != store.LobbyTargetGatehouse && (t.APIURL != "" || t.APIToken != "") {
+		return fmt.Errorf("%w: apiUrl and apiToken are for gatehouse targets", ErrInvalid)
+	}
 	switch t.Kind {
 	case store.LobbyTargetLocal:
+	case store.LobbyTargetGatehouse:
+		return s.checkGatehouseTarget(t)
 	case store.LobbyTargetMQTT:
 		if t.Endpoint == "" {
 			return fmt.Errorf("%w: an mqtt target needs an endpoint", ErrInvalid)
@@ -227,7 +262,7 @@ func (s *Service) checkTarget(t *store.LobbyTarget) error {
 			}
 		}
 	default:
-		return fmt.Errorf("%w: target kind %q (want local or mqtt)", ErrInvalid, t.Kind)
+		return fmt.Errorf("%w: target kind %q (want local, mqtt or gatehouse)", ErrInvalid, t.Kind)
 	}
 	return nil
 }
@@ -235,6 +270,9 @@ func (s *Service) checkTarget(t *store.LobbyTarget) error {
 // CreateTarget adds a target.
 func (s *Service) CreateTarget(ctx context.Context, t store.LobbyTarget) (*store.LobbyTarget, error) {
 	if err := s.checkTarget(&t); err != nil {
+		return nil, err
+	}
+	if err := s.sealTargetToken(&t); err != nil {
 		return nil, err
 	}
 	t.CreatedAt, t.UpdatedAt = s.now(), s.now()
@@ -271,7 +309,11 @@ func (s *Service) UpdateTarget(ctx context.Context, name string, ifVersion int64
 			return nil, store.ErrStale
 		}
 		t.Description, t.Endpoint, t.CAPEM, t.ThingType, t.Config, t.UpdatedAt = in.Description, in.Endpoint, in.CAPEM, in.ThingType, in.Config, s.now()
+		t.APIURL, t.APIToken = in.APIURL, in.APIToken
 		if err := s.checkTarget(t); err != nil {
+			return nil, err
+		}
+		if err := s.sealTargetToken(t); err != nil {
 			return nil, err
 		}
 		out = t
@@ -336,6 +378,12 @@ type ledger struct {
 	isNew  bool
 	events []event
 	later  []after
+	// remote: the claim waits for commissioning at a gatehouse target,
+	// which talks to it outside the transaction (commissionRemote).
+	remote bool
+	// verify: a device reported its arrival at a gatehouse target, which
+	// is asked whether it knows the thing (verifyArrival).
+	verify bool
 }
 
 func (l *ledger) subject() string { return "lobby/" + l.d.Fingerprint }

@@ -48,6 +48,8 @@ type fixture struct {
 	admin  context.Context
 	mfg    *x509.Certificate
 	mfgKey crypto.Signer
+	reg    *registry.Service
+	log    *events.Log
 }
 
 func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
@@ -72,7 +74,7 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	if err := cs.EnsureCA(ctx); err != nil {
 		t.Fatal(err)
 	}
-	lb, err := lobby.New(lobby.Config{Store: s, Registry: reg, Certs: cs, Events: log, LocalEndpoint: "mqtts://localhost:8883"})
+	lb, err := lobby.New(lobby.Config{Store: s, Registry: reg, Certs: cs, Events: log, LocalEndpoint: "mqtts://localhost:8883", Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	if err := lb.EnsurePolicy(ctx); err != nil {
 		t.Fatalf("EnsurePolicy twice: %v", err)
 	}
-	f := &fixture{t: t, store: s, certs: cs, lobby: lb, admin: events.WithActor(ctx, "user:op")}
+	f := &fixture{t: t, store: s, certs: cs, lobby: lb, admin: events.WithActor(ctx, "user:op"), reg: reg, log: log}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
 	if _, err := reg.CreatePolicy(f.admin, registry.NewPolicy{Name: "device", Document: []byte(devicePolicy)}); err != nil {
@@ -450,5 +452,103 @@ func TestQR(t *testing.T) {
 	svg, err := lobby.QRSVG(fp)
 	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("M")) {
 		t.Errorf("QRSVG = %.40s, %v", svg, err)
+	}
+}
+
+// TestGatehouseTargets checks the settings of gatehouse targets (another
+// Gatehouse) and that their API token is only kept sealed.
+func TestGatehouseTargets(t *testing.T) {
+	f := newFixture(t, "sqlite:"+t.TempDir()+"/g.db", false)
+	ctx := f.admin
+	ok := store.LobbyTarget{Name: "peer", Kind: store.LobbyTargetGatehouse, APIURL: "https://peer.example/", APIToken: "ghat_s3cret", ThingType: "meter"}
+	tests := []struct {
+		name string
+		edit func(*store.LobbyTarget)
+	}{
+		{"no token", func(t *store.LobbyTarget) { t.APIToken = "" }},
+		{"no URL", func(t *store.LobbyTarget) { t.APIURL = "" }},
+		{"not http", func(t *store.LobbyTarget) { t.APIURL = "ftp://peer.example" }},
+		{"URL with query", func(t *store.LobbyTarget) { t.APIURL = "https://peer.example/?a=1" }},
+		{"no thing type", func(t *store.LobbyTarget) { t.ThingType = "" }},
+		{"token with a space", func(t *store.LobbyTarget) { t.APIToken = "a b" }},
+		{"endpoint not mqtts", func(t *store.LobbyTarget) { t.Endpoint = "mqtt://peer.example:1883" }},
+		{"bad CA", func(t *store.LobbyTarget) { t.CAPEM = "not a pem" }},
+		{"API token on a local target", func(t *store.LobbyTarget) { t.Kind = store.LobbyTargetLocal }},
+	}
+	for _, tc := range tests {
+		in := ok
+		tc.edit(&in)
+		if _, err := f.lobby.CreateTarget(ctx, in); !errors.Is(err, lobby.ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", tc.name, err)
+		}
+	}
+	if _, err := f.store.GetLobbyTarget(ctx, "peer"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused target was stored: %v", err)
+	}
+	got, err := f.lobby.CreateTarget(ctx, ok)
+	if err != nil || got.APIToken != "" || got.APIURL != "https://peer.example" {
+		t.Fatalf("CreateTarget = %+v, %v", got, err)
+	}
+	stored, err := f.store.GetLobbyTarget(ctx, "peer")
+	if err != nil || len(stored.APITokenSealed) == 0 || bytes.Contains(stored.APITokenSealed, []byte("s3cret")) {
+		t.Fatalf("stored target = %+v, %v; want the token sealed", stored, err)
+	}
+	// An update without a token keeps the sealed one; with one, reseals.
+	upd := *stored
+	upd.APITokenSealed, upd.Config = nil, "new"
+	if _, err := f.lobby.UpdateTarget(ctx, "peer", 0, upd); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := f.store.GetLobbyTarget(ctx, "peer"); !bytes.Equal(again.APITokenSealed, stored.APITokenSealed) || again.Config != "new" {
+		t.Errorf("after an update without token: %+v", again)
+	}
+	upd.APIToken = "ghat_other"
+	if _, err := f.lobby.UpdateTarget(ctx, "peer", 0, upd); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := f.store.GetLobbyTarget(ctx, "peer"); bytes.Equal(again.APITokenSealed, stored.APITokenSealed) || len(again.APITokenSealed) == 0 {
+		t.Errorf("after an update with a token the sealed token is unchanged")
+	}
+	// Without a sealer there are no gatehouse targets.
+	bare, err := lobby.New(lobby.Config{Store: f.store, Registry: f.reg, Certs: f.certs, Events: f.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok.Name = "peer-2"
+	if _, err := bare.CreateTarget(ctx, ok); !errors.Is(err, lobby.ErrInvalid) {
+		t.Errorf("CreateTarget without a sealer: err = %v, want ErrInvalid", err)
+	}
+}
+
+// TestReportedArrival: a device commissioned to a remote target reports
+// its arrival with a knock; at a local target only the login counts.
+func TestReportedArrival(t *testing.T) {
+	f := newFixture(t, "sqlite:"+t.TempDir()+"/a.db", false)
+	ctx := f.admin
+	tests := []struct {
+		cn, target, want string
+	}{
+		{"meter-1", "eu", store.LobbyArrived},
+		{"meter-2", "here", store.LobbyCommissioned},
+	}
+	for _, tc := range tests {
+		cert, fp := f.device(tc.cn)
+		leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+		if _, err := f.lobby.Seen(ctx, &certs.ManufacturerDevice{Fingerprint: fp, CA: "acme", CommonName: tc.cn, Leaf: leaf}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.lobby.Knock(ctx, fp, lobby.ArrivedState, ""); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := f.store.GetLobbyDevice(ctx, fp); d.State != store.LobbyInLobby {
+			t.Errorf("%s: an arrival report before any claim moved it to %s", tc.cn, d.State)
+		}
+		if _, err := f.lobby.Claim(ctx, lobby.ClaimRequest{Device: fp, Target: tc.target}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := f.lobby.Knock(ctx, fp, lobby.ArrivedState, "")
+		if err != nil || d.State != tc.want {
+			t.Errorf("%s at %s: after the report %+v, %v; want %s", tc.cn, tc.target, d, err, tc.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -40,9 +41,88 @@ func (s *Service) Run(ctx context.Context, b Broker) error {
 	}); err != nil {
 		return fmt.Errorf("lobby: subscribe %s: %w", knockFilter, err)
 	}
-	<-ctx.Done()
+	s.follow(ctx)
 	_ = b.Unsubscribe(knockFilter, subscriptionID)
 	return nil
+}
+
+// follow reads the lobby's events from the shared event log until ctx
+// ends, so that a device connected to this replica gets what an operator
+// did on any replica: the assignment of a commissioned device, the factory
+// reset, the end of a rejected one. (The replica that made the change
+// publishes at once too; deliveries are retained and idempotent. A device
+// that still misses one gets it with its next knock.)
+func (s *Service) follow(ctx context.Context) {
+	var after int64
+	for {
+		id, err := s.events.LatestID(ctx)
+		if err == nil {
+			after = id
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("lobby: read event log position", "err", err)
+		sleep(ctx, time.Second)
+	}
+	for ctx.Err() == nil {
+		evs, err := s.events.Wait(ctx, store.EventFilter{AfterID: after, Type: "lobby.", Limit: 500}, 30*time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("lobby: follow event log", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for _, ev := range evs {
+			after = ev.ID
+			s.replay(ctx, ev)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// replay publishes on this replica's broker what ev means for the device.
+func (s *Service) replay(ctx context.Context, ev store.Event) {
+	fp, ok := strings.CutPrefix(ev.Subject, "lobby/")
+	if !ok {
+		return
+	}
+	switch ev.Type {
+	case "lobby.commissioned":
+		d, err := s.store.GetLobbyDevice(ctx, fp)
+		if err != nil {
+			s.log.Warn("lobby: read ledger", "certificateId", fp, "err", err)
+			return
+		}
+		if d.State != store.LobbyCommissioned {
+			return // moved on meanwhile
+		}
+		if p := s.assignmentPayload(ctx, d); p != nil {
+			s.publish(AssignmentTopic(fp), p, true)
+		}
+	case "lobby.reset":
+		s.publish(AssignmentTopic(fp), nil, true)
+		s.publish(AssignmentTopic(fp), []byte(`{"config":"factory reset"}`), false)
+	case "lobby.rejected", "lobby.decommissioned":
+		s.publish(AssignmentTopic(fp), nil, true)
+	case "lobby.arrived":
+		var det struct {
+			Kind string `json:"kind"`
+		}
+		if json.Unmarshal(ev.Details, &det) == nil && det.Kind == store.LobbyTargetGatehouse {
+			s.publish(AssignmentTopic(fp), nil, true) // it held a spent registration token
+		}
+	}
 }
 
 // KnockMessage is what a device publishes to its knock topic.
@@ -81,11 +161,16 @@ func (s *Service) publish(topic string, payload []byte, retain bool) {
 
 // deliverLater publishes the device's assignment, retained, after commit.
 func (s *Service) deliverLater(l *ledger) {
-	fp, a := l.d.Fingerprint, l.d.Assignment
-	if a == "" {
+	d := *l.d
+	if d.Assignment == "" {
 		return
 	}
-	l.later = append(l.later, func() { s.publish(AssignmentTopic(fp), []byte(a), true) })
+	ctx := l.ctx
+	l.later = append(l.later, func() {
+		if p := s.assignmentPayload(ctx, &d); p != nil {
+			s.publish(AssignmentTopic(d.Fingerprint), p, true)
+		}
+	})
 }
 
 // clearLater removes the retained assignment after commit and, for a

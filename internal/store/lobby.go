@@ -25,6 +25,9 @@ const (
 const (
 	LobbyTargetLocal = "local" // this Gatehouse
 	LobbyTargetMQTT  = "mqtt"  // an MQTT endpoint URL and its CA
+	// LobbyTargetGatehouse is another Gatehouse, reached through its admin
+	// API (APIURL, APIToken).
+	LobbyTargetGatehouse = "gatehouse"
 )
 
 // LobbyTarget is a named destination for lobby devices.
@@ -39,10 +42,16 @@ type LobbyTarget struct {
 	// ThingType is the type of things a local target registers.
 	ThingType string `json:"thingType,omitempty"`
 	// Config is handed to devices unless a claim sets its own.
-	Config    string    `json:"config,omitempty"`
-	Version   int64     `json:"version"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Config string `json:"config,omitempty"`
+	// APIURL is a gatehouse target's base URL (https://gatehouse.example.com).
+	APIURL string `json:"apiUrl,omitempty"`
+	// APIToken is an admin API token of a gatehouse target. It is only
+	// accepted, never stored or shown: the store keeps APITokenSealed.
+	APIToken       string    `json:"apiToken,omitempty"`
+	APITokenSealed []byte    `json:"-"`
+	Version        int64     `json:"version"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
 }
 
 // LobbyDevice is one entry of the lobby ledger, keyed by the SHA-256
@@ -63,7 +72,10 @@ type LobbyDevice struct {
 	// ClaimConfig is the configuration the claim hands the device.
 	ClaimConfig string `json:"claimConfig,omitempty"`
 	// Assignment is the JSON delivered to the device once commissioned.
-	Assignment        string    `json:"assignment,omitempty"`
+	Assignment string `json:"assignment,omitempty"`
+	// AssignmentSecret is the sealed secret part of the assignment (the
+	// registration token of a gatehouse target); never shown.
+	AssignmentSecret  []byte    `json:"-"`
 	Claims            int64     `json:"claims"`
 	CommissionedClaim int64     `json:"commissionedClaim"`
 	FirstSeenAt       time.Time `json:"firstSeenAt,omitzero"`
@@ -94,14 +106,15 @@ type LobbyFilter struct {
 
 // ---- targets ----
 
-const lobbyTargetCols = `name, kind, description, endpoint, ca_pem, thing_type, config, version, created_at, updated_at`
+const lobbyTargetCols = `name, kind, description, endpoint, ca_pem, thing_type, config, version, created_at, updated_at, api_url, api_token_sealed`
 
 func scanLobbyTarget(row interface{ Scan(...any) error }) (*LobbyTarget, error) {
 	var (
 		t                LobbyTarget
 		created, updated int64
 	)
-	if err := row.Scan(&t.Name, &t.Kind, &t.Description, &t.Endpoint, &t.CAPEM, &t.ThingType, &t.Config, &t.Version, &created, &updated); err != nil {
+	if err := row.Scan(&t.Name, &t.Kind, &t.Description, &t.Endpoint, &t.CAPEM, &t.ThingType, &t.Config, &t.Version, &created, &updated,
+		&t.APIURL, &t.APITokenSealed); err != nil {
 		return nil, err
 	}
 	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -111,8 +124,9 @@ func scanLobbyTarget(row interface{ Scan(...any) error }) (*LobbyTarget, error) 
 // CreateLobbyTarget inserts t with version 1; ErrExists for a taken name.
 func (c *conn) CreateLobbyTarget(ctx context.Context, t *LobbyTarget) error {
 	t.Version = 1
-	if _, err := c.exec(ctx, `INSERT INTO lobby_targets (`+lobbyTargetCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.Name, t.Kind, t.Description, t.Endpoint, t.CAPEM, t.ThingType, t.Config, t.Version, micros(t.CreatedAt), micros(t.UpdatedAt)); err != nil {
+	if _, err := c.exec(ctx, `INSERT INTO lobby_targets (`+lobbyTargetCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Name, t.Kind, t.Description, t.Endpoint, t.CAPEM, t.ThingType, t.Config, t.Version, micros(t.CreatedAt), micros(t.UpdatedAt),
+		t.APIURL, nonNil(t.APITokenSealed)); err != nil {
 		return fmt.Errorf("store: create lobby target %q: %w", t.Name, err)
 	}
 	return nil
@@ -148,8 +162,9 @@ func (c *conn) ListLobbyTargets(ctx context.Context, p Page) ([]LobbyTarget, err
 // UpdateLobbyTarget writes t if its version is current, then increments
 // t.Version. The kind never changes.
 func (c *conn) UpdateLobbyTarget(ctx context.Context, t *LobbyTarget) error {
-	res, err := c.exec(ctx, `UPDATE lobby_targets SET description = ?, endpoint = ?, ca_pem = ?, thing_type = ?, config = ?, version = version + 1, updated_at = ?
-		WHERE name = ? AND version = ?`, t.Description, t.Endpoint, t.CAPEM, t.ThingType, t.Config, micros(t.UpdatedAt), t.Name, t.Version)
+	res, err := c.exec(ctx, `UPDATE lobby_targets SET description = ?, endpoint = ?, ca_pem = ?, thing_type = ?, config = ?, api_url = ?, api_token_sealed = ?,
+		version = version + 1, updated_at = ? WHERE name = ? AND version = ?`, t.Description, t.Endpoint, t.CAPEM, t.ThingType, t.Config,
+		t.APIURL, nonNil(t.APITokenSealed), micros(t.UpdatedAt), t.Name, t.Version)
 	if err == nil {
 		err = c.checkVersioned(ctx, res, "lobby_targets", "name", t.Name)
 	}
@@ -183,7 +198,7 @@ func (c *conn) DeleteLobbyTarget(ctx context.Context, name string) error {
 // ---- devices ----
 
 const lobbyDeviceCols = `fingerprint, state, thing_name, common_name, ca_name, certificate_pem, device_state, device_config, target, claim_config,
-	assignment, claims, commissioned_claim, first_seen_at, last_seen_at, version, created_at, updated_at`
+	assignment, claims, commissioned_claim, first_seen_at, last_seen_at, version, created_at, updated_at, assignment_secret`
 
 func scanLobbyDevice(row interface{ Scan(...any) error }) (*LobbyDevice, error) {
 	var (
@@ -191,7 +206,8 @@ func scanLobbyDevice(row interface{ Scan(...any) error }) (*LobbyDevice, error) 
 		first, last, created, updated int64
 	)
 	if err := row.Scan(&d.Fingerprint, &d.State, &d.ThingName, &d.CommonName, &d.CA, &d.CertificatePEM, &d.DeviceState, &d.DeviceConfig,
-		&d.Target, &d.ClaimConfig, &d.Assignment, &d.Claims, &d.CommissionedClaim, &first, &last, &d.Version, &created, &updated); err != nil {
+		&d.Target, &d.ClaimConfig, &d.Assignment, &d.Claims, &d.CommissionedClaim, &first, &last, &d.Version, &created, &updated,
+		&d.AssignmentSecret); err != nil {
 		return nil, err
 	}
 	d.FirstSeenAt, d.LastSeenAt = fromMicros(first), fromMicros(last)
@@ -203,9 +219,10 @@ func scanLobbyDevice(row interface{ Scan(...any) error }) (*LobbyDevice, error) 
 // fingerprint.
 func (c *conn) CreateLobbyDevice(ctx context.Context, d *LobbyDevice) error {
 	d.Version = 1
-	if _, err := c.exec(ctx, `INSERT INTO lobby_devices (`+lobbyDeviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := c.exec(ctx, `INSERT INTO lobby_devices (`+lobbyDeviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.Fingerprint, d.State, d.ThingName, d.CommonName, d.CA, d.CertificatePEM, d.DeviceState, d.DeviceConfig, d.Target, d.ClaimConfig,
-		d.Assignment, d.Claims, d.CommissionedClaim, micros(d.FirstSeenAt), micros(d.LastSeenAt), d.Version, micros(d.CreatedAt), micros(d.UpdatedAt)); err != nil {
+		d.Assignment, d.Claims, d.CommissionedClaim, micros(d.FirstSeenAt), micros(d.LastSeenAt), d.Version, micros(d.CreatedAt), micros(d.UpdatedAt),
+		nonNil(d.AssignmentSecret)); err != nil {
 		return fmt.Errorf("store: create lobby device %s: %w", d.Fingerprint, err)
 	}
 	return nil
@@ -251,9 +268,9 @@ func (c *conn) ListLobbyDevices(ctx context.Context, f LobbyFilter) ([]LobbyDevi
 func (c *conn) UpdateLobbyDevice(ctx context.Context, d *LobbyDevice) error {
 	res, err := c.exec(ctx, `UPDATE lobby_devices SET state = ?, thing_name = ?, common_name = ?, ca_name = ?, certificate_pem = ?, device_state = ?,
 		device_config = ?, target = ?, claim_config = ?, assignment = ?, claims = ?, commissioned_claim = ?, first_seen_at = ?, last_seen_at = ?,
-		version = version + 1, updated_at = ? WHERE fingerprint = ? AND version = ?`,
+		assignment_secret = ?, version = version + 1, updated_at = ? WHERE fingerprint = ? AND version = ?`,
 		d.State, d.ThingName, d.CommonName, d.CA, d.CertificatePEM, d.DeviceState, d.DeviceConfig, d.Target, d.ClaimConfig, d.Assignment,
-		d.Claims, d.CommissionedClaim, micros(d.FirstSeenAt), micros(d.LastSeenAt), micros(d.UpdatedAt), d.Fingerprint, d.Version)
+		d.Claims, d.CommissionedClaim, micros(d.FirstSeenAt), micros(d.LastSeenAt), nonNil(d.AssignmentSecret), micros(d.UpdatedAt), d.Fingerprint, d.Version)
 	if err == nil {
 		err = c.checkVersioned(ctx, res, "lobby_devices", "fingerprint", d.Fingerprint)
 	}

@@ -124,3 +124,50 @@ func testLobby(t *testing.T, s *store.Store) {
 		t.Errorf("delete target twice: err = %v, want ErrNotFound", err)
 	}
 }
+
+// testLobbyRemote covers gatehouse targets: the API URL and sealed API
+// token of a target, the sealed secret of a device's assignment.
+func testLobbyRemote(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	tg := &store.LobbyTarget{Name: "peer", Kind: store.LobbyTargetGatehouse, APIURL: "https://peer.example", APITokenSealed: []byte{1, 2, 3},
+		ThingType: "meter", CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateLobbyTarget(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetLobbyTarget(ctx, "peer")
+	if err != nil || got.APIURL != "https://peer.example" || string(got.APITokenSealed) != "\x01\x02\x03" || got.Kind != store.LobbyTargetGatehouse {
+		t.Fatalf("GetLobbyTarget = %+v, %v", got, err)
+	}
+	got.APIURL, got.APITokenSealed = "https://peer2.example", []byte{4}
+	if err := s.UpdateLobbyTarget(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetLobbyTarget(ctx, "peer"); err != nil || got.APIURL != "https://peer2.example" || string(got.APITokenSealed) != "\x04" {
+		t.Errorf("after update: %+v, %v", got, err)
+	}
+	// A target without a token stores none.
+	if err := s.CreateLobbyTarget(ctx, &store.LobbyTarget{Name: "plain", Kind: store.LobbyTargetLocal, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetLobbyTarget(ctx, "plain"); err != nil || len(got.APITokenSealed) != 0 || got.APIURL != "" {
+		t.Errorf("plain target = %+v, %v", got, err)
+	}
+
+	fp := fmt.Sprintf("%064x", 0xabc)
+	d := &store.LobbyDevice{Fingerprint: fp, State: store.LobbyCommissioned, Target: "peer", Assignment: `{"kind":"gatehouse"}`,
+		AssignmentSecret: []byte("sealed"), CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateLobbyDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	gotD, err := s.GetLobbyDevice(ctx, fp)
+	if err != nil || string(gotD.AssignmentSecret) != "sealed" {
+		t.Fatalf("GetLobbyDevice = %+v, %v", gotD, err)
+	}
+	gotD.AssignmentSecret, gotD.Assignment = nil, ""
+	if err := s.UpdateLobbyDevice(ctx, gotD); err != nil {
+		t.Fatal(err)
+	}
+	if gotD, err = s.GetLobbyDevice(ctx, fp); err != nil || len(gotD.AssignmentSecret) != 0 {
+		t.Errorf("after clearing the secret: %+v, %v", gotD, err)
+	}
+}

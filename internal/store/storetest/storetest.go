@@ -42,6 +42,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"PKI", testPKI},
 		{"Lobby", testLobby},
 		{"ConsoleSessions", testConsoleSessions},
+		{"LobbyRemote", testLobbyRemote},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
 		{"OAuthApps", testOAuthApps},
 	}
