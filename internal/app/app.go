@@ -164,6 +164,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	if err := a.OAuth.RegisterMetrics(a.metrics); err != nil {
+		return nil, fmt.Errorf("app: oauth metrics: %w", err)
+	}
 	a.Certs, err = certs.New(certs.Config{
 		Store: s, Registry: a.Registry, Events: a.Events, Sealer: sealer, Now: opts.Now, Rand: opts.Rand,
 		Logger: opts.Logger.With("component", "certs"), LeafValidity: cfg.PKI.LeafValidity,

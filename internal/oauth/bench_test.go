@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -197,11 +199,51 @@ func newPlainProvider(b testing.TB) *httptest.Server {
 	return hs
 }
 
+// newFloorServer is the least a token endpoint can do over net/http: read
+// the form, check the client secret and answer a token response of the
+// usual size; with sign, the token is an ES256 JWS signed per request. It
+// measures the floor under Gatehouse's figures on the same machine.
+func newFloorServer(t testing.TB, sign bool) *httptest.Server {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"floor-kid-0123456789","typ":"at+jwt"}`))
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"http://127.0.0.1:40000","sub":"sensor-1","aud":["http://127.0.0.1:40000"],"exp":1900000000,"iat":1899996400,` +
+		`"jti":"0123456789abcdefghijkl","client_id":"sensor-1","scope":"publish","thing_name":"sensor-1","thing_type":"sensor"}`))
+	input := header + "." + payload
+	fixedSig := base64.RawURLEncoding.EncodeToString(make([]byte, 64))
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if id, secret, ok := r.BasicAuth(); !ok || id != "floor-client" || subtle.ConstantTimeCompare([]byte(secret), []byte("floor-secret")) != 1 {
+			http.Error(w, "invalid_client", http.StatusUnauthorized)
+			return
+		}
+		sig := fixedSig
+		if sign {
+			digest := sha256.Sum256([]byte(input))
+			der, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			sig = base64.RawURLEncoding.EncodeToString(der[len(der)-64:]) // the size of R||S; the bytes do not matter here
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"`+input+"."+sig+`","token_type":"Bearer","expires_in":3600,"scope":"publish"}`+"\n")
+	}))
+	t.Cleanup(hs.Close)
+	return hs
+}
+
 // TestBenchServe and TestBenchLoad measure server CPU alone: the server and
 // the load generator run as separate processes, each pinned to its own core.
 // They are skipped unless the environment asks for them:
 //
-//	GATEHOUSE_BENCH_SERVE=/tmp/target GATEHOUSE_BENCH_KIND=gatehouse|plain GOMAXPROCS=1 \
+//	GATEHOUSE_BENCH_SERVE=/tmp/target GATEHOUSE_BENCH_KIND=gatehouse|plain|floor-http|floor-es256 GOMAXPROCS=1 \
 //	  taskset -c 0 go test -run TestBenchServe -timeout 0 ./internal/oauth/ &
 //	GATEHOUSE_BENCH_TARGET=/tmp/target taskset -c 1 go test -run TestBenchLoad -v ./internal/oauth/
 //
@@ -214,10 +256,13 @@ func TestBenchServe(t *testing.T) {
 		t.Skip("GATEHOUSE_BENCH_SERVE not set")
 	}
 	var line string
-	switch os.Getenv("GATEHOUSE_BENCH_KIND") {
+	switch kind := os.Getenv("GATEHOUSE_BENCH_KIND"); kind {
 	case "plain":
 		hs := newPlainProvider(t)
 		line = hs.URL + "/oauth/token plain-client plain-secret"
+	case "floor-http", "floor-es256":
+		hs := newFloorServer(t, kind == "floor-es256")
+		line = hs.URL + "/token floor-client floor-secret"
 	default:
 		e := newEnv(t, "sqlite:"+t.TempDir()+"/bench.db")
 		go func() { _ = e.srv.Run(t.Context()) }()

@@ -124,17 +124,11 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 	if g.cnf != "" {
 		c.Cnf = &confirmation{X5tS256: g.cnf}
 	}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", c, fmt.Errorf("oauth: encode claims: %w", err)
-	}
-	jws, err := key.signer.Sign(payload)
+	b := s.tokenBufs.Get().(*tokenBuffer)
+	defer s.tokenBufs.Put(b)
+	raw, err = key.jwt.compact(s.rand, &c, b)
 	if err != nil {
 		return "", c, fmt.Errorf("oauth: sign access token: %w", err)
-	}
-	raw, err = jws.CompactSerialize()
-	if err != nil {
-		return "", c, fmt.Errorf("oauth: serialize access token: %w", err)
 	}
 	return raw, c, nil
 }
