@@ -123,6 +123,14 @@ func (kr *keyring) lookup(ctx context.Context, kid string) (*signingKey, bool) {
 	return k, ok
 }
 
+// has reports whether kid is among the loaded keys, without reloading.
+func (kr *keyring) has(kid string) bool {
+	kr.mu.RLock()
+	_, ok := kr.byKID[kid]
+	kr.mu.RUnlock()
+	return ok
+}
+
 // published returns the keys in the JWKS, current first.
 func (kr *keyring) published(ctx context.Context) ([]*signingKey, error) {
 	if _, err := kr.current(ctx); err != nil {

@@ -141,6 +141,7 @@ type Server struct {
 	keys       *keyring
 	cache      *clientCache
 	revoked    *revocations
+	verified   *verifiedCache
 	issued     *events.Batcher // token.issued of client credentials, batched while Run is active; never drops
 	guesses    *limiter
 	tokenBufs  sync.Pool
@@ -258,6 +259,7 @@ func New(cfg Config) (*Server, error) {
 	s.keys = newKeyring(s)
 	s.cache = newClientCache()
 	s.revoked = &revocations{jtis: map[string]time.Time{}}
+	s.verified = newVerifiedCache()
 	s.issued = s.events.NewBatcher(4096, s.log)
 	s.guesses = newLimiter(10, 30*time.Second, 200, 100*time.Millisecond)
 	if s.deviceTmpl, err = parseDeviceTemplate(); err != nil {

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -165,62 +166,98 @@ func (c *claims) accessToken() *AccessToken {
 	return at
 }
 
-// verifyJWT checks everything but revocation.
+// verifyJWT checks everything but revocation. A token that verified
+// before is looked up in s.verified (see verifiedCache) instead of being
+// verified again; the result is the same.
 func (s *Server) verifyJWT(ctx context.Context, raw string) (*claims, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenBytes)
 	}
+	sum := sha256.Sum256([]byte(raw))
+	if e, ok := s.verified.get(sum); ok {
+		if s.keys.has(e.kid) && checkTimes(e.c, s.now()) == nil {
+			c := *e.c
+			c.Audience = slices.Clone(c.Audience)
+			return &c, nil
+		}
+		s.verified.drop(sum) // verify again, to fail the same way
+	}
+	c, kid, err := s.verifyJWTUncached(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	stored := *c
+	stored.Audience = slices.Clone(c.Audience)
+	if c.Cnf != nil {
+		cnf := *c.Cnf
+		stored.Cnf = &cnf
+	}
+	s.verified.put(sum, verifiedEntry{c: &stored, kid: kid}, s.now())
+	return c, nil
+}
+
+// verifyJWTUncached verifies raw and returns its claims and the kid of the
+// key it verified with.
+func (s *Server) verifyJWTUncached(ctx context.Context, raw string) (*claims, string, error) {
 	algs := asymmetricAlgorithms()
 	if s.alg == HS256 {
 		algs = []jose.SignatureAlgorithm{jose.HS256}
 	}
 	jws, err := jose.ParseSignedCompact(raw, algs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("%w: want one signature", ErrInvalidToken)
+		return nil, "", fmt.Errorf("%w: want one signature", ErrInvalidToken)
 	}
 	h := jws.Signatures[0].Header
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalidToken, typ)
+		return nil, "", fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalidToken, typ)
 	}
 	if h.KeyID == "" {
-		return nil, fmt.Errorf("%w: no kid", ErrInvalidToken)
+		return nil, "", fmt.Errorf("%w: no kid", ErrInvalidToken)
 	}
 	key, ok := s.keys.lookup(ctx, h.KeyID)
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown key %q", ErrInvalidToken, h.KeyID)
+		return nil, "", fmt.Errorf("%w: unknown key %q", ErrInvalidToken, h.KeyID)
 	}
 	if h.Algorithm != key.alg {
-		return nil, fmt.Errorf("%w: algorithm %s does not match key %s", ErrInvalidToken, h.Algorithm, key.alg)
+		return nil, "", fmt.Errorf("%w: algorithm %s does not match key %s", ErrInvalidToken, h.Algorithm, key.alg)
 	}
 	payload, err := jws.Verify(key.public)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
+		return nil, "", fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Issuer), []byte(s.issuer)) != 1 {
-		return nil, fmt.Errorf("%w: issuer %q", ErrInvalidToken, c.Issuer)
+		return nil, "", fmt.Errorf("%w: issuer %q", ErrInvalidToken, c.Issuer)
 	}
 	if !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(s.audience, a) }) {
-		return nil, fmt.Errorf("%w: audience %q", ErrInvalidToken, []string(c.Audience))
+		return nil, "", fmt.Errorf("%w: audience %q", ErrInvalidToken, []string(c.Audience))
 	}
-	now := s.now()
+	if c.JTI == "" || c.Subject == "" || c.ClientID == "" {
+		return nil, "", fmt.Errorf("%w: jti, sub and client_id are required", ErrInvalidToken)
+	}
+	if err := checkTimes(&c, s.now()); err != nil {
+		return nil, "", err
+	}
+	return &c, h.KeyID, nil
+}
+
+// checkTimes checks exp, nbf and iat against now, with leeway.
+func checkTimes(c *claims, now time.Time) error {
 	switch {
-	case c.JTI == "" || c.Subject == "" || c.ClientID == "":
-		return nil, fmt.Errorf("%w: jti, sub and client_id are required", ErrInvalidToken)
 	case c.Expiry == 0 || now.After(time.Unix(c.Expiry, 0).Add(leeway)):
-		return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
+		return fmt.Errorf("%w: expired", ErrInvalidToken)
 	case c.NotBefore != 0 && now.Add(leeway).Before(time.Unix(c.NotBefore, 0)):
-		return nil, fmt.Errorf("%w: not valid yet", ErrInvalidToken)
+		return fmt.Errorf("%w: not valid yet", ErrInvalidToken)
 	case c.IssuedAt != 0 && now.Add(leeway).Before(time.Unix(c.IssuedAt, 0)):
-		return nil, fmt.Errorf("%w: issued in the future", ErrInvalidToken)
+		return fmt.Errorf("%w: issued in the future", ErrInvalidToken)
 	}
-	return &c, nil
+	return nil
 }
 
 // revocations caches the JWT IDs of revoked, unexpired access tokens. It is
