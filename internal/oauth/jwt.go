@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -208,4 +211,69 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// strictB64 decodes JWS segments: unpadded base64url, canonical.
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// parseCompact splits the compact serialization of an access token and
+// decodes its parts. It accepts only what newJWTSigner writes (and go-jose
+// wrote before it): three segments, a protected header of exactly alg, kid
+// and typ (no crit, jku, x5u or anything else to act on), a JSON object
+// payload. The signature is not checked here.
+func parseCompact(raw string) (h jwtHeader, input string, payload, sig []byte, err error) {
+	first := strings.IndexByte(raw, '.')
+	last := strings.LastIndexByte(raw, '.')
+	if first <= 0 || last == first || last == len(raw)-1 || strings.IndexByte(raw[first+1:last], '.') >= 0 {
+		return h, "", nil, nil, errors.New("not a compact JWS")
+	}
+	hb, err := strictB64.DecodeString(raw[:first])
+	if err != nil {
+		return h, "", nil, nil, fmt.Errorf("header: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(hb))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return h, "", nil, nil, fmt.Errorf("header: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return h, "", nil, nil, errors.New("header: trailing data")
+	}
+	if payload, err = strictB64.DecodeString(raw[first+1 : last]); err != nil {
+		return h, "", nil, nil, fmt.Errorf("payload: %w", err)
+	}
+	if sig, err = strictB64.DecodeString(raw[last+1:]); err != nil {
+		return h, "", nil, nil, fmt.Errorf("signature: %w", err)
+	}
+	return h, raw[:last], payload, sig, nil
+}
+
+// verifySignature checks sig over input with the public key, by the key's
+// own type (never by the token's say): ES256 as R||S, EdDSA, RS256
+// PKCS#1 v1.5, or HS256 with the shared secret.
+func verifySignature(public any, input string, sig []byte) error {
+	ok := false
+	switch k := public.(type) {
+	case *ecdsa.PublicKey:
+		if len(sig) != 64 || k.Curve.Params().BitSize != 256 {
+			return errors.New("ES256 signature must be 64 bytes")
+		}
+		digest := sha256.Sum256([]byte(input))
+		ok = ecdsa.Verify(k, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+	case ed25519.PublicKey:
+		ok = ed25519.Verify(k, []byte(input), sig)
+	case *rsa.PublicKey:
+		digest := sha256.Sum256([]byte(input))
+		ok = rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig) == nil
+	case []byte:
+		m := hmac.New(sha256.New, k)
+		m.Write([]byte(input))
+		ok = hmac.Equal(m.Sum(nil), sig)
+	default:
+		return fmt.Errorf("%T keys cannot verify", public)
+	}
+	if !ok {
+		return errors.New("signature does not verify")
+	}
+	return nil
 }

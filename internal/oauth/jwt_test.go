@@ -3,6 +3,7 @@ package oauth
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/asn1"
@@ -162,4 +163,71 @@ func TestCompactVerifiesWithJose(t *testing.T) {
 		h, _ := base64.RawURLEncoding.DecodeString(want)
 		t.Errorf("header = %q, go-jose writes %q (%s)", js.header, want+".", h)
 	}
+}
+
+// FuzzVerifyCompact: the hand-written verification accepts a token only if
+// go-jose (what verified tokens before) accepts it too with the same key
+// and algorithm, with the same payload; and it accepts the genuine tokens.
+func FuzzVerifyCompact(f *testing.F) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte("k"), 32)
+	type key struct {
+		alg     string
+		private any
+		public  any
+	}
+	keys := []key{{ES256, ec, &ec.PublicKey}, {EdDSA, ed, ed.Public()}, {HS256, secret, secret}}
+	c := claims{Issuer: "https://gh.example", Subject: "s", Audience: audience{"a"}, Expiry: 1, JTI: "j", ClientID: "c"}
+	var genuine []string
+	for _, k := range keys {
+		js, err := newJWTSigner(k.alg, "kid-"+k.alg, k.private)
+		if err != nil {
+			f.Fatal(err)
+		}
+		raw, err := js.compact(rand.Reader, &c, &tokenBuffer{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		genuine = append(genuine, raw)
+		parts := strings.Split(raw, ".")
+		for _, seed := range []string{raw, raw + "=", parts[0] + "." + parts[1] + ".", parts[0] + ".." + parts[2], raw + ".x",
+			base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"`+k.alg+`","kid":"kid-`+k.alg+`","typ":"at+jwt","crit":["exp"]}`)) + "." + parts[1] + "." + parts[2]} {
+			f.Add(seed)
+		}
+	}
+	verify := func(raw string, k key) ([]byte, bool) {
+		h, input, payload, sig, err := parseCompact(raw)
+		if err != nil || h.Alg != k.alg || verifySignature(k.public, input, sig) != nil {
+			return nil, false
+		}
+		return payload, true
+	}
+	for i, raw := range genuine {
+		if _, ok := verify(raw, keys[i]); !ok {
+			f.Fatalf("genuine %s token refused", keys[i].alg)
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, k := range keys {
+			payload, ok := verify(raw, k)
+			if !ok {
+				continue
+			}
+			jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(k.alg)})
+			if err != nil {
+				t.Fatalf("%s: accepted %q, go-jose cannot parse it: %v", k.alg, raw, err)
+			}
+			want, err := jws.Verify(k.public)
+			if err != nil || !bytes.Equal(payload, want) {
+				t.Fatalf("%s: accepted %q, go-jose: %v (payload %q vs %q)", k.alg, raw, err, payload, want)
+			}
+		}
+	})
 }
