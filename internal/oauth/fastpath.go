@@ -66,7 +66,21 @@ func (s *Server) tokenEndpoint(next http.Handler) http.Handler {
 // included) is as it was.
 func (s *Server) serveClientCredentials(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodPost || r.URL.RawQuery != "" || r.ContentLength <= 0 || r.ContentLength > maxFastBody ||
-		r.Form != nil || r.PostForm != nil || r.MultipartForm != nil || !isFormContentType(r.Header.Get("Content-Type")) {
+		r.MultipartForm != nil || !isFormContentType(r.Header.Get("Content-Type")) {
+		return false
+	}
+	if r.PostForm != nil {
+		// A handler in front (a rate limiter reading client_id, say)
+		// already parsed the form: take the parameters from there.
+		f, ok := fastFormFromValues(r.PostForm)
+		if !ok || f.grantType != string(oidc.GrantTypeClientCredentials) || len(r.Form) != len(r.PostForm) {
+			return false
+		}
+		s.fastServed.Add(1)
+		s.clientCredentials(w, r, f)
+		return true
+	}
+	if r.Form != nil {
 		return false
 	}
 	body := make([]byte, r.ContentLength)
@@ -258,6 +272,34 @@ func parseFastForm(body []byte) (f *fastForm, ok bool) {
 		}
 		*dst = value
 		f.values[key] = []string{value}
+	}
+	return f, true
+}
+
+// fastFormFromValues takes the parameters of an already parsed form, under
+// the rules of parseFastForm: known parameters only, each once.
+func fastFormFromValues(v url.Values) (*fastForm, bool) {
+	f := &fastForm{values: v}
+	for key, vals := range v {
+		if len(vals) != 1 {
+			return nil, false
+		}
+		switch key {
+		case "grant_type":
+			f.grantType = vals[0]
+		case "scope":
+			f.scope, f.hasScope = vals[0], true
+		case "client_id":
+			f.clientID = vals[0]
+		case "client_secret":
+			f.clientSecret = vals[0]
+		case "client_assertion":
+			f.assertion = vals[0]
+		case "client_assertion_type":
+			f.assertionType = vals[0]
+		default:
+			return nil, false
+		}
 	}
 	return f, true
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"slices"
@@ -252,4 +253,65 @@ func gatherCounters(t testing.TB, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestFastPathAfterParseForm: when a handler in front already parsed the
+// form (the body is gone), the fast path takes the parameters from the
+// parsed form, with the same rules and the same answers as op.
+func TestFastPathAfterParseForm(t *testing.T) {
+	e := newEnv(t, storetestSQLite(t))
+	sec := e.secrets["sensor-1"]
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int
+		wantFast   bool
+	}{
+		{"token", "grant_type=client_credentials&scope=publish", 200, true},
+		{"unknown scope", "grant_type=client_credentials&scope=admin", 400, true},
+		{"wrong secret", "grant_type=client_credentials&client_id=sensor-1&client_secret=nope", 401, true},
+		{"repeated parameter", "grant_type=client_credentials&scope=publish&scope=subscribe", 200, false},
+		{"another grant", "grant_type=password&username=alice&password=x", 400, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2]string
+			for i, fast := range []bool{true, false} {
+				oauth.SetFastPath(e.srv, fast)
+				served := oauth.FastPathServed(e.srv)
+				req := httptest.NewRequest("POST", oauth.PathToken, strings.NewReader(tc.body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if !strings.Contains(tc.body, "client_secret") {
+					req.SetBasicAuth("sensor-1", url.QueryEscape(sec))
+				}
+				if err := req.ParseForm(); err != nil {
+					t.Fatal(err)
+				}
+				rec := httptest.NewRecorder()
+				e.srv.Handler().ServeHTTP(rec, req)
+				if rec.Code != tc.wantStatus {
+					t.Fatalf("fast %v: status %d %s, want %d", fast, rec.Code, rec.Body, tc.wantStatus)
+				}
+				if took := oauth.FastPathServed(e.srv) > served; took != (fast && tc.wantFast) {
+					t.Errorf("fast %v: took the request = %v", fast, took)
+				}
+				got[i] = rec.Body.String()
+				if rec.Code == 200 {
+					var body map[string]any
+					if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+						t.Fatal(err)
+					}
+					claims := decodeSegment(t, strings.Split(body["access_token"].(string), ".")[1])
+					delete(claims, "jti")
+					delete(body, "access_token")
+					b, _ := json.Marshal([]any{body, claims})
+					got[i] = string(b)
+				}
+			}
+			if got[0] != got[1] {
+				t.Errorf("fast path: %s\nop:        %s", got[0], got[1])
+			}
+		})
+	}
+	oauth.SetFastPath(e.srv, true)
 }
