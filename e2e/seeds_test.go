@@ -146,7 +146,8 @@ func TestSeed003TokenAsMQTTPassword(t *testing.T) {
 	// The broker's counters show what happened.
 	_, metrics := curl(t, "GET", s.URL+"/metrics", "", "")
 	for _, want := range []string{`gatehouse_mqtt_connects_total{result="accepted"}`, `gatehouse_mqtt_connects_total{result="refused"}`,
-		`gatehouse_mqtt_denied_total{action="iot:Publish"}`, "gatehouse_mqtt_messages_received_total", "gatehouse_mqtt_clients_connected"} {
+		`gatehouse_mqtt_denied_total{action="iot:Publish"}`, "gatehouse_mqtt_messages_received_total", "gatehouse_mqtt_clients_connected",
+		`gatehouse_oauth_tokens_issued_total{grant="client_credentials"} 2`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -170,6 +170,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	if err := a.OAuth.RegisterMetrics(a.metrics); err != nil {
+		return nil, fmt.Errorf("app: oauth metrics: %w", err)
+	}
 	a.Certs, err = certs.New(certs.Config{
 		Store: s, Registry: a.Registry, Events: a.Events, Sealer: sealer, Now: opts.Now, Rand: opts.Rand,
 		Logger: opts.Logger.With("component", "certs"), LeafValidity: cfg.PKI.LeafValidity,
@@ -205,14 +208,31 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	// Devices with a manufacturer certificate and their fingerprint as
 	// client id are lobby sessions; everything else authenticates as usual.
 	authenticator := a.Lobby.Authenticator(base)
+	// The unauthenticated interop test listener, bound to one stored policy.
+	var anonymousPolicy *policy.Set
+	if cfg.MQTT.AnonymousAddr != "" {
+		anonymousPolicy, err = a.Registry.CompileStoredPolicy(ctx, cfg.MQTT.AnonymousPolicy, policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account})
+		if err != nil {
+			return nil, fmt.Errorf("app: mqtt.anonymousPolicy: %w", err)
+		}
+	}
 	a.Broker, err = broker.New(broker.Config{
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
 		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
 		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
 		EventTopicPrefix: cfg.MQTT.EventTopicPrefix,
+		AnonymousAddr:    cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
+	}
+	if addr := a.Broker.Addr("anonymous"); addr != "" {
+		// Validate checked the configured host; this checks what it
+		// resolved to.
+		if host, _, _ := net.SplitHostPort(addr); !config.IsLoopbackHost(host) && !cfg.MQTT.AnonymousAllowNonLoopback {
+			return nil, fmt.Errorf("app: the anonymous MQTT listener bound to %s, not loopback (set mqtt.anonymousAllowNonLoopback to allow)", addr)
+		}
+		a.log.Warn("unauthenticated MQTT test listener enabled", "addr", addr, "policy", cfg.MQTT.AnonymousPolicy)
 	}
 	if err := a.Broker.RegisterMetrics(a.metrics); err != nil {
 		return nil, fmt.Errorf("app: broker metrics: %w", err)
@@ -341,6 +361,9 @@ func (a *App) banner(boot *registry.Bootstrap) {
 	}
 	if addr := a.Broker.Addr("wss"); addr != "" {
 		fmt.Fprintf(w, "  mqtt/wss    wss://%s/mqtt\n", addr)
+	}
+	if addr := a.Broker.Addr("anonymous"); addr != "" {
+		fmt.Fprintf(w, "  mqtt/anon   mqtt://%s (NO AUTHENTICATION, interop tests only; policy %s)\n", addr, a.cfg.MQTT.AnonymousPolicy)
 	}
 	fmt.Fprintf(w, "  register    POST %s/register (DeviceToken), CA chain %s/ca\n", base, base)
 	fmt.Fprintf(w, "  https pub   POST %s/topics/{topic}\n", base)

@@ -58,28 +58,10 @@ func TestPahoInteroperability(t *testing.T) {
 	if err != nil {
 		t.Skip("python3 not found")
 	}
-	b, err := broker.New(broker.Config{
-		AnonymousAddr:   "127.0.0.1:0",
-		AnonymousPolicy: mustCompile(t, "interop", interopPolicy),
-		Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	port, err := interopBroker(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if os.Getenv("GATEHOUSE_PAHO_COMPAT") != "" {
-		// mochi's own settings for this suite (its examples/paho.testing):
-		// they work around the Python client's strictness, so a run with
-		// them separates client false negatives from broker behaviour.
-		compat := &b.Server().Options.Capabilities.Compatibilities
-		compat.ObscureNotAuthorized = true
-		compat.PassiveClientDisconnect = true
-		compat.NoInheritedPropertiesOnAck = true
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	_, port, _ := net.SplitHostPort(b.Addr("anonymous"))
 
 	for _, suite := range []struct{ version, script string }{{"3.1.1", "client_test.py"}, {"5", "client_test5.py"}} {
 		names, err := interopTests(filepath.Join(dir, suite.script))
@@ -108,6 +90,43 @@ func TestPahoInteroperability(t *testing.T) {
 		}
 		t.Logf("MQTT %s: %d/%d passed; failed: %s", suite.version, len(passed), len(names), strings.Join(failed, ", "))
 	}
+}
+
+// interopBroker returns the port of the anonymous listener the suite
+// runs against: GATEHOUSE_PAHO_ADDR's, a running `gatehouse serve
+// --mqtt-anonymous-addr` (docs/interop.md), or else an in-process broker's.
+func interopBroker(t *testing.T) (string, error) {
+	if addr := os.Getenv("GATEHOUSE_PAHO_ADDR"); addr != "" {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || (host != "localhost" && host != "127.0.0.1") {
+			// The scripts always dial localhost.
+			return "", fmt.Errorf("GATEHOUSE_PAHO_ADDR %q: want localhost:PORT or 127.0.0.1:PORT", addr)
+		}
+		return port, nil
+	}
+	b, err := broker.New(broker.Config{
+		AnonymousAddr:   "127.0.0.1:0",
+		AnonymousPolicy: mustCompile(t, "interop", interopPolicy),
+		Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return "", err
+	}
+	if os.Getenv("GATEHOUSE_PAHO_COMPAT") != "" {
+		// mochi's own settings for this suite (its examples/paho.testing):
+		// they work around the Python client's strictness, so a run with
+		// them separates client false negatives from broker behaviour.
+		compat := &b.Server().Options.Capabilities.Compatibilities
+		compat.ObscureNotAuthorized = true
+		compat.PassiveClientDisconnect = true
+		compat.NoInheritedPropertiesOnAck = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	_, port, _ := net.SplitHostPort(b.Addr("anonymous"))
+	return port, nil
 }
 
 var testDef = regexp.MustCompile(`(?m)^\s+def (test\w*)\(self`)

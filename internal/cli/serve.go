@@ -31,6 +31,8 @@ func serverFlags(fs *flag.FlagSet) func(env *Env) (config.Config, error) {
 		{"mqtt.addr", "mqtt-addr", "MQTT listen address (default 127.0.0.1:1884)"},
 		{"mqtt.wsAddr", "ws-addr", "MQTT over WebSocket listen address (default 127.0.0.1:8083)"},
 		{"mqtt.tlsAddr", "mqtts-addr", "MQTT over TLS (client certificates) listen address (default 127.0.0.1:8883)"},
+		{"mqtt.anonymousAddr", "mqtt-anonymous-addr", "unauthenticated MQTT listener for interop test suites, loopback only (default off)"},
+		{"mqtt.anonymousPolicy", "mqtt-anonymous-policy", "stored policy the anonymous listener's clients are bound to"},
 	}
 	values := map[string]*string{}
 	for _, f := range flags {

@@ -101,6 +101,17 @@ type MQTT struct {
 	// matches any.
 	Region  string `yaml:"region"`
 	Account string `yaml:"account"`
+	// AnonymousAddr, for interoperability test suites only
+	// (docs/interop.md), serves plain MQTT without authentication: every
+	// client is the principal "anonymous", bound to AnonymousPolicy.
+	// Empty (the default) disables it. It must be a loopback address
+	// unless AnonymousAllowNonLoopback is set.
+	AnonymousAddr string `yaml:"anonymousAddr"`
+	// AnonymousPolicy names the stored policy anonymous clients are bound
+	// to; it is compiled once at start (restart to apply a new version).
+	AnonymousPolicy string `yaml:"anonymousPolicy"`
+	// AnonymousAllowNonLoopback lets AnonymousAddr listen beyond loopback.
+	AnonymousAllowNonLoopback bool `yaml:"anonymousAllowNonLoopback"`
 }
 
 // Secrets locates the master key that encrypts keys at rest. Every replica
@@ -415,6 +426,18 @@ func (c *Config) Validate() error {
 			bad("%s: %q: %v", name, addr, err)
 		}
 	}
+	if a := c.MQTT.AnonymousAddr; a != "" {
+		host, _, err := net.SplitHostPort(a)
+		switch {
+		case err != nil:
+			bad("mqtt.anonymousAddr: %q: %v", a, err)
+		case !IsLoopbackHost(host) && !c.MQTT.AnonymousAllowNonLoopback:
+			bad("mqtt.anonymousAddr: %q is not a loopback address; the unauthenticated test listener stays on loopback unless mqtt.anonymousAllowNonLoopback is set", a)
+		}
+		if c.MQTT.AnonymousPolicy == "" {
+			bad("mqtt.anonymousPolicy: the anonymous listener needs the name of a stored policy")
+		}
+	}
 	if p := c.MQTT.EventTopicPrefix; p != "" && (strings.ContainsAny(p, "+#") || strings.HasSuffix(p, "/")) {
 		bad("mqtt.eventTopicPrefix: %q: no wildcards and no trailing /", p)
 	}
@@ -444,6 +467,16 @@ func (c *Config) Validate() error {
 		bad("oauth.accessTokenTTL: %s is longer than 24h", c.OAuth.AccessTokenTTL)
 	}
 	return errors.Join(errs...)
+}
+
+// IsLoopbackHost reports whether host (of a listen address) is "localhost"
+// or a loopback IP address; "" (every interface) is not.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func redact(dsn string) string {

@@ -70,6 +70,10 @@ func TestRejects(t *testing.T) {
 		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
 		{name: "console idle longer than session", env: map[string]string{"GATEHOUSE_CONSOLE_SESSION_TTL": "1h", "GATEHOUSE_CONSOLE_IDLE_TIMEOUT": "2h"}, want: []string{"console.idleTimeout"}},
 		{name: "console session too short", file: "console:\n  sessionTTL: 10s\n", want: []string{"console.sessionTTL"}},
+		{name: "anonymous listener beyond loopback", file: "mqtt:\n  anonymousAddr: 0.0.0.0:1885\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr", "not a loopback", "anonymousAllowNonLoopback"}},
+		{name: "anonymous listener on every interface", env: map[string]string{"GATEHOUSE_MQTT_ANONYMOUS_ADDR": ":1885", "GATEHOUSE_MQTT_ANONYMOUS_POLICY": "interop"}, want: []string{"mqtt.anonymousAddr", "not a loopback"}},
+		{name: "anonymous listener without policy", set: [2]string{"mqtt.anonymousAddr", "127.0.0.1:1885"}, want: []string{"mqtt.anonymousPolicy"}},
+		{name: "anonymous listener bad address", file: "mqtt:\n  anonymousAddr: localhost\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +96,31 @@ func TestRejects(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+func TestAnonymousListenerAccepted(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+	}{
+		{"off by default", ""},
+		{"IPv4 loopback", "mqtt:\n  anonymousAddr: 127.0.0.1:1885\n  anonymousPolicy: interop\n"},
+		{"IPv6 loopback", "mqtt:\n  anonymousAddr: \"[::1]:0\"\n  anonymousPolicy: interop\n"},
+		{"localhost", "mqtt:\n  anonymousAddr: localhost:1885\n  anonymousPolicy: interop\n"},
+		{"beyond loopback when allowed", "mqtt:\n  anonymousAddr: 0.0.0.0:1885\n  anonymousPolicy: interop\n  anonymousAllowNonLoopback: true\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			if err := c.DecodeFile(strings.NewReader(tc.file)); err != nil {
+				t.Fatal(err)
+			}
+			c.Finish()
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate() = %v, want nil", err)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -13,14 +14,22 @@ import (
 )
 
 // Batcher records events from hot paths (MQTT connects, token issuance)
-// without a database round trip each: Record queues, Run commits queued
-// events in batches, one transaction per batch, in order.
+// without a database round trip each: Record and Enqueue queue, Run commits
+// queued events in batches, one transaction per batch, in order.
+//
+// Record is the lossy mode (a full queue drops the event and counts it),
+// for events whose flood must not stall the caller; Enqueue is the blocking
+// mode (a full queue makes the caller wait), for audit events that must
+// never be lost, such as an issued credential.
 type Batcher struct {
 	log     *Log
 	logger  *slog.Logger
 	queue   chan pending
 	dropped atomic.Int64
 	running atomic.Bool
+	// entering counts Enqueue calls between their check of running and
+	// their send, so that Run, stopping, drains until none is left.
+	entering atomic.Int64
 }
 
 type pending struct {
@@ -55,6 +64,31 @@ func (b *Batcher) Record(ctx context.Context, typ, subject string, details any) 
 	}
 }
 
+// Enqueue queues an event, waiting for room while the queue is full: it
+// never drops. When Run is not active it writes the event at once. It
+// returns ctx's error if ctx ends while waiting, or the write's error; an
+// event it accepted is written by Run before Run returns.
+func (b *Batcher) Enqueue(ctx context.Context, typ, subject string, details any) error {
+	p := pending{ev: store.Event{Type: typ, Subject: subject, Actor: ActorFrom(ctx)}, details: details}
+	b.entering.Add(1)
+	if !b.running.Load() {
+		b.entering.Add(-1)
+		return b.write(ctx, []pending{p})
+	}
+	defer b.entering.Add(-1)
+	select {
+	case b.queue <- p:
+		return nil
+	default:
+	}
+	select {
+	case b.queue <- p:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("events: queue %s: %w", typ, ctx.Err())
+	}
+}
+
 // lingerTime is how long a batch waits for more events before it commits.
 const lingerTime = 20 * time.Millisecond
 
@@ -65,6 +99,8 @@ func (b *Batcher) Dropped() int64 { return b.dropped.Load() }
 func (b *Batcher) Run(ctx context.Context) error {
 	b.running.Store(true)
 	defer b.running.Store(false)
+	// A batch taken from the queue is written even if ctx ends meanwhile.
+	wctx := context.WithoutCancel(ctx)
 	batch := make([]pending, 0, 256)
 	for {
 		select {
@@ -73,6 +109,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 			// transaction instead of one per event.
 			batch = append(batch[:0], p)
 			linger := time.NewTimer(lingerTime)
+			stopping := false
 		fill:
 			for len(batch) < cap(batch) {
 				select {
@@ -81,25 +118,48 @@ func (b *Batcher) Run(ctx context.Context) error {
 				case <-linger.C:
 					break fill
 				case <-ctx.Done():
+					stopping = true
 					break fill
 				}
 			}
 			linger.Stop()
-			b.flush(ctx, batch)
+			if stopping {
+				b.drain(ctx, batch)
+				return nil
+			}
+			b.flush(wctx, batch)
 		case <-ctx.Done():
-			// Drain with a fresh context: the server is stopping, not the
-			// database.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			for {
-				select {
-				case p := <-b.queue:
-					b.flush(dctx, []pending{p})
-				default:
-					return nil
+			b.drain(ctx, batch[:0])
+			return nil
+		}
+	}
+}
+
+// drain writes what is queued once Run's context ended, in batches, with a
+// fresh context: the server is stopping, not the database. Enqueue calls
+// that saw Run active are waited for, so none of their events is lost.
+func (b *Batcher) drain(ctx context.Context, batch []pending) {
+	b.running.Store(false)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for {
+		select {
+		case p := <-b.queue:
+			batch = append(batch, p)
+			if len(batch) < cap(batch) {
+				continue
+			}
+		default:
+			if len(batch) == 0 {
+				if b.entering.Load() == 0 && len(b.queue) == 0 {
+					return
 				}
+				runtime.Gosched()
+				continue
 			}
 		}
+		b.flush(dctx, batch)
+		batch = batch[:0]
 	}
 }
 

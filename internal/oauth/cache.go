@@ -52,6 +52,9 @@ func (c *clientCache) put(tc *store.ThingClient, now time.Time) {
 // invalidate drops what an event may have changed: one thing, or every
 // thing when a thing type changed.
 func (c *clientCache) invalidate(ev store.Event) {
+	if strings.HasPrefix(ev.Type, "token.") {
+		return // issuing or revoking a token changes no client
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {

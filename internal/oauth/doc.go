@@ -27,7 +27,17 @@
 //   - slow_down on over-polling, and refresh token rotation with reuse
 //     detection that revokes the whole token family.
 //
-// JOSE is github.com/go-jose/go-jose/v4 with explicit algorithm allow-lists.
+// JOSE is github.com/go-jose/go-jose/v4 with explicit algorithm allow-lists
+// (client assertions, JWKs). Gatehouse's own access tokens are signed and
+// verified in jwt.go: a precomputed header per key and claims written
+// without reflection on the way out, and on the way in a strict parser
+// that accepts only that header shape, with the algorithm pinned by the
+// key found by kid.
+//
+// The client credentials grant, the hot path, has a fast path
+// (fastpath.go) in front of op's generic token endpoint: same calls, same
+// errors, less parsing. Verified access tokens are cached by hash until
+// they expire (verified.go); revocation is checked on every use.
 // The device verification page, the ForgeRock endpoint and the
 // OAuth 2.0 Authorization Server Metadata (RFC 8414) document are plain
 // net/http handlers beside op's router.

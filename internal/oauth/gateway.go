@@ -56,9 +56,7 @@ func (s *Server) issueForChild(ctx context.Context, gw *client, child string, re
 	if err != nil {
 		return nil, s.serverError(ctx, "issue access token", err)
 	}
-	d := issuedDetails(g, cl)
-	d["actor"] = gw.id
-	if err := s.recorder.record(ctx, "token.issued", "thing/"+tc.Name, d); err != nil {
+	if err := s.issued.Enqueue(ctx, "token.issued", "thing/"+tc.Name, issuedDetails(g, cl)); err != nil {
 		return nil, s.serverError(ctx, "record token event", err)
 	}
 	return &oidc.AccessTokenResponse{AccessToken: raw, TokenType: oidc.BearerToken, ExpiresIn: uint64(s.atTTL / time.Second), Scope: granted}, nil

@@ -31,7 +31,7 @@ type signingKey struct {
 	alg       string
 	public    any // verification key: *ecdsa.PublicKey, ed25519.PublicKey, *rsa.PublicKey or []byte
 	jwk       jose.JSONWebKey
-	signer    jose.Signer
+	jwt       *jwtSigner
 	createdAt time.Time
 }
 
@@ -52,8 +52,7 @@ func newKeyring(s *Server) *keyring {
 	if s.alg == HS256 {
 		sum := sha256.Sum256(s.hsSecret)
 		k := &signingKey{kid: "hs256-" + base64.RawURLEncoding.EncodeToString(sum[:6]), alg: HS256, public: s.hsSecret}
-		k.signer, _ = jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: s.hsSecret},
-			(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", k.kid))
+		k.jwt, _ = newJWTSigner(HS256, k.kid, s.hsSecret) // fails only for other algorithms
 		kr.cur = k
 		kr.byKID[k.kid] = k
 	}
@@ -122,6 +121,14 @@ func (kr *keyring) lookup(ctx context.Context, kid string) (*signingKey, bool) {
 	k, ok = kr.byKID[kid]
 	kr.mu.RUnlock()
 	return k, ok
+}
+
+// has reports whether kid is among the loaded keys, without reloading.
+func (kr *keyring) has(kid string) bool {
+	kr.mu.RLock()
+	_, ok := kr.byKID[kid]
+	kr.mu.RUnlock()
+	return ok
 }
 
 // published returns the keys in the JWKS, current first.
@@ -207,9 +214,7 @@ func newSigningKey(kid, alg string, priv any, createdAt time.Time) (*signingKey,
 	k := &signingKey{kid: kid, alg: alg, public: signer.Public(), createdAt: createdAt}
 	k.jwk = jose.JSONWebKey{Key: signer.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}
 	var err error
-	k.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jose.JSONWebKey{Key: priv, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
-	if err != nil {
+	if k.jwt, err = newJWTSigner(alg, kid, priv); err != nil {
 		return nil, fmt.Errorf("oauth: signing key %s: %w", kid, err)
 	}
 	return k, nil

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,8 +145,13 @@ type Server struct {
 	keys       *keyring
 	cache      *clientCache
 	revoked    *revocations
-	recorder   *recorder
+	verified   *verifiedCache
+	issued     *events.Batcher // token.issued of client credentials, batched while Run is active; never drops
 	guesses    *limiter
+	tokenBufs  sync.Pool
+	metrics    atomic.Pointer[tokenMetrics]
+	noFastPath bool         // tests: serve every token request through op
+	fastServed atomic.Int64 // requests the fast path answered
 	running    atomic.Bool
 	handler    http.Handler
 	deviceTmpl *template.Template
@@ -257,10 +263,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.clients[c.ID] = &c
 	}
+	s.tokenBufs.New = func() any { return new(tokenBuffer) }
 	s.keys = newKeyring(s)
 	s.cache = newClientCache()
 	s.revoked = &revocations{jtis: map[string]time.Time{}}
-	s.recorder = &recorder{s: s, queue: make(chan pendingEvent, 4096)}
+	s.verified = newVerifiedCache()
+	s.issued = s.events.NewBatcher(4096, s.log)
 	s.guesses = newLimiter(10, 30*time.Second, 200, 100*time.Millisecond)
 	if s.deviceTmpl, err = parseDeviceTemplate(); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
@@ -291,9 +299,10 @@ func (s *Server) routes() http.Handler {
 	// No CORS: browsers have no business calling these endpoints.
 	o := op.RegisterServer(s, endpoints, op.WithServerCORSOptions(nil))
 	mux := http.NewServeMux()
-	for _, p := range []string{PathDiscoveryOIDC, PathKeys, PathToken, PathDeviceCode, PathRevoke} {
+	for _, p := range []string{PathDiscoveryOIDC, PathKeys, PathDeviceCode, PathRevoke} {
 		mux.Handle(p, o)
 	}
+	mux.Handle(PathToken, s.tokenEndpoint(o))
 	mux.HandleFunc(PathIntrospect, func(w http.ResponseWriter, r *http.Request) {
 		// op answers an unauthenticated introspection with invalid_client
 		// but status 400; RFC 6749 section 5.2 wants 401.
@@ -332,39 +341,22 @@ func (s *Server) Run(ctx context.Context) error {
 		s.running.Store(false)
 		s.cache.clear()
 	}()
-	flush := time.NewTicker(100 * time.Millisecond)
-	defer flush.Stop()
+	// Token events: once ctx ended, the batcher writes what is queued
+	// before Run returns.
+	batchDone := make(chan struct{})
+	go func() {
+		defer close(batchDone)
+		_ = s.issued.Run(ctx)
+	}()
+	defer func() { <-batchDone }()
 	housekeeping := time.NewTicker(time.Minute)
 	defer housekeeping.Stop()
-	var batch []pendingEvent
 	for {
 		select {
 		case <-ctx.Done():
-			// Drain what is queued so no issued token goes unrecorded.
-			for {
-				select {
-				case ev := <-s.recorder.queue:
-					batch = append(batch, ev)
-					continue
-				default:
-				}
-				break
-			}
-			s.recorder.flush(context.WithoutCancel(ctx), batch)
 			return nil
 		case ev := <-changes:
 			s.cache.invalidate(ev)
-		case ev := <-s.recorder.queue:
-			batch = append(batch, ev)
-			if len(batch) >= 512 {
-				s.recorder.flush(ctx, batch)
-				batch = batch[:0]
-			}
-		case <-flush.C:
-			if len(batch) > 0 {
-				s.recorder.flush(ctx, batch)
-				batch = batch[:0]
-			}
 		case <-housekeeping.C:
 			if _, err := s.keys.current(ctx); err != nil {
 				s.log.ErrorContext(ctx, "scheduled key rotation", "err", err)

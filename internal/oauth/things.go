@@ -33,6 +33,7 @@ func (s *Server) serveThingToken(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 			e = oidc.ErrServerError().WithDescription("internal error")
 		}
+		s.metrics.Load().tokenError(string(e.ErrorType))
 		writeOAuthError(w, status, e)
 	}
 	if r.URL.Query().Get("_action") != "get_access_token" {

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -12,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 )
 
 // leeway is the clock skew tolerated when checking exp, nbf and iat.
@@ -142,25 +141,13 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 		c.Cnf = &confirmation{X5tS256: g.cnf}
 	}
 	g.decorate(&c)
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", c, fmt.Errorf("oauth: encode claims: %w", err)
-	}
-	jws, err := key.signer.Sign(payload)
+	b := s.tokenBufs.Get().(*tokenBuffer)
+	defer s.tokenBufs.Put(b)
+	raw, err = key.jwt.compact(s.rand, &c, b)
 	if err != nil {
 		return "", c, fmt.Errorf("oauth: sign access token: %w", err)
 	}
-	raw, err = jws.CompactSerialize()
-	if err != nil {
-		return "", c, fmt.Errorf("oauth: serialize access token: %w", err)
-	}
 	return raw, c, nil
-}
-
-// tokenAlgorithms are the algorithms VerifyAccessToken parses; the key
-// named by kid then pins the one algorithm it accepts.
-func asymmetricAlgorithms() []jose.SignatureAlgorithm {
-	return []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256}
 }
 
 // VerifyAccessToken checks an access token issued by this server: size at
@@ -190,62 +177,90 @@ func (c *claims) accessToken() *AccessToken {
 	return at
 }
 
-// verifyJWT checks everything but revocation.
+// verifyJWT checks everything but revocation. A token that verified
+// before is looked up in s.verified (see verifiedCache) instead of being
+// verified again; the result is the same.
 func (s *Server) verifyJWT(ctx context.Context, raw string) (*claims, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxTokenBytes)
 	}
-	algs := asymmetricAlgorithms()
-	if s.alg == HS256 {
-		algs = []jose.SignatureAlgorithm{jose.HS256}
+	sum := sha256.Sum256([]byte(raw))
+	if e, ok := s.verified.get(sum); ok {
+		if s.keys.has(e.kid) && checkTimes(e.c, s.now()) == nil {
+			c := *e.c
+			c.Audience = slices.Clone(c.Audience)
+			return &c, nil
+		}
+		s.verified.drop(sum) // verify again, to fail the same way
 	}
-	jws, err := jose.ParseSignedCompact(raw, algs)
+	c, kid, err := s.verifyJWTUncached(ctx, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return nil, err
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("%w: want one signature", ErrInvalidToken)
+	stored := *c
+	stored.Audience = slices.Clone(c.Audience)
+	if c.Cnf != nil {
+		cnf := *c.Cnf
+		stored.Cnf = &cnf
 	}
-	h := jws.Signatures[0].Header
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalidToken, typ)
+	s.verified.put(sum, verifiedEntry{c: &stored, kid: kid}, s.now())
+	return c, nil
+}
+
+// verifyJWTUncached verifies raw and returns its claims and the kid of the
+// key it verified with.
+func (s *Server) verifyJWTUncached(ctx context.Context, raw string) (*claims, string, error) {
+	h, input, payload, sig, err := parseCompact(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if h.KeyID == "" {
-		return nil, fmt.Errorf("%w: no kid", ErrInvalidToken)
+	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
+		return nil, "", fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalidToken, h.Typ)
 	}
-	key, ok := s.keys.lookup(ctx, h.KeyID)
+	if h.Kid == "" {
+		return nil, "", fmt.Errorf("%w: no kid", ErrInvalidToken)
+	}
+	key, ok := s.keys.lookup(ctx, h.Kid)
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown key %q", ErrInvalidToken, h.KeyID)
+		return nil, "", fmt.Errorf("%w: unknown key %q", ErrInvalidToken, h.Kid)
 	}
-	if h.Algorithm != key.alg {
-		return nil, fmt.Errorf("%w: algorithm %s does not match key %s", ErrInvalidToken, h.Algorithm, key.alg)
+	// The key pins the one algorithm it signs with.
+	if h.Alg != key.alg {
+		return nil, "", fmt.Errorf("%w: algorithm %s does not match key %s", ErrInvalidToken, h.Alg, key.alg)
 	}
-	payload, err := jws.Verify(key.public)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	if err := verifySignature(key.public, input, sig); err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
+		return nil, "", fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Issuer), []byte(s.issuer)) != 1 {
-		return nil, fmt.Errorf("%w: issuer %q", ErrInvalidToken, c.Issuer)
+		return nil, "", fmt.Errorf("%w: issuer %q", ErrInvalidToken, c.Issuer)
 	}
 	if !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(s.audience, a) }) {
-		return nil, fmt.Errorf("%w: audience %q", ErrInvalidToken, []string(c.Audience))
+		return nil, "", fmt.Errorf("%w: audience %q", ErrInvalidToken, []string(c.Audience))
 	}
-	now := s.now()
+	if c.JTI == "" || c.Subject == "" || c.ClientID == "" {
+		return nil, "", fmt.Errorf("%w: jti, sub and client_id are required", ErrInvalidToken)
+	}
+	if err := checkTimes(&c, s.now()); err != nil {
+		return nil, "", err
+	}
+	return &c, h.Kid, nil
+}
+
+// checkTimes checks exp, nbf and iat against now, with leeway.
+func checkTimes(c *claims, now time.Time) error {
 	switch {
-	case c.JTI == "" || c.Subject == "" || c.ClientID == "":
-		return nil, fmt.Errorf("%w: jti, sub and client_id are required", ErrInvalidToken)
 	case c.Expiry == 0 || now.After(time.Unix(c.Expiry, 0).Add(leeway)):
-		return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
+		return fmt.Errorf("%w: expired", ErrInvalidToken)
 	case c.NotBefore != 0 && now.Add(leeway).Before(time.Unix(c.NotBefore, 0)):
-		return nil, fmt.Errorf("%w: not valid yet", ErrInvalidToken)
+		return fmt.Errorf("%w: not valid yet", ErrInvalidToken)
 	case c.IssuedAt != 0 && now.Add(leeway).Before(time.Unix(c.IssuedAt, 0)):
-		return nil, fmt.Errorf("%w: issued in the future", ErrInvalidToken)
+		return fmt.Errorf("%w: issued in the future", ErrInvalidToken)
 	}
-	return &c, nil
+	return nil
 }
 
 // revocations caches the JWT IDs of revoked, unexpired access tokens. It is

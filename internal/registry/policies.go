@@ -397,3 +397,27 @@ func PolicyContext(r *Resolved, clientID string, sourceIP netip.Addr, cert *poli
 	c.User = r.User
 	return c
 }
+
+// CompileStoredPolicy compiles the default version of the stored policy
+// name on its own: for principals bound to one fixed policy rather than to
+// what is attached to them (the broker's anonymous test listener). A
+// missing policy gives store.ErrNotFound.
+func (s *Service) CompileStoredPolicy(ctx context.Context, name string, opts policy.Options) (*policy.Set, error) {
+	docs, err := s.store.DefaultPolicyDocuments(ctx, []string{name})
+	if err != nil {
+		return nil, fmt.Errorf("registry: policy %q: %w", name, err)
+	}
+	raw, ok := docs[name]
+	if !ok {
+		return nil, fmt.Errorf("registry: policy %q: %w", name, store.ErrNotFound)
+	}
+	d, err := policy.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("registry: stored policy %q: %w", name, err)
+	}
+	set, err := opts.Compile(policy.NamedDocument{Name: name, Document: d})
+	if err != nil {
+		return nil, fmt.Errorf("registry: compile policy %q: %w", name, err)
+	}
+	return set, nil
+}
