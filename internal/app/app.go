@@ -222,6 +222,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
 		EventTopicPrefix: cfg.MQTT.EventTopicPrefix,
 		AnonymousAddr:    cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
+		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)

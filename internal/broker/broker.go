@@ -61,6 +61,10 @@ type Config struct {
 	// AnonymousPolicy is the compiled policy set anonymous connections are
 	// bound to; ${iot:ClientId} resolves, thing variables do not.
 	AnonymousPolicy *policy.Set
+
+	// MaxKeepAlive caps MQTT 5 clients' keep-alive (Server Keep Alive in
+	// the CONNACK); 0 leaves it as the client asks. Whole seconds.
+	MaxKeepAlive time.Duration
 }
 
 // anonymousListener is the id of the unauthenticated test listener.

@@ -164,6 +164,7 @@ func codeFor(err error) packets.Code {
 // OnConnect authenticates the client and checks iot:Connect and its will,
 // answering a refusal itself so the CONNACK carries the precise reason.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	capKeepAlive(cl, h.b.cfg.MaxKeepAlive)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	refuse := func(code packets.Code, id *authn.Identity, why string) error {
@@ -478,5 +479,20 @@ func (h *hook) denied(s *session, action, resource string) {
 	h.b.log.Debug("mqtt denied", "client", s.cl.ID, "principal", s.id.Principal, "action", action, "resource", resource)
 	if s.denials.Add(1) <= maxDenialEvents {
 		h.b.record(s.ctx(), "broker.denied", "client/"+s.cl.ID, map[string]any{"action": action, "resource": resource, "clientId": s.cl.ID})
+	}
+}
+
+// capKeepAlive holds an MQTT 5 client that asks for a longer keep-alive than
+// max, or for none, to max: mochi announces it as Server Keep Alive in the
+// CONNACK [MQTT-3.1.2-21] and times the connection out by it. MQTT 3 has no
+// way to tell the client, so its keep-alive stays as asked.
+func capKeepAlive(cl *mqtt.Client, max time.Duration) {
+	limit := uint16(max / time.Second)
+	if limit == 0 || cl.Properties.ProtocolVersion < 5 {
+		return
+	}
+	if cl.State.Keepalive == 0 || cl.State.Keepalive > limit {
+		cl.State.Keepalive = limit
+		cl.State.ServerKeepalive = true
 	}
 }

@@ -112,6 +112,11 @@ type MQTT struct {
 	AnonymousPolicy string `yaml:"anonymousPolicy"`
 	// AnonymousAllowNonLoopback lets AnonymousAddr listen beyond loopback.
 	AnonymousAllowNonLoopback bool `yaml:"anonymousAllowNonLoopback"`
+	// MaxKeepAlive caps the keep-alive interval of MQTT 5 clients: one
+	// asking for more, or for none (0), is told this value in the CONNACK
+	// (Server Keep Alive) and held to it, as AWS IoT caps at 1200 s.
+	// 0 leaves clients' keep-alive as they ask.
+	MaxKeepAlive time.Duration `yaml:"maxKeepAlive"`
 }
 
 // Secrets locates the master key that encrypts keys at rest. Every replica
@@ -192,7 +197,7 @@ func Default() Config {
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
 		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
-			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events"},
+			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events", MaxKeepAlive: 20 * time.Minute},
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
 	}
@@ -437,6 +442,9 @@ func (c *Config) Validate() error {
 		if c.MQTT.AnonymousPolicy == "" {
 			bad("mqtt.anonymousPolicy: the anonymous listener needs the name of a stored policy")
 		}
+	}
+	if k := c.MQTT.MaxKeepAlive; k != 0 && (k < 5*time.Second || k > 65535*time.Second || k%time.Second != 0) {
+		bad("mqtt.maxKeepAlive: %s: want 0 (no cap) or whole seconds from 5s to 65535s", k)
 	}
 	if p := c.MQTT.EventTopicPrefix; p != "" && (strings.ContainsAny(p, "+#") || strings.HasSuffix(p, "/")) {
 		bad("mqtt.eventTopicPrefix: %q: no wildcards and no trailing /", p)
