@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -116,6 +117,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return float64(n)
 	}))
 
+	limits, err := newLimits(cfg, a.metrics, opts.Now)
+	if err != nil {
+		return nil, fmt.Errorf("app: limits: %w", err)
+	}
+
 	boot, err := a.Registry.EnsureBootstrap(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("app: bootstrap: %w", err)
@@ -160,6 +166,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return au.ThingName, nil
 		},
 		Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
+		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -168,6 +175,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Store: s, Registry: a.Registry, Events: a.Events, Sealer: sealer, Now: opts.Now, Rand: opts.Rand,
 		Logger: opts.Logger.With("component", "certs"), LeafValidity: cfg.PKI.LeafValidity,
 		RequireProofOfPossession: cfg.PKI.RequireProofOfPossession, Endpoints: endpoints(cfg, issuer),
+		RegisterPerIP: limits.registerPerIP,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -203,6 +211,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
 		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
 		EventTopicPrefix: cfg.MQTT.EventTopicPrefix,
+		ConnectPerIP:     limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
+		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -255,7 +265,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		a.httpsLn = tls.NewListener(ln, tlsConfig)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           httpapi.Instrument(a.metrics, mux),
+		Handler:           ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

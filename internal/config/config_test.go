@@ -12,7 +12,8 @@ func TestPrecedence(t *testing.T) {
 	if err := c.DecodeFile(strings.NewReader(file)); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"GATEHOUSE_HTTP_ADDR": "127.0.0.1:9100", "GATEHOUSE_OAUTH_ACCESS_TOKEN_TTL": "15m"}
+	env := map[string]string{"GATEHOUSE_HTTP_ADDR": "127.0.0.1:9100", "GATEHOUSE_OAUTH_ACCESS_TOKEN_TTL": "15m",
+		"GATEHOUSE_LIMITS_TOKEN_PER_CLIENT": "5/m", "GATEHOUSE_HTTP_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.0/24"}
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +36,8 @@ func TestPrecedence(t *testing.T) {
 		{"default kept", c.Log.Format, "text"},
 		{"derived dsn", c.Store.DSN, "sqlite:/var/lib/gh/gatehouse.db"},
 		{"derived external URL", c.HTTP.ExternalURL, "http://127.0.0.1:9100"},
+		{"limit from env", c.Limits.TokenPerClient, "5/m"},
+		{"trusted proxies from env", strings.Join(c.HTTP.TrustedProxies, " "), "10.0.0.0/8 192.168.1.0/24"},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -68,6 +71,8 @@ func TestRejects(t *testing.T) {
 			want: []string{"log.level", "log.format", "oauth.algorithm", "http.addr"}},
 		{name: "hs256 needs secret", file: "oauth:\n  algorithm: HS256\n", want: []string{"hs256Secret"}},
 		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
+		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
+			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

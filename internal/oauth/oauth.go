@@ -114,6 +114,9 @@ type Config struct {
 	Now                func() time.Time
 	Rand               io.Reader
 	Logger             *slog.Logger
+
+	// Limits are the token endpoint and device page abuse limits.
+	Limits Limits
 }
 
 // Server is the authorization server. Create it with New.
@@ -142,6 +145,7 @@ type Server struct {
 	revoked    *revocations
 	recorder   *recorder
 	guesses    *limiter
+	limits     Limits
 	running    atomic.Bool
 	handler    http.Handler
 	deviceTmpl *template.Template
@@ -253,11 +257,12 @@ func New(cfg Config) (*Server, error) {
 	s.cache = newClientCache()
 	s.revoked = &revocations{jtis: map[string]time.Time{}}
 	s.recorder = &recorder{s: s, queue: make(chan pendingEvent, 4096)}
-	s.guesses = newLimiter(10, 30*time.Second, 200, 100*time.Millisecond)
+	s.limits = cfg.Limits
+	s.guesses = newGuessLimiter(cfg.Limits.UserCodePerIP, s.now)
 	if s.deviceTmpl, err = parseDeviceTemplate(); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}
-	s.handler = withPeerCertificates(s.routes())
+	s.handler = s.limitTokens(withPeerCertificates(s.routes()))
 	return s, nil
 }
 
