@@ -181,7 +181,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	if err := a.Certs.EnsureCA(ctx); err != nil {
-		return nil, fmt.Errorf("app: CA: %w", err)
+		return nil, fmt.Errorf("app: CA: %w", masterKeyHint(err, cfg.Secrets.MasterKeyFile, masterKey))
 	}
 	var tlsConfig *tls.Config
 	if cfg.MQTT.TLSAddr != "" || cfg.MQTT.WSSAddr != "" || cfg.HTTP.TLSAddr != "" {

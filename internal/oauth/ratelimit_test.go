@@ -47,7 +47,9 @@ func TestTokenEndpointLimits(t *testing.T) {
 		wantStatus int
 		wantError  string
 	}{
-		{"sensor-1 first token", func() (int, map[string]any) { return e.postForm(oauth.PathToken, cc, "sensor-1", e.secrets["sensor-1"]) }, 200, ""},
+		{"sensor-1 first token", func() (int, map[string]any) {
+			return e.postForm(oauth.PathToken, cc, "sensor-1", e.secrets["sensor-1"])
+		}, 200, ""},
 		// Failed attempts in sensor-2's name do not use up its budget.
 		{"wrong secret for sensor-2", func() (int, map[string]any) { return e.postForm(oauth.PathToken, cc, "sensor-2", "guess") }, 401, "invalid_client"},
 		{"wrong secret for sensor-2 again", func() (int, map[string]any) { return e.postForm(oauth.PathToken, cc, "sensor-2", "guess") }, 401, "invalid_client"},
@@ -61,7 +63,9 @@ func TestTokenEndpointLimits(t *testing.T) {
 		{"sensor-1 over its per-client limit", func() (int, map[string]any) {
 			return e.postForm(oauth.PathToken, cc, "sensor-1", e.secrets["sensor-1"])
 		}, 429, "temporarily_unavailable"},
-		{"sensor-2 still has its budget", func() (int, map[string]any) { return e.postForm(oauth.PathToken, cc, "sensor-2", e.secrets["sensor-2"]) }, 200, ""},
+		{"sensor-2 still has its budget", func() (int, map[string]any) {
+			return e.postForm(oauth.PathToken, cc, "sensor-2", e.secrets["sensor-2"])
+		}, 200, ""},
 		{"eighth request from this address", func() (int, map[string]any) {
 			return e.postForm(oauth.PathToken, cc, "sensor-2", e.secrets["sensor-2"])
 		}, 200, ""},

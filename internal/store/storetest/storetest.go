@@ -40,6 +40,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Authorizers", testAuthorizers},
 		{"PKI", testPKI},
 		{"Lobby", testLobby},
+		{"SealedValues", testSealedValues},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,21 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gatehouse-iot/gatehouse/internal/seal"
+)
+
+// masterKeyHint explains an error opening a sealed key: the usual cause
+// is a master key file other than the one the database was sealed with.
+func masterKeyHint(err error, file string, key []byte) error {
+	var unknown *seal.UnknownKeyError
+	if !errors.As(err, &unknown) {
+		return err
+	}
+	id, _ := seal.KeyIDOf(key)
+	return fmt.Errorf("%w: the database is sealed with master key %08x but %s holds key %08x: "+
+		"point secrets.masterKeyFile at the right key (after `gatehouse keys rotate-master` the previous key is kept as %s.old-<time>)",
+		err, unknown.KeyID, file, id, file)
+}
