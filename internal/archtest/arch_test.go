@@ -63,6 +63,8 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/registry": {"net/http", module + "internal/httpapi", module + "internal/app"},
 		"internal/events":   {"net/http", module + "internal/registry"},
 		"internal/config":   {module + "internal/store", module + "internal/app"},
+		// Limits are mechanism only: no storage, no domain packages.
+		"internal/ratelimit": {"database/sql", module + "internal/store", module + "internal/registry", module + "internal/oauth", module + "internal/broker"},
 	}
 	for _, p := range listPackages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, module)
