@@ -80,7 +80,7 @@ func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Service) serveRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.cfg.RegisterPerIP.Allow(ratelimit.AddrOf(r.RemoteAddr).String()); !ok {
+	if ok, wait := s.cfg.RegisterPerIP.Allow(ratelimit.AddrKey(r.RemoteAddr)); !ok {
 		s.log.Info("register refused", "status", http.StatusTooManyRequests, "remote", r.RemoteAddr, "err", "registerPerIP limit")
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 		writeDeviceJSON(w, http.StatusTooManyRequests, registerError{Status: false, Error: "too many registrations from this address; retry later"})

@@ -52,6 +52,7 @@ func newGuessLimiter(perKey *ratelimit.Limiter, now func() time.Time) *limiter {
 
 // allow reports whether key may make an attempt now, and counts it.
 func (l *limiter) allow(key string, _ time.Time) bool {
+	key = ratelimit.AddrKey(key)
 	if ok, _ := l.perKey.Allow(key); !ok {
 		return false
 	}
@@ -70,7 +71,7 @@ func (s *Server) limitTokens(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if ok, wait := l.TokenPerIP.Allow(clientAddr(r)); !ok {
+		if ok, wait := l.TokenPerIP.Allow(ratelimit.AddrKey(r.RemoteAddr)); !ok {
 			writeLimited(w, wait, "too many token requests from this address")
 			return
 		}

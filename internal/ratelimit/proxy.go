@@ -76,3 +76,19 @@ func inAny(prefixes []netip.Prefix, a netip.Addr) bool {
 	}
 	return false
 }
+
+// AddrKey is the limiter key of a client address ("host:port" or bare
+// host): the IPv4 address, or the /64 prefix of an IPv6 address (one
+// subscriber usually holds a whole /64, so per-address limits on single
+// IPv6 addresses would be no limit).
+func AddrKey(hostport string) string {
+	a := AddrOf(hostport)
+	switch {
+	case !a.IsValid():
+		return hostport
+	case a.Is6():
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}

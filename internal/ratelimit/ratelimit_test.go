@@ -207,3 +207,19 @@ func rejected(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no rejections counter for %q", name)
 	return 0
 }
+
+func TestAddrKey(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"192.0.2.7:5000", "192.0.2.7"},
+		{"192.0.2.7", "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:1", "192.0.2.7"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff::1]:443", "2001:db8:1:2::/64"},
+		{"garbage", "garbage"},
+	}
+	for _, tt := range tests {
+		if got := AddrKey(tt.in); got != tt.want {
+			t.Errorf("AddrKey(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
