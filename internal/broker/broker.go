@@ -204,12 +204,25 @@ func (b *Broker) listen() error {
 }
 
 func (b *Broker) add(id string, ln net.Listener) error {
-	if err := b.server.AddListener(listeners.NewNet(id, ln)); err != nil {
+	if err := b.server.AddListener(trackedListener{Listener: listeners.NewNet(id, ln), ended: b.hook.connectionEnded}); err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: %s listener: %w", id, err)
 	}
 	b.addrs[id] = ln.Addr().String()
 	return nil
+}
+
+// trackedListener tells the hook when mochi is done with a connection.
+type trackedListener struct {
+	listeners.Listener
+	ended func(net.Conn)
+}
+
+func (l trackedListener) Serve(establish listeners.EstablishFn) {
+	l.Listener.Serve(func(id string, c net.Conn) error {
+		defer l.ended(c)
+		return establish(id, c)
+	})
 }
 
 // Addr returns the address of a listener ("mqtt", "mqtts", "ws", "wss",

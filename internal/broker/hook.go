@@ -78,6 +78,10 @@ type hook struct {
 	// Config.ConnectionsPerThing.
 	perThingMu sync.Mutex
 	perThing   map[string]map[string]int
+
+	// byConn finds the session of a network connection when mochi is done
+	// with it (see connectionEnded).
+	byConn sync.Map // net.Conn -> *session
 }
 
 // revokedMemory is how long the broker itself refuses a revoked token; by
@@ -225,6 +229,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return refuse(code, id, fmt.Sprintf("thing %s already has %d connections (limits.connectionsPerThing)", id.ThingName, h.b.cfg.ConnectionsPerThing))
 	}
 	h.sessions.Store(cl, s)
+	h.byConn.Store(cl.Net.Conn, s)
 	// Checked after the session is visible: a concurrent follower either
 	// finds the session to kick or has marked the credential already.
 	if h.isRevoked(id.CredentialID) {
@@ -233,6 +238,35 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return refuse(packets.ErrBadUsernameOrPassword, id, "credential revoked") // as the authenticator answers later
 	}
 	return nil
+}
+
+// connectionEnded runs when mochi returns from serving conn. Normally
+// OnDisconnect has forgotten its session (or marked it offline) by then;
+// but when the connection fails after OnConnect admitted it and before
+// the session is running (the CONNACK or the resent inflight messages
+// cannot be written, e.g. the client reset the connection), mochi returns
+// without OnDisconnect: the session is forgotten here, or it would stay
+// in memory and keep counting against its thing's connections forever.
+func (h *hook) connectionEnded(conn net.Conn) {
+	v, ok := h.byConn.LoadAndDelete(conn)
+	if !ok {
+		return
+	}
+	s := v.(*session)
+	if s.offline.Load() {
+		return
+	}
+	if cur, ok := h.sessions.Load(s.cl); !ok || cur != s {
+		return
+	}
+	h.sessions.Delete(s.cl)
+	h.release(s)
+	s.mu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	h.b.log.Debug("mqtt connection ended before its session ran", "client", s.cl.ID, "remote", s.cl.Net.Remote)
 }
 
 // admit counts s against its thing's connections, or reports false when

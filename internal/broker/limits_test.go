@@ -3,10 +3,13 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -206,5 +209,47 @@ func TestMaxMessageAndPacketSize(t *testing.T) {
 	}
 	if got := rejections(t, reg, "mqtt.maxPacketSize"); got != 1 {
 		t.Errorf("mqtt.maxPacketSize rejections = %v, want 1", got)
+	}
+}
+
+// TestAbandonedConnectsDoNotCount: clients that send a CONNECT and reset
+// the connection at once (before or while the CONNACK is written) leave
+// no connection counted against their thing: afterwards the thing still
+// connects under a limit of one.
+func TestAbandonedConnectsDoNotCount(t *testing.T) {
+	f := newFixtureWith(t, time.Hour, func(c *broker.Config) { c.ConnectionsPerThing = 1 })
+	admin := events.WithActor(context.Background(), "test")
+	const multi = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"client/s-1*"}]}`
+	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "multi", Document: []byte(multi)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.AttachPolicy(admin, "multi", store.TargetThing, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	tok := []byte(f.token("s-1", "mqtt"))
+	for i := range 30 {
+		conn, err := net.Dial("tcp", f.broker.Addr("mqtt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp := &packets.Connect{ProtocolName: "MQTT", ProtocolVersion: 5, ClientID: fmt.Sprintf("s-1-%d", i), UsernameFlag: true, Username: "s-1",
+			PasswordFlag: true, Password: tok, KeepAlive: 30, CleanStart: true}
+		if _, err := cp.WriteTo(conn); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.(*net.TCPConn).SetLinger(0) // close with RST
+		conn.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, code, _ := f.connect("s-1", "s-1", tok, nil)
+		if code == 0 {
+			_ = c.Disconnect(&paho.Disconnect{})
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after abandoned CONNECTs the thing is refused: %#x", code)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
