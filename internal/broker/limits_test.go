@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -104,8 +105,26 @@ func TestConnectPerIPLimit(t *testing.T) {
 			_ = c.Disconnect(&paho.Disconnect{})
 		}
 	}
-	if got := rejections(t, reg, "connectPerIP"); got != 2 {
-		t.Errorf("connectPerIP rejections = %v, want 2", got)
+	// MQTT 3.1.1 has no 0x9F: the refusal is return code 3, server
+	// unavailable.
+	clk.Advance(30 * time.Second)
+	_, _, _ = f.connect("s-1", "s-1", tok, nil) // takes the token back
+	conn, err := net.Dial("tcp", f.broker.Addr("mqtt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	connect311 := []byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, 1, 'x'}
+	if _, err := conn.Write(connect311); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(conn, ack); err != nil || !bytes.Equal(ack, []byte{0x20, 2, 0, 3}) {
+		t.Errorf("MQTT 3.1.1 CONNACK over the limit = % x, %v; want 20 02 00 03", ack, err)
+	}
+	if got := rejections(t, reg, "connectPerIP"); got != 3 {
+		t.Errorf("connectPerIP rejections = %v, want 3", got)
 	}
 }
 
