@@ -85,6 +85,8 @@ type Trend struct {
 	Change float64
 	// Growing is the verdict: Change above the threshold.
 	Growing bool
+	// Span is the time the second half covers.
+	Span time.Duration
 }
 
 // GrowthThreshold is the relative growth over the second half of a soak
@@ -93,8 +95,13 @@ type Trend struct {
 // threshold sits above that noise.
 const GrowthThreshold = 0.10
 
+// MinSpan is the shortest second half a verdict is given for: over less,
+// the heap is dominated by the garbage collector's cycle (it grows until
+// the next collection), not by any trend.
+const MinSpan = 5 * time.Minute
+
 // Trends fits the second half of samples for heap, RSS and goroutines.
-// With fewer than four samples in the second half the verdict is flat.
+// With fewer than four samples in the second half nothing is fitted.
 func Trends(samples []Sample) []Trend {
 	half := samples[len(samples)/2:]
 	pick := []struct {
@@ -116,7 +123,7 @@ func Trends(samples []Sample) []Trend {
 			}
 			slope, mean := fit(xs, ys)
 			span := xs[len(xs)-1] - xs[0]
-			t.Mean, t.PerHour = mean, slope
+			t.Mean, t.PerHour, t.Span = mean, slope, half[len(half)-1].At-half[0].At
 			if mean > 0 {
 				t.Change = slope * span / mean
 			}
@@ -147,8 +154,13 @@ func fit(xs, ys []float64) (slope, mean float64) {
 	return num / den, my
 }
 
-// Verdict is "flat" or "growing (…)" naming the growing series.
+// Verdict is "flat" or "growing (…)" naming the growing series, or
+// "too short to judge" when the second half spans less than MinSpan or
+// holds fewer than four samples.
 func Verdict(trends []Trend) string {
+	if len(trends) == 0 || trends[0].Span < MinSpan {
+		return fmt.Sprintf("too short to judge (the second half must span at least %s with 4 samples or more)", MinSpan)
+	}
 	var growing []string
 	for _, t := range trends {
 		if t.Growing {

@@ -46,7 +46,8 @@ func TestTrendsVerdict(t *testing.T) {
 		{"noisy but flat", series(func(i int) float64 { return 10e6 + float64(i%2)*0.5e6 }), "flat"},
 		{"warm-up growth in the first half only", series(func(i int) float64 { return 10e6 + float64(min(i, 9))*1e6 }), "flat"},
 		{"leak", series(func(i int) float64 { return 10e6 + float64(i)*1e6 }), "growing (heap +37%)"},
-		{"too few samples", series(func(i int) float64 { return float64(i) })[:5], "flat"},
+		{"too few samples", series(func(i int) float64 { return float64(i) })[:5], "too short to judge (the second half must span at least 5m0s with 4 samples or more)"},
+		{"too short", shortSeries(), "too short to judge (the second half must span at least 5m0s with 4 samples or more)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,4 +56,14 @@ func TestTrendsVerdict(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shortSeries is 20 samples a second apart with a steep heap rise, as a
+// 20-second run between two garbage collections looks.
+func shortSeries() []Sample {
+	var s []Sample
+	for i := range 20 {
+		s = append(s, Sample{At: time.Duration(i) * time.Second, HeapBytes: 4e6 + float64(i)*2e5, RSSBytes: 30e6, Goroutines: 40})
+	}
+	return s
 }
