@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	_ "modernc.org/sqlite" // reads the database between the crashes
+
+	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
 )
 
 // fleetDevice is a device certificate of a manufacturer fleet.
@@ -99,9 +102,37 @@ func knock(t *testing.T, s *server, roots *x509.CertPool, d fleetDevice) {
 // thing, no ledger entry in a state its history does not end in or
 // commissioned without its thing and certificate; finally every operation
 // works again.
-func TestCrashSafety(t *testing.T) {
+func TestCrashSafety(t *testing.T) { testCrashSafety(t, "") }
+
+// TestCrashSafetyPostgres is TestCrashSafety on PostgreSQL.
+func TestCrashSafetyPostgres(t *testing.T) { testCrashSafety(t, storetest.PostgresDSN(t)) }
+
+func testCrashSafety(t *testing.T, dsn string) {
 	dataDir := t.TempDir()
-	args := []string{"--data-dir", dataDir, "--external-url", "http://gatehouse.crash.test"}
+	// One client asks for tokens as fast as it can: its per-client limit
+	// would answer most of them without touching the database.
+	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(cfg, []byte("limits:\n  tokenPerClient: \"off\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--config", cfg, "--data-dir", dataDir, "--external-url", "http://gatehouse.crash.test"}
+	if dsn != "" {
+		args = append(args, "--dsn", dsn)
+	}
+	openDB := func() *sql.DB {
+		var db *sql.DB
+		var err error
+		if dsn == "" {
+			db, err = sql.Open("sqlite", "file:"+filepath.Join(dataDir, "gatehouse.db")+"?mode=ro&_pragma=busy_timeout(10000)")
+		} else {
+			db, err = sql.Open("pgx", dsn)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
 	s := startServer(t, args...)
 	admin := s.Token
 	caPEM, devices := manufacturerFleet(t, "crash-lobby", 60)
@@ -199,7 +230,7 @@ func TestCrashSafety(t *testing.T) {
 
 		s = startServer(t, args...)
 		s.Token = admin
-		checkNoHalfDoneWork(t, filepath.Join(dataDir, "gatehouse.db"))
+		checkNoHalfDoneWork(t, openDB())
 	}
 
 	// Everything works again.
@@ -213,13 +244,9 @@ func TestCrashSafety(t *testing.T) {
 	s.admin(t, "POST", "/api/v1/lobby/claims", `{"device":"`+last.fp+`","target":"here","thingName":"`+last.cn+`"}`, 200)
 	waitLobbyState(t, s, last.fp, "commissioned")
 	s.admin(t, "GET", "/api/v1/things/"+last.cn, "", 200)
-	checkNoHalfDoneWork(t, filepath.Join(dataDir, "gatehouse.db"))
+	checkNoHalfDoneWork(t, openDB())
 	// The checks looked at real work: every answered claim is commissioned.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "gatehouse.db")+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB()
 	var commissioned, regs int
 	_ = db.QueryRow(`SELECT count(*) FROM lobby_devices WHERE state = 'commissioned'`).Scan(&commissioned)
 	_ = db.QueryRow(`SELECT count(*) FROM things WHERE name LIKE 'crash-reg-%'`).Scan(&regs)
@@ -245,15 +272,10 @@ func (s *server) cliPost(t *testing.T, path, auth, body string) int {
 	return resp.StatusCode
 }
 
-// checkNoHalfDoneWork reads the SQLite database and reports states no
+// checkNoHalfDoneWork reads the database and reports states no
 // transaction should ever leave behind.
-func checkNoHalfDoneWork(t *testing.T, path string) {
+func checkNoHalfDoneWork(t *testing.T, db *sql.DB) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	checks := []struct{ name, query string }{
 		{"registered or commissioned thing without a certificate",
 			`SELECT name FROM things t WHERE (name LIKE 'crash-reg-%' OR name LIKE 'crash-lobby-%' OR name = 'crash-after')

@@ -118,3 +118,19 @@ func TestEnvVars(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitsOff: an unquoted YAML off turns a limit off (yaml.v3 keeps it
+// a string) and validates.
+func TestLimitsOff(t *testing.T) {
+	c := Default()
+	if err := c.DecodeFile(strings.NewReader("limits:\n  tokenPerIP: off\n  connectPerIP: 0\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.Finish()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Limits.TokenPerIP+" "+c.Limits.ConnectPerIP, "off 0"; got != want {
+		t.Errorf("limits = %q, want %q", got, want)
+	}
+}
