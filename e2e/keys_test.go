@@ -175,3 +175,68 @@ func registerDevice(t *testing.T, s *server, regTok, name string) (tls.Certifica
 	}
 	return cert, roots
 }
+
+// TestKeyRotationOnline rotates the master key without stopping the
+// service for the rotation itself: the server is restarted once with the
+// new key as masterKeyFile and the old one in previousMasterKeyFiles, the
+// rotation runs beside it (--online), and afterwards the server starts
+// with the new key alone: old tokens are active, the old certificate
+// authenticates, new tokens and certificates are issued.
+func TestKeyRotationOnline(t *testing.T) {
+	dataDir := t.TempDir()
+	oldFile, newFile := filepath.Join(dataDir, "master.key"), filepath.Join(t.TempDir(), "new.key")
+	base := []string{"--data-dir", dataDir, "--external-url", "http://gatehouse.keys.test"}
+	s := startServer(t, base...)
+	admin := s.Token
+	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"meter","scopes":["read"]}`, 201)
+	s.admin(t, "POST", "/api/v1/things", `{"name":"meter-1","thingType":"meter"}`, 201)
+	secret := s.admin(t, "POST", "/api/v1/things/meter-1/secret", "", 201)["clientSecret"].(string)
+	regTok := s.admin(t, "POST", "/api/v1/registration-tokens", `{"thingType":"meter","maxUses":5}`, 201)["token"].(string)
+	cert, roots := registerDevice(t, s, regTok, "meter-cert-1")
+	first := clientCredentials(t, s, "meter-1", secret, "read")
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(newFile, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	both := filepath.Join(t.TempDir(), "both.yaml")
+	if err := os.WriteFile(both, []byte("secrets:\n  masterKeyFile: "+newFile+"\n  previousMasterKeyFiles: ["+oldFile+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = startServer(t, append([]string{"--config", both}, base...)...)
+	s.Token = admin
+	out, err := gatehouse(t, "keys", "rotate-master", "--online", "--data-dir", dataDir, "--master-key-file", oldFile, "--new-key-file", newFile)
+	if err != nil || !strings.Contains(out, "re-sealed 3 values") {
+		t.Fatalf("rotate-master --online beside the running server (want 3 values: CA, root, signing key): %v\n%s", err, out)
+	}
+	if out, errOut, err := s.cli(t, "", "keys", "rotate"); err != nil {
+		t.Fatalf("keys rotate: %v %s %s", err, out, errOut)
+	}
+	second := clientCredentials(t, s, "meter-1", secret, "read")
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	only := filepath.Join(t.TempDir(), "new.yaml")
+	if err := os.WriteFile(only, []byte("secrets:\n  masterKeyFile: "+newFile+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = startServer(t, append([]string{"--config", only}, base...)...)
+	s.Token = admin
+	for name, tok := range map[string]string{"first": first, "second": second} {
+		if !introspect(t, s, "meter-1", secret, tok) {
+			t.Errorf("the %s token is not active with the new key alone", name)
+		}
+	}
+	clientCredentials(t, s, "meter-1", secret, "read")
+	mtls := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "127.0.0.1"}}}
+	resp, err := mtls.PostForm("https://"+s.HTTPS+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"meter-cert-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("token over mutual TLS with the old certificate = %d", resp.StatusCode)
+	}
+	registerDevice(t, s, regTok, "meter-cert-2")
+}

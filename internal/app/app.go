@@ -130,7 +130,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: master key: %w", err)
 	}
-	sealer, err := seal.New(masterKey, seal.WithRand(opts.Rand))
+	previous, err := readKeyFiles(cfg.Secrets.PreviousMasterKeyFiles)
+	if err != nil {
+		return nil, fmt.Errorf("app: previous master keys: %w", err)
+	}
+	sealer, err := seal.New(masterKey, seal.WithRand(opts.Rand), seal.WithOldKeys(previous...))
 	if err != nil {
 		return nil, fmt.Errorf("app: master key: %w", err)
 	}

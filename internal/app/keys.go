@@ -19,3 +19,16 @@ func masterKeyHint(err error, file string, key []byte) error {
 		"point secrets.masterKeyFile at the right key (after `gatehouse keys rotate-master` the previous key is kept as %s.old-<time>)",
 		err, unknown.KeyID, file, id, file)
 }
+
+// readKeyFiles reads the previous master keys.
+func readKeyFiles(paths []string) ([][]byte, error) {
+	var keys [][]byte
+	for _, p := range paths {
+		k, err := seal.ReadKeyFile(p)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}

@@ -51,6 +51,7 @@ func runRotateMaster(ctx context.Context, env *Env, args []string) error {
 		"re-seal every key in the database under the master key in F (created if missing) and install it; the server must be stopped")
 	load := serverFlags(fs)
 	newFile := fs.String("new-key-file", "", "the new master key (base64, as the master key file); created with a random key if it does not exist")
+	online := fs.Bool("online", false, "the servers keep running: every one must already run with the new key as secrets.masterKeyFile and the current one in secrets.previousMasterKeyFiles; the key files are not touched")
 	force := fs.Bool("force", false, "skip the check that no server uses the database (PostgreSQL: sessions named gatehouse); only with every server stopped")
 	keyFile := fs.String("master-key-file", "", "the current master key file (default secrets.masterKeyFile: <data dir>/master.key)")
 	pos, err := parse(fs, args)
@@ -79,7 +80,7 @@ func runRotateMaster(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("current master key: %w", err)
 	}
 	newKey, err := seal.ReadKeyFile(*newFile)
-	if errors.Is(err, iofs.ErrNotExist) {
+	if errors.Is(err, iofs.ErrNotExist) && !*online {
 		if newKey, err = seal.LoadOrCreateKeyFile(*newFile, rand.Reader); err == nil {
 			fmt.Fprintf(env.Stderr, "created a new master key in %s\n", *newFile)
 		}
@@ -92,11 +93,14 @@ func runRotateMaster(ctx context.Context, env *Env, args []string) error {
 	if oldID == newID {
 		return errors.New("the new master key is the current one")
 	}
-	if err := store.CheckUnused(ctx, cfg.Store.DSN); err != nil && !(*force && errors.Is(err, store.ErrLocked)) {
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%w: stop every server using the database before rotating the master key", err)
+	// Online, the servers open values under either key, so they may run.
+	if !*online {
+		if err := store.CheckUnused(ctx, cfg.Store.DSN); err != nil && !(*force && errors.Is(err, store.ErrLocked)) {
+			if errors.Is(err, store.ErrLocked) {
+				return fmt.Errorf("%w: stop every server using the database before rotating the master key (or see --online)", err)
+			}
+			return err
 		}
-		return err
 	}
 	sealer, err := seal.New(newKey, seal.WithOldKeys(oldKey))
 	if err != nil {
@@ -154,6 +158,11 @@ func runRotateMaster(ctx context.Context, env *Env, args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if *online {
+		fmt.Fprintf(env.Stdout, "re-sealed %d values (%d already under the new key) from master key %08x to %08x in one transaction\n", resealed, already, oldID, newID)
+		fmt.Fprintf(env.Stdout, "the servers no longer need %s: remove it from secrets.previousMasterKeyFiles at the next restart\n", current)
+		return nil
 	}
 	// The database now needs the new key. Keep the old one beside it, then
 	// install the new one in its place.

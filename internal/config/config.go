@@ -131,6 +131,11 @@ type Secrets struct {
 	// MasterKeyFile holds the base64 master key; created if missing.
 	// Default: <dataDir>/master.key.
 	MasterKeyFile string `yaml:"masterKeyFile"`
+	// PreviousMasterKeyFiles are older master keys that still open values
+	// sealed under them (new values are sealed with MasterKeyFile): for
+	// rotating the master key while the servers run (`gatehouse keys
+	// rotate-master --online`).
+	PreviousMasterKeyFiles []string `yaml:"previousMasterKeyFiles"`
 }
 
 // Store selects the database.
