@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -121,6 +122,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return float64(n)
 	}))
 
+	limits, err := newLimits(cfg, a.metrics, opts.Now)
+	if err != nil {
+		return nil, fmt.Errorf("app: limits: %w", err)
+	}
+
 	boot, err := a.Registry.EnsureBootstrap(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("app: bootstrap: %w", err)
@@ -129,7 +135,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: master key: %w", err)
 	}
-	sealer, err := seal.New(masterKey, seal.WithRand(opts.Rand))
+	previous, err := readKeyFiles(cfg.Secrets.PreviousMasterKeyFiles)
+	if err != nil {
+		return nil, fmt.Errorf("app: previous master keys: %w", err)
+	}
+	sealer, err := seal.New(masterKey, seal.WithRand(opts.Rand), seal.WithOldKeys(previous...))
 	if err != nil {
 		return nil, fmt.Errorf("app: master key: %w", err)
 	}
@@ -166,6 +176,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return au.ThingName, nil
 		},
 		Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
+		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -177,12 +188,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Store: s, Registry: a.Registry, Events: a.Events, Sealer: sealer, Now: opts.Now, Rand: opts.Rand,
 		Logger: opts.Logger.With("component", "certs"), LeafValidity: cfg.PKI.LeafValidity,
 		RequireProofOfPossession: cfg.PKI.RequireProofOfPossession, Endpoints: endpoints(cfg, issuer),
+		RegisterPerIP: limits.registerPerIP,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	if err := a.Certs.EnsureCA(ctx); err != nil {
-		return nil, fmt.Errorf("app: CA: %w", err)
+		return nil, fmt.Errorf("app: CA: %w", masterKeyHint(err, cfg.Secrets.MasterKeyFile, masterKey))
 	}
 	var tlsConfig *tls.Config
 	if cfg.MQTT.TLSAddr != "" || cfg.MQTT.WSSAddr != "" || cfg.HTTP.TLSAddr != "" {
@@ -223,6 +235,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		EventTopicPrefix: cfg.MQTT.EventTopicPrefix,
 		AnonymousAddr:    cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
 		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
+		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
+		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -300,7 +314,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		a.httpsLn = tls.NewListener(ln, tlsConfig)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           httpapi.Instrument(a.metrics, mux),
+		Handler:           ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

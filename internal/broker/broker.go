@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
@@ -65,6 +66,27 @@ type Config struct {
 	// MaxKeepAlive caps MQTT 5 clients' keep-alive (Server Keep Alive in
 	// the CONNACK); 0 leaves it as the client asks. Whole seconds.
 	MaxKeepAlive time.Duration
+	// ConnectPerIP limits CONNECTs per client address before any
+	// authentication work (refused with 0x9F connection rate exceeded, or
+	// 0x03 server unavailable for MQTT 3). Nil: no limit.
+	ConnectPerIP *ratelimit.Limiter
+	// ConnectionsPerThing bounds the concurrent connections (distinct
+	// client ids) authenticated as one thing; a new connection over it is
+	// refused with 0x97 quota exceeded (0x03 for MQTT 3) and the existing
+	// ones stay, so a leaked credential cannot push the device off. A
+	// reconnect under a client id already connected is a takeover, not a
+	// new connection. 0: no limit.
+	ConnectionsPerThing int
+	// MaxPacketSize bounds every packet in bytes (mochi disconnects the
+	// client, 0x95 packet too large); 0: MQTT's own maximum.
+	MaxPacketSize int
+	// MaxMessageSize bounds a PUBLISH payload in bytes, MQTT and HTTPS
+	// (0x95 in the PUBACK for MQTT 5 QoS 1/2; MQTT 3 QoS 1/2 clients are
+	// disconnected; QoS 0 is dropped); 0: MaxHTTPPayload for HTTPS, no
+	// limit for MQTT beyond MaxPacketSize.
+	MaxMessageSize int
+	// Rejections counts refusals by the limits above (may be nil).
+	Rejections *ratelimit.Rejections
 }
 
 // anonymousListener is the id of the unauthenticated test listener.
@@ -110,6 +132,9 @@ func New(cfg Config) (*Broker, error) {
 	opts.Capabilities.MaximumClientWritesPending = cfg.MaxClientWritesPending
 	// No session may outlive its credentials by much: a day.
 	opts.Capabilities.MaximumSessionExpiryInterval = 24 * 60 * 60
+	if cfg.MaxPacketSize > 0 {
+		opts.Capabilities.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}, metrics: &metrics{}}
 	if cfg.Events != nil {
 		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
@@ -182,12 +207,25 @@ func (b *Broker) listen() error {
 }
 
 func (b *Broker) add(id string, ln net.Listener) error {
-	if err := b.server.AddListener(listeners.NewNet(id, ln)); err != nil {
+	if err := b.server.AddListener(trackedListener{Listener: listeners.NewNet(id, ln), ended: b.hook.connectionEnded}); err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: %s listener: %w", id, err)
 	}
 	b.addrs[id] = ln.Addr().String()
 	return nil
+}
+
+// trackedListener tells the hook when mochi is done with a connection.
+type trackedListener struct {
+	listeners.Listener
+	ended func(net.Conn)
+}
+
+func (l trackedListener) Serve(establish listeners.EstablishFn) {
+	l.Listener.Serve(func(id string, c net.Conn) error {
+		defer l.ended(c)
+		return establish(id, c)
+	})
 }
 
 // Addr returns the address of a listener ("mqtt", "mqtts", "ws", "wss",

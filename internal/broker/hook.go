@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
@@ -48,6 +50,9 @@ type session struct {
 	denials atomic.Int64
 	// connectedAt is when the CONNECT was admitted.
 	connectedAt time.Time
+	// counted is set while the connection counts against its thing's
+	// ConnectionsPerThing (see hook.admit).
+	counted atomic.Bool
 }
 
 // maxDenialEvents is how many denials one connection records in the event
@@ -70,6 +75,15 @@ type hook struct {
 	// kicked for a revoked token could reconnect with it in between and
 	// then keep its session.
 	revoked sync.Map // string -> time.Time
+
+	// perThing counts live connections by thing name and client id, for
+	// Config.ConnectionsPerThing.
+	perThingMu sync.Mutex
+	perThing   map[string]map[string]int
+
+	// byConn finds the session of a network connection when mochi is done
+	// with it (see connectionEnded).
+	byConn sync.Map // net.Conn -> *session
 }
 
 // revokedMemory is how long the broker itself refuses a revoked token; by
@@ -100,7 +114,7 @@ func (h *hook) isRevoked(id string) bool {
 	return ok && !h.b.now().After(v.(time.Time))
 }
 
-func newHook(b *Broker) *hook { return &hook{b: b} }
+func newHook(b *Broker) *hook { return &hook{b: b, perThing: map[string]map[string]int{}} }
 
 func (h *hook) ID() string { return "gatehouse" }
 
@@ -179,6 +193,17 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = h.b.server.SendConnack(cl, code, false, nil)
 		return code
 	}
+	if ok, _ := h.b.cfg.ConnectPerIP.Allow(ratelimit.AddrKey(cl.Net.Remote)); !ok {
+		// No event: a flood of these must not flood the event log.
+		h.b.log.Debug("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "why", "connectPerIP limit")
+		h.b.metrics.connect("refused")
+		code := packets.ErrConnectionRateExceeded
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrServerUnavailable
+		}
+		_ = h.b.server.SendConnack(cl, code, false, nil)
+		return code
+	}
 	anonymous := cl.Net.Listener == anonymousListener
 	id := anonymousIdentity
 	if !anonymous {
@@ -198,14 +223,91 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if pk.Connect.WillFlag && !willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
 		return refuse(packets.ErrNotAuthorized, id, "will message to "+pk.Connect.WillTopic+" denied")
 	}
+	if !h.admit(s) {
+		h.b.cfg.Rejections.Inc("connectionsPerThing")
+		code := packets.ErrQuotaExceeded
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrServerUnavailable
+		}
+		return refuse(code, id, fmt.Sprintf("thing %s already has %d connections (limits.connectionsPerThing)", id.ThingName, h.b.cfg.ConnectionsPerThing))
+	}
 	h.sessions.Store(cl, s)
+	h.byConn.Store(cl.Net.Conn, s)
 	// Checked after the session is visible: a concurrent follower either
 	// finds the session to kick or has marked the credential already.
 	if h.isRevoked(id.CredentialID) {
 		h.sessions.Delete(cl)
+		h.release(s)
 		return refuse(packets.ErrBadUsernameOrPassword, id, "credential revoked") // as the authenticator answers later
 	}
 	return nil
+}
+
+// connectionEnded runs when mochi returns from serving conn. Normally
+// OnDisconnect has forgotten its session (or marked it offline) by then;
+// but when the connection fails after OnConnect admitted it and before
+// the session is running (the CONNACK or the resent inflight messages
+// cannot be written, e.g. the client reset the connection), mochi returns
+// without OnDisconnect: the session is forgotten here, or it would stay
+// in memory and keep counting against its thing's connections forever.
+func (h *hook) connectionEnded(conn net.Conn) {
+	v, ok := h.byConn.LoadAndDelete(conn)
+	if !ok {
+		return
+	}
+	s := v.(*session)
+	if s.offline.Load() {
+		return
+	}
+	if cur, ok := h.sessions.Load(s.cl); !ok || cur != s {
+		return
+	}
+	h.sessions.Delete(s.cl)
+	h.release(s)
+	s.mu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	h.b.log.Debug("mqtt connection ended before its session ran", "client", s.cl.ID, "remote", s.cl.Net.Remote)
+}
+
+// admit counts s against its thing's connections, or reports false when
+// the thing has Config.ConnectionsPerThing other client ids connected.
+func (h *hook) admit(s *session) bool {
+	limit, thing := h.b.cfg.ConnectionsPerThing, s.id.ThingName
+	if limit <= 0 || thing == "" || s.anonymous {
+		return true
+	}
+	h.perThingMu.Lock()
+	defer h.perThingMu.Unlock()
+	ids := h.perThing[thing]
+	if ids[s.clientID] == 0 && len(ids) >= limit {
+		return false
+	}
+	if ids == nil {
+		ids = map[string]int{}
+		h.perThing[thing] = ids
+	}
+	ids[s.clientID]++
+	s.counted.Store(true)
+	return true
+}
+
+// release undoes admit, once.
+func (h *hook) release(s *session) {
+	if !s.counted.CompareAndSwap(true, false) {
+		return
+	}
+	h.perThingMu.Lock()
+	defer h.perThingMu.Unlock()
+	ids := h.perThing[s.id.ThingName]
+	if ids[s.clientID]--; ids[s.clientID] <= 0 {
+		delete(ids, s.clientID)
+	}
+	if len(ids) == 0 {
+		delete(h.perThing, s.id.ThingName)
+	}
 }
 
 // willAllowed checks a will as the publish it will become.
@@ -297,11 +399,15 @@ func subscribeAllowed(b *policy.Bound, filter string) bool {
 
 // OnDisconnect forgets the session.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		h.b.cfg.Rejections.Inc("mqtt.maxPacketSize")
+	}
 	v, ok := h.sessions.Load(cl)
 	if !ok {
 		return
 	}
 	s := v.(*session)
+	h.release(s)
 	if expire {
 		h.sessions.Delete(cl)
 	} else {
@@ -343,6 +449,9 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			existing.State.Inflight.Delete(m.PacketID)
 			h.b.log.Info("mqtt queued message dropped on resume", "client", cl.ID, "topic", m.TopicName)
 		}
+	}
+	if old := h.session(existing); old != nil {
+		h.release(old)
 	}
 	h.sessions.Delete(existing)
 }
@@ -428,6 +537,18 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // OnPublish checks iot:RetainPublish for retained publishes (the publish
 // itself passed OnACLCheck already).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if limit := h.b.cfg.MaxMessageSize; limit > 0 && !cl.Net.Inline && len(pk.Payload) > limit {
+		h.b.cfg.Rejections.Inc("mqtt.maxMessageSize")
+		h.b.log.Debug("mqtt publish too large", "client", cl.ID, "topic", pk.TopicName, "bytes", len(pk.Payload))
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+			return pk, packets.ErrPacketTooLarge
+		}
+		if s := h.session(cl); pk.FixedHeader.Qos > 0 && s != nil {
+			// MQTT 3 has no negative PUBACK: disconnect.
+			go h.kick(s, packets.ErrPacketTooLarge, fmt.Sprintf("publish of %d bytes over mqtt.maxMessageSize", len(pk.Payload)))
+		}
+		return pk, packets.ErrRejectPacket
+	}
 	if cl.Net.Inline || !pk.FixedHeader.Retain {
 		return pk, nil
 	}

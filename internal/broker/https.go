@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -126,12 +127,17 @@ func (b *Broker) httpPublish(r *http.Request) error {
 		b.record(actx, "broker.denied", "topic/"+topic, map[string]any{"action": "iot:Publish", "resource": topic, "via": "https"})
 		return &httpError{http.StatusForbidden, "Forbidden"}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxHTTPPayload+1))
+	limit := MaxHTTPPayload
+	if b.cfg.MaxMessageSize > 0 {
+		limit = b.cfg.MaxMessageSize
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		return &httpError{http.StatusBadRequest, "read body: " + err.Error()}
 	}
-	if len(body) > MaxHTTPPayload {
-		return &httpError{http.StatusRequestEntityTooLarge, "payload larger than 128 KB"}
+	if len(body) > limit {
+		b.cfg.Rejections.Inc("mqtt.maxMessageSize")
+		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("payload larger than %d bytes", limit)}
 	}
 	if err := b.server.Publish(topic, body, retain, qos); err != nil {
 		return err

@@ -65,6 +65,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.Close()
 	conn := &wsConn{Conn: c.UnderlyingConn(), c: c, header: r.Header.Clone(), query: r.URL.Query()}
+	defer l.b.hook.connectionEnded(conn)
 	if err := l.b.server.EstablishConnection(l.id, conn); err != nil && !errors.Is(err, io.EOF) {
 		l.b.log.Debug("websocket client ended", "listener", l.id, "err", err)
 	}

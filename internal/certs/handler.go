@@ -7,12 +7,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
@@ -77,6 +80,12 @@ func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Service) serveRegister(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.cfg.RegisterPerIP.Allow(ratelimit.AddrKey(r.RemoteAddr)); !ok {
+		s.log.Info("register refused", "status", http.StatusTooManyRequests, "remote", r.RemoteAddr, "err", "registerPerIP limit")
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		writeDeviceJSON(w, http.StatusTooManyRequests, registerError{Status: false, Error: "too many registrations from this address; retry later"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	resp, err := s.register(ctx, w, r)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -65,6 +66,9 @@ type Config struct {
 	RequireProofOfPossession bool
 	// MaxRegisterBody bounds a POST /register body. Default 64 KiB.
 	MaxRegisterBody int64
+	// RegisterPerIP limits POST /register per client address (429 with
+	// Retry-After); nil means no limit.
+	RegisterPerIP *ratelimit.Limiter
 }
 
 // Service is the certificate service. It is safe for concurrent use.

@@ -259,6 +259,9 @@ func gatehouseTarget(ctx context.Context, pairs int) (benchTarget, func() error,
 	}
 	c := config.Default()
 	c.DataDir, c.HTTP.Addr, c.MQTT.Addr, c.MQTT.WSAddr, c.MQTT.TLSAddr, c.HTTP.TLSAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "", "", ""
+	// The load comes from one address: the per-address limits would
+	// measure themselves.
+	c.Limits.ConnectPerIP, c.Limits.TokenPerIP = "off", "off"
 	c.Finish()
 	a, err := app.New(ctx, c, app.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

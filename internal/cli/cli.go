@@ -58,6 +58,7 @@ func commands() map[string]command {
 	cmds["policies"] = command{"create, version, attach and simulate AWS IoT policies", runPolicies}
 	cmds["authorizers"] = command{"manage custom authorizers (token signing keys)", runAuthorizers}
 	cmds["apps"] = command{"create, list, get, delete registered OAuth apps (console, mobile and web apps)", runApps}
+	cmds["keys"] = command{"rotate the OAuth signing key (online) or the master key that seals keys at rest (offline)", runKeys}
 	for name, c := range simulateCommands() {
 		cmds[name] = c
 	}

@@ -17,6 +17,7 @@ import (
 func simulateCommands() map[string]command {
 	return map[string]command{
 		"simulate": {"run a fleet of simulated devices (register/token, MQTT, telemetry) against a running server", runSimulate},
+		"soak":     {"start a loopback server, run a fleet with expiring tokens against it, sample its memory and goroutines, judge the trend", runSoak},
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 )
 
 // Config is the whole configuration of `gatehouse serve`.
@@ -46,6 +48,8 @@ type Config struct {
 	Authorizer Authorizer `yaml:"authorizer"`
 	// Console configures the web console's sessions.
 	Console Console `yaml:"console"`
+	// Limits are the abuse limits (see Limits).
+	Limits Limits `yaml:"limits"`
 }
 
 // Console configures the web console under /console/.
@@ -54,6 +58,33 @@ type Console struct {
 	SessionTTL time.Duration `yaml:"sessionTTL"`
 	// IdleTimeout ends a console session unused for that long.
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
+}
+
+// Limits bound what one client address, OAuth client or thing may do.
+// Rates are "N/PERIOD" (N at once, then N per PERIOD, e.g. "10/5m",
+// "600/m"); "off" disables one. Every refusal is counted in
+// gatehouse_limit_rejections_total{limit="<key>"}.
+type Limits struct {
+	// TokenPerIP: token endpoint requests per client address (429 with
+	// Retry-After and an RFC 6749 error body).
+	TokenPerIP string `yaml:"tokenPerIP"`
+	// TokenPerClient: tokens issued per client (client credentials, JWT
+	// bearer, token exchange, /things/{name}?_action=get_access_token);
+	// only issued tokens count, so failed attempts under someone else's
+	// client id cannot use up its budget.
+	TokenPerClient string `yaml:"tokenPerClient"`
+	// DeviceUserCodePerIP: user code (and password) attempts on the device
+	// verification page per client address.
+	DeviceUserCodePerIP string `yaml:"deviceUserCodePerIP"`
+	// RegisterPerIP: POST /register per client address.
+	RegisterPerIP string `yaml:"registerPerIP"`
+	// ConnectPerIP: MQTT CONNECTs per client address, checked before
+	// authentication (refused with 0x9F connection rate exceeded).
+	ConnectPerIP string `yaml:"connectPerIP"`
+	// ConnectionsPerThing: concurrent MQTT connections (distinct client
+	// ids) per thing; a new one over the limit is refused with 0x97 quota
+	// exceeded, the existing ones stay. 0 disables.
+	ConnectionsPerThing int `yaml:"connectionsPerThing"`
 }
 
 // Authorizer configures the external-broker adapters under /authorizer/.
@@ -117,6 +148,12 @@ type MQTT struct {
 	// (Server Keep Alive) and held to it, as AWS IoT caps at 1200 s.
 	// 0 leaves clients' keep-alive as they ask.
 	MaxKeepAlive time.Duration `yaml:"maxKeepAlive"`
+	// MaxPacketSize bounds every MQTT packet in bytes; a client sending a
+	// bigger one is disconnected (0x95 packet too large).
+	MaxPacketSize int `yaml:"maxPacketSize"`
+	// MaxMessageSize bounds a PUBLISH payload in bytes (MQTT and HTTPS
+	// publish); bigger ones are refused (0x95 for MQTT 5).
+	MaxMessageSize int `yaml:"maxMessageSize"`
 }
 
 // Secrets locates the master key that encrypts keys at rest. Every replica
@@ -125,6 +162,11 @@ type Secrets struct {
 	// MasterKeyFile holds the base64 master key; created if missing.
 	// Default: <dataDir>/master.key.
 	MasterKeyFile string `yaml:"masterKeyFile"`
+	// PreviousMasterKeyFiles are older master keys that still open values
+	// sealed under them (new values are sealed with MasterKeyFile): for
+	// rotating the master key while the servers run (`gatehouse keys
+	// rotate-master --online`).
+	PreviousMasterKeyFiles []string `yaml:"previousMasterKeyFiles"`
 }
 
 // Store selects the database.
@@ -148,6 +190,10 @@ type HTTP struct {
 	// MaxBodyBytes bounds every request body.
 	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// TrustedProxies are the CIDR prefixes of load balancers whose
+	// X-Forwarded-For header names the client address (for limits, audit
+	// and authorizer sources). Empty (the default): the header is ignored.
+	TrustedProxies []string `yaml:"trustedProxies"`
 }
 
 // Log configures structured logging.
@@ -197,9 +243,12 @@ func Default() Config {
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
 		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
-			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events", MaxKeepAlive: 20 * time.Minute},
+			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events", MaxKeepAlive: 20 * time.Minute,
+			MaxPacketSize: 1 << 20, MaxMessageSize: 128 << 10},
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
+		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m",
+			ConnectPerIP: "6000/m", ConnectionsPerThing: 10},
 	}
 }
 
@@ -470,6 +519,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Console.IdleTimeout < time.Minute || c.Console.IdleTimeout > c.Console.SessionTTL {
 		bad("console.idleTimeout: %s: want 1m up to console.sessionTTL", c.Console.IdleTimeout)
+	}
+	for name, r := range map[string]string{"limits.tokenPerIP": c.Limits.TokenPerIP, "limits.tokenPerClient": c.Limits.TokenPerClient,
+		"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.registerPerIP": c.Limits.RegisterPerIP, "limits.connectPerIP": c.Limits.ConnectPerIP} {
+		if _, err := ratelimit.ParseRate(r); err != nil {
+			bad("%s: %v", name, err)
+		}
+	}
+	if r, err := ratelimit.ParseRate(c.Limits.DeviceUserCodePerIP); err == nil && !r.Enabled() {
+		bad("limits.deviceUserCodePerIP: user code guessing must stay limited")
+	}
+	if c.Limits.ConnectionsPerThing < 0 {
+		bad("limits.connectionsPerThing: must not be negative (0 disables)")
+	}
+	if c.MQTT.MaxPacketSize < 0 || c.MQTT.MaxPacketSize > 268435455 {
+		bad("mqtt.maxPacketSize: %d: want 0 (MQTT's own maximum) to 268435455", c.MQTT.MaxPacketSize)
+	}
+	if c.MQTT.MaxMessageSize < 0 || (c.MQTT.MaxPacketSize > 0 && c.MQTT.MaxMessageSize > c.MQTT.MaxPacketSize) {
+		bad("mqtt.maxMessageSize: %d: want 0 (no limit) to mqtt.maxPacketSize", c.MQTT.MaxMessageSize)
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad("http.trustedProxies: %q is not a CIDR prefix", p)
+		}
 	}
 	if c.OAuth.AccessTokenTTL > 24*time.Hour {
 		bad("oauth.accessTokenTTL: %s is longer than 24h", c.OAuth.AccessTokenTTL)

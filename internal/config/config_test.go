@@ -12,7 +12,8 @@ func TestPrecedence(t *testing.T) {
 	if err := c.DecodeFile(strings.NewReader(file)); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"GATEHOUSE_HTTP_ADDR": "127.0.0.1:9100", "GATEHOUSE_OAUTH_ACCESS_TOKEN_TTL": "15m"}
+	env := map[string]string{"GATEHOUSE_HTTP_ADDR": "127.0.0.1:9100", "GATEHOUSE_OAUTH_ACCESS_TOKEN_TTL": "15m",
+		"GATEHOUSE_LIMITS_TOKEN_PER_CLIENT": "5/m", "GATEHOUSE_HTTP_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.0/24"}
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +36,8 @@ func TestPrecedence(t *testing.T) {
 		{"default kept", c.Log.Format, "text"},
 		{"derived dsn", c.Store.DSN, "sqlite:/var/lib/gh/gatehouse.db"},
 		{"derived external URL", c.HTTP.ExternalURL, "http://127.0.0.1:9100"},
+		{"limit from env", c.Limits.TokenPerClient, "5/m"},
+		{"trusted proxies from env", strings.Join(c.HTTP.TrustedProxies, " "), "10.0.0.0/8 192.168.1.0/24"},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -76,6 +79,8 @@ func TestRejects(t *testing.T) {
 		{name: "anonymous listener on every interface", env: map[string]string{"GATEHOUSE_MQTT_ANONYMOUS_ADDR": ":1885", "GATEHOUSE_MQTT_ANONYMOUS_POLICY": "interop"}, want: []string{"mqtt.anonymousAddr", "not a loopback"}},
 		{name: "anonymous listener without policy", set: [2]string{"mqtt.anonymousAddr", "127.0.0.1:1885"}, want: []string{"mqtt.anonymousPolicy"}},
 		{name: "anonymous listener bad address", file: "mqtt:\n  anonymousAddr: localhost\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr"}},
+		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
+			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,5 +149,21 @@ func TestEnvVars(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("EnvVars() = %s, missing %s", got, want)
 		}
+	}
+}
+
+// TestLimitsOff: an unquoted YAML off turns a limit off (yaml.v3 keeps it
+// a string) and validates.
+func TestLimitsOff(t *testing.T) {
+	c := Default()
+	if err := c.DecodeFile(strings.NewReader("limits:\n  tokenPerIP: off\n  connectPerIP: 0\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.Finish()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Limits.TokenPerIP+" "+c.Limits.ConnectPerIP, "off 0"; got != want {
+		t.Errorf("limits = %q, want %q", got, want)
 	}
 }

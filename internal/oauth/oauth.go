@@ -119,6 +119,8 @@ type Config struct {
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
 	PasswordGrant bool
+	// Limits are the token endpoint and device page abuse limits.
+	Limits Limits
 }
 
 // Server is the authorization server. Create it with New.
@@ -152,6 +154,7 @@ type Server struct {
 	metrics    atomic.Pointer[tokenMetrics]
 	noFastPath bool         // tests: serve every token request through op
 	fastServed atomic.Int64 // requests the fast path answered
+	limits     Limits
 	running    atomic.Bool
 	handler    http.Handler
 	deviceTmpl *template.Template
@@ -269,7 +272,8 @@ func New(cfg Config) (*Server, error) {
 	s.revoked = &revocations{jtis: map[string]time.Time{}}
 	s.verified = newVerifiedCache()
 	s.issued = s.events.NewBatcher(4096, s.log)
-	s.guesses = newLimiter(10, 30*time.Second, 200, 100*time.Millisecond)
+	s.limits = cfg.Limits
+	s.guesses = newGuessLimiter(cfg.Limits.UserCodePerIP, s.now)
 	if s.deviceTmpl, err = parseDeviceTemplate(); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}
@@ -277,7 +281,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("oauth: login page template: %w", err)
 	}
 	s.passwordGrant = cfg.PasswordGrant
-	s.handler = withPeerCertificates(s.withPasswordGrant(s.routes()))
+	s.handler = s.limitTokens(withPeerCertificates(s.withPasswordGrant(s.routes())))
 	return s, nil
 }
 

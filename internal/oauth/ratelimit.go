@@ -1,70 +1,193 @@
 package oauth
 
 import (
-	"sync"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 )
 
-// limiter is a token bucket per key (the client's address) plus one shared
-// bucket, used to slow down user code (and password) guessing on the
-// verification page. A key may make burst attempts at once and then one
-// per every; all keys together burstAll and then one per everyAll.
+// Limits are the authorization server's abuse limits (package ratelimit);
+// a nil limiter allows everything.
+type Limits struct {
+	// TokenPerIP counts every token endpoint request (POST /oauth2/token
+	// and POST /things/{name}) per client address; over it the answer is
+	// 429 with Retry-After and an RFC 6749 error body.
+	TokenPerIP *ratelimit.Limiter
+	// TokenPerClient counts tokens issued per client (client credentials,
+	// JWT bearer, token exchange, thing tokens): only issued tokens count,
+	// so failed attempts under another client's id cannot use up its
+	// budget. Over it: 429, Retry-After, RFC 6749 body.
+	TokenPerClient *ratelimit.Limiter
+	// UserCodePerIP counts user code and password attempts on the device
+	// page per client address. Nil means the default, 10 per 5 minutes.
+	UserCodePerIP *ratelimit.Limiter
+}
+
+// limiter slows down user code (and password) guessing on the
+// verification page: a bucket per client address plus one shared by all
+// addresses (200 at once, then 10 a second), so that many addresses
+// together still guess slowly.
 type limiter struct {
-	mu        sync.Mutex
-	burst     float64
-	every     time.Duration
-	buckets   map[string]*bucket
-	all       bucket
-	burstAll  float64
-	everyAll  time.Duration
-	lastSweep time.Time
+	perKey *ratelimit.Limiter
+	all    *ratelimit.Limiter
 }
 
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func newLimiter(burst int, every time.Duration, burstAll int, everyAll time.Duration) *limiter {
-	return &limiter{burst: float64(burst), every: every, buckets: map[string]*bucket{}, burstAll: float64(burstAll), everyAll: everyAll,
-		all: bucket{tokens: float64(burstAll)}}
-}
-
-func (b *bucket) take(now time.Time, burst float64, every time.Duration) bool {
-	if !b.at.IsZero() {
-		b.tokens += float64(now.Sub(b.at)) / float64(every)
-		if b.tokens > burst {
-			b.tokens = burst
-		}
+func newGuessLimiter(perKey *ratelimit.Limiter, now func() time.Time) *limiter {
+	if perKey == nil {
+		perKey = ratelimit.New("deviceUserCodePerIP", ratelimit.Rate{Burst: 10, Per: 5 * time.Minute}, ratelimit.Options{Now: now})
 	}
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return &limiter{perKey: perKey, all: ratelimit.New("deviceUserCodeTotal", ratelimit.Rate{Burst: 200, Per: 20 * time.Second}, ratelimit.Options{Now: now, MaxKeys: 1})}
 }
 
 // allow reports whether key may make an attempt now, and counts it.
-func (l *limiter) allow(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) > time.Minute {
-		// Forget keys whose bucket has refilled: they are back to a full burst.
-		for k, b := range l.buckets {
-			if now.Sub(b.at) > time.Duration(l.burst)*l.every {
-				delete(l.buckets, k)
-			}
-		}
-		l.lastSweep = now
-	}
-	b, ok := l.buckets[key]
-	if !ok {
-		b = &bucket{tokens: l.burst}
-		l.buckets[key] = b
-	}
-	if !b.take(now, l.burst, l.every) {
+func (l *limiter) allow(key string, _ time.Time) bool {
+	key = ratelimit.AddrKey(key)
+	if ok, _ := l.perKey.Allow(key); !ok {
 		return false
 	}
-	return l.all.take(now, l.burstAll, l.everyAll)
+	ok, _ := l.all.Allow("")
+	return ok
 }
+
+// limitTokens applies Limits to the token endpoints in front of next.
+func (s *Server) limitTokens(next http.Handler) http.Handler {
+	l := s.limits
+	if l.TokenPerIP == nil && l.TokenPerClient == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || (r.URL.Path != PathToken && !strings.HasPrefix(r.URL.Path, PathThingsPrefix)) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ok, wait := l.TokenPerIP.Allow(ratelimit.AddrKey(r.RemoteAddr)); !ok {
+			writeLimited(w, wait, "too many token requests from this address")
+			return
+		}
+		client := ""
+		if l.TokenPerClient != nil {
+			client = rateClient(r)
+		}
+		if client == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ok, wait := l.TokenPerClient.Check(client); !ok {
+			writeLimited(w, wait, "too many tokens issued to this client")
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		if rec.status == http.StatusOK {
+			l.TokenPerClient.Charge(client)
+		}
+	})
+}
+
+// writeLimited answers a limited token request: 429, Retry-After in whole
+// seconds, and an RFC 6749 section 5.2 error body.
+func writeLimited(w http.ResponseWriter, wait time.Duration, why string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusTooManyRequests, &oidc.Error{ErrorType: "temporarily_unavailable", Description: why + "; retry later"})
+}
+
+// perClientGrants are the grants limited per client: those where a
+// machine client (a thing) authenticates itself. The device code and
+// refresh grants of the shared public client are not, or every device
+// would share one budget.
+var perClientGrants = map[string]bool{
+	string(oidc.GrantTypeClientCredentials): true,
+	string(oidc.GrantTypeBearer):            true,
+	string(oidc.GrantTypeTokenExchange):     true,
+}
+
+// rateClient is the client a token request counts against, or "" when it
+// is not limited per client. It reads the form from a copy of the body,
+// leaving r.Body intact for the handler. The name is unverified: it is
+// only charged once a token was issued to it.
+func rateClient(r *http.Request) string {
+	if name, ok := strings.CutPrefix(r.URL.Path, PathThingsPrefix); ok {
+		if name != "*" {
+			return name
+		}
+		// /things/* is "the thing that authenticates".
+		if id, _, ok := r.BasicAuth(); ok {
+			return id
+		}
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			return unverifiedSubject(tok)
+		}
+		return ""
+	}
+	if r.Body == nil {
+		return ""
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBodyBytes+1))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+	if err != nil {
+		return ""
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil || !perClientGrants[form.Get("grant_type")] {
+		return ""
+	}
+	if id, _, ok := r.BasicAuth(); ok {
+		if u, err := url.QueryUnescape(id); err == nil {
+			return u
+		}
+		return id
+	}
+	if id := form.Get("client_id"); id != "" {
+		return id
+	}
+	for _, a := range []string{form.Get("client_assertion"), form.Get("assertion")} {
+		if sub := unverifiedSubject(a); sub != "" {
+			return sub
+		}
+	}
+	return ""
+}
+
+// unverifiedSubject is the sub claim of a compact JWT, unverified.
+func unverifiedSubject(jwt string) string {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return ""
+	}
+	return c.Sub
+}
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -131,3 +131,48 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// ReadKeyFile returns the master key stored at path; unlike
+// LoadOrCreateKeyFile it never creates one.
+func ReadKeyFile(path string) ([]byte, error) { return readKeyFile(path) }
+
+// WriteKeyFile stores key at path like a created key file (base64, mode
+// 0600, written under a temporary name, synced, then renamed into place),
+// replacing what was there.
+func WriteKeyFile(path string, key []byte) error {
+	if len(key) != KeySize {
+		return fmt.Errorf("seal: key is %d bytes, want %d", len(key), KeySize)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("seal: write key file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	text := append(base64.StdEncoding.AppendEncode(nil, key), '\n')
+	if err := tmp.Chmod(0o600); err == nil {
+		_, err = tmp.Write(text)
+		if err == nil {
+			err = tmp.Sync()
+		}
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("seal: write key file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("seal: install key file: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// KeyIDOf is the key id values sealed under masterKey carry (see KeyID).
+func KeyIDOf(masterKey []byte) (uint32, error) {
+	id, _, err := deriveKEK(masterKey)
+	if err != nil {
+		return 0, fmt.Errorf("seal: %w", err)
+	}
+	return id, nil
+}

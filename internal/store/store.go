@@ -167,6 +167,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if strings.HasPrefix(u, "postgres:") && !strings.HasPrefix(u, "postgres://") {
 			u = strings.TrimPrefix(u, "postgres:")
 		}
+		u = withApplicationName(u)
 		var err error
 		db, err = sql.Open("pgx", u)
 		if err != nil {

@@ -43,6 +43,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Lobby", testLobby},
 		{"ConsoleSessions", testConsoleSessions},
 		{"LobbyRemote", testLobbyRemote},
+		{"SealedValues", testSealedValues},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
 		{"OAuthApps", testOAuthApps},
 	}
