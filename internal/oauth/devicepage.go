@@ -1,15 +1,12 @@
 package oauth
 
 import (
-	"context"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"html/template"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
@@ -49,12 +46,7 @@ type devicePage struct {
 // consent step carries a one-time value whose hash the login step stored on
 // the device authorization, so a decision needs a fresh login.
 func (s *Server) serveDevicePage(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
+	pageHeaders(w)
 	page := &devicePage{Step: "login", Action: PathDevice}
 	csrf, err := s.csrfToken(w, r)
 	if err != nil {
@@ -71,8 +63,7 @@ func (s *Server) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		s.renderDevice(w, r, http.StatusBadRequest, page, "The form could not be read.")
 		return
 	}
-	sent := r.PostForm.Get("csrf")
-	if c, err := r.Cookie(csrfCookie); err != nil || sent == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(sent)) != 1 {
+	if !csrfSent(r, csrfCookie) {
 		s.renderDevice(w, r, http.StatusForbidden, page, "Your session expired. Please enter the code again.")
 		return
 	}
@@ -234,30 +225,13 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 	s.renderDevice(w, r, http.StatusOK, page, "")
 }
 
-// csrfToken returns the CSRF token of the browser, setting a new cookie if
-// it has none.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) (string, error) {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
-		return c.Value, nil
-	}
-	tok, err := s.newID(32)
-	if err != nil {
-		return "", err
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: csrfCookie, Value: tok, Path: PathDevice, HttpOnly: true, Secure: s.issuerURL.Scheme == "https",
-		SameSite: http.SameSiteStrictMode, MaxAge: int((30 * time.Minute) / time.Second),
-	})
-	return tok, nil
+	return s.pageCSRF(w, r, csrfCookie, PathDevice)
 }
 
 func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, status int, page *devicePage, msg string) {
 	page.Error = msg
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := s.deviceTmpl.ExecuteTemplate(w, "page", page); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.ErrorContext(r.Context(), "device page: render", "err", err)
-	}
+	s.renderPage(w, r, s.deviceTmpl, status, page, "device page")
 }
 
 // clientAddr is the client's IP address (without port) for rate limiting.

@@ -2,13 +2,11 @@ package oauth
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
@@ -42,12 +40,7 @@ type loginPage struct {
 // with error=access_denied. Apps are registered by administrators, so
 // signing in is the consent.
 func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
+	pageHeaders(w)
 	ctx := r.Context()
 	page := &loginPage{Action: PathLogin}
 	csrf, err := s.loginCSRF(w, r)
@@ -76,8 +69,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusOK, page, "")
 		return
 	}
-	sent := r.PostForm.Get("csrf")
-	if c, err := r.Cookie(loginCSRFCookie); err != nil || sent == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(sent)) != 1 {
+	if !csrfSent(r, loginCSRFCookie) {
 		s.renderLogin(w, r, http.StatusForbidden, page, "Your session expired. Please try again.")
 		return
 	}
@@ -165,25 +157,10 @@ func (s *Server) pendingAuthRequest(ctx context.Context, id string) (*store.Auth
 }
 
 func (s *Server) loginCSRF(w http.ResponseWriter, r *http.Request) (string, error) {
-	if c, err := r.Cookie(loginCSRFCookie); err == nil && len(c.Value) == 43 {
-		return c.Value, nil
-	}
-	tok, err := s.newID(32)
-	if err != nil {
-		return "", err
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: loginCSRFCookie, Value: tok, Path: PathLogin, HttpOnly: true, Secure: s.issuerURL.Scheme == "https",
-		SameSite: http.SameSiteStrictMode, MaxAge: int((30 * time.Minute) / time.Second),
-	})
-	return tok, nil
+	return s.pageCSRF(w, r, loginCSRFCookie, PathLogin)
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, page *loginPage, msg string) {
 	page.Error = msg
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := s.loginTmpl.ExecuteTemplate(w, "page", page); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.ErrorContext(r.Context(), "login page: render", "err", err)
-	}
+	s.renderPage(w, r, s.loginTmpl, status, page, "login page")
 }

@@ -1,0 +1,60 @@
+package oauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"html/template"
+	"net/http"
+	"time"
+)
+
+// The browser pages (the device verification page and the authorization
+// code flow's sign-in page) share their mechanics: security headers, a
+// double-submit CSRF token bound to a SameSite=Strict cookie scoped to the
+// page's path, and rendering.
+
+// pageHeaders sets the headers of a browser page: no scripts, no framing,
+// no caching.
+func pageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+// pageCSRF returns the browser's CSRF token for the page at path, setting
+// a new cookie named cookie if it has none.
+func (s *Server) pageCSRF(w http.ResponseWriter, r *http.Request, cookie, path string) (string, error) {
+	if c, err := r.Cookie(cookie); err == nil && len(c.Value) == 43 {
+		return c.Value, nil
+	}
+	tok, err := s.newID(32)
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: cookie, Value: tok, Path: path, HttpOnly: true, Secure: s.issuerURL.Scheme == "https",
+		SameSite: http.SameSiteStrictMode, MaxAge: int((30 * time.Minute) / time.Second),
+	})
+	return tok, nil
+}
+
+// csrfSent reports whether a posted form carries the CSRF token of its
+// cookie (compared in constant time).
+func csrfSent(r *http.Request, cookie string) bool {
+	sent := r.PostForm.Get("csrf")
+	c, err := r.Cookie(cookie)
+	return err == nil && sent != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(sent)) == 1
+}
+
+// renderPage writes a page with status; what names the page in the log.
+func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, tmpl *template.Template, status int, data any, what string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := tmpl.ExecuteTemplate(w, "page", data); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.ErrorContext(r.Context(), what+": render", "err", err)
+	}
+}
