@@ -25,6 +25,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth/oauthload"
 )
 
@@ -58,15 +59,26 @@ func BenchmarkClientCredentials(b *testing.B) {
 // server's per token.
 //
 //	go test -run '^$' -bench TokenHandler -benchmem -cpu 1 ./internal/oauth/
+//
+// "fast-path+limits" adds the token endpoint's per-address and per-client
+// limits (gatehouse serve's default), set high enough never to refuse, to
+// show what counting costs.
 func BenchmarkTokenHandler(b *testing.B) {
-	for _, fast := range []bool{true, false} {
-		name := "fast-path"
-		if !fast {
-			name = "op"
-		}
-		b.Run(name, func(b *testing.B) {
-			e := newEnv(b, "sqlite:"+b.TempDir()+"/bench.db")
-			oauth.SetFastPath(e.srv, fast)
+	unlimited := ratelimit.Rate{Burst: 1 << 30, Per: time.Nanosecond}
+	for _, tc := range []struct {
+		name         string
+		fast, limits bool
+	}{{"fast-path", true, false}, {"fast-path+limits", true, true}, {"op", false, false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var opts []envOption
+			if tc.limits {
+				opts = append(opts, func(c *oauth.Config) {
+					c.Limits.TokenPerIP = ratelimit.New("tokenPerIP", unlimited, ratelimit.Options{})
+					c.Limits.TokenPerClient = ratelimit.New("tokenPerClient", unlimited, ratelimit.Options{})
+				})
+			}
+			e := newEnv(b, "sqlite:"+b.TempDir()+"/bench.db", opts...)
+			oauth.SetFastPath(e.srv, tc.fast)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- e.srv.Run(ctx) }()

@@ -103,8 +103,10 @@ func writeLimited(w http.ResponseWriter, wait time.Duration, why string) {
 	writeJSON(w, http.StatusTooManyRequests, &oidc.Error{ErrorType: "temporarily_unavailable", Description: why + "; retry later"})
 }
 
-// perClientGrants are the grants limited per client: those where a
-// machine client (a thing) authenticates itself. The device code and
+// perClientGrants are the grants limited per client when the client is
+// named in the form (a client authenticating with HTTP Basic is limited
+// whatever the grant): those where a machine client (a thing)
+// authenticates itself. The device code and
 // refresh grants of the shared public client are not, or every device
 // would share one budget.
 var perClientGrants = map[string]bool{
@@ -131,6 +133,14 @@ func rateClient(r *http.Request) string {
 		}
 		return ""
 	}
+	if id, _, ok := r.BasicAuth(); ok {
+		// A client authenticating with HTTP Basic is a confidential
+		// client, whatever the grant: no need to read the form.
+		if u, err := url.QueryUnescape(id); err == nil {
+			return u
+		}
+		return id
+	}
 	if r.Body == nil {
 		return ""
 	}
@@ -142,12 +152,6 @@ func rateClient(r *http.Request) string {
 	form, err := url.ParseQuery(string(body))
 	if err != nil || !perClientGrants[form.Get("grant_type")] {
 		return ""
-	}
-	if id, _, ok := r.BasicAuth(); ok {
-		if u, err := url.QueryUnescape(id); err == nil {
-			return u
-		}
-		return id
 	}
 	if id := form.Get("client_id"); id != "" {
 		return id
