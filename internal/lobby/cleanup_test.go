@@ -170,7 +170,9 @@ func TestLeaveGatehouseTargetFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, op := range map[string]func() (*store.LobbyDevice, error){
-		"reroute":      func() (*store.LobbyDevice, error) { return f.lobby.Reroute(f.admin, lobby.ClaimRequest{Device: fp, Target: "eu"}) },
+		"reroute": func() (*store.LobbyDevice, error) {
+			return f.lobby.Reroute(f.admin, lobby.ClaimRequest{Device: fp, Target: "eu"})
+		},
 		"decommission": func() (*store.LobbyDevice, error) { return f.lobby.Decommission(f.admin, fp, "") },
 		"reset":        func() (*store.LobbyDevice, error) { return f.lobby.FactoryReset(f.admin, fp) },
 	} {
