@@ -167,3 +167,81 @@ func TestLobbyMQTTTarget(t *testing.T) {
 	plant.admin(t, "GET", "/api/v1/certificates/"+fp, "", 200) // registered there just in time
 	awaitLobbyState(t, lob, fp, "arrived")
 }
+
+// TestLobbyGatehouseTargetCleanup: a device that arrived at another
+// Gatehouse (two binaries) and is rerouted, then another one that is
+// decommissioned, leave nothing active there: their certificates are
+// revoked, their things deleted and their registration tokens revoked, by
+// the lobby's API token, and the lobby records lobby.remote_cleaned. While
+// the target refuses the lobby (its API token revoked), the reroute fails
+// with 502 and neither side changes.
+func TestLobbyGatehouseTargetCleanup(t *testing.T) {
+	lob := startServer(t, "--data-dir", t.TempDir())
+	plant := startServer(t, "--data-dir", t.TempDir())
+	caPEM, device, _, fp := manufacturer(t, "meter-7")
+	setupLobby(t, lob, caPEM)
+	plant.admin(t, "POST", "/api/v1/policies", `{"name":"meter-connect","document":{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"}]}}`, 201)
+	plant.admin(t, "POST", "/api/v1/thing-types", `{"name":"meter","defaultPolicies":["meter-connect"]}`, 201)
+	created := plant.admin(t, "POST", "/api/v1/api-tokens", `{"name":"lobby","roles":["admin"]}`, 201)
+	tok, tokID := created["token"].(string), created["id"].(string)
+	target := `{"name":"plant-b","kind":"gatehouse","apiUrl":"` + plant.URL + `","thingType":"meter","endpoint":"mqtts://` + plant.MQTTS + `","apiToken":"`
+	lob.admin(t, "POST", "/api/v1/lobby/targets", target+tok+`"}`, 201)
+
+	done := joinInBackground(t, thing.LobbyConfig{Lobbies: []string{"mqtts://" + lob.MQTTS}, Certificate: device, RootCAs: lobbyRoots(t, lob),
+		StateDir: t.TempDir(), KnockInterval: 300 * time.Millisecond})
+	awaitLobbyState(t, lob, fp, "inlobby")
+	lob.admin(t, "POST", "/api/v1/lobby/claims", `{"device":"`+fp+`","target":"plant-b"}`, 200)
+	j := awaitJoin(t, done)
+	certID := j.Thing.CertificateID()
+	awaitLobbyState(t, lob, fp, "arrived")
+
+	// The target refuses the lobby: 502, nothing changes on either side.
+	plant.admin(t, "DELETE", "/api/v1/api-tokens/"+tokID, "", 204)
+	if code, out := curl(t, "POST", lob.URL+"/api/v1/lobby/devices/"+fp+"/reroute", lob.Token, `{"target":"here"}`); code != 502 || !strings.Contains(out, "401") {
+		t.Errorf("reroute while the target refuses the lobby = %d %s, want 502 naming the 401", code, out)
+	}
+	if dev := lob.admin(t, "GET", "/api/v1/lobby/devices/"+fp, "", 200); dev["state"] != "arrived" || dev["target"] != "plant-b" {
+		t.Errorf("ledger after the failed reroute: %v", dev)
+	}
+	plant.admin(t, "GET", "/api/v1/things/meter-7", "", 200)
+	if c := plant.admin(t, "GET", "/api/v1/certificates/"+certID, "", 200); c["status"] != "ACTIVE" {
+		t.Errorf("certificate at the target after the failed reroute: %v", c["status"])
+	}
+
+	// A new token for the target: the reroute cleans up there.
+	created2 := plant.admin(t, "POST", "/api/v1/api-tokens", `{"name":"lobby-2","roles":["admin"]}`, 201)
+	tok2, tok2ID := created2["token"].(string), created2["id"].(string)
+	lob.admin(t, "PUT", "/api/v1/lobby/targets/plant-b", `{"kind":"gatehouse","apiUrl":"`+plant.URL+`","thingType":"meter","endpoint":"mqtts://`+plant.MQTTS+`","apiToken":"`+tok2+`"}`, 200)
+	if dev := lob.admin(t, "POST", "/api/v1/lobby/devices/"+fp+"/reroute", `{"target":"here"}`, 200); dev["state"] != "commissioned" || dev["target"] != "here" {
+		t.Errorf("after the reroute: %v", dev)
+	}
+	if code, _ := curl(t, "GET", plant.URL+"/api/v1/things/meter-7", plant.Token, ""); code != 404 {
+		t.Errorf("thing at the target after the reroute: %d, want 404", code)
+	}
+	if c := plant.admin(t, "GET", "/api/v1/certificates/"+certID, "", 200); c["status"] != "REVOKED" {
+		t.Errorf("certificate at the target after the reroute: %v, want REVOKED", c["status"])
+	}
+	for _, typ := range []string{"certificate.revoked", "thing.deleted", "registration_token.revoked"} {
+		evs := plant.admin(t, "GET", "/api/v1/events?type="+typ, "", 200)["items"].([]any)
+		if len(evs) != 1 || evs[0].(map[string]any)["actor"] != "token:"+tok2ID {
+			t.Errorf("%s events at the target = %v, want one by the lobby's token", typ, evs)
+		}
+	}
+	evs := lob.admin(t, "GET", "/api/v1/events?type=lobby.remote_cleaned&subject=lobby/"+fp, "", 200)["items"].([]any)
+	if len(evs) != 1 || !strings.Contains(jsonString(evs[0]), certID) || !strings.Contains(jsonString(evs[0]), `"thingDeleted":true`) {
+		t.Errorf("lobby.remote_cleaned events = %v", evs)
+	}
+
+	// A device claimed for the target that never registered there: its
+	// token is revoked when it is decommissioned.
+	_, _, _, fp2 := manufacturer(t, "meter-8")
+	lob.admin(t, "POST", "/api/v1/lobby/preclaims", `{"device":"`+fp2+`","target":"plant-b"}`, 200)
+	lob.admin(t, "POST", "/api/v1/lobby/devices/"+fp2+"/decommission", `{"reason":"never shipped"}`, 200)
+	toks := plant.admin(t, "GET", "/api/v1/registration-tokens", "", 200)["items"].([]any)
+	for _, tk := range toks {
+		if tk.(map[string]any)["revokedAt"] == nil {
+			t.Errorf("registration token left usable at the target: %v", tk)
+		}
+	}
+}

@@ -17,6 +17,7 @@ type syncReport struct {
 	DryRun    bool `json:"dryRun"`
 	Created   int  `json:"created"`
 	Updated   int  `json:"updated"`
+	Deleted   int  `json:"deleted"`
 	Skipped   int  `json:"skipped"`
 	Conflicts int  `json:"conflicts"`
 	Failed    int  `json:"failed"`
@@ -132,7 +133,7 @@ func TestSyncAWSIoT(t *testing.T) {
 		t.Errorf("dry run report = %+v, want actions %q", rep, want)
 	}
 	_, text := sync(false, "--dry-run")
-	if !strings.Contains(text, "dry run: nothing was changed") || !strings.Contains(text, "created 4, updated 0, skipped 0, conflicts 0") {
+	if !strings.Contains(text, "dry run: nothing was changed") || !strings.Contains(text, "created 4, updated 0, deleted 0, skipped 0, conflicts 0") {
 		t.Errorf("text report:\n%s", text)
 	}
 	if gotA, gotB := registryState(t, a), registryState(t, b); gotA != beforeA || gotB != beforeB {
@@ -186,6 +187,51 @@ func TestSyncAWSIoT(t *testing.T) {
 	body := mustCurl(t, a, "GET", "/api/v1/events?type=thing.created&limit=100", "", 200)
 	if !strings.Contains(body, `"actor":"sync:aws-iot:`+b.URL+`/aws-iot"`) {
 		t.Errorf("A's thing.created events do not name the sync as actor: %s", body)
+	}
+
+	// Deletions: reported without --prune; with it, a thing deleted on
+	// one side since the last sync is deleted on the other, unless that
+	// side changed it meanwhile (a conflict).
+	mustCurl(t, b, "DELETE", "/api/v1/things/b-only", "", 204)
+	mustCurl(t, a, "DELETE", "/api/v1/things/shared", "", 204)
+	mustCurl(t, a, "DELETE", "/api/v1/things/a-only", "", 204)
+	mustCurl(t, b, "PATCH", "/api/v1/things/a-only", `{"attributes":{"site":"south"}}`, 200)
+	mustCurl(t, a, "POST", "/api/v1/things", `{"name":"fresh"}`, 201) // never synced
+	beforeA, beforeB = registryState(t, a), registryState(t, b)
+	if rep, _ = sync(true, "--direction", "import"); rep.Deleted != 0 || !slices.Equal(rep.actions(), []string{"skip thing a-only", "skip thing b-only", "skip thing fresh", "skip thing shared"}) {
+		t.Errorf("without --prune: %+v, want every deletion skipped", rep)
+	}
+	wantPrune := []string{"conflict thing a-only", "delete-in-gatehouse thing b-only", "create-in-aws thing fresh", "delete-in-aws thing shared"}
+	if rep, _ = sync(true, "--prune", "--dry-run"); !slices.Equal(rep.actions(), wantPrune) || rep.Deleted != 2 || rep.Conflicts != 1 {
+		t.Errorf("--prune --dry-run report = %+v, want %q", rep, wantPrune)
+	}
+	if _, text := sync(false, "--prune", "--dry-run"); !strings.Contains(text, "deleted 2,") || !strings.Contains(text, "delete-in-aws") {
+		t.Errorf("--prune --dry-run text report:\n%s", text)
+	}
+	if gotA, gotB := registryState(t, a), registryState(t, b); gotA != beforeA || gotB != beforeB {
+		t.Fatalf("--prune --dry-run changed something:\nA %s\n  was %s\nB %s\n  was %s", gotA, beforeA, gotB, beforeB)
+	}
+	if rep, _ = sync(true, "--prune"); !slices.Equal(rep.actions(), wantPrune) || rep.Deleted != 2 || rep.Failed != 0 {
+		t.Errorf("--prune report = %+v, want %q", rep, wantPrune)
+	}
+	if code, _ := curl(t, "GET", a.URL+"/api/v1/things/b-only", a.Token, ""); code != 404 {
+		t.Errorf("b-only on A after --prune: %d, want 404", code)
+	}
+	if code, _ := curl(t, "GET", b.URL+"/api/v1/things/shared", b.Token, ""); code != 404 {
+		t.Errorf("shared on B after --prune: %d, want 404", code)
+	}
+	if got := registryState(t, b); !strings.Contains(got, `a-only(pump){"site":"south"}`) || !strings.Contains(got, "fresh") {
+		t.Errorf("B after --prune: %s, want a-only kept (changed there) and fresh", got)
+	}
+	if rep, _ = sync(true, "--prune", "--prefer", "aws"); !slices.Equal(rep.actions(), []string{"create-in-gatehouse thing a-only"}) {
+		t.Errorf("--prune --prefer aws report = %+v, want a-only back in Gatehouse", rep)
+	}
+	if rep, _ = sync(true, "--prune"); len(rep.Items) != 0 {
+		t.Errorf("after pruning, in step: %+v", rep)
+	}
+	body = mustCurl(t, a, "GET", "/api/v1/events?type=thing.deleted&limit=100", "", 200)
+	if !strings.Contains(body, `"actor":"sync:aws-iot:`+b.URL+`/aws-iot"`) || !strings.Contains(body, "thing/b-only") {
+		t.Errorf("A's thing.deleted events do not show the sync deleting b-only: %s", body)
 	}
 
 	// A revoked key is refused, and the sync says so.

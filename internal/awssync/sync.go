@@ -38,6 +38,7 @@ type IoT interface {
 	DescribeThing(ctx context.Context, in *iot.DescribeThingInput, opts ...func(*iot.Options)) (*iot.DescribeThingOutput, error)
 	CreateThing(ctx context.Context, in *iot.CreateThingInput, opts ...func(*iot.Options)) (*iot.CreateThingOutput, error)
 	UpdateThing(ctx context.Context, in *iot.UpdateThingInput, opts ...func(*iot.Options)) (*iot.UpdateThingOutput, error)
+	DeleteThing(ctx context.Context, in *iot.DeleteThingInput, opts ...func(*iot.Options)) (*iot.DeleteThingOutput, error)
 	ListThingTypes(ctx context.Context, in *iot.ListThingTypesInput, opts ...func(*iot.Options)) (*iot.ListThingTypesOutput, error)
 	CreateThingType(ctx context.Context, in *iot.CreateThingTypeInput, opts ...func(*iot.Options)) (*iot.CreateThingTypeOutput, error)
 }
@@ -58,6 +59,12 @@ type Options struct {
 	Direction string
 	Prefer    string
 	DryRun    bool
+	// Prune propagates deletions of things: a thing synced before (it has
+	// a sync state) and now missing on one side is deleted on the other,
+	// if that side did not change since the last sync (else it is a
+	// conflict, resolved by Prefer). A thing never synced is never
+	// deleted. Off, deletions are only reported.
+	Prune bool
 	// Source names the remote registry in the sync state, e.g.
 	// "aws-iot:https://iot.eu-west-1.amazonaws.com".
 	Source string
@@ -69,6 +76,8 @@ const (
 	ActCreateRemote = "create-in-aws"
 	ActUpdateLocal  = "update-in-gatehouse"
 	ActUpdateRemote = "update-in-aws"
+	ActDeleteLocal  = "delete-in-gatehouse"
+	ActDeleteRemote = "delete-in-aws"
 	ActSkip         = "skip"
 	ActConflict     = "conflict"
 	ActFailed       = "failed"
@@ -90,8 +99,10 @@ type Report struct {
 	Direction string `json:"direction"`
 	Prefer    string `json:"prefer"`
 	DryRun    bool   `json:"dryRun"`
+	Prune     bool   `json:"prune"`
 	Created   int    `json:"created"`
 	Updated   int    `json:"updated"`
+	Deleted   int    `json:"deleted"`
 	Skipped   int    `json:"skipped"`
 	Conflicts int    `json:"conflicts"`
 	Failed    int    `json:"failed"`
@@ -106,6 +117,8 @@ func (r *Report) add(it Item) {
 		r.Created++
 	case ActUpdateLocal, ActUpdateRemote:
 		r.Updated++
+	case ActDeleteLocal, ActDeleteRemote:
+		r.Deleted++
 	case ActSkip, ActConflict:
 		r.Skipped++
 	case ActFailed:
@@ -124,7 +137,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		mode = " (dry run: nothing was changed)"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "sync %s, direction %s, prefer %s%s\n", r.Source, r.Direction, r.Prefer, mode)
+	prune := ""
+	if r.Prune {
+		prune = ", prune"
+	}
+	fmt.Fprintf(&b, "sync %s, direction %s, prefer %s%s%s\n", r.Source, r.Direction, r.Prefer, prune, mode)
 	for _, it := range r.Items {
 		line := fmt.Sprintf("  %-20s %-10s %s", it.Action, it.Kind, it.Name)
 		if it.Conflict {
@@ -135,8 +152,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteString(line + "\n")
 	}
-	fmt.Fprintf(&b, "created %d, updated %d, skipped %d, conflicts %d, failed %d, unchanged %d\n",
-		r.Created, r.Updated, r.Skipped, r.Conflicts, r.Failed, r.Unchanged)
+	fmt.Fprintf(&b, "created %d, updated %d, deleted %d, skipped %d, conflicts %d, failed %d, unchanged %d\n",
+		r.Created, r.Updated, r.Deleted, r.Skipped, r.Conflicts, r.Failed, r.Unchanged)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -196,7 +213,7 @@ func (s *Syncer) Run(ctx context.Context, o Options) (*Report, error) {
 		s.Now = time.Now
 	}
 	ctx = events.WithActor(ctx, "sync:"+o.Source)
-	rep := &Report{Source: o.Source, Direction: o.Direction, Prefer: o.Prefer, DryRun: o.DryRun, Items: []Item{}}
+	rep := &Report{Source: o.Source, Direction: o.Direction, Prefer: o.Prefer, DryRun: o.DryRun, Prune: o.Prune, Items: []Item{}}
 	if err := s.syncTypes(ctx, o, rep); err != nil {
 		return nil, err
 	}
@@ -342,8 +359,11 @@ func (s *Syncer) syncThings(ctx context.Context, o Options, rep *Report) error {
 		case inRemote && inLocal:
 			s.reconcile(ctx, o, rep, name, r, l, st, known)
 			continue
+		case inRemote && known && o.Prune:
+			s.pruneRemote(ctx, o, rep, name, r, st)
+			continue
 		case inRemote && known:
-			it.Action, it.Reason = ActSkip, "deleted in Gatehouse since the last sync; not deleted in AWS"
+			it.Action, it.Reason = ActSkip, "deleted in Gatehouse since the last sync; not deleted in AWS (--prune deletes it)"
 		case inRemote && !o.mayImport():
 			it.Action, it.Reason = ActSkip, "only in AWS; direction is "+o.Direction
 		case inRemote:
@@ -353,8 +373,11 @@ func (s *Syncer) syncThings(ctx context.Context, o Options, rep *Report) error {
 					it.Action, it.Reason = ActFailed, err.Error()
 				}
 			}
+		case known && o.Prune:
+			s.pruneLocal(ctx, o, rep, name, l, st)
+			continue
 		case known:
-			it.Action, it.Reason = ActSkip, "deleted in AWS since the last sync; not deleted in Gatehouse"
+			it.Action, it.Reason = ActSkip, "deleted in AWS since the last sync; not deleted in Gatehouse (--prune deletes it)"
 		case !o.mayExport():
 			it.Action, it.Reason = ActSkip, "only in Gatehouse; direction is "+o.Direction
 		default:
@@ -366,6 +389,18 @@ func (s *Syncer) syncThings(ctx context.Context, o Options, rep *Report) error {
 			}
 		}
 		rep.add(it)
+	}
+	if o.Prune && !o.DryRun {
+		// Deleted on both sides: nothing left to agree on.
+		for key, st := range states {
+			_, inRemote := remote[st.Name]
+			_, inLocal := local[st.Name]
+			if st.Kind == "thing" && key == "thing/"+st.Name && !inRemote && !inLocal {
+				if err := s.Store.DeleteSyncState(ctx, o.Source, "thing", st.Name); err != nil {
+					return fmt.Errorf("awssync: %w", err)
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -508,4 +543,100 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// pruneRemote decides a thing synced before that is gone from Gatehouse
+// but still in AWS: it is deleted in AWS (with the version just read as
+// expectedVersion, so a change made meanwhile stops the deletion) unless
+// AWS changed it since the last sync (its version or its content is not
+// the recorded one: deleting is decided conservatively); that is a
+// conflict, which --prefer gatehouse
+// resolves by deleting and --prefer aws by creating it in Gatehouse again.
+func (s *Syncer) pruneRemote(ctx context.Context, o Options, rep *Report, name string, r remoteThing, st store.SyncState) {
+	it := Item{Kind: "thing", Name: name, Conflict: r.version != st.RemoteVersion || r.hash() != st.Hash}
+	del := !it.Conflict
+	if it.Conflict {
+		switch o.Prefer {
+		case PreferGatehouse:
+			del, it.Reason = true, "deleted in Gatehouse and changed in AWS since the last sync; Gatehouse preferred"
+		case PreferAWS:
+			it.Reason = "deleted in Gatehouse and changed in AWS since the last sync; AWS preferred"
+		default:
+			it.Action, it.Reason = ActConflict, "deleted in Gatehouse but changed in AWS since the last sync; rerun with --prefer gatehouse (delete) or --prefer aws (keep)"
+			rep.add(it)
+			return
+		}
+	}
+	switch {
+	case del && !o.mayExport():
+		it.Action, it.Reason = ActSkip, join(it.Reason, "deleted in Gatehouse since the last sync but direction is "+o.Direction)
+	case del:
+		it.Action = ActDeleteRemote
+		if it.Reason == "" {
+			it.Reason = "deleted in Gatehouse since the last sync"
+		}
+		if !o.DryRun {
+			if _, err := s.Client.DeleteThing(ctx, &iot.DeleteThingInput{ThingName: aws.String(name), ExpectedVersion: aws.Int64(r.version)}); err != nil {
+				it.Action, it.Reason = ActFailed, join(it.Reason, err.Error())
+			} else if err := s.Store.DeleteSyncState(ctx, o.Source, "thing", name); err != nil {
+				it.Action, it.Reason = ActFailed, join(it.Reason, err.Error())
+			}
+		}
+	case !o.mayImport():
+		it.Action, it.Reason = ActSkip, join(it.Reason, "AWS side wins but direction is "+o.Direction)
+	default:
+		it.Action = ActCreateLocal
+		if !o.DryRun {
+			if err := s.pull(ctx, o, name, r, nil); err != nil {
+				it.Action, it.Reason = ActFailed, join(it.Reason, err.Error())
+			}
+		}
+	}
+	rep.add(it)
+}
+
+// pruneLocal is pruneRemote the other way round: a thing synced before
+// that is gone from AWS is deleted in Gatehouse (if its version is still
+// the one read) unless Gatehouse changed it since the last sync.
+func (s *Syncer) pruneLocal(ctx context.Context, o Options, rep *Report, name string, l localThing, st store.SyncState) {
+	it := Item{Kind: "thing", Name: name, Conflict: l.version != st.LocalVersion || l.hash() != st.Hash}
+	del := !it.Conflict
+	if it.Conflict {
+		switch o.Prefer {
+		case PreferAWS:
+			del, it.Reason = true, "deleted in AWS and changed in Gatehouse since the last sync; AWS preferred"
+		case PreferGatehouse:
+			it.Reason = "deleted in AWS and changed in Gatehouse since the last sync; Gatehouse preferred"
+		default:
+			it.Action, it.Reason = ActConflict, "deleted in AWS but changed in Gatehouse since the last sync; rerun with --prefer aws (delete) or --prefer gatehouse (keep)"
+			rep.add(it)
+			return
+		}
+	}
+	switch {
+	case del && !o.mayImport():
+		it.Action, it.Reason = ActSkip, join(it.Reason, "deleted in AWS since the last sync but direction is "+o.Direction)
+	case del:
+		it.Action = ActDeleteLocal
+		if it.Reason == "" {
+			it.Reason = "deleted in AWS since the last sync"
+		}
+		if !o.DryRun {
+			if err := s.Registry.DeleteThing(ctx, name, l.version); err != nil {
+				it.Action, it.Reason = ActFailed, join(it.Reason, err.Error())
+			} else if err := s.Store.DeleteSyncState(ctx, o.Source, "thing", name); err != nil {
+				it.Action, it.Reason = ActFailed, join(it.Reason, err.Error())
+			}
+		}
+	case !o.mayExport():
+		it.Action, it.Reason = ActSkip, join(it.Reason, "Gatehouse side wins but direction is "+o.Direction)
+	default:
+		it.Action = ActCreateRemote
+		if !o.DryRun {
+			if err := s.push(ctx, o, name, l, nil); err != nil {
+				it.Action, it.Reason = ActFailed, join(it.Reason, err.Error())
+			}
+		}
+	}
+	rep.add(it)
 }

@@ -2,6 +2,7 @@ package awssync_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -214,6 +215,119 @@ func TestSync(t *testing.T) {
 			}
 			if _, err := syncer.Run(ctx, awssync.Options{Direction: "sideways", Prefer: "newer", Source: "x"}); err == nil {
 				t.Error("bad direction accepted")
+			}
+		})
+	}
+}
+
+// TestPrune: with Prune, a thing synced before and deleted on one side is
+// deleted on the other unless that side changed since (a conflict, which
+// --prefer resolves); a thing never synced is never deleted; a dry run
+// reports and changes nothing; without Prune deletions are only reported.
+func TestPrune(t *testing.T) {
+	for _, d := range storetest.Drivers() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := t.Context()
+			local, ls, _ := newRegistry(t, d.DSN(t))
+			aws, client := remote(t)
+			syncer := &awssync.Syncer{Registry: local, Store: ls, Client: client}
+			run := func(step, direction, prefer string, dry, prune bool, want []string, deleted int) *awssync.Report {
+				t.Helper()
+				rep, err := syncer.Run(ctx, awssync.Options{Direction: direction, Prefer: prefer, DryRun: dry, Prune: prune, Source: "aws-iot:test"})
+				if err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+				if got := items(rep); !slices.Equal(got, want) {
+					t.Errorf("%s: items = %q, want %q", step, got, want)
+				}
+				if rep.Deleted != deleted || rep.Failed != 0 {
+					t.Errorf("%s: deleted %d failed %d, want %d 0", step, rep.Deleted, rep.Failed, deleted)
+				}
+				return rep
+			}
+			for _, name := range []string{"both-gone", "changed-in-aws", "changed-in-gh", "gone-in-aws", "gone-in-gh", "stay"} {
+				if _, err := local.CreateThing(ctx, registry.NewThing{Name: name, Attributes: map[string]string{"fw": "1"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run("first sync", awssync.Both, awssync.PreferNewer, false, true, []string{
+				"create-in-aws thing both-gone", "create-in-aws thing changed-in-aws", "create-in-aws thing changed-in-gh",
+				"create-in-aws thing gone-in-aws", "create-in-aws thing gone-in-gh", "create-in-aws thing stay"}, 0)
+
+			del := func(reg *registry.Service, name string) {
+				t.Helper()
+				if err := reg.DeleteThing(ctx, name, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			del(local, "both-gone")
+			del(aws, "both-gone")
+			del(local, "gone-in-gh")
+			del(aws, "gone-in-aws")
+			del(local, "changed-in-aws")
+			set(t, aws, "changed-in-aws", "fw", "2")
+			del(aws, "changed-in-gh")
+			set(t, local, "changed-in-gh", "fw", "2")
+			// Never synced: created in AWS after the last sync; and one only
+			// in Gatehouse that an import does not carry.
+			if _, err := aws.CreateThing(ctx, registry.NewThing{Name: "new-in-aws"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := local.CreateThing(ctx, registry.NewThing{Name: "new-in-gh"}); err != nil {
+				t.Fatal(err)
+			}
+
+			// Without --prune: reported, nothing deleted.
+			run("no prune", awssync.Import, awssync.PreferNewer, true, false, []string{"skip thing changed-in-aws", "skip thing changed-in-gh",
+				"skip thing gone-in-aws", "skip thing gone-in-gh", "create-in-gatehouse thing new-in-aws", "skip thing new-in-gh"}, 0)
+
+			// A dry run shows the deletions and changes nothing.
+			beforeL, beforeR := snapshot(t, local), snapshot(t, aws)
+			want := []string{"conflict thing changed-in-aws (conflict)", "conflict thing changed-in-gh (conflict)",
+				"delete-in-gatehouse thing gone-in-aws", "delete-in-aws thing gone-in-gh", "create-in-gatehouse thing new-in-aws", "create-in-aws thing new-in-gh"}
+			run("dry run", awssync.Both, awssync.PreferNewer, true, true, want, 2)
+			if l, r := snapshot(t, local), snapshot(t, aws); l != beforeL || r != beforeR {
+				t.Errorf("dry run changed the registries:\n local %s\n  was  %s\n aws   %s\n  was  %s", l, beforeL, r, beforeR)
+			}
+
+			// Import only: deletions in AWS reach Gatehouse, not the other way.
+			run("import", awssync.Import, awssync.PreferNewer, false, true, []string{"conflict thing changed-in-aws (conflict)", "conflict thing changed-in-gh (conflict)",
+				"delete-in-gatehouse thing gone-in-aws", "skip thing gone-in-gh", "create-in-gatehouse thing new-in-aws", "skip thing new-in-gh"}, 1)
+			if _, err := local.Thing(ctx, "gone-in-aws"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("gone-in-aws in Gatehouse: %v, want deleted", err)
+			}
+			if _, err := local.Thing(ctx, "new-in-gh"); err != nil {
+				t.Errorf("a thing never synced was touched: %v", err)
+			}
+			run("both", awssync.Both, awssync.PreferNewer, false, true, []string{"conflict thing changed-in-aws (conflict)", "conflict thing changed-in-gh (conflict)",
+				"delete-in-aws thing gone-in-gh", "create-in-aws thing new-in-gh"}, 1)
+			if _, err := aws.Thing(ctx, "gone-in-gh"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("gone-in-gh in AWS: %v, want deleted", err)
+			}
+
+			// --prefer gatehouse: the deletion in Gatehouse wins over the
+			// change in AWS, the change in Gatehouse over the deletion in AWS.
+			run("prefer gatehouse", awssync.Both, awssync.PreferGatehouse, false, true, []string{"delete-in-aws thing changed-in-aws (conflict)",
+				"create-in-aws thing changed-in-gh (conflict)"}, 1)
+			if got := snapshot(t, aws); strings.Contains(got, "changed-in-aws") || !strings.Contains(got, "changed-in-gh(){fw=2}") {
+				t.Errorf("after prefer gatehouse aws = %s", got)
+			}
+			run("in step", awssync.Both, awssync.PreferNewer, false, true, nil, 0)
+			if st, _ := ls.ListSyncState(ctx, "aws-iot:test"); len(st) != 4 {
+				t.Errorf("sync state after pruning = %v, want changed-in-gh, new-in-aws, new-in-gh, stay", st)
+			}
+
+			// --prefer aws the other way round: a change in AWS brings a
+			// thing deleted in Gatehouse back.
+			del(local, "stay")
+			set(t, aws, "stay", "fw", "9")
+			run("prefer aws", awssync.Both, awssync.PreferAWS, false, true, []string{"create-in-gatehouse thing stay (conflict)"}, 0)
+			if got := snapshot(t, local); !strings.Contains(got, "stay(){fw=9}") {
+				t.Errorf("after prefer aws local = %s", got)
+			}
+			evs, _ := ls.ListEvents(ctx, store.EventFilter{Type: "thing.deleted", Actor: "sync:aws-iot:test", Limit: 100})
+			if len(evs) != 1 || evs[0].Subject != "thing/gone-in-aws" {
+				t.Errorf("thing.deleted events by the sync = %+v, want gone-in-aws", evs)
 			}
 		})
 	}

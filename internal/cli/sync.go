@@ -32,7 +32,7 @@ func runSync(ctx context.Context, env *Env, args []string) error {
 
 func runSyncAWSIoT(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "sync aws-iot", "sync aws-iot [--endpoint URL] [--region R] [--direction import|export|both] "+
-		"[--prefer gatehouse|aws|newer] [--dry-run] [--json] [--data-dir DIR | --dsn DSN | --config FILE]\n"+
+		"[--prefer gatehouse|aws|newer] [--prune] [--dry-run] [--json] [--data-dir DIR | --dsn DSN | --config FILE]\n"+
 		"Works on this Gatehouse's database directly (like backup) and talks to AWS IoT with credentials\n"+
 		"from --access-key-id/--secret-access-key or the standard AWS chain (AWS_* variables, ~/.aws, --profile).")
 	load := serverFlags(fs)
@@ -44,6 +44,8 @@ func runSyncAWSIoT(ctx context.Context, env *Env, args []string) error {
 	direction := fs.String("direction", awssync.Both, "import (AWS to Gatehouse), export (Gatehouse to AWS) or both")
 	prefer := fs.String("prefer", awssync.PreferNewer, "who wins a conflict (a change on both sides since the last sync): gatehouse, aws, or newer (report it and change nothing)")
 	dry := fs.Bool("dry-run", false, "report what would change and change nothing")
+	prune := fs.Bool("prune", false, "propagate deletions: a thing synced before and now missing on one side is deleted on the other, "+
+		"unless that side changed since the last sync (a conflict, see --prefer); things never synced are never deleted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	stateKey := fs.String("state-key", "", "name of the remote in the sync state (default aws-iot:<endpoint or region>)")
 	pos, err := parse(fs, args)
@@ -105,7 +107,7 @@ func runSyncAWSIoT(ctx context.Context, env *Env, args []string) error {
 	}
 	defer off.Close()
 	s := &awssync.Syncer{Registry: off.Registry, Store: off.Store, Client: client}
-	rep, err := s.Run(ctx, awssync.Options{Direction: *direction, Prefer: *prefer, DryRun: *dry, Source: source})
+	rep, err := s.Run(ctx, awssync.Options{Direction: *direction, Prefer: *prefer, DryRun: *dry, Prune: *prune, Source: source})
 	if err != nil {
 		return err
 	}

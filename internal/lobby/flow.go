@@ -157,6 +157,12 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 	if err != nil {
 		return nil, err
 	}
+	var left *remoteCleanup
+	if op == "reroute" {
+		if left, err = s.leaveRemote(ctx, fp, from...); err != nil {
+			return nil, err
+		}
+	}
 	var remote bool
 	d, err := s.update(ctx, fp, create, func(l *ledger) error {
 		defer func() { remote = l.remote }()
@@ -168,6 +174,7 @@ func (s *Service) route(ctx context.Context, req ClaimRequest, op string, create
 			if err := s.leaveLocal(l); err != nil {
 				return err
 			}
+			left.record(l)
 		}
 		d.Target, d.ClaimConfig, d.Claims, d.Assignment, d.AssignmentSecret = target.Name, req.Config, d.Claims+1, "", nil
 		if req.ThingName != "" {
@@ -359,6 +366,10 @@ func (s *Service) end(ctx context.Context, device, reason, to, typ string, creat
 	if err != nil {
 		return nil, err
 	}
+	left, err := s.leaveRemote(ctx, fp, from...)
+	if err != nil {
+		return nil, err
+	}
 	return s.update(ctx, fp, create, func(l *ledger) error {
 		if !l.isNew && !contains(from, l.d.State) {
 			return stateErr(l.d, strings.TrimPrefix(typ, "lobby."))
@@ -366,6 +377,7 @@ func (s *Service) end(ctx context.Context, device, reason, to, typ string, creat
 		if err := s.leaveLocal(l); err != nil {
 			return err
 		}
+		left.record(l)
 		if err := l.detachLobbyPolicy(); err != nil {
 			return err
 		}
@@ -386,14 +398,20 @@ func (s *Service) FactoryReset(ctx context.Context, device string) (*store.Lobby
 	if err != nil {
 		return nil, err
 	}
+	from := []string{store.LobbyClaimed, store.LobbyCommissioned, store.LobbyArrived, store.LobbyRejected, store.LobbyDecommissioned}
+	left, err := s.leaveRemote(ctx, fp, from...)
+	if err != nil {
+		return nil, err
+	}
 	return s.update(ctx, fp, false, func(l *ledger) error {
 		d := l.d
-		if !contains([]string{store.LobbyClaimed, store.LobbyCommissioned, store.LobbyArrived, store.LobbyRejected, store.LobbyDecommissioned}, d.State) {
+		if !contains(from, d.State) {
 			return stateErr(d, "reset")
 		}
 		if err := s.leaveLocal(l); err != nil {
 			return err
 		}
+		left.record(l)
 		d.Target, d.ClaimConfig, d.Assignment, d.AssignmentSecret = "", "", "", nil
 		d.CommissionedClaim = d.Claims
 		to := store.LobbyInLobby

@@ -50,6 +50,7 @@ type fixture struct {
 	mfgKey crypto.Signer
 	reg    *registry.Service
 	log    *events.Log
+	sealer *seal.Sealer
 }
 
 func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
@@ -84,7 +85,7 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	if err := lb.EnsurePolicy(ctx); err != nil {
 		t.Fatalf("EnsurePolicy twice: %v", err)
 	}
-	f := &fixture{t: t, store: s, certs: cs, lobby: lb, admin: events.WithActor(ctx, "user:op"), reg: reg, log: log}
+	f := &fixture{t: t, store: s, certs: cs, lobby: lb, admin: events.WithActor(ctx, "user:op"), reg: reg, log: log, sealer: sealer}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
 	if _, err := reg.CreatePolicy(f.admin, registry.NewPolicy{Name: "device", Document: []byte(devicePolicy)}); err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -311,19 +312,26 @@ func (s *Service) remoteClient(t *store.LobbyTarget) (*remote, error) {
 	return &remote{base: t.APIURL, token: string(tok), http: hc}, nil
 }
 
-// do sends a request to the target and decodes a JSON answer into out.
-func (r *remote) do(ctx context.Context, method, path string, in, out any, want int) error {
+// do sends a request to the target and decodes a JSON answer into out;
+// any status but want (or one of also) is an error.
+func (r *remote) do(ctx context.Context, method, path string, in, out any, want int, also ...int) error {
+	_, err := r.status(ctx, method, path, in, out, want, also...)
+	return err
+}
+
+// status is do that also returns the status the target answered.
+func (r *remote) status(ctx context.Context, method, path string, in, out any, want int, also ...int) (int, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, r.base+path, body)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRemote, err)
+		return 0, fmt.Errorf("%w: %w", ErrRemote, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	if in != nil {
@@ -331,14 +339,14 @@ func (r *remote) do(ctx context.Context, method, path string, in, out any, want 
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %s %s: %w", ErrRemote, method, path, err)
+		return 0, fmt.Errorf("%w: %s %s: %w", ErrRemote, method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("%w: %s %s: %w", ErrRemote, method, path, err)
+		return 0, fmt.Errorf("%w: %s %s: %w", ErrRemote, method, path, err)
 	}
-	if resp.StatusCode != want {
+	if resp.StatusCode != want && !slices.Contains(also, resp.StatusCode) {
 		var p struct {
 			Detail string `json:"detail"`
 			Title  string `json:"title"`
@@ -348,19 +356,19 @@ func (r *remote) do(ctx context.Context, method, path string, in, out any, want 
 		if msg == "" {
 			msg = p.Title
 		}
-		return fmt.Errorf("%w: %s %s answered %d %s", ErrRemote, method, path, resp.StatusCode, msg)
+		return resp.StatusCode, fmt.Errorf("%w: %s %s answered %d %s", ErrRemote, method, path, resp.StatusCode, msg)
 	}
-	if out == nil {
-		return nil
+	if out == nil || resp.StatusCode != want {
+		return resp.StatusCode, nil
 	}
 	if s, ok := out.(*string); ok {
 		*s = string(b)
-		return nil
+		return resp.StatusCode, nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%w: %s %s: %w", ErrRemote, method, path, err)
+		return resp.StatusCode, fmt.Errorf("%w: %s %s: %w", ErrRemote, method, path, err)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 func (r *remote) caChain(ctx context.Context) (string, error) {

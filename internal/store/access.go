@@ -253,6 +253,15 @@ func (c *conn) PutSyncState(ctx context.Context, st SyncState) error {
 	return nil
 }
 
+// DeleteSyncState forgets one item's state (once the item is deleted on
+// both sides). Forgetting an unknown item is not an error.
+func (c *conn) DeleteSyncState(ctx context.Context, source, kind, name string) error {
+	if _, err := c.exec(ctx, `DELETE FROM sync_state WHERE source = ? AND kind = ? AND name = ?`, source, kind, name); err != nil {
+		return fmt.Errorf("store: delete sync state: %w", err)
+	}
+	return nil
+}
+
 // ListSyncState returns every item's state for source, keyed by kind/name.
 func (c *conn) ListSyncState(ctx context.Context, source string) (map[string]SyncState, error) {
 	rows, err := c.query(ctx, `SELECT source, kind, name, remote_version, local_version, hash, synced_at FROM sync_state WHERE source = ?`, source)

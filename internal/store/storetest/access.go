@@ -231,4 +231,15 @@ func testSyncState(t *testing.T, s *store.Store) {
 	if len(got) != 1 || got["thing/pump-1"] != st {
 		t.Errorf("ListSyncState = %+v, want %+v", got, st)
 	}
+	for range 2 { // forgetting twice is not an error
+		if err := s.DeleteSyncState(ctx, "aws-iot:x", "thing", "pump-1"); err != nil {
+			t.Fatalf("DeleteSyncState: %v", err)
+		}
+	}
+	if got, _ := s.ListSyncState(ctx, "aws-iot:x"); len(got) != 0 {
+		t.Errorf("after DeleteSyncState: %+v, want none", got)
+	}
+	if got, _ := s.ListSyncState(ctx, "aws-iot:y"); len(got) != 1 {
+		t.Errorf("DeleteSyncState of source x touched source y: %+v", got)
+	}
 }
