@@ -23,14 +23,12 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // telemetry lets a thing connect as itself, publish and receive under
@@ -55,6 +53,7 @@ type fixture struct {
 	http    *httptest.Server
 	broker  *broker.Broker
 	secrets map[string]string
+	env     *testenv.Env
 }
 
 func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
@@ -65,30 +64,9 @@ func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
 // newFixtureWith is newFixture with a chance to adjust the broker's Config.
 func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker.Config)) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + hs.Listener.Addr().String()
-	os, err := oauth.New(oauth.Config{Store: s, Registry: reg, Events: log, Issuer: issuer, Sealer: sealer, AccessTokenTTL: tokenTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.New(t, testenv.TokenTTL(tokenTTL))
 	cfg := broker.Config{
-		Authn: authn.New(authn.Config{Tokens: os, Registry: reg, Store: s}), Registry: reg, Events: log,
+		Authn: env.Authn, Registry: env.Registry, Events: env.Events,
 		TCPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", EventTopicPrefix: "$gatehouse/events",
 	}
 	if configure != nil {
@@ -98,51 +76,32 @@ func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /topics/{topic...}", b.PublishHandler())
-	mux.Handle("/", os.Handler())
-	hs.Config.Handler = mux
-	hs.Start()
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; hs.Close(); s.Close() })
+	env.Mux.Handle("POST /topics/{topic...}", b.PublishHandler())
+	env.Go(b.Run)
 
-	f := &fixture{t: t, store: s, reg: reg, oauth: os, http: hs, broker: b, secrets: map[string]string{}}
-	admin := events.WithActor(ctx, "test")
-	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "telemetry", Document: []byte(telemetry)}); err != nil {
+	f := &fixture{t: t, store: env.Store, reg: env.Registry, oauth: env.OAuth, http: env.HTTP, broker: b}
+	admin := env.As("test")
+	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "telemetry", Document: []byte(telemetry)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "http-alerts", Document: []byte(httpPublish)}); err != nil {
+	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "http-alerts", Document: []byte(httpPublish)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.AttachPolicy(admin, "http-alerts", store.TargetScope, "alerts"); err != nil {
+	if _, err := f.reg.AttachPolicy(admin, "http-alerts", store.TargetScope, "alerts"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt", "alerts"}, DefaultPolicies: []string{"telemetry"}}); err != nil {
+	if _, err := f.reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt", "alerts"}, DefaultPolicies: []string{"telemetry"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"s-1", "s-2"} {
-		if _, err := reg.CreateThing(admin, registry.NewThing{Name: name, ThingType: "sensor"}); err != nil {
-			t.Fatal(err)
-		}
-		sec, err := os.SetThingSecret(admin, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.secrets[name] = sec
-	}
+	f.secrets = env.Things(admin, "sensor", "s-1", "s-2")
+	f.env = env
 	return f
 }
 
 // token gets an access token for a thing by client credentials.
 func (f *fixture) token(thing string, scopes ...string) string {
 	f.t.Helper()
-	cc := clientcredentials.Config{ClientID: thing, ClientSecret: f.secrets[thing], TokenURL: f.http.URL + "/oauth2/token", Scopes: scopes}
-	tok, err := cc.Token(context.Background())
-	if err != nil {
-		f.t.Fatalf("token for %s: %v", thing, err)
-	}
-	return tok.AccessToken
+	return f.env.Token(thing, f.secrets[thing], scopes...)
 }
 
 // client is a connected MQTT 5 client that collects what it receives.

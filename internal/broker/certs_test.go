@@ -20,11 +20,9 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // cvmPolicy is the seed's device policy (registration gateway, seed 002).
@@ -46,20 +44,9 @@ type tlsFixture struct {
 
 func newTLSFixture(t *testing.T) *tlsFixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	sealer, _ := seal.New(key)
-	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
+	env := testenv.Core(t)
+	ctx, s, reg, log := env.Ctx, env.Store, env.Registry, env.Events
+	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: env.Sealer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +64,9 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	env.Go(b.Run)
 
-	admin := events.WithActor(ctx, "test")
+	admin := env.As("test")
 	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "cvm", Document: []byte(cvmPolicy)}); err != nil {
 		t.Fatal(err)
 	}
