@@ -29,9 +29,9 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 const devicePolicy = `{"Version":"2012-10-17","Statement":[
@@ -54,19 +54,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	sealer, _ := seal.New(key)
+	env := testenv.Core(t, testenv.DSN(dsn))
+	ctx, s, reg, log, sealer := env.Ctx, env.Store, env.Registry, env.Events, env.Sealer
 	cs, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +74,6 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 		t.Fatalf("EnsurePolicy twice: %v", err)
 	}
 	f := &fixture{t: t, store: s, certs: cs, lobby: lb, admin: events.WithActor(ctx, "user:op"), reg: reg, log: log}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
 	if _, err := reg.CreatePolicy(f.admin, registry.NewPolicy{Name: "device", Document: []byte(devicePolicy)}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +112,8 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 		t.Fatal(err)
 	}
 	f.broker = b
-	wg.Go(func() { _ = b.Run(ctx) })
-	wg.Go(func() { _ = lb.Run(ctx, b.Server()) })
+	env.Go(b.Run)
+	env.Go(func(ctx context.Context) error { return lb.Run(ctx, b.Server()) })
 	ca, _ := cs.CA(ctx)
 	f.roots = x509.NewCertPool()
 	f.roots.AddCert(ca.Root())
