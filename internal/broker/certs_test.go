@@ -46,13 +46,7 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	t.Helper()
 	env := testenv.Core(t)
 	ctx, s, reg, log := env.Ctx, env.Store, env.Registry, env.Events
-	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: env.Sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
+	svc := env.Certs()
 	tlsCfg, err := svc.ServerTLSConfig(ctx, []string{"localhost", "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,8 @@
 // need, so that each of them does not repeat the same thirty lines of
 // setup: a store (SQLite in t.TempDir(), or any DSN such as the PostgreSQL
 // one from storetest), the event log, the registry with cheap password
-// hashing, a sealer with a random master key and, with New, the OAuth
+// hashing, a sealer with a random master key, on demand the certificate
+// service with its CA and, with New, the OAuth
 // authorization server served over httptest and the authenticator on top.
 // Options cover the pieces that differ between tests: database, clock,
 // signing algorithm, access token TTL, extra OAuth configuration and
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
@@ -187,6 +189,25 @@ func (e *Env) Go(f func(context.Context) error) {
 		defer e.wg.Done()
 		_ = f(e.Ctx)
 	}()
+}
+
+// Certs builds the certificate service on the stack (store, registry,
+// event log, sealer, clock), changed by mutate, and makes sure its CA
+// exists.
+func (e *Env) Certs(mutate ...func(*certs.Config)) *certs.Service {
+	e.t.Helper()
+	cfg := certs.Config{Store: e.Store, Registry: e.Registry, Events: e.Events, Sealer: e.Sealer, Now: e.Now}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	svc, err := certs.New(cfg)
+	if err != nil {
+		e.t.Fatalf("certs.New: %v", err)
+	}
+	if err := svc.EnsureCA(e.Ctx); err != nil {
+		e.t.Fatalf("EnsureCA: %v", err)
+	}
+	return svc
 }
 
 // As is Ctx acting as actor (recorded in the events it causes).
