@@ -56,13 +56,7 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	t.Helper()
 	env := testenv.Core(t, testenv.DSN(dsn))
 	ctx, s, reg, log, sealer := env.Ctx, env.Store, env.Registry, env.Events, env.Sealer
-	cs, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
+	cs := env.Certs()
 	lb, err := lobby.New(lobby.Config{Store: s, Registry: reg, Certs: cs, Events: log, LocalEndpoint: "mqtts://localhost:8883", Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)
