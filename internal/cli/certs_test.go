@@ -10,25 +10,18 @@ import (
 	"testing"
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 func TestRegisterCommand(t *testing.T) {
 	env := testenv.Core(t)
-	ctx, s, reg, log := env.Ctx, env.Store, env.Registry, env.Events
-	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: env.Sealer})
-	if err != nil {
+	ctx, admin := env.Ctx, env.As("test")
+	svc := env.Certs()
+	if _, err := env.Registry.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.CreateThingType(events.WithActor(ctx, "test"), registry.ThingTypeSpec{Name: "sensor"}); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := svc.CreateRegistrationToken(events.WithActor(ctx, "test"), certs.NewRegistrationToken{ThingType: "sensor", MaxUses: 5})
+	token, _, err := svc.CreateRegistrationToken(admin, certs.NewRegistrationToken{ThingType: "sensor", MaxUses: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
