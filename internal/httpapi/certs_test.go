@@ -35,13 +35,7 @@ func TestCertificateRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: env.Sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
+	svc := env.Certs()
 	if _, err := reg.CreateThingType(events.WithActor(ctx, "test"), registry.ThingTypeSpec{Name: "sensor"}); err != nil {
 		t.Fatal(err)
 	}
