@@ -112,6 +112,23 @@ type client struct {
 	disconnected chan *paho.Disconnect
 }
 
+// newClient is an MQTT client on conn that collects what it receives and
+// hands the server's DISCONNECT to c.disconnected.
+func newClient(conn net.Conn) *client {
+	c := &client{disconnected: make(chan *paho.Disconnect, 1)}
+	c.Client = paho.NewClient(paho.ClientConfig{
+		Conn: conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			c.mu.Lock()
+			c.got = append(c.got, pr.Packet)
+			c.mu.Unlock()
+			return true, nil
+		}},
+		OnServerDisconnect: func(d *paho.Disconnect) { c.disconnected <- d },
+	})
+	return c
+}
+
 func (c *client) messages() []*paho.Publish {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -132,6 +149,20 @@ func (c *client) waitFor(t *testing.T, topic string) *paho.Publish {
 	}
 	t.Fatalf("no message on %s; got %d messages", topic, len(c.messages()))
 	return nil
+}
+
+// waitDisconnect waits for the server's DISCONNECT to c and checks its
+// reason code; failure is the message when it does not come.
+func waitDisconnect(t *testing.T, c *client, want byte, failure string) {
+	t.Helper()
+	select {
+	case d := <-c.disconnected:
+		if d.ReasonCode != want {
+			t.Errorf("DISCONNECT reason = %#x, want %#x", d.ReasonCode, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(failure)
+	}
 }
 
 func (f *fixture) dial(network string) net.Conn {
@@ -160,17 +191,7 @@ func (f *fixture) connect(clientID, username string, password []byte, will *paho
 
 func (f *fixture) connectOn(network, clientID, username string, password []byte, will *paho.WillMessage) (*client, byte, error) {
 	f.t.Helper()
-	c := &client{disconnected: make(chan *paho.Disconnect, 1)}
-	c.Client = paho.NewClient(paho.ClientConfig{
-		Conn: f.dial(network),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.mu.Lock()
-			c.got = append(c.got, pr.Packet)
-			c.mu.Unlock()
-			return true, nil
-		}},
-		OnServerDisconnect: func(d *paho.Disconnect) { c.disconnected <- d },
-	})
+	c := newClient(f.dial(network))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ca, err := c.Connect(ctx, &paho.Connect{ClientID: clientID, Username: username, UsernameFlag: username != "",
@@ -350,14 +371,7 @@ func TestLivePolicyChangeAndDisable(t *testing.T) {
 	if _, err := f.reg.UpdateThing(ctx, "s-1", 0, registry.ThingPatch{State: &disabled}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-s1.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("disabled thing was not disconnected")
-	}
+	waitDisconnect(t, s1, 0x87, "disabled thing was not disconnected")
 	if _, code, _ := f.connect("s-1", "s-1", []byte(f.tokenOrEmpty("s-1")), nil); code == 0 {
 		t.Error("a disabled thing connected")
 	}
@@ -391,14 +405,7 @@ func TestTokenExpiryAndRevocation(t *testing.T) {
 	if err := g.oauth.RevokeAccessToken(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-s2.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("client was not disconnected when its token was revoked")
-	}
+	waitDisconnect(t, s2, 0x87, "client was not disconnected when its token was revoked")
 	if _, code, _ := g.connect("s-2", "s-2", []byte(tok), nil); code != 0x86 {
 		t.Errorf("reconnect with revoked token: CONNACK %#x, want 0x86", code)
 	}
@@ -432,14 +439,7 @@ func TestRevocationFromAnotherReplica(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-c.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("client was not disconnected after the revocation event")
-	}
+	waitDisconnect(t, c, 0x87, "client was not disconnected after the revocation event")
 	if _, code, _ := f.connect("s-2", "s-2", []byte(tok), nil); code != 0x86 {
 		t.Errorf("reconnect with the revoked token: CONNACK %#x, want 0x86", code)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -93,16 +94,7 @@ func peopleFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"lamp-1", "lamp-2", "lamp-3"} {
-		if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: name, ThingType: "sensor"}); err != nil {
-			t.Fatal(err)
-		}
-		sec, err := f.oauth.SetThingSecret(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.secrets[name] = sec
-	}
+	maps.Copy(f.secrets, f.env.Things(ctx, "sensor", "lamp-1", "lamp-2", "lamp-3"))
 	for _, r := range []store.Relationship{relate("alice", registry.RelOwner, "lamp-1"), relate("alice", registry.RelOwner, "lamp-2"), relate("bob", registry.RelViewer, "lamp-1")} {
 		if _, err := f.reg.AddRelationship(ctx, r); err != nil {
 			t.Fatal(err)
@@ -253,14 +245,7 @@ func TestPeopleOverMQTT(t *testing.T) {
 	if _, err := f.reg.UpdateUser(ctx, "bob", u.Version, registry.UserPatch{Disabled: &disabled}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-bob.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("disabled user was not disconnected")
-	}
+	waitDisconnect(t, bob, 0x87, "disabled user was not disconnected")
 }
 
 // TestPeopleHTTPSPublish: a person's token publishes commands over HTTPS.
@@ -302,14 +287,7 @@ func TestGatewayForChildren(t *testing.T) {
 	if _, err := f.reg.CreatePolicy(ctx, registry.NewPolicy{Name: "gateway", Document: []byte(gwPolicy)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: "gw-1", ThingType: "sensor"}); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := f.oauth.SetThingSecret(ctx, "gw-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.secrets["gw-1"] = sec
+	maps.Copy(f.secrets, f.env.Things(ctx, "sensor", "gw-1"))
 	if _, err := f.reg.AttachPolicy(ctx, "gateway", store.TargetThing, "gw-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -371,14 +349,7 @@ func TestPeopleThingDeleted(t *testing.T) {
 	if err := f.reg.DeleteThing(ctx, "lamp-1", 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: "lamp-1", ThingType: "sensor"}); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := f.oauth.SetThingSecret(ctx, "lamp-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.secrets["lamp-1"] = sec
+	maps.Copy(f.secrets, f.env.Things(ctx, "sensor", "lamp-1"))
 	deadline := time.Now().Add(10 * time.Second)
 	for subscribe(t, alice, "things/lamp-1/telemetry/x") != 0x87 {
 		if time.Now().After(deadline) {
