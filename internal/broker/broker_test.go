@@ -165,6 +165,19 @@ func waitDisconnect(t *testing.T, c *client, want byte, failure string) {
 	}
 }
 
+// eventually polls ok until it holds, failing with failure after 10 s (a
+// change reaching a live session is asynchronous).
+func eventually(t *testing.T, failure string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (f *fixture) dial(network string) net.Conn {
 	f.t.Helper()
 	switch network {
@@ -357,13 +370,7 @@ func TestLivePolicyChangeAndDisable(t *testing.T) {
 	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(noTemp), true); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for publish(t, s1, "things/s-1/temp", 1, false) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the new policy version did not apply to the live connection within 10s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(t, "the new policy version did not apply to the live connection within 10s", func() bool { return publish(t, s1, "things/s-1/temp", 1, false) != 0 })
 	if got := publish(t, s1, "things/s-1/humidity", 1, false); got != 0 {
 		t.Errorf("publish still allowed by the new version = %#x, want 0", got)
 	}
@@ -563,13 +570,7 @@ func TestHTTPSPublish(t *testing.T) {
 	if _, err := f.reg.AttachPolicy(ctx, "alert-reader", store.TargetThing, "s-2"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for subscribe(t, sub, "alerts/#") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("attached policy did not apply")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(t, "attached policy did not apply", func() bool { return subscribe(t, sub, "alerts/#") == 1 })
 	if code, body := post("/topics/alerts/flood?qos=1", map[string]string{"Authorization": "Bearer " + alerts}, "water"); code != 200 {
 		t.Fatalf("publish = %d %s", code, body)
 	}

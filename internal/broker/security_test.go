@@ -225,13 +225,7 @@ func TestWillRevokedByPolicyChange(t *testing.T) {
 	}
 	// Wait for the live session to pick the version up (the probe's
 	// payload is not the will's).
-	deadline := time.Now().Add(10 * time.Second)
-	for publish(t, c1, "things/s-1/status", 1, false) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the policy change did not reach the live session")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, "the policy change did not reach the live session", func() bool { return publish(t, c1, "things/s-1/status", 1, false) != 0 })
 	// Abrupt disconnects: wills fire for both, if allowed.
 	cl1, _ := f.broker.Server().Clients.Get("s-1")
 	cl2, _ := f.broker.Server().Clients.Get("s-2")
