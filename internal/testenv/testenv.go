@@ -3,11 +3,11 @@
 // setup: a store (SQLite in t.TempDir(), or any DSN such as the PostgreSQL
 // one from storetest), the event log, the registry with cheap password
 // hashing, a sealer with a random master key, on demand the certificate
-// service with its CA and, with New, the OAuth
-// authorization server served over httptest and the authenticator on top.
-// Options cover the pieces that differ between tests: database, clock,
-// signing algorithm, access token TTL, extra OAuth configuration and
-// whether the server's background Run is active.
+// service with its CA and, with New, the OAuth authorization server served
+// over httptest and the authenticator on top. Options cover the pieces
+// that differ between tests: database, clock, signing algorithm, access
+// token TTL, extra OAuth configuration and whether the server's background
+// Run is active.
 //
 // Nothing here is a fake: every component is the production one. It is
 // imported only from _test.go files (internal/archtest checks that).
