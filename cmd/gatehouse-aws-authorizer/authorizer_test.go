@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -14,14 +13,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"golang.org/x/oauth2/clientcredentials"
 
-	glevents "github.com/gatehouse-iot/gatehouse/internal/events"
-	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
-	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // gatehouse is a real Gatehouse authorization server with two things.
@@ -31,67 +25,29 @@ type gatehouse struct {
 	issuer  string
 	secrets map[string]string
 	fetches atomic.Int64
+	env     *testenv.Env
 }
 
 func newGatehouse(t *testing.T) *gatehouse {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
+	env := testenv.New(t, testenv.TokenTTL(time.Hour))
+	g := &gatehouse{t: t, env: env, http: env.HTTP, issuer: env.Issuer}
+	keys := env.OAuth.Handler()
+	env.Mux.Handle("/oauth2/keys", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.fetches.Add(1)
+		keys.ServeHTTP(w, r)
+	}))
+	admin := env.As("test")
+	if _, err := env.Registry.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt", "alerts"}}); err != nil {
 		t.Fatal(err)
 	}
-	log := glevents.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	g := &gatehouse{t: t, issuer: "http://" + hs.Listener.Addr().String(), secrets: map[string]string{}}
-	os, err := oauth.New(oauth.Config{Store: s, Registry: reg, Events: log, Issuer: g.issuer, Sealer: sealer, AccessTokenTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := os.Handler()
-	hs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/oauth2/keys" {
-			g.fetches.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	})
-	hs.Start()
-	g.http = hs
-	t.Cleanup(func() { cancel(); hs.Close(); s.Close() })
-	admin := glevents.WithActor(ctx, "test")
-	if _, err := reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt", "alerts"}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"sensor1", "pump-7"} {
-		if _, err := reg.CreateThing(admin, registry.NewThing{Name: name, ThingType: "sensor"}); err != nil {
-			t.Fatal(err)
-		}
-		sec, err := os.SetThingSecret(admin, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.secrets[name] = sec
-	}
+	g.secrets = env.Things(admin, "sensor", "sensor1", "pump-7")
 	return g
 }
 
 func (g *gatehouse) token(thing string, scopes ...string) string {
 	g.t.Helper()
-	cc := clientcredentials.Config{ClientID: thing, ClientSecret: g.secrets[thing], TokenURL: g.http.URL + "/oauth2/token", Scopes: scopes}
-	tok, err := cc.Token(context.Background())
-	if err != nil {
-		g.t.Fatalf("token for %s: %v", thing, err)
-	}
-	return tok.AccessToken
+	return g.env.Token(thing, g.secrets[thing], scopes...)
 }
 
 func (g *gatehouse) authorizer(t *testing.T, now func() time.Time, env map[string]string) *authorizer {

@@ -70,6 +70,9 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/console": {module + "internal/broker"},
 		// Limits are mechanism only: no storage, no domain packages.
 		"internal/ratelimit": {"database/sql", module + "internal/store", module + "internal/registry", module + "internal/oauth", module + "internal/broker"},
+		// Test support builds the stack from the domain packages, never
+		// from the wiring or the edges that tests of those edges build.
+		"internal/testenv": {module + "internal/app", module + "internal/cli", module + "internal/httpapi", module + "internal/console", module + "internal/broker"},
 	}
 	for _, p := range listPackages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, module)
@@ -84,6 +87,10 @@ func TestDependencyDirection(t *testing.T) {
 		for _, imp := range p.Imports {
 			if imp == module+"internal/app" && rel != "internal/cli" && rel != "cmd/gatehouse" {
 				t.Errorf("%s imports internal/app; only the command line may", rel)
+			}
+			// Test support is for tests: only _test.go files import it.
+			if imp == module+"internal/testenv" {
+				t.Errorf("%s imports internal/testenv from a non-test file; only _test.go files may", rel)
 			}
 		}
 	}

@@ -1,26 +1,18 @@
 package authn_test
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/oauth2/clientcredentials"
-
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
-	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // BenchmarkAuthenticateToken measures the authentication step of an MQTT
@@ -43,32 +35,9 @@ func BenchmarkAuthenticateToken(b *testing.B) {
 }
 
 func benchmarkAuthenticate(b *testing.B, alg string, firstUse bool) {
-	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.SQLiteDSN(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, _ := seal.New(key)
-	hs := httptest.NewUnstartedServer(nil)
-	own, err := oauth.New(oauth.Config{Store: s, Registry: reg, Events: log, Issuer: "http://" + hs.Listener.Addr().String(), Sealer: sealer, Algorithm: alg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs.Config.Handler = own.Handler()
-	hs.Start()
-	defer hs.Close()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go own.Run(runCtx)
-	admin := events.WithActor(ctx, "bench")
+	env := testenv.New(b, testenv.Algorithm(alg), testenv.RunOAuth())
+	ctx, own, reg := env.Ctx, env.OAuth, env.Registry
+	admin := env.As("bench")
 	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
 	 {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"topic/things/${iot:Connection.Thing.ThingName}/*"}]}`
 	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "p", Document: []byte(doc)}); err != nil {
@@ -77,20 +46,10 @@ func benchmarkAuthenticate(b *testing.B, alg string, firstUse bool) {
 	if _, err := reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt"}, DefaultPolicies: []string{"p"}}); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := reg.CreateThing(admin, registry.NewThing{Name: "s-1", ThingType: "sensor"}); err != nil {
-		b.Fatal(err)
-	}
-	secret, err := own.SetThingSecret(admin, "s-1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cc := clientcredentials.Config{ClientID: "s-1", ClientSecret: secret, TokenURL: hs.URL + "/oauth2/token", EndpointParams: url.Values{}}
-	tok, err := cc.Token(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := authn.New(authn.Config{Tokens: own, Registry: reg, Store: s})
-	creds := authn.Credentials{ClientID: "s-1", Username: "s-1", Password: []byte(tok.AccessToken)}
+	secret := env.Things(admin, "sensor", "s-1")["s-1"]
+	tok := env.Token("s-1", secret)
+	a := env.Authn
+	creds := authn.Credentials{ClientID: "s-1", Username: "s-1", Password: []byte(tok)}
 	var fresh [][]byte
 	if firstUse {
 		// Tokens issued through the handler (no network), one per iteration.

@@ -14,8 +14,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // fakeCerts answers as the certificate service would.
@@ -35,16 +34,8 @@ func (f *fakeCerts) AuthenticateCertificate(context.Context, []*x509.Certificate
 func (f *fakeCerts) CheckCertificate(context.Context, string) error { return f.status }
 
 func TestCertificateAuthentication(t *testing.T) {
-	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	reg, err := registry.New(registry.Config{Store: s, Events: events.NewLog(s, time.Now), Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t)
+	ctx, s, reg := env.Ctx, env.Store, env.Registry
 	admin := events.WithActor(ctx, "test")
 	if _, err := reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "tokens-only", AuthMethods: []string{authn.MethodAccessToken}}); err != nil {
 		t.Fatal(err)

@@ -16,24 +16,14 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
-	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
-	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 func TestExternalIssuer(t *testing.T) {
-	s, err := store.Open(t.Context(), storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	reg, err := registry.New(registry.Config{Store: s, Events: events.NewLog(s, time.Now), Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Gatehouse's own server is consulted first and refuses these tokens.
+	env := testenv.New(t)
+	reg := env.Registry
 	if _, err := reg.CreateThing(t.Context(), registry.NewThing{Name: "thingymabot"}); err != nil {
 		t.Fatal(err)
 	}
@@ -47,18 +37,7 @@ func TestExternalIssuer(t *testing.T) {
 	}))
 	defer jwks.Close()
 	const iss = "https://am.example.com/oauth2"
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Gatehouse's own server is consulted first and refuses these tokens.
-	own, err := oauth.New(oauth.Config{Store: s, Registry: reg, Events: events.NewLog(s, time.Now), Issuer: "http://127.0.0.1:1", Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := authn.New(authn.Config{Tokens: own, Registry: reg, Store: s})
+	a := env.Authn
 	if err := a.AddExternalIssuer(authn.ExternalIssuer{Issuer: iss, JWKSURL: jwks.URL, Audience: "mqtt"}); err != nil {
 		t.Fatal(err)
 	}

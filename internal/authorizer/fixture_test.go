@@ -1,8 +1,6 @@
 package authorizer_test
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,16 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/oauth2/clientcredentials"
-
-	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/authorizer"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
-	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // telemetry is the embedded broker tests' policy: a thing connects as
@@ -48,36 +40,16 @@ type fixture struct {
 	secrets  map[string]string
 	now      time.Time
 	clock    func() time.Time
+	env      *testenv.Env
 }
 
 func newFixture(t testing.TB, mod func(*authorizer.Config)) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + hs.Listener.Addr().String()
-	os, err := oauth.New(oauth.Config{Store: s, Registry: reg, Events: log, Issuer: issuer, Sealer: sealer, AccessTokenTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, reg: reg, oauth: os, secrets: map[string]string{}}
+	env := testenv.New(t, testenv.TokenTTL(time.Hour))
+	f := &fixture{t: t, reg: env.Registry, oauth: env.OAuth, http: env.HTTP, env: env}
 	cfg := authorizer.Config{
-		Authn:    authn.New(authn.Config{Tokens: os, Registry: reg, Store: s}),
-		Registry: reg,
+		Authn:    env.Authn,
+		Registry: env.Registry,
 		Keys:     []string{testKey},
 	}
 	if stdos.Getenv("GATEHOUSE_TEST_LOG") != "" {
@@ -87,43 +59,23 @@ func newFixture(t testing.TB, mod func(*authorizer.Config)) *fixture {
 		mod(&cfg)
 	}
 	f.adapters = authorizer.New(cfg)
-	mux := http.NewServeMux()
-	mux.Handle("/authorizer/", f.adapters.Handler())
-	mux.Handle("/", os.Handler())
-	hs.Config.Handler = mux
-	hs.Start()
-	f.http = hs
-	t.Cleanup(func() { cancel(); hs.Close(); s.Close() })
+	env.Mux.Handle("/authorizer/", f.adapters.Handler())
 
-	admin := events.WithActor(ctx, "test")
-	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "telemetry", Document: []byte(telemetry)}); err != nil {
+	admin := env.As("test")
+	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "telemetry", Document: []byte(telemetry)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt"}, DefaultPolicies: []string{"telemetry"}}); err != nil {
+	if _, err := f.reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt"}, DefaultPolicies: []string{"telemetry"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"s-1", "s-2"} {
-		if _, err := reg.CreateThing(admin, registry.NewThing{Name: name, ThingType: "sensor"}); err != nil {
-			t.Fatal(err)
-		}
-		sec, err := os.SetThingSecret(admin, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.secrets[name] = sec
-	}
+	f.secrets = env.Things(admin, "sensor", "s-1", "s-2")
 	return f
 }
 
 // token gets an access token for a thing by client credentials.
 func (f *fixture) token(thing string) string {
 	f.t.Helper()
-	cc := clientcredentials.Config{ClientID: thing, ClientSecret: f.secrets[thing], TokenURL: f.http.URL + "/oauth2/token"}
-	tok, err := cc.Token(context.Background())
-	if err != nil {
-		f.t.Fatalf("token for %s: %v", thing, err)
-	}
-	return tok.AccessToken
+	return f.env.Token(thing, f.secrets[thing])
 }
 
 // postJSON posts body with the adapter key and returns status and body.

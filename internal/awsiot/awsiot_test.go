@@ -21,11 +21,10 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/gatehouse-iot/gatehouse/internal/awsiot"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 type server struct {
@@ -39,16 +38,8 @@ type server struct {
 
 func newServer(t testing.TB, region string) *server {
 	t.Helper()
-	s, err := store.Open(t.Context(), storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t)
+	s, reg, log := env.Store, env.Registry, env.Events
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
 	if err != nil {
 		t.Fatal(err)

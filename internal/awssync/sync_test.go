@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -23,20 +22,13 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 func newRegistry(t testing.TB, dsn string) (*registry.Service, *store.Store, *events.Log) {
 	t.Helper()
-	s, err := store.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t, testenv.DSN(dsn))
+	reg, s, log := env.Registry, env.Store, env.Events
 	return reg, s, log
 }
 

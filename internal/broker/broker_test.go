@@ -23,14 +23,12 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // telemetry lets a thing connect as itself, publish and receive under
@@ -55,6 +53,7 @@ type fixture struct {
 	http    *httptest.Server
 	broker  *broker.Broker
 	secrets map[string]string
+	env     *testenv.Env
 }
 
 func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
@@ -65,30 +64,9 @@ func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
 // newFixtureWith is newFixture with a chance to adjust the broker's Config.
 func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker.Config)) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + hs.Listener.Addr().String()
-	os, err := oauth.New(oauth.Config{Store: s, Registry: reg, Events: log, Issuer: issuer, Sealer: sealer, AccessTokenTTL: tokenTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.New(t, testenv.TokenTTL(tokenTTL))
 	cfg := broker.Config{
-		Authn: authn.New(authn.Config{Tokens: os, Registry: reg, Store: s}), Registry: reg, Events: log,
+		Authn: env.Authn, Registry: env.Registry, Events: env.Events,
 		TCPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", EventTopicPrefix: "$gatehouse/events",
 	}
 	if configure != nil {
@@ -98,51 +76,32 @@ func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /topics/{topic...}", b.PublishHandler())
-	mux.Handle("/", os.Handler())
-	hs.Config.Handler = mux
-	hs.Start()
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; hs.Close(); s.Close() })
+	env.Mux.Handle("POST /topics/{topic...}", b.PublishHandler())
+	env.Go(b.Run)
 
-	f := &fixture{t: t, store: s, reg: reg, oauth: os, http: hs, broker: b, secrets: map[string]string{}}
-	admin := events.WithActor(ctx, "test")
-	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "telemetry", Document: []byte(telemetry)}); err != nil {
+	f := &fixture{t: t, store: env.Store, reg: env.Registry, oauth: env.OAuth, http: env.HTTP, broker: b}
+	admin := env.As("test")
+	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "telemetry", Document: []byte(telemetry)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "http-alerts", Document: []byte(httpPublish)}); err != nil {
+	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "http-alerts", Document: []byte(httpPublish)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.AttachPolicy(admin, "http-alerts", store.TargetScope, "alerts"); err != nil {
+	if _, err := f.reg.AttachPolicy(admin, "http-alerts", store.TargetScope, "alerts"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt", "alerts"}, DefaultPolicies: []string{"telemetry"}}); err != nil {
+	if _, err := f.reg.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"mqtt", "alerts"}, DefaultPolicies: []string{"telemetry"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"s-1", "s-2"} {
-		if _, err := reg.CreateThing(admin, registry.NewThing{Name: name, ThingType: "sensor"}); err != nil {
-			t.Fatal(err)
-		}
-		sec, err := os.SetThingSecret(admin, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.secrets[name] = sec
-	}
+	f.secrets = env.Things(admin, "sensor", "s-1", "s-2")
+	f.env = env
 	return f
 }
 
 // token gets an access token for a thing by client credentials.
 func (f *fixture) token(thing string, scopes ...string) string {
 	f.t.Helper()
-	cc := clientcredentials.Config{ClientID: thing, ClientSecret: f.secrets[thing], TokenURL: f.http.URL + "/oauth2/token", Scopes: scopes}
-	tok, err := cc.Token(context.Background())
-	if err != nil {
-		f.t.Fatalf("token for %s: %v", thing, err)
-	}
-	return tok.AccessToken
+	return f.env.Token(thing, f.secrets[thing], scopes...)
 }
 
 // client is a connected MQTT 5 client that collects what it receives.
@@ -151,6 +110,23 @@ type client struct {
 	mu           sync.Mutex
 	got          []*paho.Publish
 	disconnected chan *paho.Disconnect
+}
+
+// newClient is an MQTT client on conn that collects what it receives and
+// hands the server's DISCONNECT to c.disconnected.
+func newClient(conn net.Conn) *client {
+	c := &client{disconnected: make(chan *paho.Disconnect, 1)}
+	c.Client = paho.NewClient(paho.ClientConfig{
+		Conn: conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			c.mu.Lock()
+			c.got = append(c.got, pr.Packet)
+			c.mu.Unlock()
+			return true, nil
+		}},
+		OnServerDisconnect: func(d *paho.Disconnect) { c.disconnected <- d },
+	})
+	return c
 }
 
 func (c *client) messages() []*paho.Publish {
@@ -173,6 +149,33 @@ func (c *client) waitFor(t *testing.T, topic string) *paho.Publish {
 	}
 	t.Fatalf("no message on %s; got %d messages", topic, len(c.messages()))
 	return nil
+}
+
+// waitDisconnect waits for the server's DISCONNECT to c and checks its
+// reason code; failure is the message when it does not come.
+func waitDisconnect(t *testing.T, c *client, want byte, failure string) {
+	t.Helper()
+	select {
+	case d := <-c.disconnected:
+		if d.ReasonCode != want {
+			t.Errorf("DISCONNECT reason = %#x, want %#x", d.ReasonCode, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal(failure)
+	}
+}
+
+// eventually polls ok until it holds, failing with failure after 10 s (a
+// change reaching a live session is asynchronous).
+func eventually(t *testing.T, failure string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (f *fixture) dial(network string) net.Conn {
@@ -201,17 +204,7 @@ func (f *fixture) connect(clientID, username string, password []byte, will *paho
 
 func (f *fixture) connectOn(network, clientID, username string, password []byte, will *paho.WillMessage) (*client, byte, error) {
 	f.t.Helper()
-	c := &client{disconnected: make(chan *paho.Disconnect, 1)}
-	c.Client = paho.NewClient(paho.ClientConfig{
-		Conn: f.dial(network),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.mu.Lock()
-			c.got = append(c.got, pr.Packet)
-			c.mu.Unlock()
-			return true, nil
-		}},
-		OnServerDisconnect: func(d *paho.Disconnect) { c.disconnected <- d },
-	})
+	c := newClient(f.dial(network))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ca, err := c.Connect(ctx, &paho.Connect{ClientID: clientID, Username: username, UsernameFlag: username != "",
@@ -377,13 +370,7 @@ func TestLivePolicyChangeAndDisable(t *testing.T) {
 	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(noTemp), true); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for publish(t, s1, "things/s-1/temp", 1, false) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the new policy version did not apply to the live connection within 10s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(t, "the new policy version did not apply to the live connection within 10s", func() bool { return publish(t, s1, "things/s-1/temp", 1, false) != 0 })
 	if got := publish(t, s1, "things/s-1/humidity", 1, false); got != 0 {
 		t.Errorf("publish still allowed by the new version = %#x, want 0", got)
 	}
@@ -391,14 +378,7 @@ func TestLivePolicyChangeAndDisable(t *testing.T) {
 	if _, err := f.reg.UpdateThing(ctx, "s-1", 0, registry.ThingPatch{State: &disabled}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-s1.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("disabled thing was not disconnected")
-	}
+	waitDisconnect(t, s1, 0x87, "disabled thing was not disconnected")
 	if _, code, _ := f.connect("s-1", "s-1", []byte(f.tokenOrEmpty("s-1")), nil); code == 0 {
 		t.Error("a disabled thing connected")
 	}
@@ -432,14 +412,7 @@ func TestTokenExpiryAndRevocation(t *testing.T) {
 	if err := g.oauth.RevokeAccessToken(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-s2.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("client was not disconnected when its token was revoked")
-	}
+	waitDisconnect(t, s2, 0x87, "client was not disconnected when its token was revoked")
 	if _, code, _ := g.connect("s-2", "s-2", []byte(tok), nil); code != 0x86 {
 		t.Errorf("reconnect with revoked token: CONNACK %#x, want 0x86", code)
 	}
@@ -473,14 +446,7 @@ func TestRevocationFromAnotherReplica(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-c.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("client was not disconnected after the revocation event")
-	}
+	waitDisconnect(t, c, 0x87, "client was not disconnected after the revocation event")
 	if _, code, _ := f.connect("s-2", "s-2", []byte(tok), nil); code != 0x86 {
 		t.Errorf("reconnect with the revoked token: CONNACK %#x, want 0x86", code)
 	}
@@ -604,13 +570,7 @@ func TestHTTPSPublish(t *testing.T) {
 	if _, err := f.reg.AttachPolicy(ctx, "alert-reader", store.TargetThing, "s-2"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for subscribe(t, sub, "alerts/#") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("attached policy did not apply")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(t, "attached policy did not apply", func() bool { return subscribe(t, sub, "alerts/#") == 1 })
 	if code, body := post("/topics/alerts/flood?qos=1", map[string]string{"Authorization": "Bearer " + alerts}, "water"); code != 200 {
 		t.Fatalf("publish = %d %s", code, body)
 	}

@@ -20,11 +20,9 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // cvmPolicy is the seed's device policy (registration gateway, seed 002).
@@ -46,26 +44,9 @@ type tlsFixture struct {
 
 func newTLSFixture(t *testing.T) *tlsFixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	sealer, _ := seal.New(key)
-	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t)
+	ctx, s, reg, log := env.Ctx, env.Store, env.Registry, env.Events
+	svc := env.Certs()
 	tlsCfg, err := svc.ServerTLSConfig(ctx, []string{"localhost", "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -77,11 +58,9 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	env.Go(b.Run)
 
-	admin := events.WithActor(ctx, "test")
+	admin := env.As("test")
 	if _, err := reg.CreatePolicy(admin, registry.NewPolicy{Name: "cvm", Document: []byte(cvmPolicy)}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,18 +105,8 @@ func (f *tlsFixture) connect(clientID string, cert *tls.Certificate) (*client, b
 	if err != nil {
 		f.t.Fatalf("TLS dial: %v", err)
 	}
-	c := &client{disconnected: make(chan *paho.Disconnect, 1)}
-	c.Client = paho.NewClient(paho.ClientConfig{
-		// tls.Conn is not safe for paho's concurrent writers.
-		Conn: packets.NewThreadSafeConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.mu.Lock()
-			c.got = append(c.got, pr.Packet)
-			c.mu.Unlock()
-			return true, nil
-		}},
-		OnServerDisconnect: func(d *paho.Disconnect) { c.disconnected <- d },
-	})
+	// tls.Conn is not safe for paho's concurrent writers.
+	c := newClient(packets.NewThreadSafeConn(conn))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ca, err := c.Connect(ctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true})
@@ -149,18 +118,6 @@ func (f *tlsFixture) connect(clientID string, cert *tls.Certificate) (*client, b
 		f.t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
 	}
 	return c, ca.ReasonCode
-}
-
-func waitDisconnect(t *testing.T, c *client, want byte) {
-	t.Helper()
-	select {
-	case d := <-c.disconnected:
-		if d.ReasonCode != want {
-			t.Errorf("DISCONNECT reason = %#x, want %#x", d.ReasonCode, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("client was not disconnected")
-	}
 }
 
 func TestMTLSConnectAndPolicies(t *testing.T) {
@@ -232,14 +189,14 @@ func TestMTLSRevocationDisconnects(t *testing.T) {
 	if _, err := f.certs.RevokeCertificate(f.admin, id1, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitDisconnect(t, c1, 0x87)
+	waitDisconnect(t, c1, 0x87, "client was not disconnected")
 	if _, code := f.connect("dev-1", &dev1); code != 0x86 {
 		t.Errorf("reconnect with revoked certificate: CONNACK %#x, want 0x86", code)
 	}
 	if _, err := f.certs.DeactivateCertificate(f.admin, id2); err != nil {
 		t.Fatal(err)
 	}
-	waitDisconnect(t, c2, 0x87)
+	waitDisconnect(t, c2, 0x87, "client was not disconnected")
 	if _, code := f.connect("dev-2", &dev2); code != 0x87 {
 		t.Errorf("reconnect with inactive certificate: CONNACK %#x, want 0x87", code)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,25 +18,8 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
-
-// limitClock is a settable clock for the limiters.
-type limitClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *limitClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *limitClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // rejections reads gatehouse_limit_rejections_total{limit=name} from reg.
 func rejections(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -76,7 +58,7 @@ func newRejections(t *testing.T) (*prometheus.Registry, *ratelimit.Rejections) {
 // refused with 0x9F before any authentication, and allowed again as the
 // injected clock moves on.
 func TestConnectPerIPLimit(t *testing.T) {
-	clk := &limitClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	reg, rej := newRejections(t)
 	f := newFixtureWith(t, time.Hour, func(c *broker.Config) {
 		c.ConnectPerIP = ratelimit.New("connectPerIP", ratelimit.Rate{Burst: 2, Per: time.Minute}, ratelimit.Options{Now: clk.Now, Rejections: rej})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -93,16 +94,7 @@ func peopleFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"lamp-1", "lamp-2", "lamp-3"} {
-		if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: name, ThingType: "sensor"}); err != nil {
-			t.Fatal(err)
-		}
-		sec, err := f.oauth.SetThingSecret(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.secrets[name] = sec
-	}
+	maps.Copy(f.secrets, f.env.Things(ctx, "sensor", "lamp-1", "lamp-2", "lamp-3"))
 	for _, r := range []store.Relationship{relate("alice", registry.RelOwner, "lamp-1"), relate("alice", registry.RelOwner, "lamp-2"), relate("bob", registry.RelViewer, "lamp-1")} {
 		if _, err := f.reg.AddRelationship(ctx, r); err != nil {
 			t.Fatal(err)
@@ -218,13 +210,7 @@ func TestPeopleOverMQTT(t *testing.T) {
 	if err := f.reg.RemoveRelationship(ctx, relate("alice", registry.RelOwner, "lamp-1")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for subscribe(t, alice, "things/lamp-1/telemetry/temp") != 0x87 {
-		if time.Now().After(deadline) {
-			t.Fatal("the removed relationship did not apply to alice's live session within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, "the removed relationship did not apply to alice's live session within 10s", func() bool { return subscribe(t, alice, "things/lamp-1/telemetry/temp") == 0x87 })
 	if got := publishPayload(t, lamp1, "things/lamp-1/telemetry/temp", "after"); got != 0 {
 		t.Fatalf("lamp-1 publish = %#x", got)
 	}
@@ -253,14 +239,7 @@ func TestPeopleOverMQTT(t *testing.T) {
 	if _, err := f.reg.UpdateUser(ctx, "bob", u.Version, registry.UserPatch{Disabled: &disabled}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case d := <-bob.disconnected:
-		if d.ReasonCode != 0x87 {
-			t.Errorf("DISCONNECT reason = %#x, want 0x87", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("disabled user was not disconnected")
-	}
+	waitDisconnect(t, bob, 0x87, "disabled user was not disconnected")
 }
 
 // TestPeopleHTTPSPublish: a person's token publishes commands over HTTPS.
@@ -302,14 +281,7 @@ func TestGatewayForChildren(t *testing.T) {
 	if _, err := f.reg.CreatePolicy(ctx, registry.NewPolicy{Name: "gateway", Document: []byte(gwPolicy)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: "gw-1", ThingType: "sensor"}); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := f.oauth.SetThingSecret(ctx, "gw-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.secrets["gw-1"] = sec
+	maps.Copy(f.secrets, f.env.Things(ctx, "sensor", "gw-1"))
 	if _, err := f.reg.AttachPolicy(ctx, "gateway", store.TargetThing, "gw-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -347,13 +319,7 @@ func TestGatewayForChildren(t *testing.T) {
 	if _, err := f.reg.AddRelationship(ctx, gatewayOf("lamp-3")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for subscribe(t, gw, "things/lamp-3/commands/#") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the new child did not apply to the gateway's live session within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, "the new child did not apply to the gateway's live session within 10s", func() bool { return subscribe(t, gw, "things/lamp-3/commands/#") == 1 })
 }
 
 // TestPeopleThingDeleted: deleting a thing ends its owner's access at once,
@@ -371,21 +337,8 @@ func TestPeopleThingDeleted(t *testing.T) {
 	if err := f.reg.DeleteThing(ctx, "lamp-1", 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: "lamp-1", ThingType: "sensor"}); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := f.oauth.SetThingSecret(ctx, "lamp-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.secrets["lamp-1"] = sec
-	deadline := time.Now().Add(10 * time.Second)
-	for subscribe(t, alice, "things/lamp-1/telemetry/x") != 0x87 {
-		if time.Now().After(deadline) {
-			t.Fatal("the deleted thing's relationship still applied to alice's live session after 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	maps.Copy(f.secrets, f.env.Things(ctx, "sensor", "lamp-1"))
+	eventually(t, "the deleted thing's relationship still applied to alice's live session after 10s", func() bool { return subscribe(t, alice, "things/lamp-1/telemetry/x") == 0x87 })
 	newLamp := f.mustConnect("lamp-1", "lamp-1", []byte(f.token("lamp-1", "mqtt")))
 	lamp2 := f.mustConnect("lamp-2", "lamp-2", []byte(f.token("lamp-2", "mqtt")))
 	if got := publishPayload(t, newLamp, "things/lamp-1/telemetry/temp", "new owner's"); got != 0 {

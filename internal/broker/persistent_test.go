@@ -15,16 +15,7 @@ import (
 // (CleanStart false, session expiry 300 s) and collects what it receives.
 func (f *fixture) connectPersistent(t *testing.T, clientID string, password []byte) *client {
 	t.Helper()
-	c := &client{disconnected: make(chan *paho.Disconnect, 1)}
-	c.Client = paho.NewClient(paho.ClientConfig{
-		Conn: f.dial("tcp"),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.mu.Lock()
-			c.got = append(c.got, pr.Packet)
-			c.mu.Unlock()
-			return true, nil
-		}},
-	})
+	c := newClient(f.dial("tcp"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	expiry := uint32(300)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,14 +36,7 @@ func (f *fixture) observer(t *testing.T) *client {
 	if _, err := f.reg.CreateThingType(ctx, registry.ThingTypeSpec{Name: "observer", Scopes: []string{"mqtt"}, DefaultPolicies: []string{"observer"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.reg.CreateThing(ctx, registry.NewThing{Name: "obs", ThingType: "observer"}); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := f.oauth.SetThingSecret(ctx, "obs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.secrets["obs"] = sec
+	maps.Copy(f.secrets, f.env.Things(ctx, "observer", "obs"))
 	return f.mustConnect("obs", "obs", []byte(f.token("obs", "mqtt")))
 }
 
@@ -51,17 +45,7 @@ func (f *fixture) observer(t *testing.T) *client {
 // server resumed an earlier one.
 func (f *fixture) connectSession(t *testing.T, thing string) (c *client, resumed bool) {
 	t.Helper()
-	c = &client{disconnected: make(chan *paho.Disconnect, 1)}
-	c.Client = paho.NewClient(paho.ClientConfig{
-		Conn: f.dial("tcp"),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.mu.Lock()
-			c.got = append(c.got, pr.Packet)
-			c.mu.Unlock()
-			return true, nil
-		}},
-		OnServerDisconnect: func(d *paho.Disconnect) { c.disconnected <- d },
-	})
+	c = newClient(f.dial("tcp"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	expiry := uint32(600)
@@ -241,13 +225,7 @@ func TestWillRevokedByPolicyChange(t *testing.T) {
 	}
 	// Wait for the live session to pick the version up (the probe's
 	// payload is not the will's).
-	deadline := time.Now().Add(10 * time.Second)
-	for publish(t, c1, "things/s-1/status", 1, false) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the policy change did not reach the live session")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, "the policy change did not reach the live session", func() bool { return publish(t, c1, "things/s-1/status", 1, false) != 0 })
 	// Abrupt disconnects: wills fire for both, if allowed.
 	cl1, _ := f.broker.Server().Clients.Get("s-1")
 	cl2, _ := f.broker.Server().Clients.Get("s-2")

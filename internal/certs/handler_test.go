@@ -140,7 +140,7 @@ func TestRegisterHTTPRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		expired, _ := f.token(5, 60)
-		f.clock.Add(time.Hour)
+		f.clock.Advance(time.Hour)
 		key := p256(t)
 		body := func(name, csr string) string {
 			m := map[string]string{"thingName": name, "version": "1.0"}

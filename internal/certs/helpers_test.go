@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // cvmPolicy is the seed's multa_backend_policy_dev, without ARNs.
@@ -30,24 +31,6 @@ const cvmPolicy = `{"Version":"2012-10-17","Statement":[
  {"Effect":"Allow","Action":["iot:Subscribe"],"Resource":["topicfilter/cmd/*/${iot:Connection.Thing.ThingName}/c2d"]},
  {"Effect":"Allow","Action":["iot:Receive"],"Resource":["topic/cmd/*/${iot:Connection.Thing.ThingName}/c2d"]}]}`
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	t      testing.TB
 	store  *store.Store
@@ -55,7 +38,7 @@ type fixture struct {
 	log    *events.Log
 	sealer *seal.Sealer
 	svc    *certs.Service
-	clock  *clock
+	clock  *testenv.Clock
 	admin  context.Context
 }
 
@@ -64,24 +47,9 @@ type fixture struct {
 // multa_backend_policy_dev), and an initialised certificate service.
 func newFixture(t testing.TB, dsn string, mutate ...func(*certs.Config)) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	s, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	log := events.NewLog(s, clk.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Now: clk.Now, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
+	env := testenv.Core(t, testenv.DSN(dsn), testenv.Now(clk.Now))
+	ctx, s, reg, log, sealer := env.Ctx, env.Store, env.Registry, env.Events, env.Sealer
 	f := &fixture{t: t, store: s, reg: reg, log: log, sealer: sealer, clock: clk, admin: events.WithActor(ctx, "test")}
 	f.svc = f.newService(mutate...)
 	if err := f.svc.EnsureCA(ctx); err != nil {

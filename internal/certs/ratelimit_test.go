@@ -6,13 +6,14 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // TestRegisterPerIPLimit: POST /register over real HTTP is limited per
 // client address with 429 and Retry-After in the seed's error shape, the
 // refusal creates nothing, and the limit lifts as the injected clock moves.
 func TestRegisterPerIPLimit(t *testing.T) {
-	lclk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	lclk := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	f := newFixture(t, "sqlite:"+t.TempDir()+"/certs.db", func(c *certs.Config) {
 		c.RegisterPerIP = ratelimit.New("registerPerIP", ratelimit.Rate{Burst: 2, Per: time.Minute}, ratelimit.Options{Now: lclk.Now})
 	})
@@ -32,7 +33,7 @@ func TestRegisterPerIPLimit(t *testing.T) {
 		t.Errorf("third registration = %d Retry-After %q %s, want 429, 30 and the seed's error body", got.status, got.header.Get("Retry-After"), got.body)
 	}
 	f.assertUnchanged(before)
-	lclk.Add(30 * time.Second)
+	lclk.Advance(30 * time.Second)
 	if got := register("lim-3"); got.status != 200 {
 		t.Errorf("after 30s registration = %d %s, want 200", got.status, got.body)
 	}

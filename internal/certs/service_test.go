@@ -207,7 +207,7 @@ func TestRegisterRefusals(t *testing.T) {
 		if err := f.reg.DeleteThingType(f.admin, "Doomed", 0); err != nil {
 			t.Fatal(err)
 		}
-		f.clock.Add(2 * time.Minute) // expires `expired`
+		f.clock.Advance(2 * time.Minute) // expires `expired`
 		key := p256(t)
 		tests := []struct {
 			name   string
@@ -353,7 +353,7 @@ func TestCertificateLifecycleAndCRL(t *testing.T) {
 		if crl.RevokedCertificateEntries[0].ReasonCode != pki.RevocationKeyCompromise {
 			t.Errorf("reason = %d", crl.RevokedCertificateEntries[0].ReasonCode)
 		}
-		f.clock.Add(4 * 24 * time.Hour) // past half of the CRL's validity
+		f.clock.Advance(4 * 24 * time.Hour) // past half of the CRL's validity
 		if n, _ := crlNumber(); n != 3 {
 			t.Errorf("aged CRL not regenerated: number %d, want 3", n)
 		}
@@ -645,7 +645,7 @@ func TestAuthenticateOwnCertificate(t *testing.T) {
 	if _, err := f.svc.AuthenticateCertificate(ctx, []*x509.Certificate{stray.Certificate}); !errors.Is(err, certs.ErrUnknownCertificate) {
 		t.Errorf("unrecorded own certificate: %v", err)
 	}
-	f.clock.Add(366 * 24 * time.Hour)
+	f.clock.Advance(366 * 24 * time.Hour)
 	if _, err := f.svc.AuthenticateCertificate(ctx, leaf); pki.ReasonOf(err) != pki.ReasonExpired {
 		t.Errorf("expired certificate: %v", err)
 	}

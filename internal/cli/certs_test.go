@@ -2,50 +2,26 @@ package cli
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
-	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 func TestRegisterCommand(t *testing.T) {
-	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
+	env := testenv.Core(t)
+	ctx, admin := env.Ctx, env.As("test")
+	svc := env.Certs()
+	if _, err := env.Registry.CreateThingType(admin, registry.ThingTypeSpec{Name: "sensor"}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	sealer, _ := seal.New(key)
-	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.CreateThingType(events.WithActor(ctx, "test"), registry.ThingTypeSpec{Name: "sensor"}); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := svc.CreateRegistrationToken(events.WithActor(ctx, "test"), certs.NewRegistrationToken{ThingType: "sensor", MaxUses: 5})
+	token, _, err := svc.CreateRegistrationToken(admin, certs.NewRegistrationToken{ThingType: "sensor", MaxUses: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,25 +21,8 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
-
-// clock is a settable clock shared by the registry, event log and console.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // Passwords of the fixture's users.
 const (
@@ -52,7 +34,7 @@ const (
 type fixture struct {
 	t     testing.TB
 	srv   *httptest.Server
-	clock *clock
+	clock *testenv.Clock
 	store *store.Store
 	reg   *registry.Service
 	api   *httpapi.API
@@ -82,20 +64,13 @@ func newFixture(t testing.TB, o options) *fixture {
 	if o.dsn == "" {
 		o.dsn = storetest.SQLiteDSN(t)
 	}
-	clk := &clock{t: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC))
 	if o.replicaOf != nil {
 		o.dsn, clk = o.replicaOf.dsn, o.replicaOf.clock
 	}
-	s, err := store.Open(t.Context(), o.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	log := events.NewLog(s, clk.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Now: clk.Now, Rand: rand.Reader, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t, testenv.DSN(o.dsn), testenv.Now(clk.Now))
+	s, reg, log := env.Store, env.Registry, env.Events
+	var err error
 	var token string
 	if o.replicaOf != nil {
 		token = o.replicaOf.token

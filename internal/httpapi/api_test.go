@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 type fixture struct {
@@ -27,16 +27,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, dsn string) *fixture {
 	t.Helper()
-	s, err := store.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t, testenv.DSN(dsn))
+	s, reg, log := env.Store, env.Registry, env.Events
 	boot, err := reg.EnsureBootstrap(t.Context())
 	if err != nil {
 		t.Fatal(err)

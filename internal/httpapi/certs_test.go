@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,23 +20,13 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
-	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 func TestCertificateRoutes(t *testing.T) {
-	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.SQLiteDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t)
+	ctx, s, reg, log := env.Ctx, env.Store, env.Registry, env.Events
 	boot, err := reg.EnsureBootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -46,16 +35,7 @@ func TestCertificateRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	sealer, _ := seal.New(key)
-	svc, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
+	svc := env.Certs()
 	if _, err := reg.CreateThingType(events.WithActor(ctx, "test"), registry.ThingTypeSpec{Name: "sensor"}); err != nil {
 		t.Fatal(err)
 	}

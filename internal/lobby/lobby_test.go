@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 const devicePolicy = `{"Version":"2012-10-17","Statement":[
@@ -55,26 +56,9 @@ type fixture struct {
 
 func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := events.NewLog(s, time.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: log, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, seal.KeySize)
-	rand.Read(key)
-	sealer, _ := seal.New(key)
-	cs, err := certs.New(certs.Config{Store: s, Registry: reg, Events: log, Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.EnsureCA(ctx); err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.Core(t, testenv.DSN(dsn))
+	ctx, s, reg, log, sealer := env.Ctx, env.Store, env.Registry, env.Events, env.Sealer
+	cs := env.Certs()
 	lb, err := lobby.New(lobby.Config{Store: s, Registry: reg, Certs: cs, Events: log, LocalEndpoint: "mqtts://localhost:8883", Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)
@@ -86,8 +70,6 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 		t.Fatalf("EnsurePolicy twice: %v", err)
 	}
 	f := &fixture{t: t, store: s, certs: cs, lobby: lb, admin: events.WithActor(ctx, "user:op"), reg: reg, log: log, sealer: sealer}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
 	if _, err := reg.CreatePolicy(f.admin, registry.NewPolicy{Name: "device", Document: []byte(devicePolicy)}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +108,8 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 		t.Fatal(err)
 	}
 	f.broker = b
-	wg.Go(func() { _ = b.Run(ctx) })
-	wg.Go(func() { _ = lb.Run(ctx, b.Server()) })
+	env.Go(b.Run)
+	env.Go(func(ctx context.Context) error { return lb.Run(ctx, b.Server()) })
 	ca, _ := cs.CA(ctx)
 	f.roots = x509.NewCertPool()
 	f.roots.AddCert(ca.Root())

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,28 +24,10 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
-	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
-
-// clock is a settable clock for expiry tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // env is a running authorization server with a registry holding:
 //   - thing type "sensor" (scopes publish, subscribe; approver relation owner)
@@ -60,7 +41,7 @@ type env struct {
 	store    *store.Store
 	registry *registry.Service
 	events   *events.Log
-	clock    *clock
+	clock    *testenv.Clock
 	secrets  map[string]string
 	key      *ecdsa.PrivateKey
 	keyID    string
@@ -70,47 +51,22 @@ type envOption func(*oauth.Config)
 
 func newEnv(t testing.TB, dsn string, opts ...envOption) *env {
 	t.Helper()
-	ctx := t.Context()
-	s, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	evs := events.NewLog(s, clk.Now)
-	reg, err := registry.New(registry.Config{Store: s, Events: evs, Now: clk.Now, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	master := make([]byte, seal.KeySize)
-	if _, err := rand.Read(master); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h http.Handler
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(hs.Close)
-	cfg := oauth.Config{
-		Store: s, Registry: reg, Events: evs, Issuer: hs.URL, Sealer: sealer,
-		DevicePollInterval: time.Second, DefaultScopes: []string{"telemetry"},
-		Clients: []oauth.StaticClient{
+	clk := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
+	envOpts := []testenv.Option{testenv.DSN(dsn), testenv.Now(clk.Now), testenv.OAuthConfig(func(cfg *oauth.Config) {
+		cfg.DevicePollInterval = time.Second
+		cfg.DefaultScopes = []string{"telemetry"}
+		cfg.Clients = []oauth.StaticClient{
 			{ID: "gatehouse-cli", Scopes: []string{"openid", "profile"}},
 			{ID: "resource-server", SecretHash: oauth.HashSecret("rs-secret"), Scopes: []string{"introspect"}, GrantTypes: []string{"client_credentials"}, Introspect: true},
-		},
-		Now: clk.Now, Logger: slog.New(slog.DiscardHandler),
-	}
+		}
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	})}
 	for _, o := range opts {
-		o(&cfg)
+		envOpts = append(envOpts, testenv.OAuthConfig(o))
 	}
-	srv, err := oauth.New(cfg)
-	if err != nil {
-		t.Fatalf("oauth.New: %v", err)
-	}
-	h = srv.Handler()
-	e := &env{t: t, srv: srv, http: hs, store: s, registry: reg, events: evs, clock: clk, secrets: map[string]string{}}
+	te := testenv.New(t, envOpts...)
+	ctx, reg, srv := t.Context(), te.Registry, te.OAuth
+	e := &env{t: t, srv: srv, http: te.HTTP, store: te.Store, registry: reg, events: te.Events, clock: clk, secrets: map[string]string{}}
 	mustDo(t, func() error {
 		_, err := reg.CreateThingType(ctx, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"publish", "subscribe"}, ApproverRelation: "owner"})
 		return err
@@ -132,6 +88,7 @@ func newEnv(t testing.TB, dsn string, opts ...envOption) *env {
 		}
 		e.secrets[name] = sec
 	}
+	var err error
 	e.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -11,12 +11,13 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // TestTokenEndpointLimits drives the token endpoints over real HTTP with
 // per-address and per-client limits on an injected clock.
 func TestTokenEndpointLimits(t *testing.T) {
-	lclk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	lclk := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	reg := prometheus.NewRegistry()
 	rej, err := ratelimit.NewRejections(reg)
 	if err != nil {

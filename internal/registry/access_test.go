@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,20 +11,8 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func TestAccessExpiry(t *testing.T) {
 	for _, d := range storetest.Drivers() {
@@ -36,7 +23,7 @@ func TestAccessExpiry(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+			clk := testenv.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 			svc, err := registry.New(registry.Config{Store: s, Events: events.NewLog(s, clk.Now), Now: clk.Now,
 				Rand: &lockedReader{r: seeded{rand.NewChaCha8([32]byte{2})}}, Hash: registry.HashParams{Memory: 64, Time: 1, Threads: 1}})
 			if err != nil {
