@@ -25,8 +25,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
-	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth/oauthload"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 )
 
 // BenchmarkClientCredentials measures client credentials grants (ES256,
