@@ -29,6 +29,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
@@ -446,10 +447,13 @@ func pkiCorpus() map[string]string {
 
 func sealCorpus() {
 	const pkg = "internal/seal"
-	// The fuzz target's sealer holds 32 bytes of 0x01: a genuine value under
-	// it must not be opened with its own additional data here (the target
-	// treats every other success as a forgery).
-	fuzzKey, err := seal.New(bytesOf(1, seal.KeySize), seal.WithRand(mrand.NewChaCha8([32]byte{1})))
+	// The fuzz target's sealer holds 32 bytes of 0x01 and treats every
+	// successful Open other than of its own seed as a forgery, so no entry
+	// here may be genuinely sealed under that key (the fuzzer would find its
+	// additional data): values are sealed under another key, and the
+	// "known key" ones carry the fuzz key's id, with a wrapped data key that
+	// key cannot open.
+	fuzzKey, err := seal.New(bytesOf(1, seal.KeySize))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -457,31 +461,36 @@ func sealCorpus() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ca, _ := fuzzKey.Seal([]byte("-----BEGIN EC PRIVATE KEY-----\n...\n-----END EC PRIVATE KEY-----\n"), []byte("ca/root/key"))
-	empty, _ := fuzzKey.Seal(nil, []byte("ad"))
-	otherKey, _ := other.Seal([]byte("secret"), []byte("ad"))
-	flip := func(b []byte, i int) []byte {
+	ca, _ := other.Seal([]byte("-----BEGIN EC PRIVATE KEY-----\n...\n-----END EC PRIVATE KEY-----\n"), []byte("ca/root/key"))
+	empty, _ := other.Seal(nil, []byte("ad"))
+	secret, _ := other.Seal([]byte("secret"), []byte("ad"))
+	asFuzzKey := func(b []byte) []byte {
 		c := append([]byte(nil), b...)
+		binary.BigEndian.PutUint32(c[1:5], fuzzKey.KeyID())
+		return c
+	}
+	flip := func(b []byte, i int) []byte {
+		c := asFuzzKey(b)
 		c[i] ^= 0x80
 		return c
 	}
-	v2 := append([]byte(nil), ca...)
+	v2 := asFuzzKey(ca)
 	v2[0] = 2
 	for name, e := range map[string][2][]byte{
-		"ca-key-wrong-ad":          {ca, []byte("ca/other/key")},
-		"ca-key-no-ad":             {ca, nil},
-		"empty-plaintext-other-ad": {empty, []byte("ad\x00")},
-		"unknown-key-id":           {otherKey, []byte("ad")},
-		"flipped-key-id":           {flip(ca, 4), []byte("ca/root/key")},
-		"flipped-wrapped-key":      {flip(ca, 30), []byte("ca/root/key")},
-		"flipped-data-nonce":       {flip(ca, 70), []byte("ca/root/key")},
-		"flipped-tag":              {flip(ca, len(ca)-1), []byte("ca/root/key")},
-		"version-2":                {v2, []byte("ca/root/key")},
-		"truncated-header":         {ca[:5], []byte("ca/root/key")},
-		"one-short-of-minimum":     {ca[:92], []byte("ca/root/key")},
-		"header-only":              {ca[:93], []byte("ca/root/key")},
-		"appended-byte":            {append(append([]byte(nil), ca...), 0), []byte("ca/root/key")},
-		"large":                    {append(append([]byte(nil), ca[:77]...), bytes.Repeat([]byte("sealed"), 700)...), []byte("ca/root/key")},
+		"unknown-key-id":         {secret, []byte("ad")},
+		"unknown-key-id-empty":   {empty, []byte("ad")},
+		"known-key-id-wrong-key": {asFuzzKey(secret), []byte("ad")},
+		"known-key-id-ca":        {asFuzzKey(ca), []byte("ca/root/key")},
+		"known-key-id-no-ad":     {asFuzzKey(ca), nil},
+		"flipped-wrapped-key":    {flip(ca, 30), []byte("ca/root/key")},
+		"flipped-data-nonce":     {flip(ca, 70), []byte("ca/root/key")},
+		"flipped-tag":            {flip(ca, len(ca)-1), []byte("ca/root/key")},
+		"version-2":              {v2, []byte("ca/root/key")},
+		"truncated-header":       {ca[:5], []byte("ca/root/key")},
+		"one-short-of-minimum":   {asFuzzKey(ca)[:92], []byte("ca/root/key")},
+		"minimum-size":           {asFuzzKey(ca)[:93], []byte("ca/root/key")},
+		"appended-byte":          {append(asFuzzKey(ca), 0), []byte("ca/root/key")},
+		"large":                  {append(asFuzzKey(ca)[:77], bytes.Repeat([]byte("sealed"), 700)...), []byte("ca/root/key")},
 	} {
 		write(pkg, "FuzzOpen", name, byts(e[0]), byts(e[1]))
 	}
