@@ -7,7 +7,7 @@ GATEHOUSE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disab
 export GATEHOUSE_TEST_POSTGRES
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test test-short lint fuzz bench clean lambda
+.PHONY: run build test test-short lint fuzz fuzz-corpus bench clean lambda
 
 run:
 	$(GO) run ./cmd/gatehouse serve
@@ -36,6 +36,11 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# Write missing seed corpus files (testdata/fuzz/...) from
+# scripts/fuzzcorpus.go; `go test` runs them, `make fuzz` starts from them.
+fuzz-corpus:
+	$(GO) run scripts/fuzzcorpus.go
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./...

@@ -138,13 +138,14 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		result error
 		notify []func()
 	)
+	codeHash := HashSecret(r.Data.Code)
 	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		notify, resp, result = notify[:0], nil, nil
-		ar, err := tx.GetAuthRequestByCode(ctx, HashSecret(r.Data.Code))
+		ar, err := tx.GetAuthRequestByCode(ctx, codeHash)
 		if errors.Is(err, store.ErrNotFound) {
 			result = oidc.ErrInvalidGrant().WithDescription("invalid authorization code")
-			return nil
+			return s.revokeCodeGrant(ctx, tx, c, codeHash)
 		}
 		if err != nil {
 			return err
@@ -168,7 +169,7 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		if result != nil {
 			return nil
 		}
-		resp, err = s.issueDelegated(ctx, tx, key, c, ar.Subject, ar.Scopes, "", string(oidc.GrantTypeCode))
+		resp, err = s.issueDelegated(ctx, tx, key, c, ar.Subject, ar.Scopes, codeFamily(codeHash), string(oidc.GrantTypeCode))
 		return err
 	})
 	if errors.Is(err, errUserInactive) {
@@ -185,6 +186,41 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		resp.RefreshToken = ""
 	}
 	return op.NewResponse(resp), nil
+}
+
+// codeFamily names the refresh token family a code exchange starts after
+// the code: the family (with the access token ID of each of its refresh
+// tokens) is what the server remembers of a spent code, for as long as
+// tokens issued from it live (refresh tokens are always stored, even for an
+// app that may not refresh). The name is a hash of the code's hash, so it
+// tells nothing about the code.
+func codeFamily(codeHash string) string {
+	return "code." + HashSecret("gatehouse authorization code family\x00" + codeHash)[:32]
+}
+
+// revokeCodeGrant answers an authorization code presented after it was
+// spent (RFC 6749 section 4.1.2: the server SHOULD revoke the tokens issued
+// from it). If the exchange issued tokens, the refresh family it started is
+// revoked with every access token issued in it (the first and any refreshed
+// one), token.revoked and authorization.code_reused are recorded. A code
+// that was never exchanged, or whose grant is already revoked or expired,
+// changes nothing.
+func (s *Server) revokeCodeGrant(ctx context.Context, tx *store.Tx, c *client, codeHash string) error {
+	family := codeFamily(codeHash)
+	tokens, jtis, err := s.revokeFamilyTokens(ctx, tx, family)
+	if err != nil || len(tokens) == 0 {
+		return err
+	}
+	if err := s.recordFamilyRevoked(ctx, tx, family, "authorization code reused", tokens, jtis); err != nil {
+		return err
+	}
+	ev, err := s.events.Record(ctx, tx, "authorization.code_reused", "client/"+tokens[0].ClientID,
+		map[string]any{"refresh_family": family, "access_jtis": jtis, "subject": tokens[0].Subject, "presented_by": c.id})
+	if err != nil {
+		return err
+	}
+	afterCommit(ctx, func() { s.events.Notify(ev) })
+	return nil
 }
 
 // codeRedirect is where the login page sends the browser: the app's

@@ -1,6 +1,13 @@
 package oauth_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,11 +29,11 @@ func FuzzVerifyAccessToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	parts := strings.Split(good, ".")
-	for _, seed := range []string{
-		good, "", ".", "..", "a.b.c", parts[0] + "." + parts[1] + ".", parts[0] + ".." + parts[2],
+	for _, seed := range append(algConfusion(f, e, parts[1]),
+		good, "", ".", "..", "a.b.c", parts[0]+"."+parts[1]+".", parts[0]+".."+parts[2],
 		noneJWT(map[string]any{"iss": e.http.URL}), strings.Repeat("A", 9000),
 		assertion(f, e.key, jose.ES256, e.keyID, e.assertionClaims("fuzz")),
-	} {
+	) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -62,4 +69,42 @@ func FuzzClientAssertion(f *testing.F) {
 			t.Fatalf("assertion %q: status %d %s", a, rec.Code, rec.Body)
 		}
 	})
+}
+
+// algConfusion returns the genuine token's payload under HS256 headers
+// naming the server's ES256 key, MACed with that public key in the forms a
+// confused verifier might use as the secret (the JWKS member, the whole
+// JWKS, PEM, DER): only the running server's key makes these seeds, so
+// they are added here rather than in testdata.
+func algConfusion(f *testing.F, e *env, payload string) []string {
+	resp, err := e.http.Client().Get(e.url(oauth.PathKeys))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer resp.Body.Close()
+	jwksJSON, err := io.ReadAll(resp.Body)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var jwks jose.JSONWebKeySet
+	if err := json.Unmarshal(jwksJSON, &jwks); err != nil || len(jwks.Keys) == 0 {
+		f.Fatalf("JWKS %s: %v", jwksJSON, err)
+	}
+	var out []string
+	for _, k := range jwks.Keys {
+		member, _ := json.Marshal(k)
+		der, err := x509.MarshalPKIXPublicKey(k.Key)
+		if err != nil {
+			f.Fatal(err)
+		}
+		pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+		header, _ := json.Marshal(map[string]string{"alg": "HS256", "kid": k.KeyID, "typ": "at+jwt"})
+		input := base64.RawURLEncoding.EncodeToString(header) + "." + payload
+		for _, secret := range [][]byte{member, jwksJSON, pemKey, der} {
+			m := hmac.New(sha256.New, secret)
+			m.Write([]byte(input))
+			out = append(out, input+"."+base64.RawURLEncoding.EncodeToString(m.Sum(nil)))
+		}
+	}
+	return out
 }

@@ -243,16 +243,28 @@ func (s *Server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 // revokeFamily revokes every refresh token of a family and the access
 // tokens issued with them.
 func (s *Server) revokeFamily(ctx context.Context, tx *store.Tx, familyID, reason string) error {
+	tokens, jtis, err := s.revokeFamilyTokens(ctx, tx, familyID)
+	if err != nil {
+		return err
+	}
+	return s.recordFamilyRevoked(ctx, tx, familyID, reason, tokens, jtis)
+}
+
+// revokeFamilyTokens revokes the refresh tokens of a family that are not
+// revoked yet and the unexpired access tokens issued with them (the
+// revocation list the broker and introspection read), and returns the
+// refresh tokens as they were and the revoked access token IDs.
+func (s *Server) revokeFamilyTokens(ctx context.Context, tx *store.Tx, familyID string) ([]store.RefreshToken, []string, error) {
 	now := s.now().UTC()
 	tokens, err := tx.RevokeRefreshFamily(ctx, familyID, now)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var jtis []string
 	for _, t := range tokens {
 		if t.AccessJTI != "" && t.AccessExpiresAt.After(now) {
 			if err := tx.RevokeAccessToken(ctx, t.AccessJTI, t.AccessExpiresAt, now); err != nil {
-				return err
+				return nil, nil, err
 			}
 			jtis = append(jtis, t.AccessJTI)
 			exp := t.AccessExpiresAt
@@ -260,6 +272,12 @@ func (s *Server) revokeFamily(ctx context.Context, tx *store.Tx, familyID, reaso
 			afterCommit(ctx, func() { s.revoked.add(jti, exp) })
 		}
 	}
+	return tokens, jtis, nil
+}
+
+// recordFamilyRevoked records token.revoked for a family revoked by
+// revokeFamilyTokens (the broker follows it to drop sessions).
+func (s *Server) recordFamilyRevoked(ctx context.Context, tx *store.Tx, familyID, reason string, tokens []store.RefreshToken, jtis []string) error {
 	subject := "grant/" + familyID
 	if len(tokens) > 0 {
 		subject = "client/" + tokens[0].ClientID
