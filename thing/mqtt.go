@@ -18,6 +18,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
 )
 
 // MQTTAuth is how an MQTT connection authenticates.
@@ -337,11 +338,25 @@ func (c *Conn) resubscribe(ctx context.Context) {
 
 // Publish publishes payload to topic. With QoS 1 it waits for the PUBACK
 // and fails if the broker refused the message (e.g. policy denied).
+//
+// A connection that drops between waiting for it and sending (a token
+// expiring, say) is waited for again: the message was not sent, so it is
+// sent on the next connection, up to a few times within ctx.
 func (c *Conn) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
-	if err := c.cm.AwaitConnection(ctx); err != nil {
-		return fmt.Errorf("thing: publish: %w", err)
+	var (
+		resp *paho.PublishResponse
+		err  error
+	)
+	for attempt := 0; ; attempt++ {
+		if err := c.cm.AwaitConnection(ctx); err != nil {
+			return fmt.Errorf("thing: publish: %w", err)
+		}
+		resp, err = c.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: qos, Retain: retain})
+		if attempt < 3 && (errors.Is(err, autopaho.ConnectionDownError) || errors.Is(err, session.ErrNoConnection)) {
+			continue
+		}
+		break
 	}
-	resp, err := c.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: qos, Retain: retain})
 	if err != nil {
 		return fmt.Errorf("thing: publish to %s: %w", topic, err)
 	}
