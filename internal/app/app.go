@@ -282,7 +282,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		SecureCookies: strings.HasPrefix(issuer, "https://")})
 	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
 	a.api = httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series})
+		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series, AuthFailures: authFailures(limits.apiAuthFailuresPerIP)})
 	mux.Handle("/api/v1/", a.api)
 	mux.Handle("/console/", a.Console)
 	mux.Handle("/console/api/", a.Console)
@@ -475,4 +475,14 @@ func (a *App) Close() error {
 		a.Store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// authFailures is the admin API's failed-authentication limiter, nil (no
+// limit) when the limit is off: a nil *ratelimit.Limiter in the interface
+// would be a limiter that allows everything, but says so less plainly.
+func authFailures(l *ratelimit.Limiter) httpapi.AuthFailureLimiter {
+	if l == nil {
+		return nil
+	}
+	return l
 }

@@ -16,12 +16,13 @@ import (
 type limits struct {
 	rejections                                                                   *ratelimit.Rejections
 	tokenPerIP, tokenPerClient, deviceUserCodePerIP, registerPerIP, connectPerIP *ratelimit.Limiter
+	apiAuthFailuresPerIP                                                         *ratelimit.Limiter
 	trustedProxies                                                               []netip.Prefix
 }
 
 func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Time) (*limits, error) {
 	rej, err := ratelimit.NewRejections(reg, "tokenPerIP", "tokenPerClient", "deviceUserCodePerIP", "registerPerIP",
-		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize")
+		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP")
 	if err != nil {
 		return nil, err
 	}
@@ -36,6 +37,7 @@ func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Tim
 		{"deviceUserCodePerIP", cfg.Limits.DeviceUserCodePerIP, &l.deviceUserCodePerIP},
 		{"registerPerIP", cfg.Limits.RegisterPerIP, &l.registerPerIP},
 		{"connectPerIP", cfg.Limits.ConnectPerIP, &l.connectPerIP},
+		{"apiAuthFailuresPerIP", cfg.Limits.APIAuthFailuresPerIP, &l.apiAuthFailuresPerIP},
 	} {
 		r, err := ratelimit.ParseRate(x.rate)
 		if err != nil {

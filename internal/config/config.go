@@ -85,6 +85,11 @@ type Limits struct {
 	// ids) per thing; a new one over the limit is refused with 0x97 quota
 	// exceeded, the existing ones stay. 0 disables.
 	ConnectionsPerThing int `yaml:"connectionsPerThing"`
+	// APIAuthFailuresPerIP: failed authentications at the admin API (a
+	// wrong or missing API token, a stale console session) per client
+	// address; over it the address gets 429 with Retry-After, whatever it
+	// sends, until the bucket refills.
+	APIAuthFailuresPerIP string `yaml:"apiAuthFailuresPerIP"`
 }
 
 // Authorizer configures the external-broker adapters under /authorizer/.
@@ -248,7 +253,7 @@ func Default() Config {
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
 		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m",
-			ConnectPerIP: "6000/m", ConnectionsPerThing: 10},
+			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m"},
 	}
 }
 
@@ -521,7 +526,8 @@ func (c *Config) Validate() error {
 		bad("console.idleTimeout: %s: want 1m up to console.sessionTTL", c.Console.IdleTimeout)
 	}
 	for name, r := range map[string]string{"limits.tokenPerIP": c.Limits.TokenPerIP, "limits.tokenPerClient": c.Limits.TokenPerClient,
-		"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.registerPerIP": c.Limits.RegisterPerIP, "limits.connectPerIP": c.Limits.ConnectPerIP} {
+		"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.registerPerIP": c.Limits.RegisterPerIP, "limits.connectPerIP": c.Limits.ConnectPerIP,
+		"limits.apiAuthFailuresPerIP": c.Limits.APIAuthFailuresPerIP} {
 		if _, err := ratelimit.ParseRate(r); err != nil {
 			bad("%s: %v", name, err)
 		}

@@ -41,6 +41,17 @@ type Config struct {
 	// StreamHeartbeat is how often an idle event stream sends a comment
 	// (default 15s).
 	StreamHeartbeat time.Duration
+	// AuthFailures limits failed authentications (unknown or missing API
+	// token, stale session) per client address; over it every request from
+	// the address is answered 429 until the bucket refills. Nil: no limit.
+	AuthFailures AuthFailureLimiter
+}
+
+// AuthFailureLimiter counts failed authentications per key
+// (*ratelimit.Limiter): Check before authenticating, Charge on failure.
+type AuthFailureLimiter interface {
+	Check(key string) (bool, time.Duration)
+	Charge(key string)
 }
 
 // API serves /api/v1.
@@ -54,10 +65,11 @@ type API struct {
 	mux     *http.ServeMux
 	certs   *certs.Service
 
-	sessions    Sessions
-	connections Connections
-	series      *Sampler
-	heartbeat   time.Duration
+	sessions     Sessions
+	connections  Connections
+	series       *Sampler
+	authFailures AuthFailureLimiter
+	heartbeat    time.Duration
 	// streams ends event streams when the server shuts down.
 	streams context.Context
 	stop    context.CancelFunc
@@ -74,6 +86,7 @@ func New(c Config) *API {
 	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
 	a.certs = c.Certs
 	a.sessions, a.connections, a.series, a.heartbeat = c.Sessions, c.Connections, c.Series, c.StreamHeartbeat
+	a.authFailures = c.AuthFailures
 	if a.heartbeat <= 0 {
 		a.heartbeat = 15 * time.Second
 	}

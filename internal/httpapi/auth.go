@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -62,6 +64,30 @@ func CSRFMatches(r *http.Request, want string) bool {
 // and returns who the request is and the actor for the event log. A token
 // bound to a user acts only while that user exists and is enabled.
 func (a *API) identify(r *http.Request) (principal, string, error) {
+	if a.authFailures == nil {
+		return a.identifyOnce(r)
+	}
+	key := ratelimit.AddrKey(r.RemoteAddr)
+	if ok, wait := a.authFailures.Check(key); !ok {
+		return principal{}, "", &retryLater{wait: wait}
+	}
+	p, actor, err := a.identifyOnce(r)
+	if errors.Is(err, errUnauthenticated) || errors.Is(err, ErrNoSession) {
+		a.authFailures.Charge(key)
+	}
+	return p, actor, err
+}
+
+// retryLater is ErrRateLimited with the time until the client may try
+// again (the Retry-After header).
+type retryLater struct{ wait time.Duration }
+
+func (e *retryLater) Error() string             { return ErrRateLimited.Error() }
+func (e *retryLater) Is(target error) bool      { return target == ErrRateLimited }
+func (e *retryLater) RetryAfter() time.Duration { return e.wait }
+
+// identifyOnce is identify without the failure limit.
+func (a *API) identifyOnce(r *http.Request) (principal, string, error) {
 	if h := r.Header.Get("Authorization"); h != "" || a.sessions == nil {
 		scheme, secret, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
