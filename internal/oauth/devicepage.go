@@ -1,9 +1,7 @@
 package oauth
 
 import (
-	"embed"
 	"errors"
-	"html/template"
 	"net"
 	"net/http"
 	"strings"
@@ -12,13 +10,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
-
-//go:embed templates/device.html
-var templateFS embed.FS
-
-func parseDeviceTemplate() (*template.Template, error) {
-	return template.ParseFS(templateFS, "templates/device.html")
-}
 
 // csrfCookie carries the double-submit CSRF token of the verification page.
 const csrfCookie = "gatehouse_device_csrf"

@@ -2,9 +2,7 @@ package oauth
 
 import (
 	"context"
-	"embed"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 
@@ -12,13 +10,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
-
-//go:embed templates/login.html
-var loginFS embed.FS
-
-func parseLoginTemplate() (*template.Template, error) {
-	return template.ParseFS(loginFS, "templates/login.html")
-}
 
 // loginCSRFCookie carries the double-submit CSRF token of the login page.
 const loginCSRFCookie = "gatehouse_login_csrf"

@@ -274,10 +274,10 @@ func New(cfg Config) (*Server, error) {
 	s.issued = s.events.NewBatcher(4096, s.log)
 	s.limits = cfg.Limits
 	s.guesses = newGuessLimiter(cfg.Limits.UserCodePerIP, s.now)
-	if s.deviceTmpl, err = parseDeviceTemplate(); err != nil {
+	if s.deviceTmpl, err = parsePage("device"); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}
-	if s.loginTmpl, err = parseLoginTemplate(); err != nil {
+	if s.loginTmpl, err = parsePage("login"); err != nil {
 		return nil, fmt.Errorf("oauth: login page template: %w", err)
 	}
 	s.passwordGrant = cfg.PasswordGrant

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"crypto/subtle"
+	"embed"
 	"errors"
 	"html/template"
 	"net/http"
@@ -13,6 +14,14 @@ import (
 // code flow's sign-in page) share their mechanics: security headers, a
 // double-submit CSRF token bound to a SameSite=Strict cookie scoped to the
 // page's path, and rendering.
+
+//go:embed templates/*.html
+var pageTemplates embed.FS
+
+// parsePage parses templates/<name>.html (its "page" template renders it).
+func parsePage(name string) (*template.Template, error) {
+	return template.ParseFS(pageTemplates, "templates/"+name+".html")
+}
 
 // pageHeaders sets the headers of a browser page: no scripts, no framing,
 // no caching.
