@@ -127,6 +127,11 @@ func TestSeed003TokenAsMQTTPassword(t *testing.T) {
 		if o, err := mosquitto(t, ctx, "mosquitto_pub", s, "-V", v, "-t", "test", "-i", "thingymabot", "-u", "thingymabot", "-P", accessToken, "-m", msg); err != nil {
 			t.Errorf("mosquitto_pub -V %s: %v %s", v, err, o)
 		}
+		// Each mosquitto_pub uses the same client id: the next one's
+		// CONNECT takes the session over, and could end this connection
+		// before the broker has read the QoS 0 PUBLISH it sent. Wait for
+		// the delivery to the subscriber (the only one) first.
+		waitMetric(t, s, "gatehouse_mqtt_messages_sent_total", float64(i+1))
 	}
 	// Denied: another topic (v3.1.1 QoS 1 gets disconnected), a wrong
 	// password, another thing's client id.
