@@ -198,38 +198,7 @@ func deviceFlowToken(t *testing.T, s *server, user, pass string) string {
 	if code != 200 {
 		t.Fatalf("device code = %d %v", code, da)
 	}
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	fetch := func(method, u string, form url.Values) string {
-		t.Helper()
-		var resp *http.Response
-		var err error
-		if method == "GET" {
-			resp, err = browser.Get(u)
-		} else {
-			resp, err = browser.PostForm(u, form)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s %s = %d\n%s", method, u, resp.StatusCode, raw)
-		}
-		return string(raw)
-	}
-	match := func(re *regexp.Regexp, html string) string {
-		m := re.FindStringSubmatch(html)
-		if m == nil {
-			t.Fatalf("page lacks %s:\n%s", re, html)
-		}
-		return m[1]
-	}
-	page := fetch("GET", da["verification_uri_complete"].(string), nil)
-	csrf, userCode := match(csrfRE, page), match(codeRE, page)
-	page = fetch("POST", s.URL+"/device", url.Values{"csrf": {csrf}, "step": {"login"}, "user_code": {userCode}, "username": {user}, "password": {pass}})
-	fetch("POST", s.URL+"/device", url.Values{"csrf": {csrf}, "step": {"decide"}, "user_code": {userCode}, "consent": {match(consentRE, page)}, "action": {"approve"}})
+	approveInBrowser(t, s, da["verification_uri_complete"].(string), user, pass, "gatehouse-cli")
 	code, tok := postForm(t, s.URL+"/oauth2/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da["device_code"].(string)}, "client_id": {"gatehouse-cli"}})
 	if code != 200 || tok["access_token"] == nil {
 		t.Fatalf("device token = %d %v", code, tok)

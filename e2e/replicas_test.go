@@ -299,7 +299,7 @@ func TestReplicas(t *testing.T) {
 	if dcode != 200 || !strings.HasPrefix(uri, replicaIssuer+"/device") {
 		t.Fatalf("device code on A = %d %v", dcode, da)
 	}
-	approveInBrowser(t, b, b.URL+strings.TrimPrefix(uri, replicaIssuer), "alice", "correct horse battery")
+	approveInBrowser(t, b, b.URL+strings.TrimPrefix(uri, replicaIssuer), "alice", "correct horse battery", "deviceagent", "publish")
 	poll := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da["device_code"].(string)}, "client_id": {"deviceagent"}, "client_secret": {tvSecret}}
 	var dtok map[string]any
 	deadline := time.Now().Add(30 * time.Second)

@@ -371,7 +371,7 @@ func TestSDKDeviceFlow(t *testing.T) {
 	var shown thing.DeviceCode
 	tok, err := tv.DeviceFlow(ctx, func(_ context.Context, dc thing.DeviceCode) error {
 		shown = dc
-		approveInBrowser(t, s, dc.VerificationURIComplete, "alice", "correct horse battery")
+		approveInBrowser(t, s, dc.VerificationURIComplete, "alice", "correct horse battery", "deviceagent", "publish")
 		return nil
 	})
 	if err != nil {

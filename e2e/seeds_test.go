@@ -171,8 +171,9 @@ var (
 )
 
 // approveInBrowser plays the person at the verification page: open the
-// complete URI, log in, approve.
-func approveInBrowser(t *testing.T, s *server, uri, user, pass string) {
+// complete URI, log in, check that the consent page shows each of
+// consentShows (the thing, its scopes), approve.
+func approveInBrowser(t *testing.T, s *server, uri, user, pass string, consentShows ...string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	b := &http.Client{Jar: jar, Timeout: 30 * time.Second}
@@ -205,8 +206,10 @@ func approveInBrowser(t *testing.T, s *server, uri, user, pass string) {
 	}
 	csrf, code := match(csrfRE, page), match(codeRE, page)
 	page = get("POST", s.URL+"/device", url.Values{"csrf": {csrf}, "step": {"login"}, "user_code": {code}, "username": {user}, "password": {pass}})
-	if !strings.Contains(page, "deviceagent") || !strings.Contains(page, "publish") {
-		t.Errorf("consent page does not show the thing and scope:\n%s", page)
+	for _, want := range consentShows {
+		if !strings.Contains(page, want) {
+			t.Errorf("consent page does not show %q:\n%s", want, page)
+		}
 	}
 	get("POST", s.URL+"/device", url.Values{"csrf": {csrf}, "step": {"decide"}, "user_code": {code}, "consent": {match(consentRE, page)}, "action": {"approve"}})
 }
@@ -247,7 +250,7 @@ func TestSeed001DeviceFlowCustomAuthorizer(t *testing.T) {
 	if code, body := postForm(t, s.URL+"/oauth2/token", poll); code != 400 || body["error"] != "authorization_pending" {
 		t.Errorf("poll before approval = %d %v, want authorization_pending", code, body)
 	}
-	approveInBrowser(t, s, da["verification_uri_complete"].(string), "alice", "correct horse battery")
+	approveInBrowser(t, s, da["verification_uri_complete"].(string), "alice", "correct horse battery", "deviceagent", "publish")
 	var tok map[string]any
 	for i := 0; i < 10; i++ {
 		var code int
