@@ -26,6 +26,9 @@ import (
 // GATEHOUSE_TEST_BROWSER_REQUIRED=1 (CI), where their absence fails it.
 func browserTools(t *testing.T) (node, chromium string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: drives Chromium through the whole console")
+	}
 	missing := func(format string, args ...any) {
 		t.Helper()
 		msg := fmt.Sprintf(format, args...)

@@ -40,6 +40,10 @@ func PostgresDSN(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("open %s: %v", PostgresEnv, err)
 	}
+	if err := db.PingContext(t.Context()); err != nil {
+		db.Close()
+		t.Fatalf("PostgreSQL at %s=%s does not answer: run `make test-deps` to set it up, or set %s= (empty) to skip the PostgreSQL runs", PostgresEnv, base, PostgresEnv)
+	}
 	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
 		db.Close()
 		t.Fatalf("create schema on %s: %v", PostgresEnv, err)
