@@ -28,6 +28,9 @@ type event struct {
 	Output  string
 }
 
+// module is the prefix left out of package paths.
+const module = "github.com/gatehouse-iot/gatehouse"
+
 // skipLine is the line t.Skip prints: "    file_test.go:12: reason".
 var skipLine = regexp.MustCompile(`^\s+\S+\.go:\d+: (.*)$`)
 
@@ -62,6 +65,8 @@ func run(in io.Reader, out io.Writer) int {
 			}
 		case e.Test == "" && e.Action == "fail":
 			failed = true
+		case e.Test == "":
+			// A package's own start, pass or skip (no test files).
 		case e.Action == "output":
 			buffered[k] = append(buffered[k], e.Output)
 		case e.Action == "pass":
@@ -81,8 +86,8 @@ func run(in io.Reader, out io.Writer) int {
 					reason = m[1]
 				}
 			}
-			short := strings.TrimPrefix(e.Package, "github.com/")
-			skipped[reason] = append(skipped[reason], short+" "+e.Test)
+			pkg := strings.TrimPrefix(strings.TrimPrefix(e.Package, module), "/")
+			skipped[reason] = append(skipped[reason], pkg+"."+e.Test)
 			delete(buffered, k)
 		}
 	}

@@ -29,7 +29,7 @@ func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(PostgresEnv)
 	if base == "" {
-		t.Skip(PostgresEnv + " is not set")
+		t.Skip(PostgresEnv + " is not set: no PostgreSQL runs (make test sets one up)")
 	}
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
