@@ -51,6 +51,9 @@ func (b *Broker) PublishHandler() http.Handler {
 				b.log.Error("https publish", "err", err)
 			}
 		}
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", authn.BearerChallenge(r))
+		}
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"message": msg, "traceId": trace})
 	})

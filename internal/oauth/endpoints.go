@@ -240,7 +240,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	setNoStore(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
@@ -248,7 +248,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeOAuthError writes an RFC 6749 error response.
 func writeOAuthError(w http.ResponseWriter, status int, e *oidc.Error) {
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+		w.Header().Set("WWW-Authenticate", basicRealm)
 	}
 	writeJSON(w, status, e)
 }

@@ -162,6 +162,9 @@ type Server struct {
 	// for registered apps (authorize.go, login.go, password.go).
 	loginTmpl     *template.Template
 	passwordGrant bool
+	// grantTypes are the grant types the token endpoint offers, as its
+	// metadata lists them.
+	grantTypes []oidc.GrantType
 }
 
 // New validates cfg and returns a Server. Signing keys are created on first
@@ -281,6 +284,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("oauth: login page template: %w", err)
 	}
 	s.passwordGrant = cfg.PasswordGrant
+	s.grantTypes = s.metadata().GrantTypesSupported
 	s.handler = s.limitTokens(withPeerCertificates(s.withPasswordGrant(s.routes())))
 	return s, nil
 }
@@ -303,11 +307,13 @@ func (s *Server) routes() http.Handler {
 	// No CORS: browsers have no business calling these endpoints.
 	o := op.RegisterServer(s, endpoints, op.WithServerCORSOptions(nil))
 	mux := http.NewServeMux()
-	for _, p := range []string{PathDiscoveryOIDC, PathKeys, PathDeviceCode, PathRevoke} {
+	for _, p := range []string{PathDiscoveryOIDC, PathKeys} {
 		mux.Handle(p, o)
 	}
-	mux.Handle(PathToken, s.tokenEndpoint(o))
-	mux.HandleFunc(PathIntrospect, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle(PathDeviceCode, strictEndpoint(o, true))
+	mux.Handle(PathRevoke, strictEndpoint(o, true))
+	mux.Handle(PathToken, strictEndpoint(s.tokenEndpoint(o), false))
+	mux.Handle(PathIntrospect, strictEndpoint(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// op answers an unauthenticated introspection with invalid_client
 		// but status 400; RFC 6749 section 5.2 wants 401.
 		if _, _, basic := r.BasicAuth(); !basic && r.ParseForm() == nil && r.PostForm.Get("client_secret") == "" && r.PostForm.Get("client_assertion") == "" {
@@ -315,7 +321,7 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		o.ServeHTTP(w, r)
-	})
+	}), true))
 	mux.HandleFunc("GET "+PathDiscoveryOAuth, s.serveMetadata)
 	mux.HandleFunc("GET "+PathDevice, s.serveDevicePage)
 	mux.HandleFunc("POST "+PathDevice, s.serveDevicePage)
