@@ -155,6 +155,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		issuer = "http://" + a.httpLn.Addr().String()
 	}
 	a.issuer = issuer
+	// The mutual-TLS HTTPS listener likewise: its URL is in the metadata.
+	var httpsRaw net.Listener
+	mtlsBase := ""
+	if cfg.HTTP.TLSAddr != "" {
+		if httpsRaw, err = net.Listen("tcp", cfg.HTTP.TLSAddr); err != nil {
+			return nil, fmt.Errorf("app: listen https: %w", err)
+		}
+		a.httpsLn = httpsRaw // wrapped in TLS once the CA is ready; closed on failure
+		mtlsBase = cfg.HTTP.TLSExternalURL
+		if strings.HasSuffix(mtlsBase, ":0") {
+			mtlsBase = "https://" + httpsRaw.Addr().String()
+		}
+	}
 	var hs256 []byte
 	if cfg.OAuth.HS256Secret != "" {
 		hs256 = []byte(cfg.OAuth.HS256Secret)
@@ -175,6 +188,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			}
 			return au.ThingName, nil
 		},
+		MTLSBaseURL: mtlsBase,
 		Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
 		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
 	})
@@ -306,12 +320,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		mux.Handle(p, devices)
 	}
 	mux.Handle("/", a.OAuth.Handler())
-	if cfg.HTTP.TLSAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTP.TLSAddr)
-		if err != nil {
-			return nil, fmt.Errorf("app: listen https: %w", err)
-		}
-		a.httpsLn = tls.NewListener(ln, tlsConfig)
+	if httpsRaw != nil {
+		a.httpsLn = tls.NewListener(httpsRaw, tlsConfig)
 	}
 	a.httpSrv = &http.Server{
 		Handler:           ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux)),

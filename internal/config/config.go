@@ -192,6 +192,10 @@ type HTTP struct {
 	// ExternalURL is how clients reach the server; it is the OAuth issuer.
 	// Empty means http://<addr>.
 	ExternalURL string `yaml:"externalURL"`
+	// TLSExternalURL is how clients reach TLSAddr: the base of the
+	// metadata's RFC 8705 mtls_endpoint_aliases. Empty means
+	// https://<tlsAddr>.
+	TLSExternalURL string `yaml:"tlsExternalURL"`
 	// MaxBodyBytes bounds every request body.
 	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
@@ -400,19 +404,30 @@ func (c *Config) Finish() {
 	if c.Store.DSN == "" && c.DataDir != "" {
 		c.Store.DSN = "sqlite:" + filepath.Join(c.DataDir, "gatehouse.db")
 	}
-	if c.HTTP.ExternalURL == "" && c.HTTP.Addr != "" {
-		host, port, err := net.SplitHostPort(c.HTTP.Addr)
-		if err == nil {
-			if host == "" || host == "0.0.0.0" || host == "::" {
-				host = "127.0.0.1"
-			}
-			c.HTTP.ExternalURL = "http://" + net.JoinHostPort(host, port)
-		}
+	if c.HTTP.ExternalURL == "" {
+		c.HTTP.ExternalURL = listenerURL("http", c.HTTP.Addr)
 	}
 	c.HTTP.ExternalURL = strings.TrimRight(c.HTTP.ExternalURL, "/")
+	if c.HTTP.TLSExternalURL == "" {
+		c.HTTP.TLSExternalURL = listenerURL("https", c.HTTP.TLSAddr)
+	}
+	c.HTTP.TLSExternalURL = strings.TrimRight(c.HTTP.TLSExternalURL, "/")
 	if c.Secrets.MasterKeyFile == "" && c.DataDir != "" {
 		c.Secrets.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
 	}
+}
+
+// listenerURL is scheme://addr with a wildcard host made 127.0.0.1, or ""
+// for an empty or malformed address.
+func listenerURL(scheme, addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // Validate reports every problem with the configuration, joined.
@@ -430,6 +445,11 @@ func (c *Config) Validate() error {
 	}
 	if u, err := url.Parse(c.HTTP.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("http.externalURL: %q is not an http(s) URL", c.HTTP.ExternalURL)
+	}
+	if c.HTTP.TLSAddr != "" {
+		if u, err := url.Parse(c.HTTP.TLSExternalURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("http.tlsExternalURL: %q is not an https URL", c.HTTP.TLSExternalURL)
+		}
 	}
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
 		bad("http.maxBodyBytes: %d: want 1024 to 67108864", c.HTTP.MaxBodyBytes)

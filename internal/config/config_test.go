@@ -36,6 +36,7 @@ func TestPrecedence(t *testing.T) {
 		{"default kept", c.Log.Format, "text"},
 		{"derived dsn", c.Store.DSN, "sqlite:/var/lib/gh/gatehouse.db"},
 		{"derived external URL", c.HTTP.ExternalURL, "http://127.0.0.1:9100"},
+		{"derived mutual-TLS URL", c.HTTP.TLSExternalURL, "https://127.0.0.1:8443"},
 		{"limit from env", c.Limits.TokenPerClient, "5/m"},
 		{"trusted proxies from env", strings.Join(c.HTTP.TrustedProxies, " "), "10.0.0.0/8 192.168.1.0/24"},
 	}
@@ -167,3 +168,4 @@ func TestLimitsOff(t *testing.T) {
 		t.Errorf("limits = %q, want %q", got, want)
 	}
 }
+

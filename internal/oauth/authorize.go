@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
@@ -251,3 +252,34 @@ func (s *Server) peopleMetadata(d *oidc.DiscoveryConfiguration) {
 	}
 	d.ClaimsSupported = append(d.ClaimsSupported, "gatehouse:kind", "roles", "act", "gatehouse:actor")
 }
+
+// withIssuer adds iss to every redirect that returns the browser to a
+// client from the authorization endpoint or the sign-in page, with a code
+// or with an error (RFC 9207 section 2): a client talking to several
+// authorization servers can tell which one answered.
+func (s *Server) withIssuer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(issuerRedirect{ResponseWriter: w, issuer: s.issuer}, r)
+	})
+}
+
+// issuerRedirect is withIssuer's ResponseWriter.
+type issuerRedirect struct {
+	http.ResponseWriter
+	issuer string
+}
+
+func (i issuerRedirect) WriteHeader(status int) {
+	if status >= 300 && status < 400 {
+		if u, err := url.Parse(i.Header().Get("Location")); err == nil && u.Scheme != "" {
+			if q := u.Query(); (q.Has("code") || q.Has("error")) && !q.Has("iss") {
+				q.Set("iss", i.issuer)
+				u.RawQuery = q.Encode()
+				i.Header().Set("Location", u.String())
+			}
+		}
+	}
+	i.ResponseWriter.WriteHeader(status)
+}
+
+func (i issuerRedirect) Unwrap() http.ResponseWriter { return i.ResponseWriter }

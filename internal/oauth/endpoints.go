@@ -31,10 +31,26 @@ func (s *Server) Health(context.Context, *op.Request[struct{}]) (*op.Response, e
 	return op.NewResponse(op.Status{Status: "ok"}), nil
 }
 
-func (s *Server) metadata() *oidc.DiscoveryConfiguration {
+// discovery is the metadata document: OpenID Connect discovery and RFC
+// 8414 with the RFC 8705 and RFC 9207 fields zitadel/oidc's type lacks.
+type discovery struct {
+	*oidc.DiscoveryConfiguration
+	// MTLSEndpointAliases name the endpoints on the mutual-TLS listener
+	// (RFC 8705 section 5).
+	MTLSEndpointAliases map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	// TLSClientCertificateBoundAccessTokens: tokens asked for over mutual
+	// TLS are bound to the certificate (RFC 8705 section 3.3).
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	// AuthorizationResponseIssParameterSupported: authorization
+	// responses carry iss (RFC 9207 section 3).
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+func (s *Server) metadata() *discovery {
 	authMethods := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT, oidc.AuthMethodNone}
 	confidential := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT}
-	if s.clientCerts != nil {
+	mtls := s.clientCerts != nil && s.mtlsBaseURL != ""
+	if mtls {
 		authMethods = append(authMethods, AuthMethodTLSClientAuth)
 		confidential = append(confidential, AuthMethodTLSClientAuth)
 	}
@@ -65,7 +81,17 @@ func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "thing_name", "thing_type", "cnf"},
 	}
 	s.peopleMetadata(d)
-	return d
+	doc := &discovery{DiscoveryConfiguration: d, AuthorizationResponseIssParameterSupported: true}
+	if mtls {
+		doc.TLSClientCertificateBoundAccessTokens = true
+		doc.MTLSEndpointAliases = map[string]string{
+			"token_endpoint":                s.mtlsBaseURL + PathToken,
+			"introspection_endpoint":        s.mtlsBaseURL + PathIntrospect,
+			"revocation_endpoint":           s.mtlsBaseURL + PathRevoke,
+			"device_authorization_endpoint": s.mtlsBaseURL + PathDeviceCode,
+		}
+	}
+	return doc
 }
 
 // knownScopes lists the scopes of static clients and the default scopes;

@@ -112,9 +112,14 @@ type Config struct {
 	// are bound to the certificate (cnf x5t#S256) whatever the client
 	// authentication.
 	ClientCertificates ClientCertificates
-	Now                func() time.Time
-	Rand               io.Reader
-	Logger             *slog.Logger
+	// MTLSBaseURL is the base URL of the mutual-TLS listener, e.g.
+	// https://gatehouse.example.com:8443, or "" where there is none. With
+	// it the metadata advertises tls_client_auth, certificate-bound tokens
+	// and the endpoints' mtls_endpoint_aliases (RFC 8705 section 5).
+	MTLSBaseURL string
+	Now         func() time.Time
+	Rand        io.Reader
+	Logger      *slog.Logger
 
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
@@ -129,6 +134,7 @@ type Server struct {
 
 	store                                           *store.Store
 	clientCerts                                     ClientCertificates
+	mtlsBaseURL                                     string
 	registry                                        *registry.Service
 	events                                          *events.Log
 	issuer                                          string
@@ -236,7 +242,7 @@ func New(cfg Config) (*Server, error) {
 		issuer: iss.String(), issuerURL: iss, sealer: cfg.Sealer, alg: cfg.Algorithm, hsSecret: slices.Clone(cfg.HS256Secret),
 		atTTL: cfg.AccessTokenTTL, rtTTL: cfg.RefreshTokenTTL, deviceTTL: cfg.DeviceCodeTTL, rotation: cfg.KeyRotation,
 		pollInterval: cfg.DevicePollInterval, defaultScopes: slices.Clone(cfg.DefaultScopes),
-		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates,
+		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
 	}
 	s.audience = slices.Clone(cfg.Audience)
 	if len(s.audience) == 0 {
@@ -326,9 +332,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+PathDevice, s.serveDevicePage)
 	mux.HandleFunc("POST "+PathDevice, s.serveDevicePage)
 	mux.HandleFunc("POST "+PathThingsPrefix+"{name}", s.serveThingToken)
-	mux.Handle(PathAuthorize, o)
-	mux.HandleFunc("GET "+PathLogin, s.serveLogin)
-	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
+	mux.Handle(PathAuthorize, s.withIssuer(o))
+	mux.Handle("GET "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
+	mux.Handle("POST "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBodyBytes)
