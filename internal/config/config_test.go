@@ -168,4 +168,3 @@ func TestLimitsOff(t *testing.T) {
 		t.Errorf("limits = %q, want %q", got, want)
 	}
 }
-
