@@ -188,8 +188,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			}
 			return au.ThingName, nil
 		},
-		MTLSBaseURL: mtlsBase,
-		Now:         opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
+		MTLSBaseURL: mtlsBase, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
 		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
 	})
 	if err != nil {
