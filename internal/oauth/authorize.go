@@ -240,16 +240,12 @@ func codeRedirect(ar *store.AuthRequest, code string) (string, error) {
 	return u.String(), nil
 }
 
-// peopleMetadata adds the authorization code flow (and the password grant,
-// when enabled) to the discovery document.
+// peopleMetadata adds the authorization code flow to the discovery
+// document.
 func (s *Server) peopleMetadata(d *oidc.DiscoveryConfiguration) {
 	d.AuthorizationEndpoint = s.issuer + PathAuthorize
 	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	d.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256}
-	d.GrantTypesSupported = append(d.GrantTypesSupported, oidc.GrantTypeCode)
-	if s.passwordGrant {
-		d.GrantTypesSupported = append(d.GrantTypesSupported, GrantPassword)
-	}
 	d.ClaimsSupported = append(d.ClaimsSupported, "gatehouse:kind", "roles", "act", "gatehouse:actor")
 }
 

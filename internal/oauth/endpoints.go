@@ -17,7 +17,7 @@ import (
 
 // Discovery implements op.Server: OpenID Provider metadata.
 func (s *Server) Discovery(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
-	return op.NewResponse(s.metadata()), nil
+	return op.NewResponse(s.metadata(ctx)), nil
 }
 
 // Ready and Health are not routed (the application has its own); they
@@ -46,7 +46,7 @@ type discovery struct {
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
-func (s *Server) metadata() *discovery {
+func (s *Server) metadata(ctx context.Context) *discovery {
 	authMethods := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT, oidc.AuthMethodNone}
 	confidential := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT}
 	mtls := s.clientCerts != nil && s.mtlsBaseURL != ""
@@ -65,9 +65,9 @@ func (s *Server) metadata() *discovery {
 		RevocationEndpoint:          s.issuer + PathRevoke,
 		DeviceAuthorizationEndpoint: s.issuer + PathDeviceCode,
 		JwksURI:                     s.issuer + PathKeys,
-		ScopesSupported:             s.knownScopes(),
+		ScopesSupported:             s.knownScopes(ctx),
 		ResponseTypesSupported:      []string{},
-		GrantTypesSupported:         []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken},
+		GrantTypesSupported:         s.grantTypes,
 		SubjectTypesSupported:       []string{"public"},
 		// Access tokens are signed with this; clients such as go-oidc read
 		// it to choose verification algorithms.
@@ -94,9 +94,10 @@ func (s *Server) metadata() *discovery {
 	return doc
 }
 
-// knownScopes lists the scopes of static clients and the default scopes;
-// thing type scopes are the registry's and change at run time.
-func (s *Server) knownScopes() []string {
+// knownScopes lists the scopes a client can ask for: the static clients'
+// and default scopes, and every thing type's (read at each request: they
+// change at run time).
+func (s *Server) knownScopes(ctx context.Context) []string {
 	var out []string
 	add := func(list []string) {
 		for _, sc := range list {
@@ -109,13 +110,37 @@ func (s *Server) knownScopes() []string {
 	for _, c := range s.clients {
 		add(c.Scopes)
 	}
+	page := store.Page{Limit: 1000}
+	for {
+		types, err := s.registry.ThingTypes(ctx, page)
+		if err != nil {
+			s.log.WarnContext(ctx, "metadata: thing type scopes", "err", err)
+			break
+		}
+		for _, tt := range types {
+			add(tt.Scopes)
+		}
+		if len(types) < page.Limit {
+			break
+		}
+		page.After = types[len(types)-1].Name
+	}
 	return out
+}
+
+// grantTypesSupported lists the grants the token endpoint offers.
+func (s *Server) grantTypesSupported() []oidc.GrantType {
+	g := []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeCode}
+	if s.passwordGrant {
+		g = append(g, GrantPassword)
+	}
+	return g
 }
 
 // serveMetadata answers RFC 8414 authorization server metadata: the same
 // document as OIDC discovery.
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.metadata())
+	writeJSON(w, http.StatusOK, s.metadata(r.Context()))
 }
 
 // Keys implements op.Server: the JWKS with the current and previous

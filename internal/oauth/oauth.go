@@ -290,7 +290,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("oauth: login page template: %w", err)
 	}
 	s.passwordGrant = cfg.PasswordGrant
-	s.grantTypes = s.metadata().GrantTypesSupported
+	s.grantTypes = s.grantTypesSupported()
 	s.handler = s.limitTokens(withPeerCertificates(s.withPasswordGrant(s.routes())))
 	return s, nil
 }

@@ -52,6 +52,13 @@ func TestDiscovery(t *testing.T) {
 			if strings.Contains(string(methods), "tls_client_auth") || doc["mtls_endpoint_aliases"] != nil || doc["tls_client_certificate_bound_access_tokens"] != nil {
 				t.Errorf("without a mutual-TLS listener the metadata advertises it: %s, aliases %v", methods, doc["mtls_endpoint_aliases"])
 			}
+			// Scopes clients can ask for, thing types' included (RFC 8414 2).
+			scopes, _ := json.Marshal(doc["scopes_supported"])
+			for _, sc := range []string{"telemetry", "openid", "publish", "subscribe"} {
+				if !strings.Contains(string(scopes), `"`+sc+`"`) {
+					t.Errorf("scopes_supported = %s, want %s among them", scopes, sc)
+				}
+			}
 			if doc["authorization_response_iss_parameter_supported"] != true {
 				t.Errorf("authorization_response_iss_parameter_supported = %v, want true (RFC 9207)", doc["authorization_response_iss_parameter_supported"])
 			}
