@@ -9,7 +9,10 @@
 // under a realistic onboarding and telemetry load (registrations, tokens,
 // CONNECTs and PUBACK round trips per second, with latency percentiles
 // and errors by kind), end to end through the public device SDK (package
-// thing) rather than with hand-made protocol code. It talks only to the
+// thing) rather than with hand-made protocol code, with the SDK's own
+// retry policy: the server's "not now" answers (a limit's 429, CONNACK
+// 0x9F...) are retried as a real device would, and counted as retries
+// with the time they cost, apart from errors. It talks only to the
 // server it was given: every HTTP request goes through a transport that
 // refuses other hosts, and the MQTT URLs must name the same host.
 package simulate
