@@ -29,6 +29,20 @@
 //     an AWS-IoT-style custom authorizer with a signature of the token.
 //     [Thing.PublishHTTPS] publishes one message over HTTPS.
 //
+// # When the server says "not now"
+//
+// Servers limit what one address or one thing may do. Every call of the
+// SDK treats HTTP 429 and 503, and an MQTT CONNACK 0x88 server
+// unavailable, 0x89 server busy, 0x97 quota exceeded or 0x9F connection
+// rate exceeded, as "not now": it waits the server's Retry-After (HTTP)
+// plus a random share of a ceiling that doubles with every try (1 s up to
+// 10 s, "full jitter"), logs the retry at debug level and tries again,
+// until the call's context ends, its deadline would pass before the next
+// try, or [Retry.MaxWait] is used up. After a dropped connection the first
+// reconnection waits a random share of [Retry.Base], so a fleet dropped by
+// a broker restart comes back spread out. [Config.Retry] tunes the policy,
+// observes retries ([Retry.OnRetry]) or disables them.
+//
 // # The device lobby
 //
 // A generic device made without knowing where it will work carries only a

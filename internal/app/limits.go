@@ -27,23 +27,37 @@ func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Tim
 		return nil, err
 	}
 	l := &limits{rejections: rej}
+	var exempt []netip.Prefix
+	for _, p := range cfg.Limits.ExemptSources {
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("limits.exemptSources: %w", err)
+		}
+		exempt = append(exempt, pr)
+	}
 	for _, x := range []struct {
 		name string
 		rate string
 		dst  **ratelimit.Limiter
+		// onboarding limits spare limits.exemptSources
+		onboarding bool
 	}{
-		{"tokenPerIP", cfg.Limits.TokenPerIP, &l.tokenPerIP},
-		{"tokenPerClient", cfg.Limits.TokenPerClient, &l.tokenPerClient},
-		{"deviceUserCodePerIP", cfg.Limits.DeviceUserCodePerIP, &l.deviceUserCodePerIP},
-		{"registerPerIP", cfg.Limits.RegisterPerIP, &l.registerPerIP},
-		{"connectPerIP", cfg.Limits.ConnectPerIP, &l.connectPerIP},
-		{"apiAuthFailuresPerIP", cfg.Limits.APIAuthFailuresPerIP, &l.apiAuthFailuresPerIP},
+		{"tokenPerIP", cfg.Limits.TokenPerIP, &l.tokenPerIP, true},
+		{"tokenPerClient", cfg.Limits.TokenPerClient, &l.tokenPerClient, false},
+		{"deviceUserCodePerIP", cfg.Limits.DeviceUserCodePerIP, &l.deviceUserCodePerIP, false},
+		{"registerPerIP", cfg.Limits.RegisterPerIP, &l.registerPerIP, true},
+		{"connectPerIP", cfg.Limits.ConnectPerIP, &l.connectPerIP, true},
+		{"apiAuthFailuresPerIP", cfg.Limits.APIAuthFailuresPerIP, &l.apiAuthFailuresPerIP, false},
 	} {
 		r, err := ratelimit.ParseRate(x.rate)
 		if err != nil {
 			return nil, fmt.Errorf("limits.%s: %w", x.name, err)
 		}
-		*x.dst = ratelimit.New(x.name, r, ratelimit.Options{Now: now, Rejections: rej})
+		o := ratelimit.Options{Now: now, Rejections: rej}
+		if x.onboarding {
+			o.Exempt = exempt
+		}
+		*x.dst = ratelimit.New(x.name, r, o)
 	}
 	for _, p := range cfg.HTTP.TrustedProxies {
 		pr, err := netip.ParsePrefix(p)

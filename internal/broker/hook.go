@@ -18,7 +18,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
-	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
@@ -193,7 +192,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = h.b.server.SendConnack(cl, code, false, nil)
 		return code
 	}
-	if ok, _ := h.b.cfg.ConnectPerIP.Allow(ratelimit.AddrKey(cl.Net.Remote)); !ok {
+	if ok, _ := h.b.cfg.ConnectPerIP.AllowAddr(cl.Net.Remote); !ok {
 		// No event: a flood of these must not flood the event log.
 		h.b.log.Debug("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "why", "connectPerIP limit")
 		h.b.metrics.connect("refused")

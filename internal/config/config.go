@@ -90,6 +90,12 @@ type Limits struct {
 	// address; over it the address gets 429 with Retry-After, whatever it
 	// sends, until the bucket refills.
 	APIAuthFailuresPerIP string `yaml:"apiAuthFailuresPerIP"`
+	// ExemptSources are CIDR prefixes of client addresses that the
+	// onboarding limits per address (tokenPerIP, registerPerIP,
+	// connectPerIP) do not count: a factory provisioning station, a site
+	// NAT. The limits per client and per thing, and the guessing limits
+	// (deviceUserCodePerIP, apiAuthFailuresPerIP), still apply.
+	ExemptSources []string `yaml:"exemptSources"`
 }
 
 // Authorizer configures the external-broker adapters under /authorizer/.
@@ -554,6 +560,13 @@ func (c *Config) Validate() error {
 	}
 	if r, err := ratelimit.ParseRate(c.Limits.DeviceUserCodePerIP); err == nil && !r.Enabled() {
 		bad("limits.deviceUserCodePerIP: user code guessing must stay limited")
+	}
+	for _, p := range c.Limits.ExemptSources {
+		if pr, err := netip.ParsePrefix(p); err != nil {
+			bad("limits.exemptSources: %q is not a CIDR prefix (e.g. 192.0.2.0/28 or 2001:db8::/64)", p)
+		} else if pr.Bits() == 0 {
+			bad("limits.exemptSources: %q exempts every address; set the limits off instead", p)
+		}
 	}
 	if c.Limits.ConnectionsPerThing < 0 {
 		bad("limits.connectionsPerThing: must not be negative (0 disables)")

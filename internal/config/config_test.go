@@ -82,6 +82,8 @@ func TestRejects(t *testing.T) {
 		{name: "anonymous listener bad address", file: "mqtt:\n  anonymousAddr: localhost\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr"}},
 		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
 			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
+		{name: "exempt source not a prefix", file: "limits:\n  exemptSources: [10.1.2.3, 192.0.2.0/28]\n", want: []string{"limits.exemptSources", `"10.1.2.3" is not a CIDR prefix`}},
+		{name: "exempt source is everyone", env: map[string]string{"GATEHOUSE_LIMITS_EXEMPT_SOURCES": "192.0.2.0/28, 0.0.0.0/0"}, want: []string{"limits.exemptSources", `"0.0.0.0/0" exempts every address`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
