@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
@@ -52,7 +53,7 @@ func (b *Broker) PublishHandler() http.Handler {
 			}
 		}
 		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", authn.BearerChallenge(r))
+			w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(r))
 		}
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"message": msg, "traceId": trace})

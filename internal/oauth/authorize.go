@@ -170,7 +170,9 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		if result != nil {
 			return nil
 		}
-		resp, err = s.issueDelegated(ctx, tx, key, c, ar.Subject, ar.Scopes, codeFamily(codeHash), string(oidc.GrantTypeCode))
+		// The login page saved the code at sign-in, expiring authCodeTTL later.
+		signIn := idTokenParams{nonce: ar.Nonce, authTime: ar.ExpiresAt.Add(-authCodeTTL)}
+		resp, err = s.issueDelegated(ctx, tx, key, c, ar.Subject, ar.Scopes, codeFamily(codeHash), string(oidc.GrantTypeCode), signIn)
 		return err
 	})
 	if errors.Is(err, errUserInactive) {
@@ -246,7 +248,10 @@ func (s *Server) peopleMetadata(d *oidc.DiscoveryConfiguration) {
 	d.AuthorizationEndpoint = s.issuer + PathAuthorize
 	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	d.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256}
-	d.ClaimsSupported = append(d.ClaimsSupported, "gatehouse:kind", "roles", "act", "gatehouse:actor")
+	d.ClaimsSupported = append(d.ClaimsSupported, "gatehouse:kind", "roles", "act", "gatehouse:actor",
+		"azp", "nonce", "auth_time", "at_hash", "preferred_username", "name", "email", "email_verified")
+	d.UserinfoEndpoint = s.issuer + PathUserinfo
+	d.EndSessionEndpoint = s.issuer + PathEndSession
 }
 
 // withIssuer adds iss to every redirect that returns the browser to a

@@ -162,7 +162,7 @@ func (s *Server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 			if err := tx.UpdateDeviceAuthorization(ctx, d); err != nil {
 				return err
 			}
-			resp, err = s.issueDelegated(ctx, tx, key, c, d.Subject, d.Scopes, "", string(oidc.GrantTypeDeviceCode))
+			resp, err = s.issueDelegated(ctx, tx, key, c, d.Subject, d.Scopes, "", string(oidc.GrantTypeDeviceCode), idTokenParams{authTime: d.DecidedAt})
 			return err
 		}
 		// Pending.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,15 +118,23 @@ func (e issuedEvent) MarshalJSON() ([]byte, error) {
 }
 
 // issueDelegated issues an access token and a new refresh token for a user
-// delegated grant inside tx. familyID "" starts a new family.
-func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingKey, c *client, subject string, scopes []string, familyID, grantType string) (*oidc.AccessTokenResponse, error) {
+// delegated grant inside tx, and an ID token if the grant is a person's
+// with the openid scope. familyID "" starts a new family.
+func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingKey, c *client, subject string, scopes []string, familyID, grantType string, signIn idTokenParams) (*oidc.AccessTokenResponse, error) {
 	g := grant{grantType: grantType, clientID: c.id, subject: subject, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx)}
-	if err := personGrant(ctx, tx, &g); err != nil {
+	user, err := personGrant(ctx, tx, &g)
+	if err != nil {
 		return nil, err
 	}
 	raw, cl, err := s.mint(key, g)
 	if err != nil {
 		return nil, err
+	}
+	idToken := ""
+	if user != nil && slices.Contains(scopes, scopeOpenID) {
+		if idToken, err = s.mintIDToken(key, user, c.id, scopes, raw, signIn); err != nil {
+			return nil, err
+		}
 	}
 	secret, err := s.newID(32)
 	if err != nil {
@@ -139,7 +148,7 @@ func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingK
 	}
 	now := s.now().UTC()
 	rt := &store.RefreshToken{Hash: HashSecret(refresh), FamilyID: familyID, ClientID: c.id, Subject: subject, Scopes: scopes,
-		AccessJTI: cl.JTI, AccessExpiresAt: time.Unix(cl.Expiry, 0), CreatedAt: now, ExpiresAt: now.Add(s.rtTTL)}
+		AccessJTI: cl.JTI, AccessExpiresAt: time.Unix(cl.Expiry, 0), CreatedAt: now, ExpiresAt: now.Add(s.rtTTL), AuthTime: signIn.authTime}
 	if err := tx.CreateRefreshToken(ctx, rt); err != nil {
 		return nil, err
 	}
@@ -153,7 +162,7 @@ func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingK
 		s.events.Notify(ev)
 		s.metrics.Load().tokenIssued(grantType)
 	})
-	return &oidc.AccessTokenResponse{AccessToken: raw, TokenType: oidc.BearerToken, RefreshToken: refresh, ExpiresIn: uint64(s.atTTL / time.Second), Scope: scopes}, nil
+	return &oidc.AccessTokenResponse{AccessToken: raw, TokenType: oidc.BearerToken, RefreshToken: refresh, ExpiresIn: uint64(s.atTTL / time.Second), Scope: scopes, IDToken: idToken}, nil
 }
 
 // RefreshToken implements op.Server: refresh token rotation. Each refresh
@@ -221,7 +230,8 @@ func (s *Server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		if err := tx.MarkRefreshTokenUsed(ctx, hash, now.UTC()); err != nil {
 			return err
 		}
-		resp, err = s.issueDelegated(ctx, tx, key, c, rt.Subject, scopes, rt.FamilyID, string(oidc.GrantTypeRefreshToken))
+		// A refreshed ID token keeps the original sign-in time (Core 12.2).
+		resp, err = s.issueDelegated(ctx, tx, key, c, rt.Subject, scopes, rt.FamilyID, string(oidc.GrantTypeRefreshToken), idTokenParams{authTime: rt.AuthTime})
 		return err
 	})
 	if err != nil {

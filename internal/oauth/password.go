@@ -102,7 +102,8 @@ func (s *Server) issueForPerson(ctx context.Context, c *client, username string,
 	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		notify = notify[:0]
-		resp, err = s.issueDelegated(ctx, tx, key, c, username, scopes, "", grantType)
+		// The person authenticated with this very request.
+		resp, err = s.issueDelegated(ctx, tx, key, c, username, scopes, "", grantType, idTokenParams{authTime: s.now()})
 		return err
 	})
 	if errors.Is(err, errUserInactive) {

@@ -401,6 +401,28 @@ func (c *conn) MarkRefreshTokenUsed(ctx context.Context, hash string, at time.Ti
 	return nil
 }
 
+// RefreshFamilies lists the families of clientID's refresh tokens for
+// subject that still have a token not revoked.
+func (c *conn) RefreshFamilies(ctx context.Context, clientID, subject string) ([]string, error) {
+	rows, err := c.query(ctx, `SELECT DISTINCT family_id FROM oauth_refresh_tokens WHERE client_id = ? AND subject = ? AND revoked_at = 0 ORDER BY family_id`, clientID, subject)
+	if err != nil {
+		return nil, fmt.Errorf("store: refresh families: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, fmt.Errorf("store: refresh families: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: refresh families: %w", c.mapErr(err))
+	}
+	return out, nil
+}
+
 // RevokeRefreshFamily revokes every token of a family that is not revoked
 // yet and returns them as they were before (with their access token IDs).
 func (c *conn) RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) ([]RefreshToken, error) {
