@@ -265,6 +265,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := a.Broker.RegisterMetrics(a.metrics); err != nil {
 		return nil, fmt.Errorf("app: broker metrics: %w", err)
 	}
+	dataEndpoint := "" // host:port of the MQTT TLS listener, for AWS IoT's DescribeEndpoint
 	if addr := a.Broker.Addr("mqtts"); addr != "" {
 		// With an ephemeral port the configured address says ":0".
 		_, port, _ := net.SplitHostPort(addr)
@@ -272,7 +273,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		if len(cfg.MQTT.Hosts) > 0 {
 			host = cfg.MQTT.Hosts[0]
 		}
-		a.Lobby.SetLocalEndpoint("mqtts://" + net.JoinHostPort(host, port))
+		dataEndpoint = net.JoinHostPort(host, port)
+		a.Lobby.SetLocalEndpoint("mqtts://" + dataEndpoint)
 	}
 
 	var sources []netip.Prefix
@@ -312,7 +314,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux.Handle("/api/v1/aws-keys/", awsKeysAPI)
 	if p := cfg.AWSIoT.Prefix; p != "" {
 		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
-			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot")}))
+			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot"),
+			Certs: a.Certs, Authenticate: base.Authenticate, Policy: policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
+			DataEndpoint: func() string { return dataEndpoint }}))
 	}
 	devices := a.Certs.DeviceHandler()
 	for _, p := range certs.DevicePatterns() {
