@@ -127,7 +127,7 @@ func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devic
 	}
 	page.Step, page.Username, page.Consent = "consent", user.Username, consent
 	page.ClientID, page.Scopes = d.ClientID, d.Scopes
-	if _, static := s.clients[d.ClientID]; !static {
+	if _, static := s.clients[d.ClientID]; !static && !isApp(d.ClientID) {
 		if tc, err := s.store.GetThingClient(ctx, d.ClientID); err == nil {
 			page.ThingName, page.ThingType, page.Relation = tc.Name, tc.ThingType, tc.ApproverRelation
 		}
@@ -173,7 +173,9 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 		}
 		subject := "client/" + d.ClientID
 		var relation string
-		if _, static := s.clients[d.ClientID]; !static {
+		// Only things have approver relations: static clients and apps
+		// are no things.
+		if _, static := s.clients[d.ClientID]; !static && !isApp(d.ClientID) {
 			tc, err := tx.GetThingClient(ctx, d.ClientID)
 			if err != nil {
 				return err

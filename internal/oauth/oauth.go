@@ -339,6 +339,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(PathAuthorize, s.withIssuer(o))
 	mux.Handle("GET "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
 	mux.Handle("POST "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
+	s.amRoutes(mux, mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBodyBytes)
