@@ -495,3 +495,50 @@ func TestDropInOpenAMDeviceFlowRFCForm(t *testing.T) {
 		t.Errorf("unknown confidential client = %d, want 401", code)
 	}
 }
+
+// TestDropInSmallerDivergences: /register's rootCa verifies the
+// certificate with openssl alone and "already exists" is said once; an
+// unlimited registration token reads unlimited; lobby reset --reason keeps
+// the reason in the device's history.
+func TestDropInSmallerDivergences(t *testing.T) {
+	s := startServer(t, "--data-dir", t.TempDir())
+	sh := &awsShell{dir: t.TempDir(), env: append(os.Environ(), "HOST="+s.URL)}
+	caPEM, _, _, fp := manufacturer(t, "meter-9")
+	setupLobby(t, s, caPEM) // makes the thing type meter
+	tok := s.admin(t, "POST", "/api/v1/registration-tokens", `{"thingType":"meter","maxUses":-1,"expiresInSeconds":3600}`, 201)
+	if tok["maxUses"] != "unlimited" {
+		t.Errorf("created unlimited token shows maxUses %v", tok["maxUses"])
+	}
+	if got := s.admin(t, "GET", "/api/v1/registration-tokens/"+tok["id"].(string), "", 200); got["maxUses"] != "unlimited" {
+		t.Errorf("unlimited token shows maxUses %v", got["maxUses"])
+	}
+	if out, _, err := s.cli(t, "", "registration-tokens", "list"); err != nil || !strings.Contains(out, `"maxUses": "unlimited"`) {
+		t.Errorf("registration-tokens list: %v\n%s", err, out)
+	}
+	if one := s.admin(t, "POST", "/api/v1/registration-tokens", `{"thingType":"meter","maxUses":3}`, 201); one["maxUses"] != 3.0 {
+		t.Errorf("a 3-use token shows maxUses %v", one["maxUses"])
+	}
+
+	register := `curl -sS -X POST -H "Authorization: DeviceToken $TOKEN" -H 'Content-Type: application/json' -d '{"thingName":"meter-1","version":"1.0"}' $HOST/register`
+	reg := sh.json(t, register+` | tee reg.json`, "TOKEN="+tok["token"].(string))
+	if reg["rootCa"] == nil {
+		t.Fatalf("register = %v", reg)
+	}
+	if out := sh.must(t, `jq -r .rootCa reg.json > rootCa.pem; jq -r .certificateData.pem reg.json > cert.pem; openssl verify -CAfile rootCa.pem cert.pem`); !strings.Contains(out, "cert.pem: OK") {
+		t.Errorf("openssl verify -CAfile rootCa cert.pem: %s", out)
+	}
+	again := sh.must(t, register, "TOKEN="+tok["token"].(string))
+	if !strings.Contains(again, `Thing exists, exiting: \"meter-1\" is registered already`) || strings.Count(again, "exist") > 1 {
+		t.Errorf("registering again = %s, want the fact said once", again)
+	}
+
+	// A pre-claimed device reset with a reason.
+	s.admin(t, "POST", "/api/v1/lobby/claims", `{"device":"`+fp+`","target":"here"}`, 200)
+	if _, errOut, err := s.cli(t, "", "lobby", "reset", fp, "--reason", "returned by the customer"); err != nil {
+		t.Fatalf("lobby reset: %v %s", err, errOut)
+	}
+	dev := s.admin(t, "GET", "/api/v1/lobby/devices/"+fp, "", 200)
+	if h := jsonString(dev["history"]); !strings.Contains(h, `"reason":"returned by the customer"`) {
+		t.Errorf("history after reset --reason = %s", h)
+	}
+}

@@ -45,6 +45,9 @@ type Issued struct {
 type Registration struct {
 	Thing *store.Thing
 	Issued
+	// RootCAPEM is the whole chain, issuing CA first and root last, so
+	// "openssl verify -CAfile rootCa cert.pem" succeeds on the answer
+	// alone (the seed's field name is kept).
 	RootCAPEM string
 	Endpoints map[string]string
 }
@@ -73,7 +76,7 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 		return nil, err
 	}
 	if _, err := s.store.GetThing(ctx, req.ThingName); err == nil {
-		return nil, fmt.Errorf("%w: thing %q: %w", ErrThingExists, req.ThingName, store.ErrExists)
+		return nil, &ThingExistsError{Name: req.ThingName}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -83,7 +86,7 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 		return nil, err
 	}
 	now := s.now()
-	out := &Registration{Issued: *issued, RootCAPEM: string(cur.ca.RootPEM()), Endpoints: maps.Clone(s.cfg.Endpoints)}
+	out := &Registration{Issued: *issued, RootCAPEM: string(cur.ca.ChainPEM()), Endpoints: maps.Clone(s.cfg.Endpoints)}
 	err = s.change(ctx, func(tx *store.Tx) ([]event, error) {
 		ok, err := tx.UseRegistrationToken(ctx, tok.ID, now)
 		if err != nil {
@@ -112,7 +115,7 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 		filterAttributes(attrs, tt)
 		th, err := s.reg.CreateThingInTx(ctx, tx, registry.NewThing{Name: req.ThingName, ThingType: tt.Name, Attributes: attrs})
 		if errors.Is(err, store.ErrExists) {
-			return nil, fmt.Errorf("%w: thing %q: %w", ErrThingExists, req.ThingName, store.ErrExists)
+			return nil, &ThingExistsError{Name: req.ThingName}
 		}
 		if err != nil {
 			return nil, err
