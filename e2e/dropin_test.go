@@ -542,3 +542,71 @@ func TestDropInSmallerDivergences(t *testing.T) {
 		t.Errorf("history after reset --reason = %s", h)
 	}
 }
+
+// TestDropInSyncWatchFromEnvironment: `gatehouse sync aws-iot --watch`
+// keeps importing what appears on the AWS side, as seed 000's connector
+// does, with the credentials in the environment alone; a key id flag takes
+// its secret from AWS_SECRET_ACCESS_KEY.
+func TestDropInSyncWatchFromEnvironment(t *testing.T) {
+	dirA := t.TempDir()
+	a := startServer(t, "--data-dir", dirA)
+	b := startServer(t, "--data-dir", t.TempDir())
+	out, errOut, err := b.cli(t, "", "aws-keys", "create", "connector")
+	if err != nil {
+		t.Fatalf("aws-keys create: %v\n%s", err, errOut)
+	}
+	var key struct {
+		ID     string `json:"accessKeyId"`
+		Secret string `json:"secretAccessKey"`
+	}
+	if err := json.Unmarshal([]byte(out), &key); err != nil {
+		t.Fatal(err)
+	}
+	noAWS := func() []string {
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "AWS_") {
+				env = append(env, kv)
+			}
+		}
+		return append(env, "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dirA, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dirA, "none"))
+	}
+	mustCurl(t, b, "POST", "/api/v1/things", `{"name":"first","attributes":{"site":"north"}}`, 201)
+
+	// One round with the key id as a flag and the secret from the
+	// environment.
+	once := exec.CommandContext(t.Context(), binary, "sync", "aws-iot", "--data-dir", dirA, "--endpoint", b.URL+"/aws-iot", "--region", "eu-west-1",
+		"--direction", "import", "--access-key-id", key.ID)
+	once.Env = append(noAWS(), "AWS_SECRET_ACCESS_KEY="+key.Secret)
+	if out, err := once.CombinedOutput(); err != nil {
+		t.Fatalf("sync with --access-key-id and AWS_SECRET_ACCESS_KEY: %v\n%s", err, out)
+	}
+	if got := registryState(t, a); !strings.Contains(got, "first") {
+		t.Fatalf("after one round A has %s", got)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	watch := exec.CommandContext(ctx, binary, "sync", "aws-iot", "--data-dir", dirA, "--endpoint", b.URL+"/aws-iot", "--region", "eu-west-1",
+		"--direction", "import", "--watch", "1s", "--json")
+	watch.Env = append(noAWS(), "AWS_ACCESS_KEY_ID="+key.ID, "AWS_SECRET_ACCESS_KEY="+key.Secret)
+	var wout, werr bytes.Buffer
+	watch.Stdout, watch.Stderr = &wout, &werr // read after Wait only
+	watch.Cancel = func() error { return watch.Process.Signal(os.Interrupt) }
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"second", "third"} {
+		mustCurl(t, b, "POST", "/api/v1/things", `{"name":"`+name+`"}`, 201)
+		eventually(t, 30*time.Second, name+" synced by --watch", func() bool { return strings.Contains(registryState(t, a), name) })
+	}
+	cancel()
+	// Wait reports the cancellation itself; the exit status tells how
+	// the watcher took the interrupt.
+	if err := watch.Wait(); watch.ProcessState == nil || watch.ProcessState.ExitCode() != 0 {
+		t.Errorf("sync --watch stopped with %v\n%s", err, werr.String())
+	}
+	if strings.Contains(werr.String(), "sync aws-iot:") {
+		t.Errorf("a round failed: %s", werr.String())
+	}
+}
