@@ -458,6 +458,18 @@ func TestDropInSeed003ForgeRockSession(t *testing.T) {
 	if got := sh.must(t, thingsCurl, "thingTokenId="+thingTokenID); strings.Contains(got, "access_token") {
 		t.Errorf("a disabled thing's session got a token: %s", got)
 	}
+	// Guessing passwords is limited per address (limits.deviceUserCodePerIP,
+	// 10 per 5 minutes by default): then even the right one is refused.
+	limited := false
+	for i := 0; i < 12 && !limited; i++ {
+		limited = strings.Contains(sh.must(t, authCurl+` -w ' %{http_code}'`, "USERNAME=thingymabot", "PASSWORD=guess"), " 429")
+	}
+	if !limited {
+		t.Error("12 wrong passwords in a row were not rate-limited")
+	}
+	if got := sh.must(t, authCurl+` -w ' %{http_code}'`, "USERNAME=thingymabot", "PASSWORD="+botSecret); !strings.HasSuffix(got, " 429") {
+		t.Errorf("the right password while limited = %s, want 429", got)
+	}
 }
 
 // TestDropInOpenAMDeviceFlowRFCForm runs the device flow through the /am
