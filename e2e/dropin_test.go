@@ -509,7 +509,8 @@ func TestDropInOpenAMDeviceFlowRFCForm(t *testing.T) {
 }
 
 // TestDropInSmallerDivergences: /register's rootCa verifies the
-// certificate with openssl alone and "already exists" is said once; an
+// certificate with openssl alone, keys are EC P-256 unless the thing type
+// asks for RSA 2048, and "already exists" is said once; an
 // unlimited registration token reads unlimited; lobby reset --reason keeps
 // the reason in the device's history.
 func TestDropInSmallerDivergences(t *testing.T) {
@@ -539,6 +540,21 @@ func TestDropInSmallerDivergences(t *testing.T) {
 	if out := sh.must(t, `jq -r .rootCa reg.json > rootCa.pem; jq -r .certificateData.pem reg.json > cert.pem; openssl verify -CAfile rootCa.pem cert.pem`); !strings.Contains(out, "cert.pem: OK") {
 		t.Errorf("openssl verify -CAfile rootCa cert.pem: %s", out)
 	}
+	if out := sh.must(t, `jq -r .certificateData.key_pair.private_key reg.json | openssl pkey -noout -text | head -1`); !strings.Contains(out, "256 bit") {
+		t.Errorf("default key: %q, want EC P-256", firstLine(out))
+	}
+	// RSA 2048 keys for a thing type that asks for them, as AWS issues.
+	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"aws-style","keyAlgorithm":"rsa-1024"}`, 400)
+	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"aws-style","keyAlgorithm":"rsa-2048"}`, 201)
+	rsaTok := s.admin(t, "POST", "/api/v1/registration-tokens", `{"thingType":"aws-style"}`, 201)["token"].(string)
+	sh.must(t, strings.Replace(register, "meter-1", "legacy-1", 1)+` > rsa.json`, "TOKEN="+rsaTok)
+	if out := sh.must(t, `jq -r .certificateData.key_pair.private_key rsa.json | openssl pkey -noout -text | head -1`); !strings.Contains(out, "2048 bit") {
+		t.Errorf("aws-style key: %q, want RSA 2048", firstLine(out))
+	}
+	if out := sh.must(t, `jq -r .rootCa rsa.json > rootCa2.pem; jq -r .certificateData.pem rsa.json > rsa.pem; openssl verify -CAfile rootCa2.pem rsa.pem`); !strings.Contains(out, "rsa.pem: OK") {
+		t.Errorf("openssl verify of the RSA thing's certificate: %s", out)
+	}
+
 	again := sh.must(t, register, "TOKEN="+tok["token"].(string))
 	if !strings.Contains(again, `Thing exists, exiting: \"meter-1\" is registered already`) || strings.Count(again, "exist") > 1 {
 		t.Errorf("registering again = %s, want the fact said once", again)

@@ -80,8 +80,14 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
+	// The type's key algorithm, for a key made here; the transaction
+	// checks the type again.
+	alg, err := s.keyAlgorithm(ctx, tok.ThingType)
+	if err != nil {
+		return nil, err
+	}
 	// Sign before the transaction: it is the costly part and needs no lock.
-	issued, err := s.issue(cur, req.ThingName, req.CSR)
+	issued, err := s.issue(cur, req.ThingName, req.CSR, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +180,9 @@ func filterAttributes(attrs map[string]string, tt *store.ThingType) {
 }
 
 // issue signs a certificate for thing from csrPEM, or for a generated key
-// when csrPEM is empty, and returns its record (status ACTIVE).
-func (s *Service) issue(cur *loadedCA, thing, csrPEM string) (*Issued, error) {
-	opts := pki.IssueOptions{ExpectedCommonName: thing, ThingName: thing, KeyAlgorithm: s.cfg.KeyAlgorithm}
+// of alg when csrPEM is empty, and returns its record (status ACTIVE).
+func (s *Service) issue(cur *loadedCA, thing, csrPEM string, alg pki.KeyAlgorithm) (*Issued, error) {
+	opts := pki.IssueOptions{ExpectedCommonName: thing, ThingName: thing, KeyAlgorithm: alg}
 	var (
 		cert *x509.Certificate
 		out  Issued
@@ -208,4 +214,25 @@ func (s *Service) issue(cur *loadedCA, thing, csrPEM string) (*Issued, error) {
 		SerialNumber: cert.SerialNumber.Text(16), Subject: cert.Subject.String(), PEM: out.CertificatePEM, Status: store.CertActive,
 		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), CreatedAt: now, UpdatedAt: now}
 	return &out, nil
+}
+
+// keyAlgorithm is the algorithm of keys generated for things of type
+// thingType: the type's keyAlgorithm, else the service's. A type that does
+// not exist (any more) gets the service's; callers check it in their
+// transaction.
+func (s *Service) keyAlgorithm(ctx context.Context, thingType string) (pki.KeyAlgorithm, error) {
+	if thingType == "" {
+		return s.cfg.KeyAlgorithm, nil
+	}
+	tt, err := s.store.GetThingType(ctx, thingType)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.cfg.KeyAlgorithm, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if tt.KeyAlgorithm != "" {
+		return pki.KeyAlgorithm(tt.KeyAlgorithm), nil
+	}
+	return s.cfg.KeyAlgorithm, nil
 }

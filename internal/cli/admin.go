@@ -262,12 +262,13 @@ func runThingTypes(ctx context.Context, env *Env, args []string) error {
 		"get":    simpleGet("/api/v1/thing-types/"),
 		"delete": simpleDelete("/api/v1/thing-types/"),
 		"create": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "thing-types create", "thing-types create NAME [--description D] [--scopes a,b] [--auth-methods m,n] [--default-policies p,q] [--approver-relation owner] [--attribute name[:required][:pattern]]...")
+			fs := newFlagSet(env, "thing-types create", "thing-types create NAME [--description D] [--scopes a,b] [--auth-methods m,n] [--default-policies p,q] [--approver-relation owner] [--key-algorithm rsa-2048] [--attribute name[:required][:pattern]]...")
 			desc := fs.String("description", "", "description")
 			scopes := fs.String("scopes", "", "comma-separated OAuth scopes things of this type may get")
 			methods := fs.String("auth-methods", "", "comma-separated: client_secret, private_key_jwt, certificate, custom_authorizer, access_token")
 			policies := fs.String("default-policies", "", "comma-separated policy names attached to things of this type")
 			approver := fs.String("approver-relation", "", "relation recorded when a user approves a device login: owner, operator or viewer")
+			keyAlg := fs.String("key-algorithm", "", "keys /register generates for these things: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096")
 			var schema multiFlag
 			fs.Var(&schema, "attribute", "attribute schema entry name[:required][:pattern] (repeatable)")
 			raw := jsonFlag(fs)
@@ -295,7 +296,7 @@ func runThingTypes(ctx context.Context, env *Env, args []string) error {
 				specs = append(specs, spec)
 			}
 			body := map[string]any{"name": pos[0], "description": *desc, "scopes": splitList(*scopes),
-				"authMethods": splitList(*methods), "defaultPolicies": splitList(*policies), "attributeSchema": specs, "approverRelation": *approver}
+				"authMethods": splitList(*methods), "defaultPolicies": splitList(*policies), "attributeSchema": specs, "approverRelation": *approver, "keyAlgorithm": *keyAlg}
 			return c.print(ctx, "POST", "/api/v1/thing-types", nil, body)
 		},
 		"update": func(ctx context.Context, env *Env, args []string) error {

@@ -92,7 +92,7 @@ func (s *Service) Export(ctx context.Context) (*Dump, error) {
 			}
 			for _, tt := range tts {
 				d.ThingTypes = append(d.ThingTypes, DumpThingType{ThingTypeSpec: ThingTypeSpec{Name: tt.Name, Description: tt.Description,
-					AttributeSchema: tt.AttributeSchema, DefaultPolicies: tt.DefaultPolicies, AuthMethods: tt.AuthMethods, Scopes: tt.Scopes, ApproverRelation: tt.ApproverRelation}})
+					AttributeSchema: tt.AttributeSchema, DefaultPolicies: tt.DefaultPolicies, AuthMethods: tt.AuthMethods, Scopes: tt.Scopes, ApproverRelation: tt.ApproverRelation, KeyAlgorithm: tt.KeyAlgorithm}})
 			}
 			if len(tts) < 1000 {
 				break
@@ -303,7 +303,7 @@ func (im *importer) run(d *Dump) error {
 			continue
 		}
 		tt := &store.ThingType{Name: in.Name, Description: in.Description, AttributeSchema: nonNilSlice(in.AttributeSchema), DefaultPolicies: nonNilSlice(in.DefaultPolicies),
-			AuthMethods: nonNilSlice(in.AuthMethods), Scopes: nonNilSlice(in.Scopes), ApproverRelation: in.ApproverRelation, CreatedAt: im.now, UpdatedAt: im.now}
+			AuthMethods: nonNilSlice(in.AuthMethods), Scopes: nonNilSlice(in.Scopes), ApproverRelation: in.ApproverRelation, KeyAlgorithm: in.KeyAlgorithm, CreatedAt: im.now, UpdatedAt: im.now}
 		var p problems
 		checkThingType(&p, tt)
 		if len(p) > 0 {
@@ -321,7 +321,7 @@ func (im *importer) run(d *Dump) error {
 		case err != nil:
 			return err
 		case old.Description == tt.Description && slices.Equal(old.AttributeSchema, tt.AttributeSchema) && slices.Equal(old.DefaultPolicies, tt.DefaultPolicies) &&
-			slices.Equal(old.AuthMethods, tt.AuthMethods) && slices.Equal(old.Scopes, tt.Scopes) && old.ApproverRelation == tt.ApproverRelation:
+			slices.Equal(old.AuthMethods, tt.AuthMethods) && slices.Equal(old.Scopes, tt.Scopes) && old.ApproverRelation == tt.ApproverRelation && old.KeyAlgorithm == tt.KeyAlgorithm:
 			im.done(label, "thingType", in.Name, "")
 		default:
 			tt.Version, tt.CreatedAt = old.Version, old.CreatedAt
