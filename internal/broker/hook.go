@@ -220,7 +220,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if !bound.Allowed(policy.ActionConnect, cl.ID) {
 		return refuse(packets.ErrNotAuthorized, id, "iot:Connect denied for client id "+cl.ID)
 	}
-	if pk.Connect.WillFlag && !willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
+	if pk.Connect.WillFlag && !h.willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
 		return refuse(packets.ErrNotAuthorized, id, "will message to "+pk.Connect.WillTopic+" denied")
 	}
 	if !h.admit(s) {
@@ -310,9 +310,10 @@ func (h *hook) release(s *session) {
 	}
 }
 
-// willAllowed checks a will as the publish it will become.
-func willAllowed(b *policy.Bound, topic string, retain bool) bool {
-	if policy.ValidateTopicName(topic) != nil || !b.Allowed(policy.ActionPublish, topic) {
+// willAllowed checks a will as the publish it will become. No will goes to
+// a reserved topic: no feature defines one there.
+func (h *hook) willAllowed(b *policy.Bound, topic string, retain bool) bool {
+	if policy.ValidateTopicName(topic) != nil || h.reservedTopic(topic) || !b.Allowed(policy.ActionPublish, topic) {
 		return false
 	}
 	return !retain || b.Allowed(policy.ActionRetainPublish, topic)
@@ -377,7 +378,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 func (h *hook) recheckSubscriptions(s *session) {
 	bound := s.bound.Load()
 	for filter := range s.cl.State.Subscriptions.GetAll() {
-		if !subscribeAllowed(bound, filter) {
+		if !h.reservedAllowed(s, policy.ActionSubscribe, filter) || !subscribeAllowed(bound, filter) {
 			h.b.server.Topics.Unsubscribe(filter, s.cl.ID)
 			s.cl.State.Subscriptions.Delete(filter)
 			h.b.log.Info("mqtt subscription dropped", "client", s.cl.ID, "filter", filter)
@@ -522,16 +523,16 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	b := s.bound.Load()
 	if write {
-		if b.Allowed(policy.ActionPublish, topic) {
+		if h.reservedAllowed(s, policy.ActionPublish, topic) && b.Allowed(policy.ActionPublish, topic) {
 			return true
 		}
 		h.denied(s, "iot:Publish", topic)
 		return false
 	}
 	if policy.HasWildcard(topic) || s.isPending(topic) {
-		return subscribeAllowed(b, topic)
+		return h.reservedAllowed(s, policy.ActionSubscribe, topic) && subscribeAllowed(b, topic)
 	}
-	return b.Allowed(policy.ActionReceive, topic)
+	return h.reservedAllowed(s, policy.ActionReceive, topic) && b.Allowed(policy.ActionReceive, topic)
 }
 
 // OnPublish checks iot:RetainPublish for retained publishes (the publish
@@ -583,7 +584,7 @@ const withheldWillTopic = "$gatehouse/withheld-will"
 // racing mochi.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	s := h.session(cl)
-	if s != nil && willAllowed(s.bound.Load(), will.TopicName, will.Retain) {
+	if s != nil && h.willAllowed(s.bound.Load(), will.TopicName, will.Retain) {
 		h.b.log.Debug("mqtt will", "client", cl.ID, "topic", will.TopicName)
 		return will, nil
 	}
