@@ -261,6 +261,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		wg.Go(func() { b.follow(ctx) })
 	}
 	<-ctx.Done()
+	b.hook.stopWills()
 	for _, cl := range b.server.Clients.GetAll() {
 		if !cl.Net.Inline {
 			_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)

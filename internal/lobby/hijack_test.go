@@ -127,3 +127,27 @@ func TestSDKRefusesForgedAssignment(t *testing.T) {
 		t.Errorf("assignment = %+v, want the lobby's (mqtts://localhost:8883, meter-3)", r.a)
 	}
 }
+
+// TestRejectClosesLobbySession: rejecting a device closes its open lobby
+// session at once, as disabling a thing or revoking a certificate does
+// (before, the session lived on, and could still read its topic).
+func TestRejectClosesLobbySession(t *testing.T) {
+	f := newFixture(t, storetest.SQLiteDSN(t), true)
+	cert, fp := f.device("meter-4")
+	c, code := f.connect(fp, cert)
+	if code != 0 {
+		t.Fatalf("lobby connect = %#x", code)
+	}
+	if got := publish(t, c, lobby.KnockTopic(fp), []byte(`{"state":"factory default"}`)); got != 0 {
+		t.Fatalf("knock = %#x", got)
+	}
+	f.waitState(fp, store.LobbyInLobby)
+	if _, err := f.lobby.Reject(f.admin, fp, "stolen"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rejected device's lobby session is still open")
+	}
+}
