@@ -35,7 +35,7 @@ var lobbyAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES5
 // with ErrLobbySignature. JoinLobby and WaitForAssignment use it; a device
 // with its own MQTT client can too.
 func VerifyLobbyMessage(msg []byte, fp string, hosts []string, roots *x509.CertPool, now time.Time) (*Assignment, error) {
-	jws, err := jose.ParseSigned(string(msg), lobbyAlgorithms)
+	jws, err := jose.ParseSignedCompact(string(msg), lobbyAlgorithms)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLobbySignature, err)
 	}
