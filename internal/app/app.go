@@ -221,9 +221,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 	}
-	a.Lobby, err = lobby.New(lobby.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
+	lobbyCfg := lobby.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
 		Logger: opts.Logger.With("component", "lobby"), LocalEndpoint: endpoints(cfg, issuer)["mqtts"],
-		Sealer: sealer})
+		Sealer: sealer}
+	if tlsConfig != nil {
+		// The lobby signs what it tells devices with the server
+		// certificate they verified when they connected.
+		lobbyCfg.Signer = func() (*tls.Certificate, error) { return tlsConfig.GetCertificate(&tls.ClientHelloInfo{}) }
+	}
+	a.Lobby, err = lobby.New(lobbyCfg)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
@@ -245,8 +251,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
 		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
 		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
-		EventTopicPrefix: cfg.MQTT.EventTopicPrefix,
-		AnonymousAddr:    cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
+		EventTopicPrefix: cfg.MQTT.EventTopicPrefix, Reserved: []broker.ReservedGrant{lobby.ReservedGrant},
+		AnonymousAddr: cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
 		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
 		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
@@ -451,7 +457,7 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.Broker.Run(ctx) })
-	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker.Server()) })
+	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
 	g.Go(func() error {

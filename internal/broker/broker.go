@@ -51,7 +51,13 @@ type Config struct {
 	// default of 8192 costs too much memory per connection).
 	MaxClientWritesPending int32
 	// EventTopicPrefix is where the event log is mirrored; "" disables.
+	// Like $gatehouse/ and $SYS/ it is reserved: only the server publishes
+	// there, and clients read it as their policy allows.
 	EventTopicPrefix string
+	// Reserved opens parts of the reserved topics ($gatehouse/, $SYS/,
+	// EventTopicPrefix) to the sessions a feature defines them for (see
+	// ReservedGrant); everything else there is the server's alone.
+	Reserved []ReservedGrant
 
 	// AnonymousAddr, for interoperability testing only, serves plain MQTT
 	// without authentication (listener id "anonymous"): every client is
@@ -255,6 +261,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		wg.Go(func() { b.follow(ctx) })
 	}
 	<-ctx.Done()
+	b.hook.stopWills()
 	for _, cl := range b.server.Clients.GetAll() {
 		if !cl.Net.Inline {
 			_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
@@ -276,4 +283,35 @@ func (b *Broker) record(ctx context.Context, typ, subject string, details any) {
 	if b.batch != nil {
 		b.batch.Record(ctx, typ, subject, details)
 	}
+}
+
+// Publish publishes as the server (the inline client): no policy applies.
+func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	return b.server.Publish(topic, payload, retain, qos)
+}
+
+// Subscribe subscribes the server's inline client to filter.
+func (b *Broker) Subscribe(filter string, subscriptionID int, handler mqtt.InlineSubFn) error {
+	return b.server.Subscribe(filter, subscriptionID, handler)
+}
+
+// Unsubscribe ends an inline subscription.
+func (b *Broker) Unsubscribe(filter string, subscriptionID int) error {
+	return b.server.Unsubscribe(filter, subscriptionID)
+}
+
+// Identity is whom the client now connected with clientID authenticated
+// as, or nil: an inline subscriber learns who published what it receives
+// from the packet's Origin (mochi hands inline handlers its own inline
+// client, not the publisher). Nil for the inline client (the server's own
+// and HTTPS publishes) and ids with no live session.
+func (b *Broker) Identity(clientID string) *authn.Identity {
+	cl, ok := b.server.Clients.Get(clientID)
+	if !ok || cl.Net.Inline {
+		return nil
+	}
+	if s := b.hook.session(cl); s != nil && !s.offline.Load() {
+		return s.id
+	}
+	return nil
 }

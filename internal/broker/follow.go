@@ -80,10 +80,12 @@ func (c *changes) add(ev store.Event) {
 			}
 			c.things[name] = true
 		}
-	case ev.Type == "certificate.revoked", ev.Type == "certificate.deactivated":
+	case ev.Type == "certificate.revoked", ev.Type == "certificate.deactivated",
+		ev.Type == "lobby.rejected", ev.Type == "lobby.decommissioned":
 		// Sessions that logged in with the certificate carry its
-		// fingerprint as CredentialID, like a token's jti.
-		if fp, ok := strings.CutPrefix(ev.Subject, "certificate/"); ok {
+		// fingerprint as CredentialID, like a token's jti; a lobby device
+		// rejected or decommissioned loses its lobby session at once.
+		if fp, ok := cutAny(ev.Subject, "certificate/", "lobby/"); ok {
 			if c.jtis == nil {
 				c.jtis = map[string]bool{}
 			}
@@ -180,4 +182,14 @@ func (b *Broker) mirror(ev store.Event) {
 // topic name.
 func topicSafe(s string) string {
 	return strings.NewReplacer("+", "_", "#", "_", "\x00", "_").Replace(s)
+}
+
+// cutAny is strings.CutPrefix with the first of prefixes s has.
+func cutAny(s string, prefixes ...string) (string, bool) {
+	for _, p := range prefixes {
+		if rest, ok := strings.CutPrefix(s, p); ok {
+			return rest, true
+		}
+	}
+	return s, false
 }

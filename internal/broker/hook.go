@@ -52,6 +52,10 @@ type session struct {
 	// counted is set while the connection counts against its thing's
 	// ConnectionsPerThing (see hook.admit).
 	counted atomic.Bool
+	// takenOver marks a session another connection took over by client
+	// id: it stays known until its connection ends, so that its will is
+	// authorized (and published) as the session it is.
+	takenOver atomic.Bool
 }
 
 // maxDenialEvents is how many denials one connection records in the event
@@ -83,6 +87,12 @@ type hook struct {
 	// byConn finds the session of a network connection when mochi is done
 	// with it (see connectionEnded).
 	byConn sync.Map // net.Conn -> *session
+
+	// wills holds the delayed wills waiting to be sent, by client id
+	// (see OnWill); willClient is the inline client that sends them.
+	willsMu    sync.Mutex
+	wills      map[string]*delayedWill
+	willClient *mqtt.Client
 }
 
 // revokedMemory is how long the broker itself refuses a revoked token; by
@@ -113,7 +123,10 @@ func (h *hook) isRevoked(id string) bool {
 	return ok && !h.b.now().After(v.(time.Time))
 }
 
-func newHook(b *Broker) *hook { return &hook{b: b, perThing: map[string]map[string]int{}} }
+func newHook(b *Broker) *hook {
+	return &hook{b: b, perThing: map[string]map[string]int{}, wills: map[string]*delayedWill{},
+		willClient: b.server.NewClient(nil, "local", "gatehouse-will", true)}
+}
 
 func (h *hook) ID() string { return "gatehouse" }
 
@@ -219,7 +232,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if !bound.Allowed(policy.ActionConnect, cl.ID) {
 		return refuse(packets.ErrNotAuthorized, id, "iot:Connect denied for client id "+cl.ID)
 	}
-	if pk.Connect.WillFlag && !willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
+	if pk.Connect.WillFlag && !h.willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
 		return refuse(packets.ErrNotAuthorized, id, "will message to "+pk.Connect.WillTopic+" denied")
 	}
 	if !h.admit(s) {
@@ -309,9 +322,10 @@ func (h *hook) release(s *session) {
 	}
 }
 
-// willAllowed checks a will as the publish it will become.
-func willAllowed(b *policy.Bound, topic string, retain bool) bool {
-	if policy.ValidateTopicName(topic) != nil || !b.Allowed(policy.ActionPublish, topic) {
+// willAllowed checks a will as the publish it will become. No will goes to
+// a reserved topic: no feature defines one there.
+func (h *hook) willAllowed(b *policy.Bound, topic string, retain bool) bool {
+	if policy.ValidateTopicName(topic) != nil || h.reservedTopic(topic) || !b.Allowed(policy.ActionPublish, topic) {
 		return false
 	}
 	return !retain || b.Allowed(policy.ActionRetainPublish, topic)
@@ -376,7 +390,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 func (h *hook) recheckSubscriptions(s *session) {
 	bound := s.bound.Load()
 	for filter := range s.cl.State.Subscriptions.GetAll() {
-		if !subscribeAllowed(bound, filter) {
+		if !h.reservedAllowed(s, policy.ActionSubscribe, filter) || !subscribeAllowed(bound, filter) {
 			h.b.server.Topics.Unsubscribe(filter, s.cl.ID)
 			s.cl.State.Subscriptions.Delete(filter)
 			h.b.log.Info("mqtt subscription dropped", "client", s.cl.ID, "filter", filter)
@@ -407,7 +421,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 	s := v.(*session)
 	h.release(s)
-	if expire {
+	if expire || s.takenOver.Load() {
 		h.sessions.Delete(cl)
 	} else {
 		// A persistent session: keep it, so QoS 1/2 messages published
@@ -438,8 +452,14 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 // session is forgotten.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	s := h.session(cl)
+	if s == nil {
+		return
+	}
+	// A new connection to the session: a delayed will of the earlier one
+	// is not sent [MQTT-3.1.3-9].
+	h.cancelWill(cl.ID)
 	existing, ok := h.b.server.Clients.Get(cl.ID)
-	if s == nil || !ok || existing == cl {
+	if !ok || existing == cl {
 		return
 	}
 	bound := s.bound.Load()
@@ -449,18 +469,32 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			h.b.log.Info("mqtt queued message dropped on resume", "client", cl.ID, "topic", m.TopicName)
 		}
 	}
-	if old := h.session(existing); old != nil {
-		h.release(old)
+	old := h.session(existing)
+	if old == nil {
+		return
 	}
-	h.sessions.Delete(existing)
+	h.release(old)
+	if old.offline.Load() || existing.Closed() {
+		h.sessions.Delete(existing)
+		return
+	}
+	// Still connected: mochi disconnects it next and publishes its will
+	// (MQTT 5 §3.1.4; AWS IoT does on DUPLICATE_CLIENTID), which OnWill
+	// authorizes against this session's binding of that moment; its
+	// OnDisconnect then forgets it.
+	old.takenOver.Store(true)
 }
 
 // kick disconnects a session's client (MQTT 5 clients get the reason).
 func (h *hook) kick(s *session, code packets.Code, why string) {
 	if s.offline.Load() {
 		// Nothing to disconnect: forget the session so nothing more is
-		// queued for it under credentials no longer valid.
+		// queued for it under credentials no longer valid, and end mochi's
+		// session with it, so that a client coming back (a thing disabled
+		// and enabled again) is told there is no session present rather
+		// than resuming one whose queue was dead meanwhile.
 		h.sessions.Delete(s.cl)
+		h.endSession(s.cl)
 		h.b.log.Info("mqtt offline session dropped by gatehouse", "client", s.cl.ID, "principal", s.id.Principal, "why", why)
 		return
 	}
@@ -521,16 +555,16 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	b := s.bound.Load()
 	if write {
-		if b.Allowed(policy.ActionPublish, topic) {
+		if h.reservedAllowed(s, policy.ActionPublish, topic) && b.Allowed(policy.ActionPublish, topic) {
 			return true
 		}
 		h.denied(s, "iot:Publish", topic)
 		return false
 	}
 	if policy.HasWildcard(topic) || s.isPending(topic) {
-		return subscribeAllowed(b, topic)
+		return h.reservedAllowed(s, policy.ActionSubscribe, topic) && subscribeAllowed(b, topic)
 	}
-	return b.Allowed(policy.ActionReceive, topic)
+	return h.reservedAllowed(s, policy.ActionReceive, topic) && b.Allowed(policy.ActionReceive, topic)
 }
 
 // OnPublish checks iot:RetainPublish for retained publishes (the publish
@@ -580,9 +614,21 @@ const withheldWillTopic = "$gatehouse/withheld-will"
 // will the current policy forbids is withheld. OnWill runs on the client's
 // own goroutine, the only one that may read cl.Properties.Will without
 // racing mochi.
+//
+// A will with a Will Delay Interval is sent by the hook itself when the
+// delay is over (sendWill), authorized then: mochi would authorize it here
+// and send it later unchecked, so revoking iot:Publish during the delay
+// would not stop it. mochi gets a withheld stub to queue instead.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	s := h.session(cl)
-	if s != nil && willAllowed(s.bound.Load(), will.TopicName, will.Retain) {
+	if s != nil && will.WillDelayInterval > 0 {
+		// Sent when the delay is over or the session ends, whichever is
+		// first (MQTT 5 §3.1.3.2.2).
+		delay := min(will.WillDelayInterval, cl.Properties.Props.SessionExpiryInterval)
+		h.delayWill(s, will, time.Duration(delay)*time.Second)
+		return mqtt.Will{TopicName: withheldWillTopic, Flag: will.Flag, WillDelayInterval: will.WillDelayInterval}, nil
+	}
+	if s != nil && h.willAllowed(s.bound.Load(), will.TopicName, will.Retain) {
 		h.b.log.Debug("mqtt will", "client", cl.ID, "topic", will.TopicName)
 		return will, nil
 	}

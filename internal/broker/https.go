@@ -127,7 +127,7 @@ func (b *Broker) httpPublish(r *http.Request) error {
 	pctx.Thing = nil
 	bound := res.Set.Bind(pctx)
 	actx := events.WithActor(ctx, id.Principal)
-	if !bound.Allowed(policy.ActionPublish, topic) || (retain && !bound.Allowed(policy.ActionRetainPublish, topic)) {
+	if b.hook.reservedTopic(topic) || !bound.Allowed(policy.ActionPublish, topic) || (retain && !bound.Allowed(policy.ActionRetainPublish, topic)) {
 		b.record(actx, "broker.denied", "topic/"+topic, map[string]any{"action": "iot:Publish", "resource": topic, "via": "https"})
 		return &httpError{http.StatusForbidden, "Forbidden"}
 	}
