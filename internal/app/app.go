@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AccessTokenTTL: cfg.OAuth.AccessTokenTTL, RefreshTokenTTL: cfg.OAuth.RefreshTokenTTL,
 		DeviceCodeTTL: cfg.OAuth.DeviceCodeTTL, KeyRotation: cfg.OAuth.KeyRotation,
 		DefaultScopes: cfg.OAuth.DefaultScopes,
-		PasswordGrant: cfg.OAuth.PasswordGrant,
+		PasswordGrant: cfg.OAuth.PasswordGrant, Resources: cfg.OAuth.Resources,
 		// RFC 8705: a client certificate from the certificate service
 		// authenticates its thing at the token endpoint.
 		ClientCertificates: func(ctx context.Context, chain []*x509.Certificate) (string, error) {

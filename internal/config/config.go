@@ -236,6 +236,10 @@ type OAuth struct {
 	// PasswordGrant lets confidential registered apps use the resource
 	// owner password grant (off by default: it hands passwords to apps).
 	PasswordGrant bool `yaml:"passwordGrant"`
+	// Resources are the RFC 8707 resource indicators (absolute URIs)
+	// clients may name with resource= to get tokens whose aud is that
+	// resource instead of the issuer.
+	Resources []string `yaml:"resources"`
 }
 
 // ExternalIssuer is another OAuth 2.0 server trusted for access tokens.
@@ -455,6 +459,11 @@ func (c *Config) Validate() error {
 	if c.HTTP.TLSAddr != "" {
 		if u, err := url.Parse(c.HTTP.TLSExternalURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			bad("http.tlsExternalURL: %q is not an https URL", c.HTTP.TLSExternalURL)
+		}
+	}
+	for _, r := range c.OAuth.Resources {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			bad("oauth.resources: %q is not an absolute URI without a fragment (RFC 8707 section 2)", r)
 		}
 	}
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {

@@ -95,6 +95,11 @@ type Config struct {
 	HS256Secret []byte
 	// Audience is the "aud" of access tokens; default [Issuer].
 	Audience []string
+	// Resources are the resource indicators clients may ask tokens for
+	// (RFC 8707): a token requested with resource=R has aud [R] and is not
+	// accepted by Gatehouse's own resource servers (broker, HTTPS publish),
+	// which want Audience.
+	Resources []string
 	// AccessTokenTTL defaults to 1h, RefreshTokenTTL to 30 days,
 	// DeviceCodeTTL to 10 minutes, KeyRotation to 30 days.
 	AccessTokenTTL, RefreshTokenTTL, DeviceCodeTTL, KeyRotation time.Duration
@@ -134,6 +139,7 @@ type Server struct {
 
 	store                                           *store.Store
 	clientCerts                                     ClientCertificates
+	resources                                       []string
 	mtlsBaseURL                                     string
 	registry                                        *registry.Service
 	events                                          *events.Log
@@ -245,6 +251,7 @@ func New(cfg Config) (*Server, error) {
 		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
 	}
 	s.audience = slices.Clone(cfg.Audience)
+	s.resources = slices.Clone(cfg.Resources)
 	if len(s.audience) == 0 {
 		s.audience = []string{s.issuer}
 	}

@@ -114,6 +114,9 @@ type grant struct {
 	kind  string
 	roles []string
 	actor string
+	// audience is the token's aud if the client chose it (RFC 8707);
+	// nil means the server's default audience.
+	audience []string
 }
 
 // newID returns n random bytes, base64url encoded.
@@ -133,8 +136,12 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 		return "", c, err
 	}
 	now := s.now()
+	aud := s.audience
+	if g.audience != nil {
+		aud = g.audience
+	}
 	c = claims{
-		Issuer: s.issuer, Subject: g.subject, Audience: s.audience, IssuedAt: now.Unix(), Expiry: now.Add(s.atTTL).Unix(),
+		Issuer: s.issuer, Subject: g.subject, Audience: aud, IssuedAt: now.Unix(), Expiry: now.Add(s.atTTL).Unix(),
 		JTI: jti, ClientID: g.clientID, Scope: strings.Join(g.scopes, " "), ThingName: g.thing, ThingType: g.thingType,
 	}
 	if g.cnf != "" {
