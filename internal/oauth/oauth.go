@@ -112,9 +112,15 @@ type Config struct {
 	// are bound to the certificate (cnf x5t#S256) whatever the client
 	// authentication.
 	ClientCertificates ClientCertificates
-	Now                func() time.Time
-	Rand               io.Reader
-	Logger             *slog.Logger
+	// CertificateStatus tells whether the certificate a token is bound to,
+	// by its fingerprint (lowercase hex SHA-256), may still be used; it is
+	// asked at every verification of a bound token, so revoking or
+	// deactivating the certificate retires its tokens at once. Nil
+	// accepts bound tokens on their thumbprint alone.
+	CertificateStatus func(ctx context.Context, fingerprint string) error
+	Now               func() time.Time
+	Rand              io.Reader
+	Logger            *slog.Logger
 
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
@@ -129,6 +135,7 @@ type Server struct {
 
 	store                                           *store.Store
 	clientCerts                                     ClientCertificates
+	certStatus                                      func(ctx context.Context, fingerprint string) error
 	registry                                        *registry.Service
 	events                                          *events.Log
 	issuer                                          string
@@ -234,6 +241,7 @@ func New(cfg Config) (*Server, error) {
 		atTTL: cfg.AccessTokenTTL, rtTTL: cfg.RefreshTokenTTL, deviceTTL: cfg.DeviceCodeTTL, rotation: cfg.KeyRotation,
 		pollInterval: cfg.DevicePollInterval, defaultScopes: slices.Clone(cfg.DefaultScopes),
 		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates,
+		certStatus: cfg.CertificateStatus,
 	}
 	s.audience = slices.Clone(cfg.Audience)
 	if len(s.audience) == 0 {

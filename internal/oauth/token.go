@@ -152,7 +152,8 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 
 // VerifyAccessToken checks an access token issued by this server: size at
 // most 8 KiB, a published key by kid with that key's algorithm, typ at+jwt,
-// issuer, audience, exp/nbf/iat with 30s leeway and revocation by jti.
+// issuer, audience, exp/nbf/iat with 30s leeway, revocation by jti and,
+// for a token bound to a certificate, the certificate's status.
 func (s *Server) VerifyAccessToken(ctx context.Context, raw string) (*AccessToken, error) {
 	c, err := s.verifyJWT(ctx, raw)
 	if err != nil {
@@ -160,6 +161,9 @@ func (s *Server) VerifyAccessToken(ctx context.Context, raw string) (*AccessToke
 	}
 	if s.revoked.has(ctx, s, c.JTI) {
 		return nil, fmt.Errorf("%w: revoked", ErrInvalidToken)
+	}
+	if err := s.checkBound(ctx, c); err != nil {
+		return nil, err
 	}
 	return c.accessToken(), nil
 }

@@ -19,7 +19,8 @@ const maxVerified = 50_000
 // token - and is consulted under the same rules:
 //   - revocation is not cached: VerifyAccessToken checks the jti against
 //     the revocation list on every call, so a revoked token is refused at
-//     once, as without the cache;
+//     once, as without the cache; nor is the status of the certificate a
+//     token is bound to, asked on every call too;
 //   - time is not cached: exp, nbf and iat are checked against the clock on
 //     every hit, and an expired entry is dropped;
 //   - the key is not cached: a hit counts only while the key that signed
