@@ -94,7 +94,9 @@ type Identity struct {
 	// token is bound to (RFC 8705 cnf x5t#S256), or "": the token is good
 	// only while that certificate is.
 	BoundCertificate string
-	// ExpiresAt is when the credential stops being valid; zero for never.
+	// ExpiresAt is when the credential stops being valid, by the clock of
+	// Config.Now: from this instant it is refused at CONNECT, by Recheck
+	// and by the broker's expiry kick. Zero for never.
 	ExpiresAt time.Time
 	// Authorizer is the custom authorizer used, if any.
 	Authorizer string
@@ -246,10 +248,13 @@ func (a *Authenticator) token(ctx context.Context, raw, username, method string,
 }
 
 // Recheck tells whether an identity that authenticated earlier still may:
-// its certificate (or the one its token is bound to) is still ACTIVE, its
+// its credential has not expired, its certificate (or the one its token is bound to) is still ACTIVE, its
 // thing exists, is enabled and its type still allows the method. Live
 // connections are rechecked when the registry changes.
 func (a *Authenticator) Recheck(ctx context.Context, id *Identity) error {
+	if !id.ExpiresAt.IsZero() && !a.now().Before(id.ExpiresAt) {
+		return fmt.Errorf("%w: credential expired at %s", ErrNotAuthorized, id.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	if err := a.recheckCertificate(ctx, id); err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func (v *verifiedCache) put(key [sha256.Size]byte, e verifiedEntry, now time.Tim
 		// ones among them, and the first one in any case.
 		visited := 0
 		for k, old := range v.m {
-			if visited == 0 || now.After(time.Unix(old.c.Expiry, 0).Add(leeway)) {
+			if visited == 0 || !now.Before(time.Unix(old.c.Expiry, 0)) {
 				delete(v.m, k)
 			}
 			if visited++; visited >= 64 {

@@ -28,6 +28,11 @@ func TestVerifiedTokenCache(t *testing.T) {
 			}
 		}, "revoked", true},
 		{"expired", func(e *env, _ string) { e.clock.Advance(time.Hour + time.Minute) }, "expired", false},
+		// No leeway for Gatehouse's own tokens: good until the second
+		// before exp, refused from exp on.
+		{"1s before exp", func(e *env, _ string) { e.clock.Advance(time.Hour - time.Second) }, "", true},
+		{"at exp", func(e *env, _ string) { e.clock.Advance(time.Hour) }, "expired", false},
+		{"expired by 1s", func(e *env, _ string) { e.clock.Advance(time.Hour + time.Second) }, "expired", false},
 		{"signing key retired", func(e *env, _ string) {
 			for range 2 { // the token's key becomes previous, then retires
 				if err := e.srv.RotateKeys(e.t.Context()); err != nil {
