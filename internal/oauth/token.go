@@ -139,7 +139,7 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 	}
 	now := s.now()
 	c = claims{
-		Issuer: s.issuer, Subject: g.subject, Audience: s.audience, IssuedAt: now.Unix(), Expiry: now.Add(s.atTTL).Unix(),
+		Issuer: s.issuer, Subject: g.subject, Audience: s.audience, IssuedAt: now.Unix(), Expiry: ceilUnix(now.Add(s.atTTL)),
 		JTI: jti, ClientID: g.clientID, Scope: strings.Join(g.scopes, " "), ThingName: g.thing, ThingType: g.thingType,
 	}
 	if g.cnf != "" {
@@ -153,6 +153,16 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 		return "", c, fmt.Errorf("oauth: sign access token: %w", err)
 	}
 	return raw, c, nil
+}
+
+// ceilUnix is t in Unix seconds, rounded up: exp holds whole seconds and
+// has no leeway, so rounding down would end a token before the expires_in
+// its client was told.
+func ceilUnix(t time.Time) int64 {
+	if t.Equal(t.Truncate(time.Second)) {
+		return t.Unix()
+	}
+	return t.Unix() + 1
 }
 
 // VerifyAccessToken checks an access token issued by this server: size at

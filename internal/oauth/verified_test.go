@@ -82,3 +82,21 @@ func TestVerifiedTokenCache(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenLivesAtLeastExpiresIn: exp is whole seconds with no leeway, so
+// it is rounded up: a token issued in the middle of a second is good for
+// at least the expires_in its client was told (1 h), not refused up to a
+// second early.
+func TestTokenLivesAtLeastExpiresIn(t *testing.T) {
+	e := newEnv(t, storetestSQLite(t))
+	e.clock.Advance(900 * time.Millisecond)
+	tok := clientToken(t, e, "sensor-1")
+	e.clock.Advance(time.Hour - time.Millisecond)
+	if _, err := e.srv.VerifyAccessToken(t.Context(), tok); err != nil {
+		t.Errorf("1 h after issue, less a millisecond: %v", err)
+	}
+	e.clock.Advance(time.Second)
+	if _, err := e.srv.VerifyAccessToken(t.Context(), tok); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Errorf("1 h and a second after issue: %v, want expired", err)
+	}
+}
