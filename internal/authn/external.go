@@ -219,7 +219,7 @@ func (a *Authenticator) verifyExternal(ctx context.Context, raw string) (*oauth.
 		return nil, errNotExternal
 	}
 	c := a.external[idx]
-	jws, err := jose.ParseSigned(raw, c.algs)
+	jws, err := jose.ParseSignedCompact(raw, c.algs)
 	if err != nil {
 		return nil, fmt.Errorf("external token: %w", err)
 	}

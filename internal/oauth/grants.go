@@ -3,7 +3,6 @@ package oauth
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -320,6 +319,3 @@ func runAll(fns []func()) {
 		fn()
 	}
 }
-
-// badRequest wraps an oidc error with status 400.
-func badRequest(e *oidc.Error) error { return op.NewStatusError(e, http.StatusBadRequest) }
