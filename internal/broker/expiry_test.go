@@ -19,13 +19,17 @@ import (
 // its exp on, by the broker's clock, with no leeway: at CONNECT (0x86), so
 // a PUBLISH pipelined behind the CONNECT is never delivered and a
 // persistent session resumed with the expired token gets none of its
-// queued messages (they wait for a valid credential).
+// queued messages (they wait for a valid credential); a session still
+// connected publishes nothing from that instant either.
 func TestExpiredTokenRefused(t *testing.T) {
 	clk := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
 	f := newFixtureWith(t, time.Hour, func(c *broker.Config) { c.Now = clk.Now }, testenv.Now(clk.Now))
-	f.secrets["s-3"] = f.env.Things(f.env.As("test"), "sensor", "s-3")["s-3"]
+	for name, secret := range f.env.Things(f.env.As("test"), "sensor", "s-3", "s-4") {
+		f.secrets[name] = secret
+	}
 
 	old := []byte(f.token("s-3", "mqtt")) // exp = now + 1h
+	old4 := []byte(f.token("s-4", "mqtt"))
 
 	// 1s before exp the token is good: s-3 connects, then leaves a
 	// persistent session subscribed to commands/#, and a message is queued
@@ -43,6 +47,7 @@ func TestExpiredTokenRefused(t *testing.T) {
 		}
 	}
 	pub := f.mustConnect("s-2", "s-2", []byte(f.token("s-2", "mqtt")))
+	live := f.mustConnect("s-4", "s-4", old4) // stays connected past exp
 	away := f.connectPersistent(t, "s-3", old)
 	if got := subscribe(t, away, "commands/#"); got != 1 {
 		t.Fatalf("subscribe = %#x", got)
@@ -59,6 +64,11 @@ func TestExpiredTokenRefused(t *testing.T) {
 		PasswordFlag: true, Password: old, KeepAlive: 30, CleanStart: false,
 		Properties: &packets.Properties{SessionExpiryInterval: &expiry}}
 	clk.Advance(time.Second) // at exp
+	// The live session's token expired this instant: whether or not the
+	// expiry kick has run yet, its publish is refused.
+	if got := publish(t, live, "commands/late", 1, false); got != 0x87 {
+		t.Errorf("at exp, a publish of the live session = %#x, want 0x87", got)
+	}
 	if got := rawExchange(t, f.broker.Addr("mqtt"), resume); len(got) != 1 || got[0].Type != packets.CONNACK || got[0].Content.(*packets.Connack).ReasonCode != 0x86 {
 		t.Errorf("at exp, a persistent session resumed with the token: got %v, want only CONNACK 0x86", packetTypes(got))
 	}
@@ -77,8 +87,11 @@ func TestExpiredTokenRefused(t *testing.T) {
 	}
 	watcher.waitFor(t, "commands/sentinel")
 	for _, m := range watcher.messages() {
-		if m.Topic == "commands/leak" {
+		switch m.Topic {
+		case "commands/leak":
 			t.Error("a PUBLISH pipelined behind a CONNECT with an expired token was delivered")
+		case "commands/late":
+			t.Error("a PUBLISH of a live session whose token had expired was delivered")
 		}
 	}
 
