@@ -188,6 +188,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			}
 			return au.ThingName, nil
 		},
+		// A token bound to a certificate lives only as long as the
+		// certificate stays ACTIVE.
+		CertificateStatus: func(ctx context.Context, fingerprint string) error {
+			return a.Certs.CheckBoundCertificate(ctx, fingerprint)
+		},
 		MTLSBaseURL: mtlsBase, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
 		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
 	})

@@ -27,7 +27,9 @@ type ExternalIssuer struct {
 	// JWKSURL is fetched and cached; an unknown kid refetches it (at most
 	// once per MinRefresh).
 	JWKSURL string `yaml:"jwksURL"`
-	// Audience, when set, must be among the token's "aud".
+	// Audience must be among the token's "aud"; required, so that a token
+	// the issuer minted for another resource server (or an ID token for
+	// some client) is not accepted here.
 	Audience string `yaml:"audience"`
 	// ThingClaim names the claim holding the registry thing's name
 	// ("sub" when empty). A token whose thing is not registered
@@ -36,7 +38,25 @@ type ExternalIssuer struct {
 	// Algorithms allowed (default RS256, ES256, EdDSA); "none" and HMAC
 	// are never accepted.
 	Algorithms []string `yaml:"algorithms"`
+	// AllowUntypedTokens accepts tokens whose header typ is "JWT" or
+	// absent, not only "at+jwt" (RFC 9068 section 4). It is a weakening,
+	// for issuers that do not type their access tokens: any JWT the issuer
+	// signs with the right issuer and audience then passes for an access
+	// token (RFC 8725 section 3.11). Tokens shaped like ID tokens (nonce,
+	// at_hash, c_hash) are refused either way.
+	AllowUntypedTokens bool `yaml:"allowUntypedTokens"`
+	// Leeway tolerates the issuer's clock being behind: its tokens are
+	// accepted until exp + Leeway (default 0, at most MaxExternalLeeway).
+	// Gatehouse's own tokens have none.
+	Leeway time.Duration `yaml:"leeway"`
 }
+
+// MaxExternalLeeway bounds ExternalIssuer.Leeway.
+const MaxExternalLeeway = 5 * time.Minute
+
+// notBeforeSkew tolerates an nbf a little ahead of this clock; it lengthens
+// no token's life.
+const notBeforeSkew = 30 * time.Second
 
 // minRefresh bounds how often a JWKS is refetched for unknown key ids.
 const minRefresh = 30 * time.Second
@@ -69,6 +89,12 @@ func newJWKSCache(iss ExternalIssuer, client *http.Client, now func() time.Time)
 	}
 	if iss.Issuer == "" || !strings.HasPrefix(iss.JWKSURL, "http") {
 		return nil, fmt.Errorf("authn: external issuer needs issuer and an http(s) jwksURL")
+	}
+	if iss.Audience == "" {
+		return nil, fmt.Errorf("authn: external issuer %s needs an audience", iss.Issuer)
+	}
+	if iss.Leeway < 0 || iss.Leeway > MaxExternalLeeway {
+		return nil, fmt.Errorf("authn: external issuer %s: leeway %s: want 0 to %s", iss.Issuer, iss.Leeway, MaxExternalLeeway)
 	}
 	return c, nil
 }
@@ -103,6 +129,19 @@ func (c *jwksCache) key(ctx context.Context, kid string) (*jose.JSONWebKey, erro
 		return &ks[0], nil
 	}
 	return nil, fmt.Errorf("unknown key %q", kid)
+}
+
+// checkType requires the header typ of an access token, "at+jwt" (RFC 9068
+// section 4), unless the issuer allows untyped tokens ("JWT" or no typ).
+func (c *jwksCache) checkType(h jose.Header) error {
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	switch t := strings.ToLower(typ); {
+	case t == "at+jwt" || t == "application/at+jwt":
+		return nil
+	case c.iss.AllowUntypedTokens && (t == "" || t == "jwt"):
+		return nil
+	}
+	return fmt.Errorf("external token: typ %q is not at+jwt (set allowUntypedTokens for issuer %s to accept untyped tokens)", typ, c.iss.Issuer)
 }
 
 // externalClaims are the claims read from an external token.
@@ -180,7 +219,7 @@ func (a *Authenticator) verifyExternal(ctx context.Context, raw string) (*oauth.
 		return nil, errNotExternal
 	}
 	c := a.external[idx]
-	jws, err := jose.ParseSigned(raw, c.algs)
+	jws, err := jose.ParseSignedCompact(raw, c.algs)
 	if err != nil {
 		return nil, fmt.Errorf("external token: %w", err)
 	}
@@ -195,20 +234,32 @@ func (a *Authenticator) verifyExternal(ctx context.Context, raw string) (*oauth.
 	if err != nil {
 		return nil, fmt.Errorf("external token: %w", err)
 	}
+	if err := c.checkType(jws.Signatures[0].Protected); err != nil {
+		return nil, err
+	}
 	var claims externalClaims
 	if err := json.Unmarshal(body, &claims); err != nil {
 		return nil, fmt.Errorf("external token claims: %w", err)
 	}
-	now := a.now()
-	const leeway = 30 * time.Second
-	exp, ok := claims.unix("exp")
-	if !ok || now.After(exp.Add(leeway)) {
-		return nil, errors.New("external token: expired or without exp")
+	for _, idClaim := range []string{"nonce", "at_hash", "c_hash"} {
+		if _, ok := claims[idClaim]; ok {
+			return nil, fmt.Errorf("external token: has %q, an ID token's claim: ID tokens are not access tokens", idClaim)
+		}
 	}
-	if nbf, ok := claims.unix("nbf"); ok && now.Add(leeway).Before(nbf) {
+	now := a.now()
+	exp, ok := claims.unix("exp")
+	if !ok {
+		return nil, errors.New("external token: without exp")
+	}
+	// The instant the token is refused from, here and for live sessions.
+	exp = exp.Add(c.iss.Leeway)
+	if !now.Before(exp) {
+		return nil, errors.New("external token: expired")
+	}
+	if nbf, ok := claims.unix("nbf"); ok && now.Add(notBeforeSkew).Before(nbf) {
 		return nil, errors.New("external token: not yet valid")
 	}
-	if c.iss.Audience != "" && !slices.Contains(claims.audience(), c.iss.Audience) {
+	if !slices.Contains(claims.audience(), c.iss.Audience) {
 		return nil, fmt.Errorf("external token: audience %v does not include %q", claims.audience(), c.iss.Audience)
 	}
 	thingClaim := c.iss.ThingClaim

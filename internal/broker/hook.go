@@ -373,17 +373,41 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.b.metrics.connect("accepted")
 	h.recheckSubscriptions(s)
-	if !s.id.ExpiresAt.IsZero() {
-		d := s.id.ExpiresAt.Sub(h.b.now())
-		s.mu.Lock()
-		s.timer = time.AfterFunc(max(d, 0), func() { h.kick(s, packets.ErrMaxConnectTime, "credential expired") })
-		s.mu.Unlock()
-	}
+	h.armExpiry(s)
 	policies := *s.policies.Load()
 	h.b.log.Debug("mqtt connected", "client", cl.ID, "principal", s.id.Principal, "method", s.id.Method, "policies", policies)
 	h.b.record(s.ctx(), "broker.connected", "client/"+cl.ID, map[string]any{
 		"clientId": cl.ID, "remote": cl.Net.Remote, "listener": cl.Net.Listener, "method": s.id.Method,
 		"thing": s.id.ThingName, "policies": policies, "protocol": cl.Properties.ProtocolVersion})
+}
+
+// expired reports whether the session's credential has expired by the
+// broker's clock: from ExpiresAt on, the instant the authenticator refuses
+// it at CONNECT.
+func (h *hook) expired(s *session) bool {
+	exp := s.id.ExpiresAt
+	return !exp.IsZero() && !h.b.now().Before(exp)
+}
+
+// armExpiry disconnects the session when its credential expires. The
+// timer only wakes the check; the broker's clock decides, so the kick
+// happens at the same instant as a refusal at CONNECT would.
+func (h *hook) armExpiry(s *session) {
+	if s.id.ExpiresAt.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timer = time.AfterFunc(max(s.id.ExpiresAt.Sub(h.b.now()), 0), func() {
+		if h.expired(s) {
+			h.kick(s, packets.ErrMaxConnectTime, "credential expired")
+		} else if h.session(s.cl) == s && !s.offline.Load() {
+			h.armExpiry(s)
+		}
+	})
 }
 
 // recheckSubscriptions drops subscriptions the session may no longer hold.
@@ -551,6 +575,11 @@ func (s *session) isPending(filter string) bool {
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	s := h.session(cl)
 	if s == nil || (!write && topic == withheldWillTopic) {
+		return false
+	}
+	if h.expired(s) {
+		// Nothing is published or delivered under an expired credential,
+		// even before the expiry timer has kicked the client.
 		return false
 	}
 	b := s.bound.Load()

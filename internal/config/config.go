@@ -242,13 +242,20 @@ type OAuth struct {
 	Resources []string `yaml:"resources"`
 }
 
-// ExternalIssuer is another OAuth 2.0 server trusted for access tokens.
+// ExternalIssuer is another OAuth 2.0 server trusted for access tokens
+// (the fields of authn.ExternalIssuer, which documents them).
 type ExternalIssuer struct {
 	Issuer     string   `yaml:"issuer"`
 	JWKSURL    string   `yaml:"jwksURL"`
 	Audience   string   `yaml:"audience"`
 	ThingClaim string   `yaml:"thingClaim"`
 	Algorithms []string `yaml:"algorithms"`
+	// AllowUntypedTokens accepts typ "JWT" or no typ besides "at+jwt": a
+	// weakening (RFC 8725 section 3.11), off by default.
+	AllowUntypedTokens bool `yaml:"allowUntypedTokens"`
+	// Leeway accepts the issuer's tokens until exp + Leeway (0 to 5m,
+	// default 0).
+	Leeway time.Duration `yaml:"leeway"`
 }
 
 // Default returns the embedded default configuration.
@@ -541,6 +548,12 @@ func (c *Config) Validate() error {
 	for i, e := range c.OAuth.ExternalIssuers {
 		if e.Issuer == "" || !strings.HasPrefix(e.JWKSURL, "http") {
 			bad("oauth.externalIssuers[%d]: needs issuer and an http(s) jwksURL", i)
+		}
+		if e.Audience == "" {
+			bad("oauth.externalIssuers[%d]: audience: must be set (the aud this server's tokens carry for Gatehouse)", i)
+		}
+		if e.Leeway < 0 || e.Leeway > 5*time.Minute {
+			bad("oauth.externalIssuers[%d]: leeway: %s: want 0 to 5m", i, e.Leeway)
 		}
 	}
 	for _, p := range c.Authorizer.AllowedSources {

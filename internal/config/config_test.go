@@ -80,6 +80,8 @@ func TestRejects(t *testing.T) {
 		{name: "anonymous listener on every interface", env: map[string]string{"GATEHOUSE_MQTT_ANONYMOUS_ADDR": ":1885", "GATEHOUSE_MQTT_ANONYMOUS_POLICY": "interop"}, want: []string{"mqtt.anonymousAddr", "not a loopback"}},
 		{name: "anonymous listener without policy", set: [2]string{"mqtt.anonymousAddr", "127.0.0.1:1885"}, want: []string{"mqtt.anonymousPolicy"}},
 		{name: "anonymous listener bad address", file: "mqtt:\n  anonymousAddr: localhost\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr"}},
+		{name: "external issuer without audience, leeway too long", file: "oauth:\n  externalIssuers:\n    - issuer: https://idp\n      jwksURL: https://idp/jwks\n      leeway: 1h\n",
+			want: []string{"oauth.externalIssuers[0]: audience", "oauth.externalIssuers[0]: leeway"}},
 		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
 			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
 		{name: "exempt source not a prefix", file: "limits:\n  exemptSources: [10.1.2.3, 192.0.2.0/28]\n", want: []string{"limits.exemptSources", `"10.1.2.3" is not a CIDR prefix`}},

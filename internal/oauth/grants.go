@@ -3,7 +3,6 @@ package oauth
 import (
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -338,6 +337,3 @@ func runAll(fns []func()) {
 		fn()
 	}
 }
-
-// badRequest wraps an oidc error with status 400.
-func badRequest(e *oidc.Error) error { return op.NewStatusError(e, http.StatusBadRequest) }

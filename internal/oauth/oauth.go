@@ -122,9 +122,15 @@ type Config struct {
 	// it the metadata advertises tls_client_auth, certificate-bound tokens
 	// and the endpoints' mtls_endpoint_aliases (RFC 8705 section 5).
 	MTLSBaseURL string
-	Now         func() time.Time
-	Rand        io.Reader
-	Logger      *slog.Logger
+	// CertificateStatus tells whether the certificate a token is bound to,
+	// by its fingerprint (lowercase hex SHA-256), may still be used; it is
+	// asked at every verification of a bound token, so revoking or
+	// deactivating the certificate retires its tokens at once. Nil
+	// accepts bound tokens on their thumbprint alone.
+	CertificateStatus func(ctx context.Context, fingerprint string) error
+	Now               func() time.Time
+	Rand              io.Reader
+	Logger            *slog.Logger
 
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
@@ -141,6 +147,7 @@ type Server struct {
 	clientCerts                                     ClientCertificates
 	resources                                       []string
 	mtlsBaseURL                                     string
+	certStatus                                      func(ctx context.Context, fingerprint string) error
 	registry                                        *registry.Service
 	events                                          *events.Log
 	issuer                                          string
@@ -248,7 +255,8 @@ func New(cfg Config) (*Server, error) {
 		issuer: iss.String(), issuerURL: iss, sealer: cfg.Sealer, alg: cfg.Algorithm, hsSecret: slices.Clone(cfg.HS256Secret),
 		atTTL: cfg.AccessTokenTTL, rtTTL: cfg.RefreshTokenTTL, deviceTTL: cfg.DeviceCodeTTL, rotation: cfg.KeyRotation,
 		pollInterval: cfg.DevicePollInterval, defaultScopes: slices.Clone(cfg.DefaultScopes),
-		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
+		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates,
+		certStatus: cfg.CertificateStatus, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
 	}
 	s.audience = slices.Clone(cfg.Audience)
 	s.resources = slices.Clone(cfg.Resources)
