@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-iot/gatehouse/internal/jwks"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 )
 
@@ -24,8 +23,8 @@ import (
 type ExternalIssuer struct {
 	// Issuer must equal the token's "iss".
 	Issuer string `yaml:"issuer"`
-	// JWKSURL is fetched and cached; an unknown kid refetches it (at most
-	// once per MinRefresh).
+	// JWKSURL is fetched and cached (package jwks): refetched every 10
+	// minutes, and for an unknown kid at most every 30 s.
 	JWKSURL string `yaml:"jwksURL"`
 	// Audience must be among the token's "aud"; required, so that a token
 	// the issuer minted for another resource server (or an ID token for
@@ -58,22 +57,17 @@ const MaxExternalLeeway = 5 * time.Minute
 // no token's life.
 const notBeforeSkew = 30 * time.Second
 
-// minRefresh bounds how often a JWKS is refetched for unknown key ids.
-const minRefresh = 30 * time.Second
-
-// jwksCache holds one issuer's keys.
+// jwksCache is one external issuer: its settings, allowed algorithms and
+// key set (package jwks: refetched after a TTL, on unknown kids at most
+// every 30 s, backing off while the issuer is down).
 type jwksCache struct {
-	iss     ExternalIssuer
-	algs    []jose.SignatureAlgorithm
-	client  *http.Client
-	now     func() time.Time
-	mu      sync.Mutex
-	keys    jose.JSONWebKeySet
-	fetched time.Time
+	iss  ExternalIssuer
+	algs []jose.SignatureAlgorithm
+	keys *jwks.Set
 }
 
 func newJWKSCache(iss ExternalIssuer, client *http.Client, now func() time.Time) (*jwksCache, error) {
-	c := &jwksCache{iss: iss, client: client, now: now}
+	c := &jwksCache{iss: iss, keys: jwks.New(iss.JWKSURL, jwks.Options{Client: client, Now: now})}
 	names := iss.Algorithms
 	if len(names) == 0 {
 		names = []string{"RS256", "ES256", "EdDSA"}
@@ -97,38 +91,6 @@ func newJWKSCache(iss ExternalIssuer, client *http.Client, now func() time.Time)
 		return nil, fmt.Errorf("authn: external issuer %s: leeway %s: want 0 to %s", iss.Issuer, iss.Leeway, MaxExternalLeeway)
 	}
 	return c, nil
-}
-
-func (c *jwksCache) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ks := c.keys.Key(kid); len(ks) > 0 {
-		return &ks[0], nil
-	}
-	if !c.fetched.IsZero() && c.now().Sub(c.fetched) < minRefresh {
-		return nil, fmt.Errorf("unknown key %q", kid)
-	}
-	req, err := http.NewRequestWithContext(ctx, "GET", c.iss.JWKSURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch JWKS: status %d", resp.StatusCode)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
-		return nil, fmt.Errorf("decode JWKS: %w", err)
-	}
-	c.keys, c.fetched = set, c.now()
-	if ks := c.keys.Key(kid); len(ks) > 0 {
-		return &ks[0], nil
-	}
-	return nil, fmt.Errorf("unknown key %q", kid)
 }
 
 // checkType requires the header typ of an access token, "at+jwt" (RFC 9068
@@ -226,7 +188,7 @@ func (a *Authenticator) verifyExternal(ctx context.Context, raw string) (*oauth.
 	if len(jws.Signatures) != 1 {
 		return nil, errors.New("external token: want one signature")
 	}
-	key, err := c.key(ctx, jws.Signatures[0].Header.KeyID)
+	key, err := c.keys.Key(ctx, jws.Signatures[0].Header.KeyID)
 	if err != nil {
 		return nil, fmt.Errorf("external token from %s: %w", c.iss.Issuer, err)
 	}
