@@ -85,6 +85,17 @@ type Config struct {
 	// disconnected; QoS 0 is dropped); 0: MaxHTTPPayload for HTTPS, no
 	// limit for MQTT beyond MaxPacketSize.
 	MaxMessageSize int
+	// ConnectTimeout closes a connection that has not completed an
+	// authenticated CONNECT this long after it was accepted (TLS handshake
+	// and WebSocket upgrade included); 0: 10 seconds.
+	ConnectTimeout time.Duration
+	// PendingConnectionsPerIP bounds the concurrent connections of one
+	// client address that have not completed an authenticated CONNECT; a
+	// new one over it is closed at once. 0: no limit.
+	PendingConnectionsPerIP int
+	// MaxTopicBytes and MaxTopicLevels bound topic names and filters
+	// (publish, subscribe, will, HTTPS publish); 0: no limit.
+	MaxTopicBytes, MaxTopicLevels int
 	// Rejections counts refusals by the limits above (may be nil).
 	Rejections *ratelimit.Rejections
 }
@@ -100,6 +111,8 @@ type Broker struct {
 	server *mqtt.Server
 	hook   *hook
 	batch  *events.Batcher
+	// pending bounds connections not yet past an authenticated CONNECT.
+	pending *pendingConns
 
 	mu        sync.Mutex
 	addrs     map[string]string // listener id -> address
@@ -135,7 +148,11 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MaxPacketSize > 0 {
 		opts.Capabilities.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}, metrics: &metrics{}}
+	b.pending = newPendingConns(cfg.ConnectTimeout, cfg.PendingConnectionsPerIP, func() { cfg.Rejections.Inc(pendingLimit) })
 	if cfg.Events != nil {
 		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
 		if id, err := cfg.Events.LatestID(context.Background()); err == nil {
@@ -162,7 +179,7 @@ func (b *Broker) listen() error {
 		if err != nil {
 			return fmt.Errorf("broker: mqtt listener: %w", err)
 		}
-		if err := b.add("mqtt", ln); err != nil {
+		if err := b.add("mqtt", b.pending.listen(ln)); err != nil {
 			return err
 		}
 	}
@@ -170,11 +187,13 @@ func (b *Broker) listen() error {
 		if b.cfg.TLSConfig == nil {
 			return errors.New("broker: mqtts listener needs a TLS configuration")
 		}
-		ln, err := tls.Listen("tcp", a, b.cfg.TLSConfig)
+		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("broker: mqtts listener: %w", err)
 		}
-		if err := b.add("mqtts", ln); err != nil {
+		// Pending from the first byte: the TLS handshake must fit in the
+		// connect deadline too.
+		if err := b.add("mqtts", tls.NewListener(b.pending.listen(ln), b.cfg.TLSConfig)); err != nil {
 			return err
 		}
 	}
@@ -186,7 +205,7 @@ func (b *Broker) listen() error {
 		if err != nil {
 			return fmt.Errorf("broker: anonymous listener: %w", err)
 		}
-		if err := b.add(anonymousListener, ln); err != nil {
+		if err := b.add(anonymousListener, b.pending.listen(ln)); err != nil {
 			return err
 		}
 	}
