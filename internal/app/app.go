@@ -316,9 +316,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		a.httpsLn = tls.NewListener(ln, tlsConfig)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// Per-request read and write deadlines rather than the server's
+		// ReadTimeout and WriteTimeout, which would end the event stream.
+		Handler: httpapi.Deadlines(cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout,
+			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux))),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
