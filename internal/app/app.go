@@ -238,7 +238,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, PendingConnectionsPerIP: cfg.Limits.PendingConnectionsPerIP,
-		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels,
+		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels, DenialWindow: cfg.Events.DenialWindow,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -455,6 +455,9 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.Console.Run(ctx, 10*time.Minute) })
 	g.Go(func() error {
+		return a.Events.RunRetention(ctx, a.cfg.Events.Retention, retentionInterval, a.log.With("component", "events"))
+	})
+	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
@@ -463,6 +466,10 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	return g.Wait()
 }
+
+// retentionInterval is how often the server prunes events past
+// events.retention (and once at start).
+const retentionInterval = time.Hour
 
 // Close releases everything New acquired.
 func (a *App) Close() error {

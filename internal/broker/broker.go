@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,10 @@ type Config struct {
 	MaxTopicBytes, MaxTopicLevels int
 	// Rejections counts refusals by the limits above (may be nil).
 	Rejections *ratelimit.Rejections
+	// DenialWindow aggregates broker.denied events of one source, action
+	// and reason: the first of a window is written at once, the rest as
+	// one event with their count when it ends. 0 writes every denial.
+	DenialWindow time.Duration
 }
 
 // anonymousListener is the id of the unauthenticated test listener.
@@ -111,6 +116,8 @@ type Broker struct {
 	server *mqtt.Server
 	hook   *hook
 	batch  *events.Batcher
+	// denials aggregates broker.denied events through batch.
+	denials *events.Aggregator
 	// pending bounds connections not yet past an authenticated CONNECT.
 	pending *pendingConns
 
@@ -155,6 +162,7 @@ func New(cfg Config) (*Broker, error) {
 	b.pending = newPendingConns(cfg.ConnectTimeout, cfg.PendingConnectionsPerIP, func() { cfg.Rejections.Inc(pendingLimit) })
 	if cfg.Events != nil {
 		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
+		b.denials = cfg.Events.NewAggregator(b.batch, cfg.DenialWindow)
 		if id, err := cfg.Events.LatestID(context.Background()); err == nil {
 			b.followFrom, b.followKnown = id, true
 		}
@@ -269,6 +277,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	if b.batch != nil {
 		wg.Go(func() { _ = b.batch.Run(ctx) })
+		wg.Go(func() { _ = b.denials.Run(ctx) })
 	}
 	if b.cfg.Events != nil {
 		wg.Go(func() { b.follow(ctx) })
@@ -290,9 +299,36 @@ func (b *Broker) Run(ctx context.Context) error {
 // Server exposes mochi for tests and the HTTPS publish handler.
 func (b *Broker) Server() *mqtt.Server { return b.server }
 
-// record queues an event about a connection.
+// record queues an event about a connection. Denials are aggregated
+// (see Config.DenialWindow): a flood of failed CONNECTs must not grow the
+// event log by a row each.
 func (b *Broker) record(ctx context.Context, typ, subject string, details any) {
-	if b.batch != nil {
-		b.batch.Record(ctx, typ, subject, details)
+	if b.batch == nil {
+		return
 	}
+	if typ == deniedEvent {
+		b.denials.Record(ctx, denialKey(events.ActorFrom(ctx), details), typ, subject, details)
+		return
+	}
+	b.batch.Record(ctx, typ, subject, details)
+}
+
+// deniedEvent is the type of the broker's denial events.
+const deniedEvent = "broker.denied"
+
+// denialKey is what makes two denials repeats of each other: who (the
+// principal, and the client address when known, port dropped), the
+// action, and why (the reason, or else the resource).
+func denialKey(actor string, details any) string {
+	d, _ := details.(map[string]any)
+	str := func(k string) string { s, _ := d[k].(string); return s }
+	source := str("remote")
+	if host, _, err := net.SplitHostPort(source); err == nil {
+		source = host
+	}
+	why := str("reason")
+	if why == "" {
+		why = str("resource")
+	}
+	return strings.Join([]string{actor, source, str("action"), str("via"), why}, "\x00")
 }
