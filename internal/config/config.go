@@ -233,9 +233,9 @@ type HTTP struct {
 	TrustedProxies []string `yaml:"trustedProxies"`
 	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
 	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
-	// ReadTimeout bounds reading a whole request, headers and body, from
-	// its first byte; the body deadline ends once the body is read, so a
-	// long response is not cut off.
+	// ReadTimeout bounds reading a request body, from the end of its
+	// headers; the deadline is lifted once the body is read, so a long
+	// response is not cut off.
 	ReadTimeout time.Duration `yaml:"readTimeout"`
 	// WriteTimeout bounds writing a response, except the event stream
 	// and long polls (GET /api/v1/events/stream, ?wait=), which have
