@@ -60,13 +60,6 @@ func (p *pendingConns) give(addr netip.Addr) {
 	}
 }
 
-// count is how many pending connections addr holds (for tests).
-func (p *pendingConns) count(addr netip.Addr) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.byAddr[addr]
-}
-
 type pendingListener struct {
 	net.Listener
 	p *pendingConns
