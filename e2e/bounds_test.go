@@ -37,12 +37,12 @@ func closedByServer(t *testing.T, conn net.Conn, what string) {
 
 // TestUnauthenticatedSocketsAreClosed: with short timeouts configured,
 // the binary closes every kind of socket that holds a place without
-// getting anywhere: MQTT with nothing or half a CONNECT, MQTTS without a
-// ClientHello, WebSocket upgraded without CONNECT, HTTP headers or a body
-// trickling in.
+// getting anywhere: MQTT with nothing or half a CONNECT, MQTTS and HTTPS
+// without a ClientHello, WebSocket upgraded without CONNECT, HTTP headers
+// or a body trickling in, an idle keep-alive connection.
 func TestUnauthenticatedSocketsAreClosed(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
-	yaml := "mqtt:\n  connectTimeout: 200ms\nhttp:\n  readHeaderTimeout: 200ms\n  readTimeout: 300ms\n"
+	yaml := "mqtt:\n  connectTimeout: 200ms\nhttp:\n  readHeaderTimeout: 200ms\n  readTimeout: 300ms\n  idleTimeout: 300ms\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +85,8 @@ func TestUnauthenticatedSocketsAreClosed(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 			return c.UnderlyingConn()
 		}},
+		{"https, no ClientHello", func(t *testing.T) net.Conn { return dial(t, s.HTTPS, "") }},
+		{"http, idle after a request", func(t *testing.T) net.Conn { return dial(t, httpAddr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") }},
 		{"http, headers trickling", func(t *testing.T) net.Conn { return dial(t, httpAddr, "GET /healthz HTTP/1.1\r\nHost: x\r\n") }},
 		{"http, body trickling", func(t *testing.T) net.Conn {
 			return dial(t, httpAddr, "POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=")
