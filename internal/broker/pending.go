@@ -3,13 +3,14 @@ package broker
 import (
 	"crypto/tls"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 )
 
 // pendingLimit is the rejection counter's name for
@@ -27,12 +28,13 @@ type pendingConns struct {
 	perIP    int
 	rejected func()
 
-	mu     sync.Mutex
-	byAddr map[netip.Addr]int
+	mu sync.Mutex
+	// byAddr counts by ratelimit.AddrKey: an IPv4 address or an IPv6 /64.
+	byAddr map[string]int
 }
 
 func newPendingConns(timeout time.Duration, perIP int, rejected func()) *pendingConns {
-	return &pendingConns{timeout: timeout, perIP: perIP, rejected: rejected, byAddr: map[netip.Addr]int{}}
+	return &pendingConns{timeout: timeout, perIP: perIP, rejected: rejected, byAddr: map[string]int{}}
 }
 
 // listen wraps ln so every connection it accepts is pending.
@@ -40,9 +42,9 @@ func (p *pendingConns) listen(ln net.Listener) net.Listener {
 	return &pendingListener{Listener: ln, p: p}
 }
 
-// take counts a new connection from addr, or reports false when addr has
-// PendingConnectionsPerIP already.
-func (p *pendingConns) take(addr netip.Addr) bool {
+// take counts a new connection from addr (an IPv4 address or IPv6 /64),
+// or reports false when addr has PendingConnectionsPerIP already.
+func (p *pendingConns) take(addr string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.perIP > 0 && p.byAddr[addr] >= p.perIP {
@@ -52,7 +54,7 @@ func (p *pendingConns) take(addr netip.Addr) bool {
 	return true
 }
 
-func (p *pendingConns) give(addr netip.Addr) {
+func (p *pendingConns) give(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.byAddr[addr]--; p.byAddr[addr] <= 0 {
@@ -73,10 +75,7 @@ func (l *pendingListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var addr netip.Addr
-		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-			addr = ap.Addr().Unmap()
-		}
+		addr := ratelimit.AddrKey(c.RemoteAddr().String())
 		if !l.p.take(addr) {
 			c.Close()
 			if l.p.rejected != nil {
@@ -102,7 +101,7 @@ func (l *pendingListener) Accept() (net.Conn, error) {
 type pendingConn struct {
 	net.Conn
 	p    *pendingConns
-	addr netip.Addr
+	addr string
 
 	mu                  sync.Mutex
 	pending             bool
