@@ -261,6 +261,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
 		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
+		ConnectTimeout: cfg.MQTT.ConnectTimeout, PendingConnectionsPerIP: cfg.Limits.PendingConnectionsPerIP,
+		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels, DenialWindow: cfg.Events.DenialWindow,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -334,9 +336,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		a.httpsLn = tls.NewListener(httpsRaw, tlsConfig)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// Per-request read and write deadlines rather than the server's
+		// ReadTimeout and WriteTimeout, which would end the event stream.
+		Handler: httpapi.Deadlines(cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout,
+			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux))),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
@@ -470,6 +475,9 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.Console.Run(ctx, 10*time.Minute) })
 	g.Go(func() error {
+		return a.Events.RunRetention(ctx, a.cfg.Events.Retention, retentionInterval, a.log.With("component", "events"))
+	})
+	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
@@ -478,6 +486,10 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	return g.Wait()
 }
+
+// retentionInterval is how often the server prunes events past
+// events.retention (and once at start).
+const retentionInterval = time.Hour
 
 // Close releases everything New acquired.
 func (a *App) Close() error {

@@ -190,6 +190,9 @@ func codeFor(err error) packets.Code {
 // OnConnect authenticates the client and checks iot:Connect and its will,
 // answering a refusal itself so the CONNACK carries the precise reason.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if err := h.b.checkWill(cl, pk); err != nil {
+		return err
+	}
 	capKeepAlive(cl, h.b.cfg.MaxKeepAlive)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -475,6 +478,7 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 // session taken over by someone else does not leak them, and the earlier
 // session is forgotten.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.b.established(cl)
 	s := h.session(cl)
 	if s == nil {
 		return
@@ -530,6 +534,7 @@ func (h *hook) kick(s *session, code packets.Code, why string) {
 
 // OnSubscribe notes the filters being checked (see session.pending).
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	pk = h.b.limitFilters(cl, pk)
 	if s := h.session(cl); s != nil {
 		s.mu.Lock()
 		for _, f := range pk.Filters {
@@ -599,6 +604,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // OnPublish checks iot:RetainPublish for retained publishes (the publish
 // itself passed OnACLCheck already).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if err := h.b.limitTopic(cl, pk); err != nil {
+		return pk, err
+	}
 	if limit := h.b.cfg.MaxMessageSize; limit > 0 && !cl.Net.Inline && len(pk.Payload) > limit {
 		h.b.cfg.Rejections.Inc("mqtt.maxMessageSize")
 		h.b.log.Debug("mqtt publish too large", "client", cl.ID, "topic", pk.TopicName, "bytes", len(pk.Payload))

@@ -35,7 +35,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"RelationshipExpiry", testRelationshipExpiry}, {"AccessRequests", testAccessRequests}, {"AWSAccessKeys", testAWSAccessKeys}, {"SyncState", testSyncState},
 		{"DeleteCascades", testDeleteCascades},
 		{"APITokens", testAPITokens},
-		{"Events", testEvents},
+		{"Events", testEvents}, {"EventCountAndPrune", testEventCountAndPrune},
 		{"TxRollback", testTxRollback},
 		{"Policies", testPolicies},
 		{"Authorizers", testAuthorizers},
