@@ -130,8 +130,6 @@ type Broker struct {
 	mu        sync.Mutex
 	addrs     map[string]string // listener id -> address
 	wsServers []*wsListener
-	cancel    context.CancelFunc
-	done      chan struct{}
 
 	metrics *metrics
 
