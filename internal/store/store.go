@@ -391,6 +391,9 @@ func (d dialect) migrations() ([]migration, error) {
 	var ms []migration
 	for _, e := range entries {
 		name := e.Name()
+		if e.IsDir() {
+			return nil, fmt.Errorf("store: migrations/%s: a migration is one file rendered per dialect, not a directory per dialect", name)
+		}
 		if !strings.HasSuffix(name, ".sql") {
 			continue
 		}
