@@ -19,6 +19,8 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
 // browserTools finds node, Chromium and the installed browser test
@@ -151,9 +153,10 @@ func TestConsoleBrowser(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		select {
-		case a := <-assigned:
-			if !strings.Contains(string(a), `"thingName":"meter-9"`) {
-				deviceErr = fmt.Errorf("assignment = %s", a)
+		case raw := <-assigned:
+			a, err := thing.VerifyLobbyMessage(raw, fp, []string{"127.0.0.1"}, roots, time.Now())
+			if err != nil || a.ThingName != "meter-9" {
+				deviceErr = fmt.Errorf("assignment = %+v (%v)", a, err)
 				return
 			}
 		case <-runCtx.Done():

@@ -53,7 +53,10 @@
 // it is assigned: this Gatehouse (login with the manufacturer certificate
 // as the thing), another MQTT broker, or another Gatehouse where it
 // registers with the registration token of its assignment. The assignment
-// is kept in the state directory (lobby.json, target/).
+// is kept in the state directory (lobby.json, target/). It is taken only if
+// the lobby signed it with a certificate that verifies as the lobby's TLS
+// server certificate did ([VerifyLobbyMessage]); anything else on the
+// assignment topic is refused.
 //
 // Everything the device must remember lives in small files in the state
 // directory, readable by the owner only (0600), and is loaded on start:

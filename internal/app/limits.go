@@ -22,7 +22,8 @@ type limits struct {
 
 func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Time) (*limits, error) {
 	rej, err := ratelimit.NewRejections(reg, "tokenPerIP", "tokenPerClient", "deviceUserCodePerIP", "registerPerIP",
-		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP")
+		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP",
+		"pendingConnectionsPerIP", "mqtt.maxTopicBytes", "mqtt.maxTopicLevels")
 	if err != nil {
 		return nil, err
 	}

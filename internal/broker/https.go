@@ -71,6 +71,10 @@ func (b *Broker) httpPublish(r *http.Request) error {
 	if err := policy.ValidateTopicName(topic); err != nil {
 		return &httpError{http.StatusBadRequest, "invalid topic: " + err.Error()}
 	}
+	if limit := b.topicOverLimit(topic); limit != "" {
+		b.cfg.Rejections.Inc(limit)
+		return &httpError{http.StatusBadRequest, "invalid topic: over " + limit}
+	}
 	q := r.URL.Query()
 	qos := byte(0)
 	switch q.Get("qos") {
@@ -127,7 +131,7 @@ func (b *Broker) httpPublish(r *http.Request) error {
 	pctx.Thing = nil
 	bound := res.Set.Bind(pctx)
 	actx := events.WithActor(ctx, id.Principal)
-	if !bound.Allowed(policy.ActionPublish, topic) || (retain && !bound.Allowed(policy.ActionRetainPublish, topic)) {
+	if b.hook.reservedTopic(topic) || !bound.Allowed(policy.ActionPublish, topic) || (retain && !bound.Allowed(policy.ActionRetainPublish, topic)) {
 		b.record(actx, "broker.denied", "topic/"+topic, map[string]any{"action": "iot:Publish", "resource": topic, "via": "https"})
 		return &httpError{http.StatusForbidden, "Forbidden"}
 	}

@@ -216,7 +216,7 @@ func (s *Server) serveAMThingToken(w http.ResponseWriter, r *http.Request) {
 	if name := r.PathValue("name"); name != "*" && name != c.id {
 		resp, err = s.issueForChild(ctx, c, name, scopes)
 	} else {
-		resp, err = s.issueForClient(ctx, c, scopes)
+		resp, err = s.issueForClient(ctx, c, scopes, nil)
 	}
 	if err != nil {
 		e := oidc.DefaultToServerError(err, "internal error")

@@ -95,6 +95,11 @@ type Config struct {
 	HS256Secret []byte
 	// Audience is the "aud" of access tokens; default [Issuer].
 	Audience []string
+	// Resources are the resource indicators clients may ask tokens for
+	// (RFC 8707): a token requested with resource=R has aud [R] and is not
+	// accepted by Gatehouse's own resource servers (broker, HTTPS publish),
+	// which want Audience.
+	Resources []string
 	// AccessTokenTTL defaults to 1h, RefreshTokenTTL to 30 days,
 	// DeviceCodeTTL to 10 minutes, KeyRotation to 30 days.
 	AccessTokenTTL, RefreshTokenTTL, DeviceCodeTTL, KeyRotation time.Duration
@@ -117,9 +122,15 @@ type Config struct {
 	// it the metadata advertises tls_client_auth, certificate-bound tokens
 	// and the endpoints' mtls_endpoint_aliases (RFC 8705 section 5).
 	MTLSBaseURL string
-	Now         func() time.Time
-	Rand        io.Reader
-	Logger      *slog.Logger
+	// CertificateStatus tells whether the certificate a token is bound to,
+	// by its fingerprint (lowercase hex SHA-256), may still be used; it is
+	// asked at every verification of a bound token, so revoking or
+	// deactivating the certificate retires its tokens at once. Nil
+	// accepts bound tokens on their thumbprint alone.
+	CertificateStatus func(ctx context.Context, fingerprint string) error
+	Now               func() time.Time
+	Rand              io.Reader
+	Logger            *slog.Logger
 
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
@@ -134,7 +145,9 @@ type Server struct {
 
 	store                                           *store.Store
 	clientCerts                                     ClientCertificates
+	resources                                       []string
 	mtlsBaseURL                                     string
+	certStatus                                      func(ctx context.Context, fingerprint string) error
 	registry                                        *registry.Service
 	events                                          *events.Log
 	issuer                                          string
@@ -242,9 +255,11 @@ func New(cfg Config) (*Server, error) {
 		issuer: iss.String(), issuerURL: iss, sealer: cfg.Sealer, alg: cfg.Algorithm, hsSecret: slices.Clone(cfg.HS256Secret),
 		atTTL: cfg.AccessTokenTTL, rtTTL: cfg.RefreshTokenTTL, deviceTTL: cfg.DeviceCodeTTL, rotation: cfg.KeyRotation,
 		pollInterval: cfg.DevicePollInterval, defaultScopes: slices.Clone(cfg.DefaultScopes),
-		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
+		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates,
+		certStatus: cfg.CertificateStatus, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
 	}
 	s.audience = slices.Clone(cfg.Audience)
+	s.resources = slices.Clone(cfg.Resources)
 	if len(s.audience) == 0 {
 		s.audience = []string{s.issuer}
 	}
