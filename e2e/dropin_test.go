@@ -208,6 +208,14 @@ $HOST/am/oauth2/access_token?realm=awsiot`
 	if inv := sh.json(t, `aws iot test-invoke-authorizer --authorizer-name iot-openam-authorizer --token "$ACCESS_TOKEN" --token-signature c2ln $EP`, "ACCESS_TOKEN="+access); inv["isAuthenticated"] != false {
 		t.Errorf("test-invoke-authorizer with a bad signature = %v", inv)
 	}
+	// An inactive authorizer refuses the same publish, and is listed so.
+	sh.must(t, `aws iot update-authorizer --authorizer-name iot-openam-authorizer --status INACTIVE $EP`)
+	if got := sh.json(t, `aws iot list-authorizers --status INACTIVE $EP`); !strings.Contains(jsonString(got), "iot-openam-authorizer") {
+		t.Errorf("list-authorizers --status INACTIVE = %v", got)
+	}
+	if out := sh.must(t, publish, "SIG="+sig, "ACCESS_TOKEN="+access, "TOPIC=customauthtesting"); !strings.HasPrefix(out, "HTTP/1.1 401") {
+		t.Errorf("publish through an inactive authorizer answered %q, want 401", firstLine(out))
+	}
 	// The legacy grant gives the same tokens as the RFC form: the device
 	// code is spent.
 	if got := poll(); got["error"] != "invalid_grant" {
