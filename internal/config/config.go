@@ -97,7 +97,7 @@ type Limits struct {
 // adapter_key query parameter) or come from AllowedSources; with neither
 // configured every request is refused.
 type Authorizer struct {
-	Keys               []string      `yaml:"keys"`
+	Keys               []string      `yaml:"keys" secret:"true"`
 	AllowedSources     []string      `yaml:"allowedSources"`
 	MaxSessions        int           `yaml:"maxSessions"`
 	SessionTTL         time.Duration `yaml:"sessionTTL"`
@@ -178,7 +178,7 @@ type Secrets struct {
 type Store struct {
 	// DSN is "sqlite:PATH" or "postgres://...". Empty means
 	// sqlite:<dataDir>/gatehouse.db.
-	DSN string `yaml:"dsn"`
+	DSN string `yaml:"dsn" secret:"dsn"`
 }
 
 // HTTP configures the HTTP listener (admin API, OAuth, device page, metrics).
@@ -212,7 +212,7 @@ type OAuth struct {
 	// Algorithm signs access tokens: ES256 (default), EdDSA, RS256, or HS256
 	// (legacy shared-secret mode, needs HS256Secret).
 	Algorithm       string        `yaml:"algorithm"`
-	HS256Secret     string        `yaml:"hs256Secret"`
+	HS256Secret     string        `yaml:"hs256Secret" secret:"true"`
 	AccessTokenTTL  time.Duration `yaml:"accessTokenTTL"`
 	RefreshTokenTTL time.Duration `yaml:"refreshTokenTTL"`
 	DeviceCodeTTL   time.Duration `yaml:"deviceCodeTTL"`
@@ -565,28 +565,96 @@ func IsLoopbackHost(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// mask replaces a secret in Redacted's output.
+const mask = "xxxxx"
+
+// secretDSNParams are the DSN query parameters that hold secrets.
+var secretDSNParams = []string{"password", "sslpassword"}
+
+// redact masks the password of a DSN's user info and of its query
+// parameters; a DSN that does not parse is masked whole.
 func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+	if strings.HasPrefix(dsn, "sqlite:") {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		if dsn == "" {
+			return ""
+		}
+		return mask
+	}
+	if u.User != nil {
 		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
+			u.User = url.UserPassword(u.User.Username(), mask)
 		}
 	}
-	return dsn
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return mask
+		}
+		for key := range q {
+			for _, secret := range secretDSNParams {
+				if strings.EqualFold(key, secret) {
+					q[key] = []string{mask}
+				}
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // Redacted returns the configuration as YAML with secrets masked, for
-// logging at debug level and `gatehouse config`.
+// logging at debug level and `gatehouse config`. A field tagged
+// secret:"true" is masked whole (each element of a list), one tagged
+// secret:"dsn" keeps all but its passwords.
 func (c Config) Redacted() string {
-	c.Store.DSN = redact(c.Store.DSN)
-	if c.OAuth.HS256Secret != "" {
-		c.OAuth.HS256Secret = "xxxxx"
-	}
+	v := reflect.ValueOf(&c).Elem()
+	maskSecrets(v)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	_ = enc.Encode(c)
 	return b.String()
+}
+
+// maskSecrets masks the secret fields of the struct v in place. Slices are
+// replaced by masked copies, never written through, so the configuration
+// Redacted was called on keeps its values.
+func maskSecrets(v reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		switch tag := f.Tag.Get("secret"); {
+		case tag == "dsn" && fv.Kind() == reflect.String:
+			fv.SetString(redact(fv.String()))
+		case tag != "" && fv.Kind() == reflect.String:
+			if fv.String() != "" {
+				fv.SetString(mask)
+			}
+		case tag != "" && fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			if fv.Len() > 0 {
+				masked := make([]string, fv.Len())
+				for j := range masked {
+					masked[j] = mask
+				}
+				fv.Set(reflect.ValueOf(masked))
+			}
+		case tag != "":
+			fv.Set(reflect.Zero(fv.Type()))
+		case fv.Kind() == reflect.Struct:
+			maskSecrets(fv)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct && fv.Len() > 0:
+			copied := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+			reflect.Copy(copied, fv)
+			for j := range copied.Len() {
+				maskSecrets(copied.Index(j))
+			}
+			fv.Set(copied)
+		}
+	}
 }
 
 // Access configures the expiry of relationships and access requests.
