@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -152,6 +153,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if p == "" {
 			return nil, errors.New("store: sqlite DSN has no path")
 		}
+		if err := createPrivate(p); err != nil {
+			return nil, err
+		}
 		q := "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		var err error
 		db, err = sql.Open("sqlite", "file:"+p+q)
@@ -188,6 +192,32 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate creates the SQLite database file at path with mode 0600,
+// whatever the umask and the directory's mode, unless it exists or is
+// ":memory:". SQLite creates the -wal and -shm files with the database
+// file's mode, so they are 0600 too. An existing file keeps its mode.
+func createPrivate(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: create sqlite database: %w", err)
+	}
+	// The umask can only remove bits; Chmod makes the mode exact.
+	err = f.Chmod(0o600)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: create sqlite database: %w", err)
+	}
+	return nil
 }
 
 // redactDSN drops a password from a URL-style DSN so it can be logged.
