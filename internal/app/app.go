@@ -281,7 +281,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Now: opts.Now, Rand: opts.Rand, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout,
 		SecureCookies: strings.HasPrefix(issuer, "https://")})
 	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
-	a.api = httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
+	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series, AuthFailures: authFailures(limits.apiAuthFailuresPerIP)})
 	mux.Handle("/api/v1/", a.api)
 	mux.Handle("/console/", a.Console)
@@ -293,10 +294,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
 	mux.Handle("/authorizer/", adapters.Handler())
 	// AWS-IoT-compatible registry API and its access keys.
-	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
-	awsKeysAPI := httpapi.AWSKeysHandler(a.Registry, awsKeys, opts.Logger.With("component", "httpapi"), cfg.HTTP.MaxBodyBytes)
-	mux.Handle("/api/v1/aws-keys", awsKeysAPI)
-	mux.Handle("/api/v1/aws-keys/", awsKeysAPI)
 	if p := cfg.AWSIoT.Prefix; p != "" {
 		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
 			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot")}))

@@ -45,6 +45,9 @@ type Config struct {
 	// token, stale session) per client address; over it every request from
 	// the address is answered 429 until the bucket refills. Nil: no limit.
 	AuthFailures AuthFailureLimiter
+	// AWSKeys manages the access keys of the AWS-IoT-compatible API
+	// (/api/v1/aws-keys, administrators only); nil leaves those routes out.
+	AWSKeys AWSKeys
 }
 
 // AuthFailureLimiter counts failed authentications per key
@@ -92,6 +95,9 @@ func New(c Config) *API {
 	}
 	a.streams, a.stop = context.WithCancel(context.Background())
 	a.routes()
+	if c.AWSKeys != nil {
+		a.awsKeyRoutes(c.AWSKeys)
+	}
 	return a
 }
 

@@ -2,10 +2,8 @@ package httpapi
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 
-	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -15,24 +13,6 @@ type AWSKeys interface {
 	Create(ctx context.Context, name string, roles []string) (*store.AWSAccessKey, string, error)
 	List(ctx context.Context) ([]store.AWSAccessKey, error)
 	Revoke(ctx context.Context, id string) error
-}
-
-// AWSKeysHandler serves /api/v1/aws-keys (administrators only) with the
-// API's authentication and error format. It is mounted beside the API, at
-// "/api/v1/aws-keys" and "/api/v1/aws-keys/".
-func AWSKeysHandler(reg *registry.Service, keys AWSKeys, log *slog.Logger, maxBody int64) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if maxBody == 0 {
-		maxBody = 1 << 20
-	}
-	a := &API{reg: reg, log: log, maxBody: maxBody, mux: http.NewServeMux()}
-	a.awsKeyRoutes(keys)
-	a.mux.HandleFunc("/api/v1/aws-keys/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))
-	})
-	return a
 }
 
 func (a *API) awsKeyRoutes(keys AWSKeys) {

@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+)
+
+// consoleSession signs in to the console as user and returns a client
+// carrying the session cookie and the session's CSRF token.
+func consoleSession(t *testing.T, s *server, user, password string) (*http.Client, string) {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar}
+	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	resp, err := c.Post(s.URL+"/console/api/login", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sess struct {
+		CSRFToken string `json:"csrfToken"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&sess); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("console login: %d %v", resp.StatusCode, err)
+	}
+	return c, sess.CSRFToken
+}
+
+// sessionRequest sends one request with the console session of c.
+func sessionRequest(t *testing.T, c *http.Client, csrf, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-CSRF-Token", csrf)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAWSKeysUnderTheOneAPI: /api/v1/aws-keys is part of the one admin
+// API: the administrator's console session may list and create keys, and
+// failed authentications there count against the same per-address limit
+// (429 with Retry-After) as everywhere under /api/v1.
+func TestAWSKeysUnderTheOneAPI(t *testing.T) {
+	s := startServer(t, "--data-dir", t.TempDir())
+	c, csrf := consoleSession(t, s, "admin", s.Pass)
+	if code, body := sessionRequest(t, c, csrf, "GET", s.URL+"/api/v1/aws-keys", ""); code != http.StatusOK {
+		t.Fatalf("GET /api/v1/aws-keys with the admin's console session: %d %s, want 200", code, body)
+	}
+	if code, body := sessionRequest(t, c, csrf, "POST", s.URL+"/api/v1/aws-keys", `{"name":"from-console"}`); code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/aws-keys with the admin's console session: %d %s, want 201", code, body)
+	}
+	// The default limits.apiAuthFailuresPerIP is 30/m.
+	var last int
+	for i := 0; i < 31; i++ {
+		last, _ = curl(t, "GET", s.URL+"/api/v1/aws-keys", "ghat_wrong", "")
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("31st wrong token at /api/v1/aws-keys: %d, want 429", last)
+	}
+	if code, _ := curl(t, "GET", s.URL+"/api/v1/things", s.Token, ""); code != http.StatusTooManyRequests {
+		t.Errorf("after the failures the address still reaches /api/v1/things: %d, want 429", code)
+	}
+}
