@@ -12,7 +12,7 @@ import (
 )
 
 // decode reads exactly one JSON object from r's body into v, rejecting
-// unknown fields, trailing data and bodies over limit bytes.
+// unknown fields, trailing data, a null body and bodies over limit bytes.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -24,8 +24,14 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err != nil {
 		return err // *http.MaxBytesError maps to 413
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return errorf(http.StatusBadRequest, "request body is empty: want a JSON object")
+	}
+	// encoding/json decodes null into anything as "no change": a PATCH
+	// would save an empty patch, bump the version and log an event.
+	if string(trimmed) == "null" {
+		return errorf(http.StatusBadRequest, "request body is null: want a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
