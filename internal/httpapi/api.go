@@ -466,7 +466,7 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.GroupMember]{Items: ms})
+	return listPage(w, r, ms, func(m store.GroupMember) string { return m.Kind + " " + m.Member })
 }
 
 func (a *API) addMember(w http.ResponseWriter, r *http.Request) error {
@@ -513,7 +513,9 @@ func (a *API) listRelationships(w http.ResponseWriter, r *http.Request) error {
 			return rel.ObjectKind != store.KindThing || !owned[rel.Object]
 		})
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.Relationship]{Items: rels})
+	return listPage(w, r, rels, func(rel store.Relationship) string {
+		return strings.Join([]string{rel.SubjectKind, rel.Subject, rel.Relation, rel.ObjectKind, rel.Object}, " ")
+	})
 }
 
 type relationshipIn struct {
@@ -607,7 +609,7 @@ func (a *API) listAPITokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.APIToken]{Items: toks})
+	return listPage(w, r, toks, func(t store.APIToken) string { return t.ID })
 }
 
 func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request) error {

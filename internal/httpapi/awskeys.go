@@ -21,7 +21,7 @@ func (a *API) awsKeyRoutes(keys AWSKeys) {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, listResponse[store.AWSAccessKey]{Items: list})
+		return listPage(w, r, list, func(k store.AWSAccessKey) string { return k.ID })
 	})
 	a.handle("POST /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in struct {

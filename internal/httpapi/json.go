@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -112,6 +113,33 @@ func list[T any](w http.ResponseWriter, items []T, limit int, key func(T) string
 	resp := listResponse[T]{Items: items}
 	if len(items) == limit && limit > 0 {
 		resp.Next = key(items[len(items)-1])
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// listPage writes the page ?after= and ?limit= ask for of items, a list
+// the store does not page: ordered by key, those at or before after left
+// out, at most limit of them, and next naming the last one sent when more
+// follow. It gives every list the bounds of page.
+func listPage[T any](w http.ResponseWriter, r *http.Request, items []T, key func(T) string) error {
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	slices.SortStableFunc(items, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	if after != "" {
+		i, _ := slices.BinarySearchFunc(items, after, func(it T, after string) int {
+			if key(it) <= after {
+				return -1
+			}
+			return 1
+		})
+		items = items[i:]
+	}
+	resp := listResponse[T]{Items: items}
+	if len(items) > limit {
+		resp.Items = items[:limit]
+		resp.Next = key(items[limit-1])
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }
