@@ -282,7 +282,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		SecureCookies: strings.HasPrefix(issuer, "https://")})
 	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
 	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
-	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxImportBytes: cfg.HTTP.MaxImportBytes,
 		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series, AuthFailures: authFailures(limits.apiAuthFailuresPerIP)})
 	mux.Handle("/api/v1/", a.api)
 	mux.Handle("/console/", a.Console)

@@ -192,8 +192,11 @@ type HTTP struct {
 	// ExternalURL is how clients reach the server; it is the OAuth issuer.
 	// Empty means http://<addr>.
 	ExternalURL string `yaml:"externalURL"`
-	// MaxBodyBytes bounds every request body.
-	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
+	// MaxBodyBytes bounds every request body but registry imports.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// MaxImportBytes bounds a registry import body (POST
+	// /api/v1/registry/import), which may be a whole registry export.
+	MaxImportBytes  int64         `yaml:"maxImportBytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// TrustedProxies are the CIDR prefixes of load balancers whose
 	// X-Forwarded-For header names the client address (for limits, audit
@@ -243,7 +246,7 @@ func Default() Config {
 		DataDir: "./gatehouse-data",
 		Access:  Access{PurgeInterval: time.Minute, PendingTTL: 7 * 24 * time.Hour},
 		AWSIoT:  AWSIoT{Prefix: "/aws-iot", Account: "000000000000", MaxSkew: 5 * time.Minute},
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second},
+		HTTP:    HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, MaxImportBytes: 64 << 20, ShutdownTimeout: 10 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
@@ -433,6 +436,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
 		bad("http.maxBodyBytes: %d: want 1024 to 67108864", c.HTTP.MaxBodyBytes)
+	}
+	if c.HTTP.MaxImportBytes < c.HTTP.MaxBodyBytes || c.HTTP.MaxImportBytes > 1<<30 {
+		bad("http.maxImportBytes: %d: want http.maxBodyBytes (%d) to 1073741824", c.HTTP.MaxImportBytes, c.HTTP.MaxBodyBytes)
 	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		bad("http.shutdownTimeout: must be positive")

@@ -73,6 +73,8 @@ func TestRejects(t *testing.T) {
 			want: []string{"log.level", "log.format", "oauth.algorithm", "http.addr"}},
 		{name: "hs256 needs secret", file: "oauth:\n  algorithm: HS256\n", want: []string{"hs256Secret"}},
 		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
+		{name: "import limit below body limit", file: "http:\n  maxBodyBytes: 4096\n  maxImportBytes: 2048\n", want: []string{"http.maxImportBytes"}},
+		{name: "import limit over 1 GiB", file: "http:\n  maxImportBytes: 2147483648\n", want: []string{"http.maxImportBytes"}},
 		{name: "keep-alive cap below 5s", file: "mqtt:\n  maxKeepAlive: 2s\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "keep-alive cap not whole seconds", file: "mqtt:\n  maxKeepAlive: 1500ms\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "console idle longer than session", env: map[string]string{"GATEHOUSE_CONSOLE_SESSION_TTL": "1h", "GATEHOUSE_CONSOLE_IDLE_TIMEOUT": "2h"}, want: []string{"console.idleTimeout"}},

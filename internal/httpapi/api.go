@@ -25,8 +25,11 @@ type Config struct {
 	// OAuth manages things' client credentials; nil leaves those routes out.
 	OAuth  Credentials
 	Logger *slog.Logger
-	// MaxBodyBytes bounds request bodies.
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MaxImportBytes bounds a registry import body, which may be a whole
+	// export (default 64 MiB, never less than MaxBodyBytes).
+	MaxImportBytes int64
 	// Certs is the certificate service; nil leaves its routes out.
 	Certs *certs.Service
 	// Sessions authenticates the web console's session cookie as an
@@ -63,10 +66,12 @@ type API struct {
 	events  *events.Log
 	log     *slog.Logger
 	maxBody int64
-	creds   Credentials
-	lobby   *lobby.Service
-	mux     *http.ServeMux
-	certs   *certs.Service
+	// maxImport bounds registry import bodies.
+	maxImport int64
+	creds     Credentials
+	lobby     *lobby.Service
+	mux       *http.ServeMux
+	certs     *certs.Service
 
 	sessions     Sessions
 	connections  Connections
@@ -86,7 +91,11 @@ func New(c Config) *API {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
-	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
+	if c.MaxImportBytes == 0 {
+		c.MaxImportBytes = 64 << 20
+	}
+	c.MaxImportBytes = max(c.MaxImportBytes, c.MaxBodyBytes)
+	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, maxImport: c.MaxImportBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
 	a.certs = c.Certs
 	a.sessions, a.connections, a.series, a.heartbeat = c.Sessions, c.Connections, c.Series, c.StreamHeartbeat
 	a.authFailures = c.AuthFailures
