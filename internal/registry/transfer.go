@@ -338,7 +338,7 @@ func (im *importer) run(d *Dump) error {
 			continue
 		}
 		var p problems
-		if !usernameRE.MatchString(in.Username) {
+		if !ValidUsername(in.Username) {
 			p.add("username", "%q is not a valid username", truncate(in.Username))
 		}
 		roles := in.Roles

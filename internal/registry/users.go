@@ -65,8 +65,8 @@ func checkPassword(p *problems, pw string) {
 // CreateUser registers a user.
 func (s *Service) CreateUser(ctx context.Context, in NewUser) (*store.User, error) {
 	var p problems
-	if !usernameRE.MatchString(in.Username) {
-		p.add("username", "%q is not a valid username: use 1 to %d of a-z A-Z 0-9 . _ @ -", truncate(in.Username), maxUsernameLength)
+	if !ValidUsername(in.Username) {
+		p.add("username", "%q is not a valid username: use 1 to %d of a-z A-Z 0-9 . _ @ -, not . or ..", truncate(in.Username), maxUsernameLength)
 	}
 	if in.Password != "" {
 		checkPassword(&p, in.Password)
