@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -76,5 +77,44 @@ func TestAWSKeysUnderTheOneAPI(t *testing.T) {
 	}
 	if code, _ := curl(t, "GET", s.URL+"/api/v1/things", s.Token, ""); code != http.StatusTooManyRequests {
 		t.Errorf("after the failures the address still reaches /api/v1/things: %d, want 429", code)
+	}
+}
+
+// TestTLS12OffersAEADOnly: over TLS 1.2 the HTTPS and MQTTS listeners
+// accept only AEAD cipher suites: a client offering only CBC-SHA1 suites
+// fails the handshake, one offering an AEAD suite succeeds.
+func TestTLS12OffersAEADOnly(t *testing.T) {
+	s := startServer(t, "--data-dir", t.TempDir())
+	cbc := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA}
+	aead := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}
+	for _, l := range []struct{ name, addr string }{{"https", s.HTTPS}, {"mqtts", s.MQTTS}} {
+		if l.addr == "" {
+			t.Fatalf("no %s listener in the banner", l.name)
+		}
+		for _, tc := range []struct {
+			name   string
+			suites []uint16
+			ok     bool
+		}{{"CBC-SHA1 only", cbc, false}, {"AEAD", aead, true}} {
+			t.Run(l.name+"/"+tc.name, func(t *testing.T) {
+				conn, err := tls.Dial("tcp", l.addr, &tls.Config{
+					MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: tc.suites,
+					InsecureSkipVerify: true, // only the cipher suite is under test
+				})
+				if err == nil {
+					got := tls.CipherSuiteName(conn.ConnectionState().CipherSuite)
+					conn.Close()
+					if !tc.ok {
+						t.Fatalf("handshake with %s succeeded using %s", tc.name, got)
+					}
+					return
+				}
+				if tc.ok {
+					t.Fatalf("handshake with %s failed: %v", tc.name, err)
+				}
+			})
+		}
 	}
 }
