@@ -126,15 +126,54 @@ const (
 func (a *API) handle(pattern, role string, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		ctx, err := a.authenticate(r, role)
-		if err == nil {
-			err = h(w, r.WithContext(ctx))
-		}
+		err := retryRead(w, r, func(w http.ResponseWriter) error {
+			ctx, err := a.authenticate(r, role)
+			if err == nil {
+				err = h(w, r.WithContext(ctx))
+			}
+			return err
+		})
 		if err != nil {
 			writeError(w, r, a.log, err)
 		}
 	})
 }
+
+// retryRead runs serve and, when a GET or HEAD failed on a lost database
+// connection before writing anything, runs it once more: reads are safe
+// to repeat, and the store's pool replaces the connections a failover
+// broke. Writes are retried (once) by the store only where that is safe,
+// inside transactions that did not reach their commit.
+func retryRead(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter) error) error {
+	if !safeMethod(r.Method) {
+		return serve(w)
+	}
+	tw := &writeTracker{ResponseWriter: w}
+	err := serve(tw)
+	if err != nil && !tw.wrote && r.Context().Err() == nil && store.IsUnavailable(err) {
+		err = serve(w)
+	}
+	return err
+}
+
+// writeTracker notes whether a handler wrote anything.
+type writeTracker struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *writeTracker) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *writeTracker) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *writeTracker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (a *API) routes() {
 	a.handle("GET /api/v1/things", ownerRead, a.listThings)
