@@ -186,8 +186,8 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 		}
 		evs = append(evs, ev)
 		if approve && relation != "" {
-			rel := &store.Relationship{SubjectKind: store.KindUser, Subject: d.Subject, Relation: relation, ObjectKind: store.KindThing, Object: d.ClientID, CreatedAt: s.now().UTC()}
-			switch err := tx.AddRelationship(ctx, rel); {
+			rel, err := s.registry.AddRelationshipInTx(ctx, tx, store.Relationship{SubjectKind: store.KindUser, Subject: d.Subject, Relation: relation, ObjectKind: store.KindThing, Object: d.ClientID})
+			switch {
 			case errors.Is(err, store.ErrExists):
 			case err != nil:
 				return err
@@ -212,6 +212,11 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 		return
 	}
 	s.events.Notify(evs...)
+	if approve {
+		// The approver's new relationship changes what their policies
+		// resolve to.
+		s.registry.InvalidatePolicies()
+	}
 	page.Step, page.Approved = "done", approve
 	s.renderDevice(w, r, http.StatusOK, page, "")
 }
