@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -116,5 +117,58 @@ func TestTLS12OffersAEADOnly(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestBuiltInPoliciesKeepWhatTheyAreFor: a version of gatehouse-lobby or
+// gatehouse-people that would deny what lobby devices or people need is
+// refused with a clear error, whether saved as the default or made the
+// default later, and neither policy can be deleted; a version that only
+// adds statements is accepted.
+func TestBuiltInPoliciesKeepWhatTheyAreFor(t *testing.T) {
+	s := startServer(t, "--data-dir", t.TempDir())
+	const denyAll = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*","Resource":"*"}]}`
+	for _, tc := range []struct{ policy, need, extended string }{
+		{"gatehouse-lobby", "lobby devices", `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:ClientId}"},
+ {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/$gatehouse/lobby/${iot:ClientId}/knock"},
+ {"Effect":"Allow","Action":"iot:Subscribe","Resource":"topicfilter/$gatehouse/lobby/${iot:ClientId}/assignment"},
+ {"Effect":"Allow","Action":"iot:Receive","Resource":"topic/$gatehouse/lobby/${iot:ClientId}/assignment"},
+ {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/$gatehouse/lobby/${iot:ClientId}/hello"}]}`},
+		{"gatehouse-people", "people", `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${gatehouse:User.Name}~*"}]}`},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			base := s.URL + "/api/v1/policies/" + tc.policy
+			code, body := curl(t, "POST", base+"/versions", s.Token, `{"setAsDefault":true,"document":`+denyAll+`}`)
+			if code != http.StatusBadRequest || !strings.Contains(body, "built-in") || !strings.Contains(body, tc.need) {
+				t.Errorf("deny-all version as default: %d %s, want 400 naming the built-in policy and %s", code, body, tc.need)
+			}
+			// Saved aside, it cannot be made the default either.
+			code, body = curl(t, "POST", base+"/versions", s.Token, `{"document":`+denyAll+`}`)
+			if code != http.StatusCreated {
+				t.Fatalf("deny-all version aside: %d %s", code, body)
+			}
+			var v struct {
+				VersionID int64 `json:"versionId"`
+			}
+			if err := json.Unmarshal([]byte(body), &v); err != nil {
+				t.Fatal(err)
+			}
+			code, body = curl(t, "PUT", base+"/default-version", s.Token, fmt.Sprintf(`{"versionId":%d}`, v.VersionID))
+			if code != http.StatusBadRequest || !strings.Contains(body, "built-in") {
+				t.Errorf("deny-all made the default: %d %s, want 400", code, body)
+			}
+			if code, body := curl(t, "DELETE", base, s.Token, ""); code != http.StatusConflict {
+				t.Errorf("delete: %d %s, want 409", code, body)
+			}
+			code, body = curl(t, "GET", base, s.Token, "")
+			if code != http.StatusOK || !strings.Contains(body, `"defaultVersionId":1`) {
+				t.Errorf("after refused changes: %d %s, want default version 1", code, body)
+			}
+			if code, body := curl(t, "POST", base+"/versions", s.Token, `{"setAsDefault":true,"document":`+tc.extended+`}`); code != http.StatusCreated {
+				t.Errorf("a version keeping what is needed: %d %s, want 201", code, body)
+			}
+		})
 	}
 }

@@ -43,6 +43,8 @@ type Service struct {
 	// which usernames exist.
 	dummyHash string
 	cache     *policyCache
+	// builtin holds what built-in policies must keep allowing.
+	builtin builtinPolicies
 }
 
 // New returns a Service.
@@ -69,6 +71,7 @@ func New(c Config) (*Service, error) {
 		return nil, err
 	}
 	s.dummyHash = dummy
+	s.requirePeoplePolicy()
 	return s, nil
 }
 
