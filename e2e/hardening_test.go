@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -171,4 +174,121 @@ func TestBuiltInPoliciesKeepWhatTheyAreFor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// from sends a request as if from addr, through the trusted proxy the
+// server is configured with (X-Forwarded-For).
+func from(t *testing.T, c *http.Client, addr, method, u, contentType, body string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", addr)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// guessCode is the nth of a run of distinct well-formed user codes that
+// were never issued (user codes are 8 of 20 consonants).
+func guessCode(n int) string {
+	const alphabet = "BCDFGHJKLMNPQRSTVWXZ"
+	code := []byte("ZZZZ-ZZZZ")
+	for i := 8; i > 4 && n > 0; i-- {
+		code[i] = alphabet[n%len(alphabet)]
+		n /= len(alphabet)
+	}
+	return string(code)
+}
+
+// TestSignInLimits: the console login limit per address is the setting
+// limits.consoleLoginPerIP; password guessing against one account spread
+// over many addresses is slowed per account (429 with Retry-After for that
+// account only); and 21 addresses guessing user codes on /device spend
+// their own buckets, so a person at another address still signs in.
+func TestSignInLimits(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgFile, []byte("http:\n  trustedProxies: [127.0.0.0/8]\nlimits:\n  consoleLoginPerIP: 3/m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--data-dir", filepath.Join(dir, "data"), "--config", cfgFile)
+	s.admin(t, "POST", "/api/v1/users", `{"username":"alice","password":"correct horse battery"}`, 201)
+	s.admin(t, "POST", "/api/v1/users", `{"username":"bob","password":"bob's long password"}`, 201)
+	c := &http.Client{}
+	login := func(addr, user, pass string) (int, http.Header) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"username": user, "password": pass})
+		code, h, _ := from(t, c, addr, "POST", s.URL+"/console/api/login", "application/json", string(body))
+		return code, h
+	}
+
+	t.Run("console login per address is a setting", func(t *testing.T) {
+		for i := range 3 {
+			if code, _ := login("10.1.0.1", "nobody", "x"); code != http.StatusUnauthorized {
+				t.Fatalf("attempt %d: %d, want 401", i+1, code)
+			}
+		}
+		if code, h := login("10.1.0.1", "nobody", "x"); code != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+			t.Fatalf("4th attempt from one address with consoleLoginPerIP 3/m: %d, want 429 with Retry-After", code)
+		}
+	})
+
+	t.Run("guessing one account from many addresses", func(t *testing.T) {
+		// The default: 5 failures free, then waits doubling from 1s.
+		for i := range 6 {
+			if code, _ := login(fmt.Sprintf("10.2.0.%d", i+1), "alice", "guess"); code != http.StatusUnauthorized {
+				t.Fatalf("guess %d: %d, want 401", i+1, code)
+			}
+		}
+		code, h := login("10.2.1.1", "alice", "correct horse battery")
+		if code != http.StatusTooManyRequests || h.Get("Retry-After") != "1" {
+			t.Errorf("right after 6 failures, from a new address: %d (Retry-After %q), want 429 with Retry-After 1", code, h.Get("Retry-After"))
+		}
+		if code, _ := login("10.2.1.2", "bob", "bob's long password"); code != http.StatusOK {
+			t.Errorf("another account meanwhile: %d, want 200", code)
+		}
+	})
+
+	t.Run("user code guessing from 21 addresses", func(t *testing.T) {
+		status, da := postForm(t, s.URL+"/oauth2/device/code", url.Values{"client_id": {"gatehouse-cli"}, "scope": {"openid"}})
+		if status != http.StatusOK {
+			t.Fatalf("device code: %d %v", status, da)
+		}
+		jar, _ := cookiejar.New(nil)
+		b := &http.Client{Jar: jar}
+		_, _, page := from(t, b, "10.3.0.1", "GET", s.URL+"/device", "", "")
+		m := csrfRE.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("device page has no csrf field:\n%s", page)
+		}
+		attempt := func(addr, code, user, pass string) int {
+			form := url.Values{"csrf": {m[1]}, "step": {"login"}, "user_code": {code}, "username": {user}, "password": {pass}}
+			status, _, _ := from(t, b, addr, "POST", s.URL+"/device", "application/x-www-form-urlencoded", form.Encode())
+			return status
+		}
+		n := 0
+		for a := range 21 {
+			addr := fmt.Sprintf("10.3.1.%d", a+1)
+			var last int
+			for range 11 {
+				n++
+				last = attempt(addr, guessCode(n), "bob", "x")
+			}
+			if last != http.StatusTooManyRequests {
+				t.Fatalf("address %s after 11 guesses: %d, want 429", addr, last)
+			}
+		}
+		if got := attempt("10.3.2.1", da["user_code"].(string), "bob", "bob's long password"); got != http.StatusOK {
+			t.Errorf("a person at another address after 21 guessing addresses: %d, want 200 (the consent page)", got)
+		}
+	})
 }

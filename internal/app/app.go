@@ -106,7 +106,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 	}()
 	a.Events = events.NewLog(s, opts.Now)
-	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry")})
+	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry"),
+		SignIn: registry.SignInThrottle{FreeFailures: cfg.Limits.SignInFreeFailures, MaxDelay: cfg.Limits.SignInMaxDelay}})
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +177,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return au.ThingName, nil
 		},
 		Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
-		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
+		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP,
+			UserCodePerCode: limits.deviceUserCodePerCode, UserCodeTotal: limits.deviceUserCodeTotal},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -279,7 +281,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux := http.NewServeMux()
 	a.Console = console.New(console.Config{Registry: a.Registry, Store: s, Events: a.Events, Logger: opts.Logger.With("component", "console"),
 		Now: opts.Now, Rand: opts.Rand, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout,
-		SecureCookies: strings.HasPrefix(issuer, "https://")})
+		SecureCookies: strings.HasPrefix(issuer, "https://"), LoginPerIP: limits.consoleLoginPerIP})
 	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
 	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
 	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxImportBytes: cfg.HTTP.MaxImportBytes,

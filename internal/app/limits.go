@@ -16,13 +16,15 @@ import (
 type limits struct {
 	rejections                                                                   *ratelimit.Rejections
 	tokenPerIP, tokenPerClient, deviceUserCodePerIP, registerPerIP, connectPerIP *ratelimit.Limiter
-	apiAuthFailuresPerIP                                                         *ratelimit.Limiter
+	apiAuthFailuresPerIP, consoleLoginPerIP                                      *ratelimit.Limiter
+	deviceUserCodePerCode, deviceUserCodeTotal                                   *ratelimit.Limiter
 	trustedProxies                                                               []netip.Prefix
 }
 
 func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Time) (*limits, error) {
 	rej, err := ratelimit.NewRejections(reg, "tokenPerIP", "tokenPerClient", "deviceUserCodePerIP", "registerPerIP",
-		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP")
+		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP",
+		"consoleLoginPerIP", "deviceUserCodePerCode", "deviceUserCodeTotal")
 	if err != nil {
 		return nil, err
 	}
@@ -38,12 +40,19 @@ func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Tim
 		{"registerPerIP", cfg.Limits.RegisterPerIP, &l.registerPerIP},
 		{"connectPerIP", cfg.Limits.ConnectPerIP, &l.connectPerIP},
 		{"apiAuthFailuresPerIP", cfg.Limits.APIAuthFailuresPerIP, &l.apiAuthFailuresPerIP},
+		{"consoleLoginPerIP", cfg.Limits.ConsoleLoginPerIP, &l.consoleLoginPerIP},
+		{"deviceUserCodePerCode", cfg.Limits.DeviceUserCodePerCode, &l.deviceUserCodePerCode},
+		{"deviceUserCodeTotal", cfg.Limits.DeviceUserCodeTotal, &l.deviceUserCodeTotal},
 	} {
 		r, err := ratelimit.ParseRate(x.rate)
 		if err != nil {
 			return nil, fmt.Errorf("limits.%s: %w", x.name, err)
 		}
-		*x.dst = ratelimit.New(x.name, r, ratelimit.Options{Now: now, Rejections: rej})
+		o := ratelimit.Options{Now: now, Rejections: rej}
+		if x.name == "deviceUserCodeTotal" {
+			o.MaxKeys = 1 // one bucket shared by every address
+		}
+		*x.dst = ratelimit.New(x.name, r, o)
 	}
 	for _, p := range cfg.HTTP.TrustedProxies {
 		pr, err := netip.ParsePrefix(p)

@@ -90,6 +90,23 @@ type Limits struct {
 	// address; over it the address gets 429 with Retry-After, whatever it
 	// sends, until the bucket refills.
 	APIAuthFailuresPerIP string `yaml:"apiAuthFailuresPerIP"`
+	// ConsoleLoginPerIP: console login attempts per client address (429
+	// with Retry-After).
+	ConsoleLoginPerIP string `yaml:"consoleLoginPerIP"`
+	// DeviceUserCodePerCode: attempts on the device verification page per
+	// user code entered, counted after the per-address limit.
+	DeviceUserCodePerCode string `yaml:"deviceUserCodePerCode"`
+	// DeviceUserCodeTotal: attempts on the device page, the login page and
+	// the password grant from all addresses together, counted only for
+	// attempts the per-address and per-code limits let through; keep it
+	// far above what a few addresses can send.
+	DeviceUserCodeTotal string `yaml:"deviceUserCodeTotal"`
+	// SignInFreeFailures: failed sign-ins (console, device and login
+	// pages, password grant) per account, from any address, before each
+	// further attempt waits; the wait doubles from 1s per failure up to
+	// SignInMaxDelay. Accounts are slowed, never locked.
+	SignInFreeFailures int           `yaml:"signInFreeFailures"`
+	SignInMaxDelay     time.Duration `yaml:"signInMaxDelay"`
 }
 
 // Authorizer configures the external-broker adapters under /authorizer/.
@@ -256,7 +273,9 @@ func Default() Config {
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
 		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m",
-			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m"},
+			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m",
+			ConsoleLoginPerIP: "10/m", DeviceUserCodePerCode: "10/10m", DeviceUserCodeTotal: "2000/20s",
+			SignInFreeFailures: 5, SignInMaxDelay: 30 * time.Second},
 	}
 }
 
@@ -533,13 +552,23 @@ func (c *Config) Validate() error {
 	}
 	for name, r := range map[string]string{"limits.tokenPerIP": c.Limits.TokenPerIP, "limits.tokenPerClient": c.Limits.TokenPerClient,
 		"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.registerPerIP": c.Limits.RegisterPerIP, "limits.connectPerIP": c.Limits.ConnectPerIP,
-		"limits.apiAuthFailuresPerIP": c.Limits.APIAuthFailuresPerIP} {
+		"limits.apiAuthFailuresPerIP": c.Limits.APIAuthFailuresPerIP, "limits.consoleLoginPerIP": c.Limits.ConsoleLoginPerIP,
+		"limits.deviceUserCodePerCode": c.Limits.DeviceUserCodePerCode, "limits.deviceUserCodeTotal": c.Limits.DeviceUserCodeTotal} {
 		if _, err := ratelimit.ParseRate(r); err != nil {
 			bad("%s: %v", name, err)
 		}
 	}
-	if r, err := ratelimit.ParseRate(c.Limits.DeviceUserCodePerIP); err == nil && !r.Enabled() {
-		bad("limits.deviceUserCodePerIP: user code guessing must stay limited")
+	for name, rate := range map[string]string{"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.deviceUserCodePerCode": c.Limits.DeviceUserCodePerCode,
+		"limits.deviceUserCodeTotal": c.Limits.DeviceUserCodeTotal} {
+		if r, err := ratelimit.ParseRate(rate); err == nil && !r.Enabled() {
+			bad("%s: user code guessing must stay limited", name)
+		}
+	}
+	if c.Limits.SignInFreeFailures < 1 || c.Limits.SignInFreeFailures > 100 {
+		bad("limits.signInFreeFailures: %d: want 1 to 100", c.Limits.SignInFreeFailures)
+	}
+	if c.Limits.SignInMaxDelay < time.Second || c.Limits.SignInMaxDelay > 10*time.Minute {
+		bad("limits.signInMaxDelay: %s: want 1s to 10m (accounts are slowed, never locked)", c.Limits.SignInMaxDelay)
 	}
 	if c.Limits.ConnectionsPerThing < 0 {
 		bad("limits.connectionsPerThing: must not be negative (0 disables)")

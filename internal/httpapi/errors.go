@@ -92,6 +92,8 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusUnauthorized, "wrong username or password"
 	case errors.Is(err, ErrCSRF):
 		p.Status, p.Detail = http.StatusForbidden, ErrCSRF.Error()
+	case errors.Is(err, registry.ErrSignInThrottled):
+		p.Status, p.Detail = http.StatusTooManyRequests, registry.ErrSignInThrottled.Error()
 	case errors.Is(err, ErrRateLimited):
 		p.Status, p.Detail = http.StatusTooManyRequests, ErrRateLimited.Error()
 	case errors.As(err, &request):

@@ -72,12 +72,12 @@ func (s *Server) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devicePage) {
 	ctx := r.Context()
-	if !s.guesses.allow(clientAddr(r), s.now()) {
-		w.Header().Set("Retry-After", "30")
+	code := normalizeUserCode(r.PostForm.Get("user_code"))
+	if ok, wait := s.guesses.allow(clientAddr(r), code); !ok {
+		setRetryAfter(w, wait)
 		s.renderDevice(w, r, http.StatusTooManyRequests, page, "Too many attempts. Please wait a minute and try again.")
 		return
 	}
-	code := normalizeUserCode(r.PostForm.Get("user_code"))
 	if len(code) != userCodeLength {
 		s.renderDevice(w, r, http.StatusBadRequest, page, "That code is not valid or has expired.")
 		return
@@ -95,6 +95,11 @@ func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devic
 	user, err := s.registry.Authenticate(ctx, page.Username, r.PostForm.Get("password"))
 	if errors.Is(err, registry.ErrBadCredentials) {
 		s.renderDevice(w, r, http.StatusUnauthorized, page, "Wrong username or password.")
+		return
+	}
+	if wait, ok := throttled(err); ok {
+		setRetryAfter(w, wait)
+		s.renderDevice(w, r, http.StatusTooManyRequests, page, "Too many failed sign-ins for this account. Please wait a few seconds and try again.")
 		return
 	}
 	if err != nil {

@@ -273,7 +273,7 @@ func New(cfg Config) (*Server, error) {
 	s.verified = newVerifiedCache()
 	s.issued = s.events.NewBatcher(4096, s.log)
 	s.limits = cfg.Limits
-	s.guesses = newGuessLimiter(cfg.Limits.UserCodePerIP, s.now)
+	s.guesses = newGuessLimiter(cfg.Limits, s.now)
 	if s.deviceTmpl, err = parsePage("device"); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}

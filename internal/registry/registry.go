@@ -29,6 +29,8 @@ type Config struct {
 	Rand   io.Reader
 	Logger *slog.Logger
 	Hash   HashParams
+	// SignIn throttles failed sign-ins per account (Authenticate).
+	SignIn SignInThrottle
 }
 
 // Service implements the registry's operations.
@@ -45,6 +47,8 @@ type Service struct {
 	cache     *policyCache
 	// builtin holds what built-in policies must keep allowing.
 	builtin builtinPolicies
+	// signIn slows password guessing per account.
+	signIn *accountThrottle
 }
 
 // New returns a Service.
@@ -72,6 +76,7 @@ func New(c Config) (*Service, error) {
 	}
 	s.dummyHash = dummy
 	s.requirePeoplePolicy()
+	s.signIn = newAccountThrottle(c.SignIn, c.Now)
 	return s, nil
 }
 
