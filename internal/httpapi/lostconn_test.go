@@ -1,13 +1,8 @@
 package httpapi_test
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"net/http"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
 )
@@ -18,38 +13,8 @@ import (
 // not reached its commit) or answered 503 with Retry-After, never 500
 // "internal error"; and the next request works.
 func TestLostPostgresConnection(t *testing.T) {
-	dsn := storetest.PostgresDSN(t)
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	app := "gh-lost-" + hex.EncodeToString(b)
-	f := newFixture(t, dsn+"&application_name="+app)
-	admin, err := sql.Open("pgx", os.Getenv(storetest.PostgresEnv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	// terminate ends every connection of this test's server (background
-	// pollers may open new ones meanwhile: those are ended too) until
-	// PostgreSQL lists none.
-	terminate := func(t *testing.T) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			var n int
-			if err := admin.QueryRowContext(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d connections survive pg_terminate_backend", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	dsn, terminate := storetest.LosablePostgresDSN(t)
+	f := newFixture(t, dsn)
 	if r := f.do(t, f.admin, "POST", "/api/v1/things", `{"name":"lamp"}`); r.status != http.StatusCreated {
 		t.Fatalf("seed: %d %s", r.status, r.raw)
 	}
