@@ -12,10 +12,16 @@ import (
 // mochiPackage is the import path prefix of mochi's types.
 const mochiPackage = "github.com/mochi-mqtt/server/v2"
 
-// redactedKeys are the attribute keys under which mochi logs whole packets
-// or their parts ("pk", "packet", "will"; "m" in its debug hook, "data" in
-// its storage hooks).
-var redactedKeys = map[string]bool{"pk": true, "packet": true, "will": true, "m": true, "data": true, "payload": true, "password": true}
+// redactedKey reports whether key is one under which mochi logs whole
+// packets or their parts ("pk", "packet", "will"; "m" in its debug hook,
+// "data" in its storage hooks) or a secret.
+func redactedKey(key string) bool {
+	switch strings.ToLower(key) {
+	case "pk", "packet", "will", "m", "data", "payload", "password":
+		return true
+	}
+	return false
+}
 
 // redactHandler is the slog.Handler mochi logs through. mochi logs whole
 // packets on protocol errors and rejected publishes (a second CONNECT on a
@@ -64,13 +70,13 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 		return slog.Group(a.Key, clean...)
 	case slog.KindString, slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
-		if redactedKeys[strings.ToLower(a.Key)] {
+		if redactedKey(a.Key) {
 			return slog.String(a.Key, "[redacted]")
 		}
 		return slog.Attr{Key: a.Key, Value: v}
 	}
 	x := v.Any()
-	if err, ok := x.(error); ok && !redactedKeys[strings.ToLower(a.Key)] {
+	if err, ok := x.(error); ok && !redactedKey(a.Key) {
 		// mochi's errors are reason codes and fixed messages.
 		return slog.String(a.Key, err.Error())
 	}
@@ -82,7 +88,7 @@ func redactAttr(a slog.Attr) slog.Attr {
 			return slog.String(a.Key, packetSummary(*p))
 		}
 	}
-	if redactedKeys[strings.ToLower(a.Key)] || fromMochiOrBytes(x) {
+	if redactedKey(a.Key) || fromMochiOrBytes(x) {
 		return slog.String(a.Key, "[redacted]")
 	}
 	return slog.Attr{Key: a.Key, Value: v}

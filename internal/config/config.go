@@ -603,8 +603,10 @@ func IsLoopbackHost(host string) bool {
 // mask replaces a secret in Redacted's output.
 const mask = "xxxxx"
 
-// secretDSNParams are the DSN query parameters that hold secrets.
-var secretDSNParams = []string{"password", "sslpassword"}
+// secretDSNParam reports whether a DSN query parameter holds a secret.
+func secretDSNParam(key string) bool {
+	return strings.EqualFold(key, "password") || strings.EqualFold(key, "sslpassword")
+}
 
 // redact masks the password of a DSN's user info and of its query
 // parameters; a DSN that does not parse is masked whole.
@@ -630,10 +632,8 @@ func redact(dsn string) string {
 			return mask
 		}
 		for key := range q {
-			for _, secret := range secretDSNParams {
-				if strings.EqualFold(key, secret) {
-					q[key] = []string{mask}
-				}
+			if secretDSNParam(key) {
+				q[key] = []string{mask}
 			}
 		}
 		u.RawQuery = q.Encode()
