@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -291,4 +292,31 @@ func TestSignInLimits(t *testing.T) {
 			t.Errorf("a person at another address after 21 guessing addresses: %d, want 200 (the consent page)", got)
 		}
 	})
+}
+
+// TestConfigCommandMasksSecrets: `gatehouse config` prints the effective
+// configuration with every secret masked: adapter keys, the HS256 secret
+// and the passwords of a PostgreSQL DSN (user info and query).
+func TestConfigCommandMasksSecrets(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "gatehouse.yaml")
+	yaml := "store:\n  dsn: postgres://gh:sentinel-user-pw@db/gh?sslmode=verify-full&password=sentinel-query-pw&sslpassword=sentinel-ssl-pw\n" +
+		"authorizer:\n  keys: [sentinel-adapter-key]\n"
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), binary, "config", "--config", cfgFile, "--data-dir", dir)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_OAUTH_ALGORITHM=HS256", "GATEHOUSE_OAUTH_HS256_SECRET=sentinel-hs256-secret-0123456789abcdef")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("gatehouse config: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "sslmode=verify-full") {
+		t.Fatalf("gatehouse config lost the DSN:\n%s", out)
+	}
+	for _, s := range []string{"sentinel-user-pw", "sentinel-query-pw", "sentinel-ssl-pw", "sentinel-adapter-key", "sentinel-hs256-secret"} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("gatehouse config shows %s:\n%s", s, out)
+		}
+	}
 }
