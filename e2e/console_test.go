@@ -19,6 +19,8 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
 // browserTools finds node, Chromium and the installed browser test
@@ -26,6 +28,9 @@ import (
 // GATEHOUSE_TEST_BROWSER_REQUIRED=1 (CI), where their absence fails it.
 func browserTools(t *testing.T) (node, chromium string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: drives Chromium through the whole console")
+	}
 	missing := func(format string, args ...any) {
 		t.Helper()
 		msg := fmt.Sprintf(format, args...)
@@ -148,9 +153,10 @@ func TestConsoleBrowser(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		select {
-		case a := <-assigned:
-			if !strings.Contains(string(a), `"thingName":"meter-9"`) {
-				deviceErr = fmt.Errorf("assignment = %s", a)
+		case raw := <-assigned:
+			a, err := thing.VerifyLobbyMessage(raw, fp, []string{"127.0.0.1"}, roots, time.Now())
+			if err != nil || a.ThingName != "meter-9" {
+				deviceErr = fmt.Errorf("assignment = %+v (%v)", a, err)
 				return
 			}
 		case <-runCtx.Done():

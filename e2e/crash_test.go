@@ -108,6 +108,9 @@ func TestCrashSafety(t *testing.T) { testCrashSafety(t, "") }
 func TestCrashSafetyPostgres(t *testing.T) { testCrashSafety(t, storetest.PostgresDSN(t)) }
 
 func testCrashSafety(t *testing.T, dsn string) {
+	if testing.Short() {
+		t.Skip("-short: kills the server under load three times")
+	}
 	dataDir := t.TempDir()
 	// One client asks for tokens as fast as it can: its per-client limit
 	// would answer most of them without touching the database.

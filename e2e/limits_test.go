@@ -66,3 +66,46 @@ func TestLimitsBehindTrustedProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestExemptSourcesFollowTrustedProxies: limits.exemptSources spares a
+// provisioning station's range from registerPerIP, with the client address
+// decided as everywhere else: behind a trusted proxy the right-most
+// untrusted X-Forwarded-For hop, so a client cannot claim to be inside the
+// exempt range by adding a hop of its own.
+func TestExemptSourcesFollowTrustedProxies(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	yaml := "limits:\n  registerPerIP: 1/h\n  exemptSources: [203.0.113.0/24]\nhttp:\n  trustedProxies: [127.0.0.0/8]\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--config", cfg, "--data-dir", t.TempDir())
+	register := func(forwardedFor string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", s.URL+"/register", strings.NewReader(`{"thingName":"x","csr":"x"}`))
+		req.Header.Set("Authorization", "DeviceToken ghrt_wrong")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	steps := []struct {
+		forwardedFor string
+		limited      bool
+	}{
+		{"203.0.113.5", false},
+		{"203.0.113.5", false}, // the station: as often as it likes
+		{"203.0.113.77", false},
+		{"198.51.100.7", false}, // anyone else: one an hour
+		{"198.51.100.7", true},
+		{"203.0.113.5, 198.51.100.7", true}, // a hop of its own does not exempt it
+		{"203.0.113.5", false},
+	}
+	for i, st := range steps {
+		if got := register(st.forwardedFor); (got == http.StatusTooManyRequests) != st.limited {
+			t.Errorf("step %d: POST /register from %q = %d, want limited %v", i, st.forwardedFor, got, st.limited)
+		}
+	}
+}

@@ -13,6 +13,9 @@ import (
 // the devices reconnect with new ones, and the run ends with the sample
 // table, the fleet summary and a verdict.
 func TestSoakShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the soak run takes 20 s")
+	}
 	out, err := exec.CommandContext(t.Context(), binary, "soak", "--duration", "20s", "--things", "4", "--rate", "4",
 		"--token-ttl", "5s", "--interval", "2s").CombinedOutput()
 	text := string(out)

@@ -45,7 +45,7 @@ func (t *Thing) DeviceFlow(ctx context.Context, show func(context.Context, Devic
 		ExpiresIn               int64  `json:"expires_in"`
 		Interval                int64  `json:"interval"`
 	}
-	if err := t.postClientForm(ctx, m.DeviceCode, form, &da); err != nil {
+	if err := t.postClientForm(ctx, "device code", m.DeviceCode, form, &da); err != nil {
 		return nil, err
 	}
 	if da.DeviceCode == "" || da.UserCode == "" {

@@ -29,6 +29,20 @@
 //     an AWS-IoT-style custom authorizer with a signature of the token.
 //     [Thing.PublishHTTPS] publishes one message over HTTPS.
 //
+// # When the server says "not now"
+//
+// Servers limit what one address or one thing may do. Every call of the
+// SDK treats HTTP 429 and 503, and an MQTT CONNACK 0x88 server
+// unavailable, 0x89 server busy, 0x97 quota exceeded or 0x9F connection
+// rate exceeded, as "not now": it waits the server's Retry-After (HTTP)
+// plus a random share of a ceiling that doubles with every try (1 s up to
+// 10 s, "full jitter"), logs the retry at debug level and tries again,
+// until the call's context ends, its deadline would pass before the next
+// try, or [Retry.MaxWait] is used up. After a dropped connection the first
+// reconnection waits a random share of [Retry.Base], so a fleet dropped by
+// a broker restart comes back spread out. [Config.Retry] tunes the policy,
+// observes retries ([Retry.OnRetry]) or disables them.
+//
 // # The device lobby
 //
 // A generic device made without knowing where it will work carries only a
@@ -39,7 +53,10 @@
 // it is assigned: this Gatehouse (login with the manufacturer certificate
 // as the thing), another MQTT broker, or another Gatehouse where it
 // registers with the registration token of its assignment. The assignment
-// is kept in the state directory (lobby.json, target/).
+// is kept in the state directory (lobby.json, target/). It is taken only if
+// the lobby signed it with a certificate that verifies as the lobby's TLS
+// server certificate did ([VerifyLobbyMessage]); anything else on the
+// assignment topic is refused.
 //
 // Everything the device must remember lives in small files in the state
 // directory, readable by the owner only (0600), and is loaded on start:

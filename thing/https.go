@@ -37,22 +37,25 @@ func (t *Thing) PublishHTTPS(ctx context.Context, topic string, payload []byte, 
 		segs[i] = url.PathEscape(s)
 	}
 	u := t.server + "/topics/" + strings.Join(segs, "/") + "?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
-	if err != nil {
-		return fmt.Errorf("thing: publish: %w", err)
-	}
-	if a := opts.Authorizer; a != nil {
-		sig, err := a.Sign(tok)
+	err = t.send(ctx, "publish", func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		req.Header.Set("X-Amz-CustomAuthorizer-Name", a.Name)
-		req.Header.Set("X-Amz-CustomAuthorizer-Signature", sig)
-		req.Header.Set(a.tokenKey(), tok)
-	} else {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	if err := t.doJSON(req, nil); err != nil {
+		if a := opts.Authorizer; a != nil {
+			sig, err := a.Sign(tok)
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("X-Amz-CustomAuthorizer-Name", a.Name)
+			req.Header.Set("X-Amz-CustomAuthorizer-Signature", sig)
+			req.Header.Set(a.tokenKey(), tok)
+		} else {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		return req, nil
+	}, nil)
+	if err != nil {
 		return fmt.Errorf("thing: publish to %s: %w", topic, err)
 	}
 	return nil

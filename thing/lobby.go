@@ -176,6 +176,9 @@ type lobbySession struct {
 	fp   string
 	self *Thing // files in StateDir; the MQTT client of the session
 	got  chan Assignment
+	// hosts are the lobby's host names: an assignment must be signed by
+	// a certificate for one of them (see VerifyLobbyMessage).
+	hosts []string
 
 	mu   sync.Mutex
 	conn *Conn // nil until connected and once closed
@@ -209,6 +212,9 @@ func openLobby(ctx context.Context, cfg LobbyConfig) (*lobbySession, error) {
 	}
 	s := &lobbySession{cfg: cfg, fp: fp, got: make(chan Assignment, 1),
 		self: &Thing{cfg: Config{StateDir: cfg.StateDir}, log: cfg.logger(), now: time.Now, st: state{Name: fp}}}
+	for _, u := range urls {
+		s.hosts = append(s.hosts, u.Hostname())
+	}
 	opts := MQTTOptions{Auth: MQTTCertificate, ClientID: fp,
 		TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs, Certificates: []tls.Certificate{cfg.Certificate}}}
 	knock := func() {
@@ -239,11 +245,15 @@ func (s *lobbySession) onAssignment(m Message) {
 	if len(m.Payload) == 0 {
 		return // a cleared retained assignment
 	}
-	var a Assignment
-	if err := json.Unmarshal(m.Payload, &a); err != nil {
-		s.self.log.Info("thing: lobby sent a malformed assignment", "err", err)
+	// Only the lobby may send the device anywhere: a message it did not
+	// sign (a forged assignment sending the device, and its manufacturer
+	// certificate, to someone else's endpoint) is refused.
+	ap, err := VerifyLobbyMessage(m.Payload, s.fp, s.hosts, s.cfg.RootCAs, s.self.now())
+	if err != nil {
+		s.self.log.Warn("thing: refusing a lobby message", "err", err)
 		return
 	}
+	a := *ap
 	if a.Endpoint == "" && a.RegistrationToken == "" {
 		s.self.log.Info("thing: lobby message without a target", "config", a.Config)
 		return // e.g. {"config":"factory reset"} to a device still waiting

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -108,8 +109,62 @@ type Conn struct {
 	cm     *autopaho.ConnectionManager
 	cancel context.CancelFunc
 
-	mu   sync.Mutex
-	subs map[string]subscription
+	// everUp is set once a connection came up.
+	everUp atomic.Bool
+
+	mu      sync.Mutex
+	subs    map[string]subscription
+	lastErr error         // the last failed connection try
+	waited  time.Duration // waits before the first connection
+}
+
+// backoff is autopaho's ReconnectBackoff: the wait before try number
+// attempt (from 0) of one (re)connection. The first connection's first try
+// goes at once; after a connection dropped, the first try waits a random
+// share of Retry.Base so that a fleet dropped together (a broker restart)
+// comes back spread out; failed tries back off as Retry says.
+func (c *Conn) backoff(attempt int) time.Duration {
+	p := c.t.retryPolicy
+	first := !c.everUp.Load()
+	if attempt == 0 && first {
+		return 0
+	}
+	n := attempt
+	if first {
+		n-- // the first connection's second try waits up to Base
+	}
+	d := p.Backoff(n, 0)
+	if attempt == 0 {
+		c.t.log.Debug("thing: mqtt reconnecting", "thing", c.t.Name(), "wait", d.Round(time.Millisecond))
+		return d
+	}
+	c.mu.Lock()
+	err := c.lastErr
+	if first {
+		c.waited += d
+	}
+	c.mu.Unlock()
+	c.t.noteRetry(RetryEvent{Op: "mqtt connect", Attempt: attempt, Wait: d, Err: err})
+	return d
+}
+
+// noteConnectError remembers the last failed try, for the retry events.
+func (c *Conn) noteConnectError(err error) {
+	c.mu.Lock()
+	c.lastErr = err
+	c.mu.Unlock()
+}
+
+// keepTrying tells whether Connect should go on after a CONNACK refusal:
+// a refusal for now (Retryable) while the Retry policy allows waiting.
+func (c *Conn) keepTrying(err error) bool {
+	p := c.t.retryPolicy
+	if p.Disable || !Retryable(err) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.everUp.Load() || c.waited < p.MaxWait
 }
 
 type subscription struct {
@@ -118,9 +173,12 @@ type subscription struct {
 }
 
 // Connect connects to the broker and waits until the first connection is
-// up, the broker refuses the login, or ctx ends. The connection then lives, reconnecting as needed (with
-// a fresh token when the server disconnected it with 0x87 or 0xA0, or
-// refused the login), until Close.
+// up, the broker refuses the login, or ctx ends. A refusal for now (0x88
+// server unavailable, 0x89 server busy, 0x97 quota exceeded, 0x9F
+// connection rate exceeded) is retried with the Config.Retry backoff
+// until ctx ends or Retry.MaxWait is used up. The connection then lives,
+// reconnecting as needed (with a fresh token when the server disconnected
+// it with 0x87 or 0xA0, or refused the login), until Close.
 func (t *Thing) Connect(ctx context.Context, opts MQTTOptions) (*Conn, error) {
 	u, err := t.brokerURL(opts)
 	if err != nil {
@@ -142,11 +200,13 @@ func (t *Thing) dial(ctx context.Context, urls []*url.URL, opts MQTTOptions, up 
 	if keepAlive == 0 {
 		keepAlive = 30
 	}
+	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c := &Conn{t: t, cancel: cancel, subs: map[string]subscription{}}
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    urls,
 		KeepAlive:                     keepAlive,
 		CleanStartOnInitialConnection: true,
-		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 10*time.Second, 500*time.Millisecond, 2),
+		ReconnectBackoff:              c.backoff,
 		ConnectTimeout:                10 * time.Second,
 		ClientConfig:                  paho.ClientConfig{ClientID: clientID},
 	}
@@ -157,12 +217,11 @@ func (t *Thing) dial(ctx context.Context, urls []*url.URL, opts MQTTOptions, up 
 		}
 		tc, err := t.tlsConfig(tu, opts)
 		if err != nil {
+			cancel()
 			return nil, err
 		}
 		cfg.TlsCfg = tc
 	}
-	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Conn{t: t, cancel: cancel, subs: map[string]subscription{}}
 	staleOn := func(code byte) {
 		// 0x86 bad credentials, 0x87 not authorized, 0xA0 maximum connect
 		// time (the token expired): the next login needs a new token.
@@ -175,12 +234,15 @@ func (t *Thing) dial(ctx context.Context, urls []*url.URL, opts MQTTOptions, up 
 	}
 	refused := make(chan error, 1)
 	cfg.OnConnectError = func(err error) {
+		c.noteConnectError(err)
 		var ce *autopaho.ConnackError
 		if errors.As(err, &ce) {
 			staleOn(ce.ReasonCode)
-			select { // the first refusal ends Connect: retrying will not help
-			case refused <- err:
-			default:
+			if !c.keepTrying(err) {
+				select { // the first refusal ends Connect: retrying will not help
+				case refused <- err:
+				default:
+				}
 			}
 		}
 		t.log.Info("thing: mqtt connect failed", "thing", t.Name(), "err", err)
@@ -190,6 +252,7 @@ func (t *Thing) dial(ctx context.Context, urls []*url.URL, opts MQTTOptions, up 
 		t.log.Info("thing: mqtt server disconnected", "thing", t.Name(), "reason", fmt.Sprintf("0x%02X", d.ReasonCode))
 	}
 	cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+		c.everUp.Store(true)
 		t.log.Debug("thing: mqtt connected", "thing", t.Name(), "broker", u.Host)
 		go func() {
 			c.resubscribe(life)

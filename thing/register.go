@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Registration is what the server answered to Register.
@@ -32,6 +33,8 @@ type HTTPError struct {
 	Description string
 	// Body is the start of the answer, for diagnostics.
 	Body string
+	// RetryAfter is the server's Retry-After, or 0.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string {
@@ -77,12 +80,6 @@ func (t *Thing) Register(ctx context.Context, deviceToken, version string) (*Reg
 	if err != nil {
 		return nil, fmt.Errorf("thing: encode request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.server+"/register", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("thing: register: %w", err)
-	}
-	req.Header.Set("Authorization", "DeviceToken "+deviceToken)
-	req.Header.Set("Content-Type", "application/json")
 	var out struct {
 		CertificateData struct {
 			PEM string `json:"pem"`
@@ -91,7 +88,16 @@ func (t *Thing) Register(ctx context.Context, deviceToken, version string) (*Reg
 		CertificateID string            `json:"certificateId"`
 		Endpoints     map[string]string `json:"endpoints"`
 	}
-	if err := t.doJSON(req, &out); err != nil {
+	err = t.send(ctx, "register", func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.server+"/register", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "DeviceToken "+deviceToken)
+		req.Header.Set("Content-Type", "application/json")
+		return req, nil
+	}, &out)
+	if err != nil {
 		return nil, fmt.Errorf("thing: register: %w", err)
 	}
 	blk, _ := pem.Decode([]byte(out.CertificateData.PEM))
@@ -130,8 +136,20 @@ func publicKeysEqual(a, b any) bool {
 	return ok && ka.Equal(b)
 }
 
+// send sends the request build makes (anew for every try) with doJSON,
+// retrying refusals as the Retry policy says; op names it in logs.
+func (t *Thing) send(ctx context.Context, op string, build func() (*http.Request, error), out any) error {
+	return t.retry(ctx, op, func() error {
+		req, err := build()
+		if err != nil {
+			return err
+		}
+		return t.doJSON(req, out)
+	})
+}
+
 // doJSON sends req and decodes a 2xx JSON answer into out; other answers
-// become *HTTPError.
+// become *HTTPError. Use it through send, which retries.
 func (t *Thing) doJSON(req *http.Request, out any) error {
 	resp, err := t.http.Do(req)
 	if err != nil {
@@ -143,7 +161,9 @@ func (t *Thing) doJSON(req *http.Request, out any) error {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return httpError(resp.StatusCode, b)
+		he := httpError(resp.StatusCode, b)
+		he.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.now())
+		return he
 	}
 	if out == nil {
 		return nil

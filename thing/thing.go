@@ -83,6 +83,10 @@ type Config struct {
 	RefreshBefore time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Retry is what every call does when the server answers "too many
+	// requests" or "busy" (see Retry); the zero value retries with the
+	// default backoff, Retry{Disable: true} fails at once.
+	Retry Retry
 }
 
 // state is the non-secret part of what the thing remembers.
@@ -100,6 +104,8 @@ type Thing struct {
 	http   *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	// retryPolicy is cfg.Retry with its defaults filled in.
+	retryPolicy Retry
 
 	mu      sync.Mutex
 	st      state
@@ -122,7 +128,7 @@ func New(cfg Config) (*Thing, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("thing: state dir: %w", err)
 	}
-	t := &Thing{cfg: cfg, server: strings.TrimRight(cfg.ServerURL, "/"), log: cfg.Logger, now: cfg.Now}
+	t := &Thing{cfg: cfg, server: strings.TrimRight(cfg.ServerURL, "/"), log: cfg.Logger, now: cfg.Now, retryPolicy: cfg.Retry.withDefaults()}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}

@@ -48,10 +48,9 @@ func (t *Thing) discover(ctx context.Context) *metadata {
 		return m
 	}
 	m = &metadata{}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.server+"/.well-known/oauth-authorization-server", nil)
-	if err == nil {
-		err = t.doJSON(req, m)
-	}
+	err := t.send(ctx, "discovery", func() (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, t.server+"/.well-known/oauth-authorization-server", nil)
+	}, m)
 	if err != nil {
 		t.log.Debug("thing: discovery failed, using default endpoints", "err", err)
 	}
@@ -172,15 +171,15 @@ func (t *Thing) tokenRequest(ctx context.Context, form url.Values) (*Token, erro
 
 func (t *Thing) postForm(ctx context.Context, endpoint string, form url.Values) (*Token, error) {
 	var out tokenResponse
-	if err := t.postClientForm(ctx, endpoint, form, &out); err != nil {
+	if err := t.postClientForm(ctx, "token", endpoint, form, &out); err != nil {
 		return nil, err
 	}
 	return out.token(t.now())
 }
 
 // postClientForm posts form to an OAuth endpoint with client
-// authentication and decodes the answer.
-func (t *Thing) postClientForm(ctx context.Context, endpoint string, form url.Values, out any) error {
+// authentication and decodes the answer; op names it in logs.
+func (t *Thing) postClientForm(ctx context.Context, op, endpoint string, form url.Values, out any) error {
 	m := t.discover(ctx)
 	method, err := t.authMethod()
 	if err != nil {
@@ -194,24 +193,28 @@ func (t *Thing) postClientForm(ctx context.Context, endpoint string, form url.Va
 		basic = true
 	case AuthClientSecretPost:
 		form.Set("client_secret", t.secretValue())
-	case AuthPrivateKeyJWT:
-		a, err := t.assertion(m.Issuer)
-		if err != nil {
-			return err
+	}
+	err = t.send(ctx, op, func() (*http.Request, error) {
+		if method == AuthPrivateKeyJWT { // a new assertion (and jti) for every try
+			a, err := t.assertion(m.Issuer)
+			if err != nil {
+				return nil, err
+			}
+			form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+			form.Set("client_assertion", a)
 		}
-		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-		form.Set("client_assertion", a)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		if basic {
+			req.SetBasicAuth(url.QueryEscape(t.Name()), url.QueryEscape(t.secretValue()))
+		}
+		return req, nil
+	}, out)
 	if err != nil {
-		return fmt.Errorf("thing: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if basic {
-		req.SetBasicAuth(url.QueryEscape(t.Name()), url.QueryEscape(t.secretValue()))
-	}
-	if err := t.doJSON(req, out); err != nil {
 		return fmt.Errorf("thing: %s: %w", endpoint, err)
 	}
 	return nil
@@ -257,22 +260,25 @@ func (t *Thing) thingsEndpoint(ctx context.Context) (*Token, error) {
 		return nil, fmt.Errorf("thing: %w", err)
 	}
 	u := t.server + "/things/" + url.PathEscape(t.Name()) + "?_action=get_access_token"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
-	if err != nil {
-		return nil, fmt.Errorf("thing: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if method == AuthPrivateKeyJWT {
-		a, err := t.assertion(t.discover(ctx).Issuer)
+	var out tokenResponse
+	err = t.send(ctx, "token", func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+a)
-	} else {
-		req.SetBasicAuth(url.QueryEscape(t.Name()), url.QueryEscape(t.secretValue()))
-	}
-	var out tokenResponse
-	if err := t.doJSON(req, &out); err != nil {
+		req.Header.Set("Content-Type", "application/json")
+		if method == AuthPrivateKeyJWT {
+			a, err := t.assertion(t.discover(ctx).Issuer)
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+a)
+		} else {
+			req.SetBasicAuth(url.QueryEscape(t.Name()), url.QueryEscape(t.secretValue()))
+		}
+		return req, nil
+	}, &out)
+	if err != nil {
 		return nil, fmt.Errorf("thing: things endpoint: %w", err)
 	}
 	return out.token(t.now())

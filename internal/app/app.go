@@ -156,6 +156,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		issuer = "http://" + a.httpLn.Addr().String()
 	}
 	a.issuer = issuer
+	// The mutual-TLS HTTPS listener likewise: its URL is in the metadata.
+	var httpsRaw net.Listener
+	mtlsBase := ""
+	if cfg.HTTP.TLSAddr != "" {
+		if httpsRaw, err = net.Listen("tcp", cfg.HTTP.TLSAddr); err != nil {
+			return nil, fmt.Errorf("app: listen https: %w", err)
+		}
+		a.httpsLn = httpsRaw // wrapped in TLS once the CA is ready; closed on failure
+		mtlsBase = cfg.HTTP.TLSExternalURL
+		if strings.HasSuffix(mtlsBase, ":0") {
+			mtlsBase = "https://" + httpsRaw.Addr().String()
+		}
+	}
 	var hs256 []byte
 	if cfg.OAuth.HS256Secret != "" {
 		hs256 = []byte(cfg.OAuth.HS256Secret)
@@ -166,7 +179,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AccessTokenTTL: cfg.OAuth.AccessTokenTTL, RefreshTokenTTL: cfg.OAuth.RefreshTokenTTL,
 		DeviceCodeTTL: cfg.OAuth.DeviceCodeTTL, KeyRotation: cfg.OAuth.KeyRotation,
 		DefaultScopes: cfg.OAuth.DefaultScopes,
-		PasswordGrant: cfg.OAuth.PasswordGrant,
+		PasswordGrant: cfg.OAuth.PasswordGrant, Resources: cfg.OAuth.Resources,
 		// RFC 8705: a client certificate from the certificate service
 		// authenticates its thing at the token endpoint.
 		ClientCertificates: func(ctx context.Context, chain []*x509.Certificate) (string, error) {
@@ -176,7 +189,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			}
 			return au.ThingName, nil
 		},
-		Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
+		// A token bound to a certificate lives only as long as the
+		// certificate stays ACTIVE.
+		CertificateStatus: func(ctx context.Context, fingerprint string) error {
+			return a.Certs.CheckBoundCertificate(ctx, fingerprint)
+		},
+		MTLSBaseURL: mtlsBase, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
 		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP,
 			UserCodePerCode: limits.deviceUserCodePerCode, UserCodeTotal: limits.deviceUserCodeTotal},
 	})
@@ -210,9 +228,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 	}
-	a.Lobby, err = lobby.New(lobby.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
+	lobbyCfg := lobby.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
 		Logger: opts.Logger.With("component", "lobby"), LocalEndpoint: endpoints(cfg, issuer)["mqtts"],
-		Sealer: sealer})
+		Sealer: sealer}
+	if tlsConfig != nil {
+		// The lobby signs what it tells devices with the server
+		// certificate they verified when they connected.
+		lobbyCfg.Signer = func() (*tls.Certificate, error) { return tlsConfig.GetCertificate(&tls.ClientHelloInfo{}) }
+	}
+	a.Lobby, err = lobby.New(lobbyCfg)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
@@ -234,11 +258,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
 		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
 		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
-		EventTopicPrefix: cfg.MQTT.EventTopicPrefix,
-		AnonymousAddr:    cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
+		EventTopicPrefix: cfg.MQTT.EventTopicPrefix, Reserved: []broker.ReservedGrant{lobby.ReservedGrant},
+		AnonymousAddr: cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
 		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
 		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
+		ConnectTimeout: cfg.MQTT.ConnectTimeout, PendingConnectionsPerIP: cfg.Limits.PendingConnectionsPerIP,
+		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels, DenialWindow: cfg.Events.DenialWindow,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -305,17 +331,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		mux.Handle(p, devices)
 	}
 	mux.Handle("/", a.OAuth.Handler())
-	if cfg.HTTP.TLSAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTP.TLSAddr)
-		if err != nil {
-			return nil, fmt.Errorf("app: listen https: %w", err)
-		}
-		a.httpsLn = tls.NewListener(ln, tlsConfig)
+	if httpsRaw != nil {
+		a.httpsLn = tls.NewListener(httpsRaw, tlsConfig)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// Per-request read and write deadlines rather than the server's
+		// ReadTimeout and WriteTimeout, which would end the event stream.
+		Handler: httpapi.Deadlines(cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout,
+			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux))),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
@@ -441,13 +466,16 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.Broker.Run(ctx) })
-	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker.Server()) })
+	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
 	g.Go(func() error {
 		return a.series.Run(ctx, func(err error) { a.log.Warn("metrics sample", "err", err) })
 	})
 	g.Go(func() error { return a.Console.Run(ctx, 10*time.Minute) })
+	g.Go(func() error {
+		return a.Events.RunRetention(ctx, a.cfg.Events.Retention, retentionInterval, a.log.With("component", "events"))
+	})
 	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")
@@ -457,6 +485,10 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	return g.Wait()
 }
+
+// retentionInterval is how often the server prunes events past
+// events.retention (and once at start).
+const retentionInterval = time.Hour
 
 // Close releases everything New acquired.
 func (a *App) Close() error {

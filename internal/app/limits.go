@@ -24,31 +24,45 @@ type limits struct {
 func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Time) (*limits, error) {
 	rej, err := ratelimit.NewRejections(reg, "tokenPerIP", "tokenPerClient", "deviceUserCodePerIP", "registerPerIP",
 		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP",
+		"pendingConnectionsPerIP", "mqtt.maxTopicBytes", "mqtt.maxTopicLevels",
 		"consoleLoginPerIP", "deviceUserCodePerCode", "deviceUserCodeTotal")
 	if err != nil {
 		return nil, err
 	}
 	l := &limits{rejections: rej}
+	var exempt []netip.Prefix
+	for _, p := range cfg.Limits.ExemptSources {
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("limits.exemptSources: %w", err)
+		}
+		exempt = append(exempt, pr)
+	}
 	for _, x := range []struct {
 		name string
 		rate string
 		dst  **ratelimit.Limiter
+		// onboarding limits spare limits.exemptSources
+		onboarding bool
 	}{
-		{"tokenPerIP", cfg.Limits.TokenPerIP, &l.tokenPerIP},
-		{"tokenPerClient", cfg.Limits.TokenPerClient, &l.tokenPerClient},
-		{"deviceUserCodePerIP", cfg.Limits.DeviceUserCodePerIP, &l.deviceUserCodePerIP},
-		{"registerPerIP", cfg.Limits.RegisterPerIP, &l.registerPerIP},
-		{"connectPerIP", cfg.Limits.ConnectPerIP, &l.connectPerIP},
-		{"apiAuthFailuresPerIP", cfg.Limits.APIAuthFailuresPerIP, &l.apiAuthFailuresPerIP},
-		{"consoleLoginPerIP", cfg.Limits.ConsoleLoginPerIP, &l.consoleLoginPerIP},
-		{"deviceUserCodePerCode", cfg.Limits.DeviceUserCodePerCode, &l.deviceUserCodePerCode},
-		{"deviceUserCodeTotal", cfg.Limits.DeviceUserCodeTotal, &l.deviceUserCodeTotal},
+		{"tokenPerIP", cfg.Limits.TokenPerIP, &l.tokenPerIP, true},
+		{"tokenPerClient", cfg.Limits.TokenPerClient, &l.tokenPerClient, false},
+		{"deviceUserCodePerIP", cfg.Limits.DeviceUserCodePerIP, &l.deviceUserCodePerIP, false},
+		{"registerPerIP", cfg.Limits.RegisterPerIP, &l.registerPerIP, true},
+		{"connectPerIP", cfg.Limits.ConnectPerIP, &l.connectPerIP, true},
+		{"apiAuthFailuresPerIP", cfg.Limits.APIAuthFailuresPerIP, &l.apiAuthFailuresPerIP, false},
+		{"consoleLoginPerIP", cfg.Limits.ConsoleLoginPerIP, &l.consoleLoginPerIP, false},
+		{"deviceUserCodePerCode", cfg.Limits.DeviceUserCodePerCode, &l.deviceUserCodePerCode, false},
+		{"deviceUserCodeTotal", cfg.Limits.DeviceUserCodeTotal, &l.deviceUserCodeTotal, false},
 	} {
 		r, err := ratelimit.ParseRate(x.rate)
 		if err != nil {
 			return nil, fmt.Errorf("limits.%s: %w", x.name, err)
 		}
 		o := ratelimit.Options{Now: now, Rejections: rej}
+		if x.onboarding {
+			o.Exempt = exempt
+		}
 		if x.name == "deviceUserCodeTotal" {
 			o.MaxKeys = 1 // one bucket shared by every address
 		}

@@ -61,10 +61,11 @@ func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
 	return newFixtureWith(t, tokenTTL, nil)
 }
 
-// newFixtureWith is newFixture with a chance to adjust the broker's Config.
-func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker.Config)) *fixture {
+// newFixtureWith is newFixture with a chance to adjust the broker's Config
+// and the stack's options (a clock, say).
+func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker.Config), opts ...testenv.Option) *fixture {
 	t.Helper()
-	env := testenv.New(t, testenv.TokenTTL(tokenTTL))
+	env := testenv.New(t, append([]testenv.Option{testenv.TokenTTL(tokenTTL)}, opts...)...)
 	cfg := broker.Config{
 		Authn: env.Authn, Registry: env.Registry, Events: env.Events,
 		TCPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", EventTopicPrefix: "$gatehouse/events",
@@ -521,6 +522,7 @@ func TestHTTPSPublish(t *testing.T) {
 	}
 	alerts := f.token("s-1", "alerts")
 	mqttOnly := f.token("s-1", "mqtt")
+	var challenge string // the last answer's WWW-Authenticate
 	post := func(path string, h map[string]string, body string) (int, string) {
 		req, _ := http.NewRequest("POST", f.http.URL+path, strings.NewReader(body))
 		for k, v := range h {
@@ -532,6 +534,7 @@ func TestHTTPSPublish(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		challenge = resp.Header.Get("WWW-Authenticate")
 		return resp.StatusCode, string(b)
 	}
 	tests := []struct {
@@ -556,6 +559,19 @@ func TestHTTPSPublish(t *testing.T) {
 		code, body := post(tc.path, tc.headers, "fire in hall 3")
 		if code != tc.want {
 			t.Errorf("%s: POST %s = %d %s, want %d", tc.name, tc.path, code, body, tc.want)
+		}
+	}
+	// RFC 6750 section 3: a 401 says how to authenticate, and that a
+	// presented token was invalid.
+	for _, tc := range []struct {
+		headers map[string]string
+		want    string
+	}{
+		{map[string]string{"Authorization": "Bearer nope"}, `Bearer realm="gatehouse", error="invalid_token"`},
+		{nil, `Bearer realm="gatehouse"`},
+	} {
+		if code, _ := post("/topics/alerts/fire", tc.headers, "x"); code != 401 || challenge != tc.want {
+			t.Errorf("POST with %v = %d, WWW-Authenticate %q; want 401, %q", tc.headers, code, challenge, tc.want)
 		}
 	}
 	if code, _ := post("/topics/alerts/big", map[string]string{"Authorization": "Bearer " + alerts}, strings.Repeat("x", broker.MaxHTTPPayload+1)); code != 413 {

@@ -11,6 +11,11 @@
 // within seconds. Decisions use a policy set compiled and bound once per
 // connection, so a publish check costs a map lookup and a pattern match.
 //
+// $gatehouse/, $SYS/ and the event mirror's prefix are reserved to the
+// server whatever a policy says (reserved.go): features open single topics
+// there to the sessions they define them for (ReservedGrant). Wills are
+// authorized when they are sent, delayed ones included (will.go).
+//
 // Config.AnonymousAddr adds a listener that skips authentication, for
 // running third-party MQTT conformance and interoperability suites (which
 // cannot present credentials) against the broker; see docs/interop.md. It

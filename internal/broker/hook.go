@@ -18,7 +18,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
-	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
@@ -53,6 +52,10 @@ type session struct {
 	// counted is set while the connection counts against its thing's
 	// ConnectionsPerThing (see hook.admit).
 	counted atomic.Bool
+	// takenOver marks a session another connection took over by client
+	// id: it stays known until its connection ends, so that its will is
+	// authorized (and published) as the session it is.
+	takenOver atomic.Bool
 }
 
 // maxDenialEvents is how many denials one connection records in the event
@@ -84,6 +87,12 @@ type hook struct {
 	// byConn finds the session of a network connection when mochi is done
 	// with it (see connectionEnded).
 	byConn sync.Map // net.Conn -> *session
+
+	// wills holds the delayed wills waiting to be sent, by client id
+	// (see OnWill); willClient is the inline client that sends them.
+	willsMu    sync.Mutex
+	wills      map[string]*delayedWill
+	willClient *mqtt.Client
 }
 
 // revokedMemory is how long the broker itself refuses a revoked token; by
@@ -114,7 +123,10 @@ func (h *hook) isRevoked(id string) bool {
 	return ok && !h.b.now().After(v.(time.Time))
 }
 
-func newHook(b *Broker) *hook { return &hook{b: b, perThing: map[string]map[string]int{}} }
+func newHook(b *Broker) *hook {
+	return &hook{b: b, perThing: map[string]map[string]int{}, wills: map[string]*delayedWill{},
+		willClient: b.server.NewClient(nil, "local", "gatehouse-will", true)}
+}
 
 func (h *hook) ID() string { return "gatehouse" }
 
@@ -178,6 +190,9 @@ func codeFor(err error) packets.Code {
 // OnConnect authenticates the client and checks iot:Connect and its will,
 // answering a refusal itself so the CONNACK carries the precise reason.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if err := h.b.checkWill(cl, pk); err != nil {
+		return err
+	}
 	capKeepAlive(cl, h.b.cfg.MaxKeepAlive)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -193,7 +208,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = h.b.server.SendConnack(cl, code, false, nil)
 		return code
 	}
-	if ok, _ := h.b.cfg.ConnectPerIP.Allow(ratelimit.AddrKey(cl.Net.Remote)); !ok {
+	if ok, _ := h.b.cfg.ConnectPerIP.AllowAddr(cl.Net.Remote); !ok {
 		// No event: a flood of these must not flood the event log.
 		h.b.log.Debug("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "why", "connectPerIP limit")
 		h.b.metrics.connect("refused")
@@ -220,7 +235,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if !bound.Allowed(policy.ActionConnect, cl.ID) {
 		return refuse(packets.ErrNotAuthorized, id, "iot:Connect denied for client id "+cl.ID)
 	}
-	if pk.Connect.WillFlag && !willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
+	if pk.Connect.WillFlag && !h.willAllowed(bound, pk.Connect.WillTopic, pk.Connect.WillRetain) {
 		return refuse(packets.ErrNotAuthorized, id, "will message to "+pk.Connect.WillTopic+" denied")
 	}
 	if !h.admit(s) {
@@ -310,9 +325,10 @@ func (h *hook) release(s *session) {
 	}
 }
 
-// willAllowed checks a will as the publish it will become.
-func willAllowed(b *policy.Bound, topic string, retain bool) bool {
-	if policy.ValidateTopicName(topic) != nil || !b.Allowed(policy.ActionPublish, topic) {
+// willAllowed checks a will as the publish it will become. No will goes to
+// a reserved topic: no feature defines one there.
+func (h *hook) willAllowed(b *policy.Bound, topic string, retain bool) bool {
+	if policy.ValidateTopicName(topic) != nil || h.reservedTopic(topic) || !b.Allowed(policy.ActionPublish, topic) {
 		return false
 	}
 	return !retain || b.Allowed(policy.ActionRetainPublish, topic)
@@ -360,12 +376,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.b.metrics.connect("accepted")
 	h.recheckSubscriptions(s)
-	if !s.id.ExpiresAt.IsZero() {
-		d := s.id.ExpiresAt.Sub(h.b.now())
-		s.mu.Lock()
-		s.timer = time.AfterFunc(max(d, 0), func() { h.kick(s, packets.ErrMaxConnectTime, "credential expired") })
-		s.mu.Unlock()
-	}
+	h.armExpiry(s)
 	policies := *s.policies.Load()
 	h.b.log.Debug("mqtt connected", "client", cl.ID, "principal", s.id.Principal, "method", s.id.Method, "policies", policies)
 	h.b.record(s.ctx(), "broker.connected", "client/"+cl.ID, map[string]any{
@@ -373,11 +384,40 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		"thing": s.id.ThingName, "policies": policies, "protocol": cl.Properties.ProtocolVersion})
 }
 
+// expired reports whether the session's credential has expired by the
+// broker's clock: from ExpiresAt on, the instant the authenticator refuses
+// it at CONNECT.
+func (h *hook) expired(s *session) bool {
+	exp := s.id.ExpiresAt
+	return !exp.IsZero() && !h.b.now().Before(exp)
+}
+
+// armExpiry disconnects the session when its credential expires. The
+// timer only wakes the check; the broker's clock decides, so the kick
+// happens at the same instant as a refusal at CONNECT would.
+func (h *hook) armExpiry(s *session) {
+	if s.id.ExpiresAt.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timer = time.AfterFunc(max(s.id.ExpiresAt.Sub(h.b.now()), 0), func() {
+		if h.expired(s) {
+			h.kick(s, packets.ErrMaxConnectTime, "credential expired")
+		} else if h.session(s.cl) == s && !s.offline.Load() {
+			h.armExpiry(s)
+		}
+	})
+}
+
 // recheckSubscriptions drops subscriptions the session may no longer hold.
 func (h *hook) recheckSubscriptions(s *session) {
 	bound := s.bound.Load()
 	for filter := range s.cl.State.Subscriptions.GetAll() {
-		if !subscribeAllowed(bound, filter) {
+		if !h.reservedAllowed(s, policy.ActionSubscribe, filter) || !subscribeAllowed(bound, filter) {
 			h.b.server.Topics.Unsubscribe(filter, s.cl.ID)
 			s.cl.State.Subscriptions.Delete(filter)
 			h.b.log.Info("mqtt subscription dropped", "client", s.cl.ID, "filter", filter)
@@ -408,7 +448,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 	s := v.(*session)
 	h.release(s)
-	if expire {
+	if expire || s.takenOver.Load() {
 		h.sessions.Delete(cl)
 	} else {
 		// A persistent session: keep it, so QoS 1/2 messages published
@@ -438,9 +478,16 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 // session taken over by someone else does not leak them, and the earlier
 // session is forgotten.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.b.established(cl)
 	s := h.session(cl)
+	if s == nil {
+		return
+	}
+	// A new connection to the session: a delayed will of the earlier one
+	// is not sent [MQTT-3.1.3-9].
+	h.cancelWill(cl.ID)
 	existing, ok := h.b.server.Clients.Get(cl.ID)
-	if s == nil || !ok || existing == cl {
+	if !ok || existing == cl {
 		return
 	}
 	bound := s.bound.Load()
@@ -450,18 +497,32 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			h.b.log.Info("mqtt queued message dropped on resume", "client", cl.ID, "topic", m.TopicName)
 		}
 	}
-	if old := h.session(existing); old != nil {
-		h.release(old)
+	old := h.session(existing)
+	if old == nil {
+		return
 	}
-	h.sessions.Delete(existing)
+	h.release(old)
+	if old.offline.Load() || existing.Closed() {
+		h.sessions.Delete(existing)
+		return
+	}
+	// Still connected: mochi disconnects it next and publishes its will
+	// (MQTT 5 §3.1.4; AWS IoT does on DUPLICATE_CLIENTID), which OnWill
+	// authorizes against this session's binding of that moment; its
+	// OnDisconnect then forgets it.
+	old.takenOver.Store(true)
 }
 
 // kick disconnects a session's client (MQTT 5 clients get the reason).
 func (h *hook) kick(s *session, code packets.Code, why string) {
 	if s.offline.Load() {
 		// Nothing to disconnect: forget the session so nothing more is
-		// queued for it under credentials no longer valid.
+		// queued for it under credentials no longer valid, and end mochi's
+		// session with it, so that a client coming back (a thing disabled
+		// and enabled again) is told there is no session present rather
+		// than resuming one whose queue was dead meanwhile.
 		h.sessions.Delete(s.cl)
+		h.endSession(s.cl)
 		h.b.log.Info("mqtt offline session dropped by gatehouse", "client", s.cl.ID, "principal", s.id.Principal, "why", why)
 		return
 	}
@@ -473,6 +534,7 @@ func (h *hook) kick(s *session, code packets.Code, why string) {
 
 // OnSubscribe notes the filters being checked (see session.pending).
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	pk = h.b.limitFilters(cl, pk)
 	if s := h.session(cl); s != nil {
 		s.mu.Lock()
 		for _, f := range pk.Filters {
@@ -520,23 +582,31 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if s == nil || (!write && topic == withheldWillTopic) {
 		return false
 	}
+	if h.expired(s) {
+		// Nothing is published or delivered under an expired credential,
+		// even before the expiry timer has kicked the client.
+		return false
+	}
 	b := s.bound.Load()
 	if write {
-		if b.Allowed(policy.ActionPublish, topic) {
+		if h.reservedAllowed(s, policy.ActionPublish, topic) && b.Allowed(policy.ActionPublish, topic) {
 			return true
 		}
 		h.denied(s, "iot:Publish", topic)
 		return false
 	}
 	if policy.HasWildcard(topic) || s.isPending(topic) {
-		return subscribeAllowed(b, topic)
+		return h.reservedAllowed(s, policy.ActionSubscribe, topic) && subscribeAllowed(b, topic)
 	}
-	return b.Allowed(policy.ActionReceive, topic)
+	return h.reservedAllowed(s, policy.ActionReceive, topic) && b.Allowed(policy.ActionReceive, topic)
 }
 
 // OnPublish checks iot:RetainPublish for retained publishes (the publish
 // itself passed OnACLCheck already).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if err := h.b.limitTopic(cl, pk); err != nil {
+		return pk, err
+	}
 	if limit := h.b.cfg.MaxMessageSize; limit > 0 && !cl.Net.Inline && len(pk.Payload) > limit {
 		h.b.cfg.Rejections.Inc("mqtt.maxMessageSize")
 		h.b.log.Debug("mqtt publish too large", "client", cl.ID, "topic", pk.TopicName, "bytes", len(pk.Payload))
@@ -581,9 +651,21 @@ const withheldWillTopic = "$gatehouse/withheld-will"
 // will the current policy forbids is withheld. OnWill runs on the client's
 // own goroutine, the only one that may read cl.Properties.Will without
 // racing mochi.
+//
+// A will with a Will Delay Interval is sent by the hook itself when the
+// delay is over (sendWill), authorized then: mochi would authorize it here
+// and send it later unchecked, so revoking iot:Publish during the delay
+// would not stop it. mochi gets a withheld stub to queue instead.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	s := h.session(cl)
-	if s != nil && willAllowed(s.bound.Load(), will.TopicName, will.Retain) {
+	if s != nil && will.WillDelayInterval > 0 {
+		// Sent when the delay is over or the session ends, whichever is
+		// first (MQTT 5 §3.1.3.2.2).
+		delay := min(will.WillDelayInterval, cl.Properties.Props.SessionExpiryInterval)
+		h.delayWill(s, will, time.Duration(delay)*time.Second)
+		return mqtt.Will{TopicName: withheldWillTopic, Flag: will.Flag, WillDelayInterval: will.WillDelayInterval}, nil
+	}
+	if s != nil && h.willAllowed(s.bound.Load(), will.TopicName, will.Retain) {
 		h.b.log.Debug("mqtt will", "client", cl.ID, "topic", will.TopicName)
 		return will, nil
 	}

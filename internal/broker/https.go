@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
@@ -51,6 +52,9 @@ func (b *Broker) PublishHandler() http.Handler {
 				b.log.Error("https publish", "err", err)
 			}
 		}
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(r))
+		}
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"message": msg, "traceId": trace})
 	})
@@ -66,6 +70,10 @@ func (b *Broker) httpPublish(r *http.Request) error {
 	}
 	if err := policy.ValidateTopicName(topic); err != nil {
 		return &httpError{http.StatusBadRequest, "invalid topic: " + err.Error()}
+	}
+	if limit := b.topicOverLimit(topic); limit != "" {
+		b.cfg.Rejections.Inc(limit)
+		return &httpError{http.StatusBadRequest, "invalid topic: over " + limit}
 	}
 	q := r.URL.Query()
 	qos := byte(0)
@@ -123,7 +131,7 @@ func (b *Broker) httpPublish(r *http.Request) error {
 	pctx.Thing = nil
 	bound := res.Set.Bind(pctx)
 	actx := events.WithActor(ctx, id.Principal)
-	if !bound.Allowed(policy.ActionPublish, topic) || (retain && !bound.Allowed(policy.ActionRetainPublish, topic)) {
+	if b.hook.reservedTopic(topic) || !bound.Allowed(policy.ActionPublish, topic) || (retain && !bound.Allowed(policy.ActionRetainPublish, topic)) {
 		b.record(actx, "broker.denied", "topic/"+topic, map[string]any{"action": "iot:Publish", "resource": topic, "via": "https"})
 		return &httpError{http.StatusForbidden, "Forbidden"}
 	}

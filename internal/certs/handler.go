@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
-	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
@@ -80,7 +79,7 @@ func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Service) serveRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.cfg.RegisterPerIP.Allow(ratelimit.AddrKey(r.RemoteAddr)); !ok {
+	if ok, wait := s.cfg.RegisterPerIP.AllowAddr(r.RemoteAddr); !ok {
 		s.log.Info("register refused", "status", http.StatusTooManyRequests, "remote", r.RemoteAddr, "err", "registerPerIP limit")
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 		writeDeviceJSON(w, http.StatusTooManyRequests, registerError{Status: false, Error: "too many registrations from this address; retry later"})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -532,6 +533,19 @@ func runEvents(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return sub(ctx, env, "events", args, map[string]func(context.Context, *Env, []string) error{
+		"prune": func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "events prune", "events prune --before TIME|AGE: delete the events before an RFC 3339 time, or older than an age (2160h); the server also prunes by events.retention")
+			before := fs.String("before", "", "RFC 3339 time (2026-01-31T00:00:00Z) or an age (720h)")
+			c, _, err := setup(env, fs, args, 0)
+			if err != nil {
+				return err
+			}
+			cut, err := parseBefore(*before, time.Now())
+			if err != nil {
+				return err
+			}
+			return c.print(ctx, "DELETE", "/api/v1/events?"+url.Values{"before": {cut.UTC().Format(time.RFC3339)}}.Encode(), nil, nil)
+		},
 		"list": func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "events list", "events list [--type T] [--subject S] [--actor A] [--after ID] [--limit N]")
 			q := filters(fs)
@@ -593,6 +607,21 @@ func runEvents(ctx context.Context, env *Env, args []string) error {
 			}
 		},
 	})
+}
+
+// parseBefore reads --before: an RFC 3339 time, or an age back from now.
+func parseBefore(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("--before is required (an RFC 3339 time, or an age such as 2160h)")
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("--before %q: want an RFC 3339 time or a positive age such as 2160h", s)
+	}
+	return now.Add(-d), nil
 }
 
 // ---- API tokens ----

@@ -44,7 +44,7 @@ func commands() map[string]command {
 		"users":         {"list, get, create, update, delete users", runUsers},
 		"groups":        {"list, get, create, delete groups and their members", runGroups},
 		"relationships": {"list, add, remove relationships between users and things", runRelationships},
-		"events":        {"list or tail the event log", runEvents},
+		"events":        {"list, tail or prune the event log", runEvents},
 		"api-tokens":    {"list, create, revoke admin API tokens", runAPITokens},
 		"bench":         {"benchmark the MQTT broker against plain mochi-mqtt and Mosquitto", runBench},
 		"bench-target":  {"serve one broker for `gatehouse bench` (internal)", runBenchTarget},

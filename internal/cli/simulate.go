@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -79,16 +82,25 @@ func runSimulate(ctx context.Context, env *Env, args []string) error {
 
 // printProgress writes the one-line progress report.
 func printProgress(w io.Writer, p simulate.Progress) {
-	fmt.Fprintf(w, "[%5.1fs] up %d  register/s %.0f  token/s %.0f  connect/s %.0f  msg/s %.0f  errors %d\n",
-		p.Elapsed.Seconds(), p.Up, p.RegistrationsPerSec, p.TokensPerSec, p.ConnectsPerSec, p.MessagesPerSec, p.Errors)
+	fmt.Fprintf(w, "[%5.1fs] up %d  register/s %.0f  token/s %.0f  connect/s %.0f  msg/s %.0f  retries %d  errors %d\n",
+		p.Elapsed.Seconds(), p.Up, p.RegistrationsPerSec, p.TokensPerSec, p.ConnectsPerSec, p.MessagesPerSec, p.Retries, p.Errors)
 }
 
 // printSimulateSummary writes the summary as text tables.
 func printSimulateSummary(w io.Writer, s *simulate.Summary) error {
 	fmt.Fprintf(w, "# gatehouse simulate: %d things (%s auth, prefix %s) at %g/s, publish every %s, against %s\n",
 		s.Things, s.Auth, s.Prefix, s.RatePerSec, s.PublishInterval, s.Server)
-	fmt.Fprintf(w, "setup %.2fs, run %.2fs: started %d, registered %d, tokens %d, connected %d, messages %d, errors %d\n\n",
+	fmt.Fprintf(w, "setup %.2fs, run %.2fs: started %d, registered %d, tokens %d, connected %d, messages %d, errors %d\n",
 		s.SetupSeconds, s.ElapsedSeconds, s.Started, s.Registered, s.Tokens, s.Connected, s.Messages, s.Errors)
+	if s.Retries > 0 {
+		ops := make([]string, 0, len(s.RetriesByOp))
+		for _, op := range slices.Sorted(maps.Keys(s.RetriesByOp)) {
+			ops = append(ops, fmt.Sprintf("%s %d", op, s.RetriesByOp[op]))
+		}
+		fmt.Fprintf(w, "limits: %d retries after \"not now\" answers (%s), not errors; %d devices delayed, by %.1fs at most, %.1fs in all\n",
+			s.Retries, strings.Join(ops, ", "), s.DelayedDevices, s.MaxDeviceDelaySeconds, s.RetryWaitSeconds)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "operation\tcount\tper s (run)\tpeak per s\tp50 ms\tp99 ms\tmax ms\terrors")
 	rates := map[string][2]float64{simulate.OpRegister: {s.RegistrationsPerSec, s.PeakRegistrationsPerSec},

@@ -30,7 +30,8 @@ func TestSimulateFlags(t *testing.T) {
 func TestPrintSimulateSummary(t *testing.T) {
 	s := &simulate.Summary{Server: "http://127.0.0.1:8080", Auth: "cert", Prefix: "sim-x", Things: 2, Started: 2, RatePerSec: 1,
 		PublishInterval: "1s", Registered: 2, Connected: 1, Messages: 5, Errors: 1, MessagesPerSec: 2.5,
-		ErrorsByKind:     map[string]int64{simulate.OpConnect: 1},
+		ErrorsByKind: map[string]int64{simulate.OpConnect: 1},
+		Retries:      7, RetriesByOp: map[string]int64{"register": 5, "mqtt connect": 2}, DelayedDevices: 2, MaxDeviceDelaySeconds: 4.5, RetryWaitSeconds: 8.25,
 		FirstErrorByKind: map[string]string{simulate.OpConnect: "refused"},
 		Latencies: map[string]simulate.Latency{simulate.OpRegister: {Count: 2, P50Ms: 3, P99Ms: 4},
 			simulate.OpPublish: {Count: 5, P50Ms: 1, P99Ms: 2}}}
@@ -38,7 +39,8 @@ func TestPrintSimulateSummary(t *testing.T) {
 	if err := printSimulateSummary(&b, s); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2 things (cert auth", "register", "publish", "connect", "first: refused"} {
+	for _, want := range []string{"2 things (cert auth", "register", "publish", "connect", "first: refused",
+		"7 retries", "(mqtt connect 2, register 5), not errors; 2 devices delayed, by 4.5s at most, 8.2s in all"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
@@ -47,8 +49,8 @@ func TestPrintSimulateSummary(t *testing.T) {
 		t.Errorf("summary lists the unused token operation:\n%s", b.String())
 	}
 	b.Reset()
-	printProgress(&b, simulate.Progress{Elapsed: 3 * time.Second, Up: 7, MessagesPerSec: 12})
-	if got := b.String(); !strings.Contains(got, "up 7") || !strings.Contains(got, "msg/s 12") {
+	printProgress(&b, simulate.Progress{Elapsed: 3 * time.Second, Up: 7, MessagesPerSec: 12, Retries: 3})
+	if got := b.String(); !strings.Contains(got, "up 7") || !strings.Contains(got, "msg/s 12") || !strings.Contains(got, "retries 3") {
 		t.Errorf("progress line = %q", got)
 	}
 }

@@ -50,6 +50,22 @@ type Config struct {
 	Console Console `yaml:"console"`
 	// Limits are the abuse limits (see Limits).
 	Limits Limits `yaml:"limits"`
+	// Events configures the event log's growth: denial aggregation and
+	// retention.
+	Events Events `yaml:"events"`
+}
+
+// Events bounds the event log.
+type Events struct {
+	// Retention deletes events older than this; the server prunes every
+	// hour (and `gatehouse events prune --before` does it on demand).
+	// 0 keeps events forever.
+	Retention time.Duration `yaml:"retention"`
+	// DenialWindow aggregates repeated broker denials of one source
+	// (client address or principal), action and reason: the first in a
+	// window is written at once, the rest of that window as one event
+	// with a count when it ends. 0 writes every denial.
+	DenialWindow time.Duration `yaml:"denialWindow"`
 }
 
 // Console configures the web console under /console/.
@@ -107,6 +123,16 @@ type Limits struct {
 	// SignInMaxDelay. Accounts are slowed, never locked.
 	SignInFreeFailures int           `yaml:"signInFreeFailures"`
 	SignInMaxDelay     time.Duration `yaml:"signInMaxDelay"`
+	// ExemptSources are CIDR prefixes of client addresses that the
+	// onboarding limits per address (tokenPerIP, registerPerIP,
+	// connectPerIP) do not count: a factory provisioning station, a site
+	// NAT. The limits per client and per thing, and the guessing limits
+	// (deviceUserCodePerIP, apiAuthFailuresPerIP), still apply.
+	ExemptSources []string `yaml:"exemptSources"`
+	// PendingConnectionsPerIP: concurrent MQTT connections per client
+	// address that have not yet completed an authenticated CONNECT (TCP,
+	// TLS and WebSocket); a new one over it is closed at once. 0 disables.
+	PendingConnectionsPerIP int `yaml:"pendingConnectionsPerIP"`
 }
 
 // Authorizer configures the external-broker adapters under /authorizer/.
@@ -176,6 +202,18 @@ type MQTT struct {
 	// MaxMessageSize bounds a PUBLISH payload in bytes (MQTT and HTTPS
 	// publish); bigger ones are refused (0x95 for MQTT 5).
 	MaxMessageSize int `yaml:"maxMessageSize"`
+	// ConnectTimeout closes a connection that has not completed an
+	// authenticated CONNECT this long after it was accepted: the TLS
+	// handshake, the WebSocket upgrade and the CONNECT packet must all
+	// fit in it.
+	ConnectTimeout time.Duration `yaml:"connectTimeout"`
+	// MaxTopicBytes bounds a topic name or filter in UTF-8 bytes (AWS IoT:
+	// 256); 0 disables.
+	MaxTopicBytes int `yaml:"maxTopicBytes"`
+	// MaxTopicLevels bounds the levels of a topic name or filter (AWS IoT:
+	// 8, that is 7 slashes); 0 disables. Reserved $aws/ and $gatehouse/
+	// topics count too.
+	MaxTopicLevels int `yaml:"maxTopicLevels"`
 }
 
 // Secrets locates the master key that encrypts keys at rest. Every replica
@@ -209,6 +247,10 @@ type HTTP struct {
 	// ExternalURL is how clients reach the server; it is the OAuth issuer.
 	// Empty means http://<addr>.
 	ExternalURL string `yaml:"externalURL"`
+	// TLSExternalURL is how clients reach TLSAddr: the base of the
+	// metadata's RFC 8705 mtls_endpoint_aliases. Empty means
+	// https://<tlsAddr>.
+	TLSExternalURL string `yaml:"tlsExternalURL"`
 	// MaxBodyBytes bounds every request body but registry imports.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 	// MaxImportBytes bounds a registry import body (POST
@@ -219,6 +261,18 @@ type HTTP struct {
 	// X-Forwarded-For header names the client address (for limits, audit
 	// and authorizer sources). Empty (the default): the header is ignored.
 	TrustedProxies []string `yaml:"trustedProxies"`
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
+	// ReadTimeout bounds reading a request body, from the end of its
+	// headers; the deadline is lifted once the body is read, so a long
+	// response is not cut off.
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// WriteTimeout bounds writing a response, except the event stream
+	// and long polls (GET /api/v1/events/stream, ?wait=), which have
+	// their own heartbeats and limits.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
 }
 
 // Log configures structured logging.
@@ -246,15 +300,26 @@ type OAuth struct {
 	// PasswordGrant lets confidential registered apps use the resource
 	// owner password grant (off by default: it hands passwords to apps).
 	PasswordGrant bool `yaml:"passwordGrant"`
+	// Resources are the RFC 8707 resource indicators (absolute URIs)
+	// clients may name with resource= to get tokens whose aud is that
+	// resource instead of the issuer.
+	Resources []string `yaml:"resources"`
 }
 
-// ExternalIssuer is another OAuth 2.0 server trusted for access tokens.
+// ExternalIssuer is another OAuth 2.0 server trusted for access tokens
+// (the fields of authn.ExternalIssuer, which documents them).
 type ExternalIssuer struct {
 	Issuer     string   `yaml:"issuer"`
 	JWKSURL    string   `yaml:"jwksURL"`
 	Audience   string   `yaml:"audience"`
 	ThingClaim string   `yaml:"thingClaim"`
 	Algorithms []string `yaml:"algorithms"`
+	// AllowUntypedTokens accepts typ "JWT" or no typ besides "at+jwt": a
+	// weakening (RFC 8725 section 3.11), off by default.
+	AllowUntypedTokens bool `yaml:"allowUntypedTokens"`
+	// Leeway accepts the issuer's tokens until exp + Leeway (0 to 5m,
+	// default 0).
+	Leeway time.Duration `yaml:"leeway"`
 }
 
 // Default returns the embedded default configuration.
@@ -263,19 +328,21 @@ func Default() Config {
 		DataDir: "./gatehouse-data",
 		Access:  Access{PurgeInterval: time.Minute, PendingTTL: 7 * 24 * time.Hour},
 		AWSIoT:  AWSIoT{Prefix: "/aws-iot", Account: "000000000000", MaxSkew: 5 * time.Minute},
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, MaxImportBytes: 64 << 20, ShutdownTimeout: 10 * time.Second},
-		Log:     Log{Level: "info", Format: "text"},
+		HTTP: HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, MaxImportBytes: 64 << 20, ShutdownTimeout: 10 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute},
+		Log: Log{Level: "info", Format: "text"},
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
 		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
 			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events", MaxKeepAlive: 20 * time.Minute,
-			MaxPacketSize: 1 << 20, MaxMessageSize: 128 << 10},
+			MaxPacketSize: 1 << 20, MaxMessageSize: 128 << 10, ConnectTimeout: 10 * time.Second, MaxTopicBytes: 256, MaxTopicLevels: 8},
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
 		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m",
-			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m",
+			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m", PendingConnectionsPerIP: 100,
 			ConsoleLoginPerIP: "10/m", DeviceUserCodePerCode: "10/10m", DeviceUserCodeTotal: "2000/20s",
 			SignInFreeFailures: 5, SignInMaxDelay: 30 * time.Second},
+		Events: Events{Retention: 90 * 24 * time.Hour, DenialWindow: time.Minute},
 	}
 }
 
@@ -422,19 +489,30 @@ func (c *Config) Finish() {
 	if c.Store.DSN == "" && c.DataDir != "" {
 		c.Store.DSN = "sqlite:" + filepath.Join(c.DataDir, "gatehouse.db")
 	}
-	if c.HTTP.ExternalURL == "" && c.HTTP.Addr != "" {
-		host, port, err := net.SplitHostPort(c.HTTP.Addr)
-		if err == nil {
-			if host == "" || host == "0.0.0.0" || host == "::" {
-				host = "127.0.0.1"
-			}
-			c.HTTP.ExternalURL = "http://" + net.JoinHostPort(host, port)
-		}
+	if c.HTTP.ExternalURL == "" {
+		c.HTTP.ExternalURL = listenerURL("http", c.HTTP.Addr)
 	}
 	c.HTTP.ExternalURL = strings.TrimRight(c.HTTP.ExternalURL, "/")
+	if c.HTTP.TLSExternalURL == "" {
+		c.HTTP.TLSExternalURL = listenerURL("https", c.HTTP.TLSAddr)
+	}
+	c.HTTP.TLSExternalURL = strings.TrimRight(c.HTTP.TLSExternalURL, "/")
 	if c.Secrets.MasterKeyFile == "" && c.DataDir != "" {
 		c.Secrets.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
 	}
+}
+
+// listenerURL is scheme://addr with a wildcard host made 127.0.0.1, or ""
+// for an empty or malformed address.
+func listenerURL(scheme, addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // Validate reports every problem with the configuration, joined.
@@ -453,6 +531,16 @@ func (c *Config) Validate() error {
 	if u, err := url.Parse(c.HTTP.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("http.externalURL: %q is not an http(s) URL", c.HTTP.ExternalURL)
 	}
+	if c.HTTP.TLSAddr != "" {
+		if u, err := url.Parse(c.HTTP.TLSExternalURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("http.tlsExternalURL: %q is not an https URL", c.HTTP.TLSExternalURL)
+		}
+	}
+	for _, r := range c.OAuth.Resources {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			bad("oauth.resources: %q is not an absolute URI without a fragment (RFC 8707 section 2)", r)
+		}
+	}
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
 		bad("http.maxBodyBytes: %d: want 1024 to 67108864", c.HTTP.MaxBodyBytes)
 	}
@@ -461,6 +549,30 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		bad("http.shutdownTimeout: must be positive")
+	}
+	for name, d := range map[string]time.Duration{"http.readHeaderTimeout": c.HTTP.ReadHeaderTimeout, "http.readTimeout": c.HTTP.ReadTimeout,
+		"http.writeTimeout": c.HTTP.WriteTimeout, "http.idleTimeout": c.HTTP.IdleTimeout, "mqtt.connectTimeout": c.MQTT.ConnectTimeout} {
+		if d <= 0 || d > time.Hour {
+			bad("%s: %s: want more than 0 and at most 1h", name, d)
+		}
+	}
+	if c.HTTP.ReadTimeout > 0 && c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
+		bad("http.readTimeout: %s is shorter than http.readHeaderTimeout %s", c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout)
+	}
+	if c.MQTT.MaxTopicBytes < 0 || c.MQTT.MaxTopicBytes > 65535 {
+		bad("mqtt.maxTopicBytes: %d: want 0 (no limit) to 65535", c.MQTT.MaxTopicBytes)
+	}
+	if c.MQTT.MaxTopicLevels < 0 {
+		bad("mqtt.maxTopicLevels: must not be negative (0 disables)")
+	}
+	if c.Limits.PendingConnectionsPerIP < 0 {
+		bad("limits.pendingConnectionsPerIP: must not be negative (0 disables)")
+	}
+	if c.Events.Retention != 0 && c.Events.Retention < time.Hour {
+		bad("events.retention: %s: want 0 (keep forever) or at least 1h", c.Events.Retention)
+	}
+	if c.Events.DenialWindow < 0 || c.Events.DenialWindow > time.Hour {
+		bad("events.denialWindow: %s: want 0 (no aggregation) to 1h", c.Events.DenialWindow)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -532,6 +644,12 @@ func (c *Config) Validate() error {
 		if e.Issuer == "" || !strings.HasPrefix(e.JWKSURL, "http") {
 			bad("oauth.externalIssuers[%d]: needs issuer and an http(s) jwksURL", i)
 		}
+		if e.Audience == "" {
+			bad("oauth.externalIssuers[%d]: audience: must be set (the aud this server's tokens carry for Gatehouse)", i)
+		}
+		if e.Leeway < 0 || e.Leeway > 5*time.Minute {
+			bad("oauth.externalIssuers[%d]: leeway: %s: want 0 to 5m", i, e.Leeway)
+		}
 	}
 	for _, p := range c.Authorizer.AllowedSources {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -569,6 +687,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.SignInMaxDelay < time.Second || c.Limits.SignInMaxDelay > 10*time.Minute {
 		bad("limits.signInMaxDelay: %s: want 1s to 10m (accounts are slowed, never locked)", c.Limits.SignInMaxDelay)
+	}
+	for _, p := range c.Limits.ExemptSources {
+		if pr, err := netip.ParsePrefix(p); err != nil {
+			bad("limits.exemptSources: %q is not a CIDR prefix (e.g. 192.0.2.0/28 or 2001:db8::/64)", p)
+		} else if pr.Bits() == 0 {
+			bad("limits.exemptSources: %q exempts every address; set the limits off instead", p)
+		}
 	}
 	if c.Limits.ConnectionsPerThing < 0 {
 		bad("limits.connectionsPerThing: must not be negative (0 disables)")

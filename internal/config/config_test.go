@@ -38,6 +38,7 @@ func TestPrecedence(t *testing.T) {
 		{"default kept", c.Log.Format, "text"},
 		{"derived dsn", c.Store.DSN, "sqlite:/var/lib/gh/gatehouse.db"},
 		{"derived external URL", c.HTTP.ExternalURL, "http://127.0.0.1:9100"},
+		{"derived mutual-TLS URL", c.HTTP.TLSExternalURL, "https://127.0.0.1:8443"},
 		{"limit from env", c.Limits.TokenPerClient, "5/m"},
 		{"trusted proxies from env", strings.Join(c.HTTP.TrustedProxies, " "), "10.0.0.0/8 192.168.1.0/24"},
 	}
@@ -79,12 +80,22 @@ func TestRejects(t *testing.T) {
 		{name: "keep-alive cap not whole seconds", file: "mqtt:\n  maxKeepAlive: 1500ms\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "console idle longer than session", env: map[string]string{"GATEHOUSE_CONSOLE_SESSION_TTL": "1h", "GATEHOUSE_CONSOLE_IDLE_TIMEOUT": "2h"}, want: []string{"console.idleTimeout"}},
 		{name: "console session too short", file: "console:\n  sessionTTL: 10s\n", want: []string{"console.sessionTTL"}},
+		{name: "no connect timeout", env: map[string]string{"GATEHOUSE_MQTT_CONNECT_TIMEOUT": "0s"}, want: []string{"mqtt.connectTimeout"}},
+		{name: "body timeout below header timeout", file: "http:\n  readHeaderTimeout: 20s\n  readTimeout: 5s\n", want: []string{"http.readTimeout"}},
+		{name: "negative topic limits", file: "mqtt:\n  maxTopicBytes: -1\n  maxTopicLevels: -1\n", want: []string{"mqtt.maxTopicBytes", "mqtt.maxTopicLevels"}},
+		{name: "negative pending connections", set: [2]string{"limits.pendingConnectionsPerIP", "-1"}, want: []string{"limits.pendingConnectionsPerIP"}},
+		{name: "retention too short", file: "events:\n  retention: 10m\n", want: []string{"events.retention"}},
+		{name: "denial window too long", env: map[string]string{"GATEHOUSE_EVENTS_DENIAL_WINDOW": "2h"}, want: []string{"events.denialWindow"}},
 		{name: "anonymous listener beyond loopback", file: "mqtt:\n  anonymousAddr: 0.0.0.0:1885\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr", "not a loopback", "anonymousAllowNonLoopback"}},
 		{name: "anonymous listener on every interface", env: map[string]string{"GATEHOUSE_MQTT_ANONYMOUS_ADDR": ":1885", "GATEHOUSE_MQTT_ANONYMOUS_POLICY": "interop"}, want: []string{"mqtt.anonymousAddr", "not a loopback"}},
 		{name: "anonymous listener without policy", set: [2]string{"mqtt.anonymousAddr", "127.0.0.1:1885"}, want: []string{"mqtt.anonymousPolicy"}},
 		{name: "anonymous listener bad address", file: "mqtt:\n  anonymousAddr: localhost\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr"}},
+		{name: "external issuer without audience, leeway too long", file: "oauth:\n  externalIssuers:\n    - issuer: https://idp\n      jwksURL: https://idp/jwks\n      leeway: 1h\n",
+			want: []string{"oauth.externalIssuers[0]: audience", "oauth.externalIssuers[0]: leeway"}},
 		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
 			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
+		{name: "exempt source not a prefix", file: "limits:\n  exemptSources: [10.1.2.3, 192.0.2.0/28]\n", want: []string{"limits.exemptSources", `"10.1.2.3" is not a CIDR prefix`}},
+		{name: "exempt source is everyone", env: map[string]string{"GATEHOUSE_LIMITS_EXEMPT_SOURCES": "192.0.2.0/28, 0.0.0.0/0"}, want: []string{"limits.exemptSources", `"0.0.0.0/0" exempts every address`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -209,6 +209,7 @@ func (a *API) routes() {
 
 	a.handle("GET /api/v1/events", read, a.listEvents)
 	a.handle("GET /api/v1/events/stream", read, a.streamEvents)
+	a.handle("DELETE /api/v1/events", write, a.pruneEvents)
 	if a.connections != nil {
 		a.handle("GET /api/v1/things/{name}/connections", read, a.thingConnections)
 	}
@@ -648,6 +649,21 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 		resp.Next = strconv.FormatInt(evs[len(evs)-1].ID, 10)
 	}
 	return writeJSON(w, http.StatusOK, resp)
+}
+
+// pruneEvents is DELETE /api/v1/events?before=RFC3339: it deletes the
+// events stamped before then (recording one events.pruned event).
+func (a *API) pruneEvents(w http.ResponseWriter, r *http.Request) error {
+	s := r.URL.Query().Get("before")
+	before, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "before %q: want an RFC 3339 time", s)
+	}
+	n, err := a.events.Prune(r.Context(), before)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"deleted": n, "before": before.UTC()})
 }
 
 // ---- API tokens ----

@@ -172,8 +172,15 @@ func TestAuth(t *testing.T) {
 			if r.status != tc.want {
 				t.Errorf("%s: %s %s = %d %s, want %d", tc.name, tc.method, tc.path, r.status, r.raw, tc.want)
 			}
-			if tc.want == 401 && r.header.Get("WWW-Authenticate") == "" {
-				t.Errorf("%s: 401 without WWW-Authenticate", tc.name)
+			if tc.want == 401 {
+				// RFC 6750 section 3: invalid_token when a token was presented.
+				want := `Bearer realm="gatehouse"`
+				if tc.token != "" {
+					want = `Bearer realm="gatehouse", error="invalid_token"`
+				}
+				if got := r.header.Get("WWW-Authenticate"); got != want {
+					t.Errorf("%s: WWW-Authenticate = %q, want %q", tc.name, got, want)
+				}
 			}
 		}
 	})

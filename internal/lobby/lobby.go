@@ -17,11 +17,16 @@
 // fingerprint (64 lowercase hex digits) as MQTT client id. It may then only
 // publish its knock {"state","config"} to $gatehouse/lobby/{fingerprint}/knock
 // and subscribe to $gatehouse/lobby/{fingerprint}/assignment, where it
-// receives, retained at QoS 1 once commissioned,
-// {"kind","endpoint","config","caChain","thingName"} (a gatehouse target
-// adds "serverUrl" and a single-use "registrationToken"). The topics are
-// authorized by the built-in policy "gatehouse-lobby" (PolicyName),
-// attached to the certificate while the device is in the lobby. A device
+// receives, retained at QoS 1 once commissioned, a compact JWS (typ
+// MessageType, signed by the broker's TLS server certificate, chain in x5c)
+// whose claims are {"kind","endpoint","config","caChain","thingName"} (a
+// gatehouse target adds "serverUrl" and a single-use "registrationToken")
+// with "sub" = the fingerprint and "iat". The topics are authorized by the
+// built-in policy "gatehouse-lobby" (PolicyName), attached to the
+// certificate while the device is in the lobby, and opened to the session
+// in the broker's reserved $gatehouse/ space by ReservedGrant; no other
+// client may publish there, and a knock counts only when the device's own
+// session published it. A device
 // commissioned to this Gatehouse then connects with its thing name as
 // client id, which marks it arrived; a device sent elsewhere (an MQTT
 // target, another Gatehouse) knocks with state "arrived" once it logged in
@@ -35,6 +40,7 @@ package lobby
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,6 +114,10 @@ type Config struct {
 	// HTTPClient talks to gatehouse targets; default: 15 s timeout, the
 	// target's caPem trusted besides the system roots.
 	HTTPClient *http.Client
+	// Signer returns the broker's current TLS server certificate (chain
+	// and key): everything the lobby publishes to a device is signed with
+	// it (see MessageType). Nil: nothing is published to devices.
+	Signer func() (*tls.Certificate, error)
 }
 
 // Publisher is the part of the embedded broker the lobby talks through;
@@ -257,6 +267,9 @@ func validState(st string) bool {
 // ---- targets ----
 
 var targetName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// fingerprintRE is a lobby session's client id: a certificate fingerprint.
+var fingerprintRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func (s *Service) checkTarget(t *store.LobbyTarget) error {
 	if !targetName.MatchString(t.Name) {

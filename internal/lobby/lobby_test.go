@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -33,6 +32,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
 	"github.com/gatehouse-iot/gatehouse/internal/testenv"
+	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
 const devicePolicy = `{"Version":"2012-10-17","Statement":[
@@ -59,7 +59,12 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	env := testenv.Core(t, testenv.DSN(dsn))
 	ctx, s, reg, log, sealer := env.Ctx, env.Store, env.Registry, env.Events, env.Sealer
 	cs := env.Certs()
-	lb, err := lobby.New(lobby.Config{Store: s, Registry: reg, Certs: cs, Events: log, LocalEndpoint: "mqtts://localhost:8883", Sealer: sealer})
+	tlsCfg, err := cs.ServerTLSConfig(ctx, []string{"localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := lobby.New(lobby.Config{Store: s, Registry: reg, Certs: cs, Events: log, LocalEndpoint: "mqtts://localhost:8883", Sealer: sealer,
+		Signer: func() (*tls.Certificate, error) { return tlsCfg.GetCertificate(&tls.ClientHelloInfo{}) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,18 +103,14 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 	if !withBroker {
 		return f
 	}
-	tlsCfg, err := cs.ServerTLSConfig(ctx, []string{"localhost"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := broker.New(broker.Config{Authn: lb.Authenticator(authn.New(authn.Config{Registry: reg, Store: s, Certificates: cs})),
-		Registry: reg, Events: log, TLSAddr: "127.0.0.1:0", TLSConfig: tlsCfg})
+		Registry: reg, Events: log, TLSAddr: "127.0.0.1:0", TLSConfig: tlsCfg, Reserved: []broker.ReservedGrant{lobby.ReservedGrant}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.broker = b
 	env.Go(b.Run)
-	env.Go(func(ctx context.Context) error { return lb.Run(ctx, b.Server()) })
+	env.Go(func(ctx context.Context) error { return lb.Run(ctx, b) })
 	ca, _ := cs.CA(ctx)
 	f.roots = x509.NewCertPool()
 	f.roots.AddCert(ca.Root())
@@ -263,9 +264,12 @@ func TestLobbyOverMQTT(t *testing.T) {
 	if _, err := f.lobby.Claim(f.admin, lobby.ClaimRequest{Device: lobby.QRPayload(fp), Target: "here"}); err != nil {
 		t.Fatal(err)
 	}
-	payload := c.waitFor(t, lobby.AssignmentTopic(fp), func(b []byte) bool { return bytes.Contains(b, []byte("endpoint")) })
-	var a lobby.Assignment
-	if err := json.Unmarshal(payload, &a); err != nil || a.Endpoint != "mqtts://localhost:8883" || a.Config != "default config" ||
+	payload := c.waitFor(t, lobby.AssignmentTopic(fp), func(b []byte) bool {
+		a, err := thing.VerifyLobbyMessage(b, fp, []string{"localhost"}, f.roots, time.Now())
+		return err == nil && a.Endpoint != ""
+	})
+	a, err := thing.VerifyLobbyMessage(payload, fp, []string{"localhost"}, f.roots, time.Now())
+	if err != nil || a.Endpoint != "mqtts://localhost:8883" || a.Config != "default config" ||
 		a.ThingName != "meter-1" || !strings.Contains(a.CAChain, "BEGIN CERTIFICATE") {
 		t.Errorf("assignment = %s (%v)", payload, err)
 	}

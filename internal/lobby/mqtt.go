@@ -15,16 +15,21 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
-// Broker is the embedded broker's inline client; *mqtt.Server (mochi,
-// broker.Broker.Server()) is one.
+// Broker is the embedded broker as the lobby uses it: its inline client,
+// and who each client authenticated as; *broker.Broker is one.
 type Broker interface {
 	Publisher
 	Subscribe(filter string, subscriptionID int, handler mqtt.InlineSubFn) error
 	Unsubscribe(filter string, subscriptionID int) error
+	// Identity is whom the client connected with clientID authenticated
+	// as; nil for the broker's own inline client (HTTPS publishes, the
+	// server) and unknown ones.
+	Identity(clientID string) *authn.Identity
 }
 
 // subscriptionID of the lobby's inline subscription.
@@ -37,7 +42,9 @@ func (s *Service) Run(ctx context.Context, b Broker) error {
 	s.pub.Store(&p)
 	defer s.pub.Store(nil)
 	if err := b.Subscribe(knockFilter, subscriptionID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		s.onKnock(ctx, pk.TopicName, pk.Payload)
+		// mochi hands inline handlers its inline client: the publisher
+		// is the packet's Origin.
+		s.onKnock(ctx, b.Identity(pk.Origin), pk.Origin, pk.TopicName, pk.Payload)
 	}); err != nil {
 		return fmt.Errorf("lobby: subscribe %s: %w", knockFilter, err)
 	}
@@ -108,11 +115,11 @@ func (s *Service) replay(ctx context.Context, ev store.Event) {
 			return // moved on meanwhile
 		}
 		if p := s.assignmentPayload(ctx, d); p != nil {
-			s.publish(AssignmentTopic(fp), p, true)
+			s.publishSigned(fp, p, true)
 		}
 	case "lobby.reset":
 		s.publish(AssignmentTopic(fp), nil, true)
-		s.publish(AssignmentTopic(fp), []byte(`{"config":"factory reset"}`), false)
+		s.publishSigned(fp, []byte(factoryReset), false)
 	case "lobby.rejected", "lobby.decommissioned":
 		s.publish(AssignmentTopic(fp), nil, true)
 	case "lobby.arrived":
@@ -131,8 +138,20 @@ type KnockMessage struct {
 	Config string `json:"config"`
 }
 
-func (s *Service) onKnock(ctx context.Context, topic string, payload []byte) {
+// onKnock handles a message on a knock topic. Only the device itself may
+// knock: the publisher must be its lobby session (the broker refuses
+// everyone else already; this does not rely on it). A knock published by
+// anyone else - another thing, an HTTPS publish, the server - is dropped.
+func (s *Service) onKnock(ctx context.Context, publisher *authn.Identity, clientID, topic string, payload []byte) {
 	fp := strings.TrimSuffix(strings.TrimPrefix(topic, TopicPrefix), "/knock")
+	if !ReservedGrant(publisher, clientID, policy.ActionPublish, topic) {
+		principal := "(server)"
+		if publisher != nil {
+			principal = publisher.Principal
+		}
+		s.log.WarnContext(ctx, "lobby: knock not from the device itself dropped", "certificateId", fp, "principal", principal, "client", clientID)
+		return
+	}
 	var m KnockMessage
 	if len(payload) > 0 {
 		if err := json.Unmarshal(payload, &m); err != nil {
@@ -159,6 +178,42 @@ func (s *Service) publish(topic string, payload []byte, retain bool) {
 	}
 }
 
+// factoryReset is what a device is told when it is reset.
+const factoryReset = `{"config":"factory reset"}`
+
+// publishSigned publishes object, signed for device fp (see sign), on its
+// assignment topic. Nothing unsigned is ever published there but the
+// empty payload that clears a retained assignment.
+func (s *Service) publishSigned(fp string, object []byte, retain bool) {
+	if s.pub.Load() == nil {
+		return
+	}
+	b, err := s.sign(fp, object)
+	if err != nil {
+		s.log.Warn("lobby: not published", "certificateId", fp, "err", err)
+		return
+	}
+	s.publish(AssignmentTopic(fp), b, retain)
+}
+
+// ReservedGrant opens a lobby session's own topics in the broker's
+// reserved $gatehouse/ space (see broker.ReservedGrant): the session of
+// device FP - principal lobby:FP, client id FP, authenticated by its
+// manufacturer certificate - may publish to its knock topic and subscribe
+// to and receive its assignment topic, nothing else.
+func ReservedGrant(id *authn.Identity, clientID string, action policy.Action, topic string) bool {
+	if id == nil || id.Principal != PrincipalPrefix+clientID || id.CredentialID != clientID || !fingerprintRE.MatchString(clientID) {
+		return false
+	}
+	switch action {
+	case policy.ActionPublish:
+		return topic == KnockTopic(clientID)
+	case policy.ActionSubscribe, policy.ActionReceive:
+		return topic == AssignmentTopic(clientID)
+	}
+	return false
+}
+
 // deliverLater publishes the device's assignment, retained, after commit.
 func (s *Service) deliverLater(l *ledger) {
 	d := *l.d
@@ -168,7 +223,7 @@ func (s *Service) deliverLater(l *ledger) {
 	ctx := l.ctx
 	l.later = append(l.later, func() {
 		if p := s.assignmentPayload(ctx, &d); p != nil {
-			s.publish(AssignmentTopic(d.Fingerprint), p, true)
+			s.publishSigned(d.Fingerprint, p, true)
 		}
 	})
 }
@@ -180,7 +235,7 @@ func (s *Service) clearLater(l *ledger, reset bool) {
 	l.later = append(l.later, func() {
 		s.publish(AssignmentTopic(fp), nil, true)
 		if reset {
-			s.publish(AssignmentTopic(fp), []byte(`{"config":"factory reset"}`), false)
+			s.publishSigned(fp, []byte(factoryReset), false)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
@@ -138,6 +139,10 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		result error
 		notify []func()
 	)
+	aud, err := s.audienceFor(r.PostForm)
+	if err != nil {
+		return nil, err
+	}
 	codeHash := HashSecret(r.Data.Code)
 	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -169,7 +174,9 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		if result != nil {
 			return nil
 		}
-		resp, err = s.issueDelegated(ctx, tx, key, c, ar.Subject, ar.Scopes, codeFamily(codeHash), string(oidc.GrantTypeCode))
+		// The login page saved the code at sign-in, expiring authCodeTTL later.
+		signIn := tokenRequest{nonce: ar.Nonce, authTime: ar.ExpiresAt.Add(-authCodeTTL), audience: aud}
+		resp, err = s.issueDelegated(ctx, tx, key, c, ar.Subject, ar.Scopes, codeFamily(codeHash), string(oidc.GrantTypeCode), signIn)
 		return err
 	})
 	if errors.Is(err, errUserInactive) {
@@ -239,15 +246,45 @@ func codeRedirect(ar *store.AuthRequest, code string) (string, error) {
 	return u.String(), nil
 }
 
-// peopleMetadata adds the authorization code flow (and the password grant,
-// when enabled) to the discovery document.
+// peopleMetadata adds the authorization code flow to the discovery
+// document.
 func (s *Server) peopleMetadata(d *oidc.DiscoveryConfiguration) {
 	d.AuthorizationEndpoint = s.issuer + PathAuthorize
 	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	d.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256}
-	d.GrantTypesSupported = append(d.GrantTypesSupported, oidc.GrantTypeCode)
-	if s.passwordGrant {
-		d.GrantTypesSupported = append(d.GrantTypesSupported, GrantPassword)
-	}
-	d.ClaimsSupported = append(d.ClaimsSupported, "gatehouse:kind", "roles", "act", "gatehouse:actor")
+	d.ClaimsSupported = append(d.ClaimsSupported, "gatehouse:kind", "roles", "act", "gatehouse:actor",
+		"azp", "nonce", "auth_time", "at_hash", "preferred_username", "name", "email", "email_verified")
+	d.UserinfoEndpoint = s.issuer + PathUserinfo
+	d.EndSessionEndpoint = s.issuer + PathEndSession
 }
+
+// withIssuer adds iss to every redirect that returns the browser to a
+// client from the authorization endpoint or the sign-in page, with a code
+// or with an error (RFC 9207 section 2): a client talking to several
+// authorization servers can tell which one answered.
+func (s *Server) withIssuer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(issuerRedirect{ResponseWriter: w, issuer: s.issuer}, r)
+	})
+}
+
+// issuerRedirect is withIssuer's ResponseWriter.
+type issuerRedirect struct {
+	http.ResponseWriter
+	issuer string
+}
+
+func (i issuerRedirect) WriteHeader(status int) {
+	if status >= 300 && status < 400 {
+		if u, err := url.Parse(i.Header().Get("Location")); err == nil && u.Scheme != "" {
+			if q := u.Query(); (q.Has("code") || q.Has("error")) && !q.Has("iss") {
+				q.Set("iss", i.issuer)
+				u.RawQuery = q.Encode()
+				i.Header().Set("Location", u.String())
+			}
+		}
+	}
+	i.ResponseWriter.WriteHeader(status)
+}
+
+func (i issuerRedirect) Unwrap() http.ResponseWriter { return i.ResponseWriter }

@@ -49,6 +49,7 @@ func (e *env) authorize(params url.Values, username, password, action string) (u
 		return nil, resp.StatusCode
 	}
 	if loc.Path != oauth.PathLogin {
+		e.checkIssuerParam(loc.Query())
 		return loc.Query(), resp.StatusCode
 	}
 	status, body := page(t, b, "GET", loc.String(), nil)
@@ -69,7 +70,17 @@ func (e *env) authorize(params url.Values, username, password, action string) (u
 	if err != nil || !strings.HasPrefix(back.String(), appRedirect) {
 		t.Fatalf("login redirected to %q, want the app's redirect URI", resp.Header.Get("Location"))
 	}
+	e.checkIssuerParam(back.Query())
 	return back.Query(), resp.StatusCode
+}
+
+// checkIssuerParam: an authorization response, with a code or an error,
+// names its issuer (RFC 9207 section 2).
+func (e *env) checkIssuerParam(q url.Values) {
+	e.t.Helper()
+	if (q.Has("code") || q.Has("error")) && q.Get("iss") != e.http.URL {
+		e.t.Errorf("authorization response %v: iss = %q, want %q", q, q.Get("iss"), e.http.URL)
+	}
 }
 
 func TestAuthorizationCodePKCE(t *testing.T) {

@@ -2,6 +2,7 @@ package oauth_test
 
 import (
 	"errors"
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -86,6 +87,25 @@ func TestDeviceFlowPublicCLIClient(t *testing.T) {
 	at, err := e.srv.VerifyAccessToken(ctx, tok.AccessToken)
 	if err != nil || at.Subject != "alice" || at.ClientID != "gatehouse-cli" || at.ThingName != "" {
 		t.Errorf("token = %+v, %v", at, err)
+	}
+	// openid was granted: an ID token about alice, as go-oidc verifies it,
+	// saying she signed in when she approved (OpenID Connect Core 2).
+	provider, err := gooidc.NewProvider(ctx, e.http.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&gooidc.Config{ClientID: "gatehouse-cli", Now: e.clock.Now}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("ID token from the device grant: %v", err)
+	}
+	alice, _ := e.registry.User(ctx, "alice")
+	var c struct {
+		AuthTime int64 `json:"auth_time"`
+	}
+	_ = idt.Claims(&c)
+	if idt.Subject != alice.ID || c.AuthTime != e.clock.Now().Unix() || idt.VerifyAccessToken(tok.AccessToken) != nil {
+		t.Errorf("ID token sub %q auth_time %d; want %q, %d, and a matching at_hash", idt.Subject, c.AuthTime, alice.ID, e.clock.Now().Unix())
 	}
 }
 

@@ -168,7 +168,7 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 			return nil
 		}
 		ctx := events.WithActor(ctx, "user:"+d.Subject)
-		d.ConsentHash = ""
+		d.ConsentHash, d.DecidedAt = "", s.now().UTC()
 		d.State = store.DeviceStateDenied
 		if approve {
 			d.State = store.DeviceStateApproved

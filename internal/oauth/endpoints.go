@@ -17,7 +17,7 @@ import (
 
 // Discovery implements op.Server: OpenID Provider metadata.
 func (s *Server) Discovery(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
-	return op.NewResponse(s.metadata()), nil
+	return op.NewResponse(s.metadata(ctx)), nil
 }
 
 // Ready and Health are not routed (the application has its own); they
@@ -31,10 +31,26 @@ func (s *Server) Health(context.Context, *op.Request[struct{}]) (*op.Response, e
 	return op.NewResponse(op.Status{Status: "ok"}), nil
 }
 
-func (s *Server) metadata() *oidc.DiscoveryConfiguration {
+// discovery is the metadata document: OpenID Connect discovery and RFC
+// 8414 with the RFC 8705 and RFC 9207 fields zitadel/oidc's type lacks.
+type discovery struct {
+	*oidc.DiscoveryConfiguration
+	// MTLSEndpointAliases name the endpoints on the mutual-TLS listener
+	// (RFC 8705 section 5).
+	MTLSEndpointAliases map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	// TLSClientCertificateBoundAccessTokens: tokens asked for over mutual
+	// TLS are bound to the certificate (RFC 8705 section 3.3).
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	// AuthorizationResponseIssParameterSupported: authorization
+	// responses carry iss (RFC 9207 section 3).
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+func (s *Server) metadata(ctx context.Context) *discovery {
 	authMethods := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT, oidc.AuthMethodNone}
 	confidential := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT}
-	if s.clientCerts != nil {
+	mtls := s.clientCerts != nil && s.mtlsBaseURL != ""
+	if mtls {
 		authMethods = append(authMethods, AuthMethodTLSClientAuth)
 		confidential = append(confidential, AuthMethodTLSClientAuth)
 	}
@@ -49,9 +65,9 @@ func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 		RevocationEndpoint:          s.issuer + PathRevoke,
 		DeviceAuthorizationEndpoint: s.issuer + PathDeviceCode,
 		JwksURI:                     s.issuer + PathKeys,
-		ScopesSupported:             s.knownScopes(),
+		ScopesSupported:             s.knownScopes(ctx),
 		ResponseTypesSupported:      []string{},
-		GrantTypesSupported:         []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken},
+		GrantTypesSupported:         s.grantTypes,
 		SubjectTypesSupported:       []string{"public"},
 		// Access tokens are signed with this; clients such as go-oidc read
 		// it to choose verification algorithms.
@@ -65,12 +81,23 @@ func (s *Server) metadata() *oidc.DiscoveryConfiguration {
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "thing_name", "thing_type", "cnf"},
 	}
 	s.peopleMetadata(d)
-	return d
+	doc := &discovery{DiscoveryConfiguration: d, AuthorizationResponseIssParameterSupported: true}
+	if mtls {
+		doc.TLSClientCertificateBoundAccessTokens = true
+		doc.MTLSEndpointAliases = map[string]string{
+			"token_endpoint":                s.mtlsBaseURL + PathToken,
+			"introspection_endpoint":        s.mtlsBaseURL + PathIntrospect,
+			"revocation_endpoint":           s.mtlsBaseURL + PathRevoke,
+			"device_authorization_endpoint": s.mtlsBaseURL + PathDeviceCode,
+		}
+	}
+	return doc
 }
 
-// knownScopes lists the scopes of static clients and the default scopes;
-// thing type scopes are the registry's and change at run time.
-func (s *Server) knownScopes() []string {
+// knownScopes lists the scopes a client can ask for: the static clients'
+// and default scopes, and every thing type's (read at each request: they
+// change at run time).
+func (s *Server) knownScopes(ctx context.Context) []string {
 	var out []string
 	add := func(list []string) {
 		for _, sc := range list {
@@ -83,13 +110,37 @@ func (s *Server) knownScopes() []string {
 	for _, c := range s.clients {
 		add(c.Scopes)
 	}
+	page := store.Page{Limit: 1000}
+	for {
+		types, err := s.registry.ThingTypes(ctx, page)
+		if err != nil {
+			s.log.WarnContext(ctx, "metadata: thing type scopes", "err", err)
+			break
+		}
+		for _, tt := range types {
+			add(tt.Scopes)
+		}
+		if len(types) < page.Limit {
+			break
+		}
+		page.After = types[len(types)-1].Name
+	}
 	return out
+}
+
+// grantTypesSupported lists the grants the token endpoint offers.
+func (s *Server) grantTypesSupported() []oidc.GrantType {
+	g := []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeCode}
+	if s.passwordGrant {
+		g = append(g, GrantPassword)
+	}
+	return g
 }
 
 // serveMetadata answers RFC 8414 authorization server metadata: the same
 // document as OIDC discovery.
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.metadata())
+	writeJSON(w, http.StatusOK, s.metadata(r.Context()))
 }
 
 // Keys implements op.Server: the JWKS with the current and previous
@@ -208,7 +259,7 @@ func (s *Server) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 }
 
 func (s *Server) revokeAccessToken(ctx context.Context, cl *claims, reason string) error {
-	exp := time.Unix(cl.Expiry, 0).Add(leeway)
+	exp := time.Unix(cl.Expiry, 0)
 	err := s.change(ctx, "token.revoked", func(tx *store.Tx) (string, any, error) {
 		subject := "client/" + cl.ClientID
 		if cl.ThingName != "" {
@@ -240,7 +291,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	setNoStore(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
@@ -248,7 +299,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeOAuthError writes an RFC 6749 error response.
 func writeOAuthError(w http.ResponseWriter, status int, e *oidc.Error) {
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+		w.Header().Set("WWW-Authenticate", basicRealm)
 	}
 	writeJSON(w, status, e)
 }

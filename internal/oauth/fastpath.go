@@ -49,6 +49,15 @@ func (s *Server) tokenEndpoint(next http.Handler) http.Handler {
 		if !s.noFastPath && s.serveClientCredentials(w, r) {
 			return
 		}
+		if !checkRepeated(w, r) {
+			s.metrics.Load().tokenError(string(oidc.InvalidRequest))
+			return
+		}
+		if g := r.PostForm.Get("grant_type"); g != "" && !s.supportedGrant(g) {
+			s.metrics.Load().tokenError(string(oidc.UnsupportedGrantType))
+			writeOAuthError(w, http.StatusBadRequest, oidc.ErrUnsupportedGrantType().WithDescription("grant_type %q is not offered here", g))
+			return
+		}
 		if m := s.metrics.Load(); m != nil {
 			cw := &errorCapture{ResponseWriter: w}
 			next.ServeHTTP(cw, r)

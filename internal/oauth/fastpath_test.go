@@ -108,9 +108,9 @@ func TestFastPathMatchesOp(t *testing.T) {
 		{"garbage assertion", "", form, "", fixed("grant_type=client_credentials&client_assertion_type=" + jwtBearer + "&client_assertion=x.y.z"), 401, true},
 		{"bad escape in basic", "", form, basic("sensor%zz", sec), fixed("grant_type=client_credentials"), 400, true},
 		// Everything below is op's.
-		{"repeated parameter", "", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials&scope=publish&scope=subscribe"), 200, false},
+		{"repeated parameter", "", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials&scope=publish&scope=subscribe"), 400, false},
 		{"unknown parameter", "", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials&audience=x"), 200, false},
-		{"query string", "?x=1", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials"), 200, false},
+		{"query string", "?x=1", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials"), 400, false},
 		{"semicolon", "", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials;scope=publish"), 400, false},
 		{"bad escape in form", "", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials&scope=%zz"), 400, false},
 		{"empty pair", "", form, escaped("sensor-1", sec), fixed("grant_type=client_credentials&&scope=publish"), 200, false},
@@ -270,7 +270,7 @@ func TestFastPathAfterParseForm(t *testing.T) {
 		{"token", "grant_type=client_credentials&scope=publish", 200, true},
 		{"unknown scope", "grant_type=client_credentials&scope=admin", 400, true},
 		{"wrong secret", "grant_type=client_credentials&client_id=sensor-1&client_secret=nope", 401, true},
-		{"repeated parameter", "grant_type=client_credentials&scope=publish&scope=subscribe", 200, false},
+		{"repeated parameter", "grant_type=client_credentials&scope=publish&scope=subscribe", 400, false},
 		{"another grant", "grant_type=password&username=alice&password=x", 400, false},
 	}
 	for _, tc := range tests {

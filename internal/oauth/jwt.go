@@ -33,7 +33,9 @@ import (
 type jwtSigner struct {
 	// header is base64url(protected header) followed by ".".
 	header string
-	sign   func(rand io.Reader, input []byte) ([]byte, error)
+	// idHeader is the same for an OpenID Connect ID token (typ JWT).
+	idHeader string
+	sign     func(rand io.Reader, input []byte) ([]byte, error)
 }
 
 // jwtHeader is the protected header, fields in the order go-jose writes them.
@@ -51,7 +53,11 @@ func newJWTSigner(alg, kid string, priv any) (*jwtSigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oauth: encode JWT header: %w", err)
 	}
-	js := &jwtSigner{header: base64.RawURLEncoding.EncodeToString(h) + "."}
+	idh, err := json.Marshal(jwtHeader{Alg: alg, Kid: kid, Typ: "JWT"})
+	if err != nil {
+		return nil, fmt.Errorf("oauth: encode JWT header: %w", err)
+	}
+	js := &jwtSigner{header: base64.RawURLEncoding.EncodeToString(h) + ".", idHeader: base64.RawURLEncoding.EncodeToString(idh) + "."}
 	switch k := priv.(type) {
 	case *ecdsa.PrivateKey:
 		if alg != ES256 || k.Curve.Params().BitSize != 256 {
@@ -143,6 +149,18 @@ func (js *jwtSigner) compact(rand io.Reader, c *claims, b *tokenBuffer) (string,
 	out = base64.RawURLEncoding.AppendEncode(out, sig)
 	b.out = out
 	return string(out), nil
+}
+
+// idToken returns the compact serialization of an ID token whose JSON
+// payload is payload (not a hot path: no buffer reuse).
+func (js *jwtSigner) idToken(rand io.Reader, payload []byte) (string, error) {
+	out := base64.RawURLEncoding.AppendEncode([]byte(js.idHeader), payload)
+	sig, err := js.sign(rand, out)
+	if err != nil {
+		return "", err
+	}
+	out = append(out, '.')
+	return string(base64.RawURLEncoding.AppendEncode(out, sig)), nil
 }
 
 // appendClaims appends c as JSON, byte for byte what json.Marshal(c)

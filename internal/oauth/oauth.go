@@ -95,6 +95,11 @@ type Config struct {
 	HS256Secret []byte
 	// Audience is the "aud" of access tokens; default [Issuer].
 	Audience []string
+	// Resources are the resource indicators clients may ask tokens for
+	// (RFC 8707): a token requested with resource=R has aud [R] and is not
+	// accepted by Gatehouse's own resource servers (broker, HTTPS publish),
+	// which want Audience.
+	Resources []string
 	// AccessTokenTTL defaults to 1h, RefreshTokenTTL to 30 days,
 	// DeviceCodeTTL to 10 minutes, KeyRotation to 30 days.
 	AccessTokenTTL, RefreshTokenTTL, DeviceCodeTTL, KeyRotation time.Duration
@@ -112,9 +117,20 @@ type Config struct {
 	// are bound to the certificate (cnf x5t#S256) whatever the client
 	// authentication.
 	ClientCertificates ClientCertificates
-	Now                func() time.Time
-	Rand               io.Reader
-	Logger             *slog.Logger
+	// MTLSBaseURL is the base URL of the mutual-TLS listener, e.g.
+	// https://gatehouse.example.com:8443, or "" where there is none. With
+	// it the metadata advertises tls_client_auth, certificate-bound tokens
+	// and the endpoints' mtls_endpoint_aliases (RFC 8705 section 5).
+	MTLSBaseURL string
+	// CertificateStatus tells whether the certificate a token is bound to,
+	// by its fingerprint (lowercase hex SHA-256), may still be used; it is
+	// asked at every verification of a bound token, so revoking or
+	// deactivating the certificate retires its tokens at once. Nil
+	// accepts bound tokens on their thumbprint alone.
+	CertificateStatus func(ctx context.Context, fingerprint string) error
+	Now               func() time.Time
+	Rand              io.Reader
+	Logger            *slog.Logger
 
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
@@ -129,6 +145,9 @@ type Server struct {
 
 	store                                           *store.Store
 	clientCerts                                     ClientCertificates
+	resources                                       []string
+	mtlsBaseURL                                     string
+	certStatus                                      func(ctx context.Context, fingerprint string) error
 	registry                                        *registry.Service
 	events                                          *events.Log
 	issuer                                          string
@@ -162,6 +181,9 @@ type Server struct {
 	// for registered apps (authorize.go, login.go, password.go).
 	loginTmpl     *template.Template
 	passwordGrant bool
+	// grantTypes are the grant types the token endpoint offers, as its
+	// metadata lists them.
+	grantTypes []oidc.GrantType
 }
 
 // New validates cfg and returns a Server. Signing keys are created on first
@@ -234,8 +256,10 @@ func New(cfg Config) (*Server, error) {
 		atTTL: cfg.AccessTokenTTL, rtTTL: cfg.RefreshTokenTTL, deviceTTL: cfg.DeviceCodeTTL, rotation: cfg.KeyRotation,
 		pollInterval: cfg.DevicePollInterval, defaultScopes: slices.Clone(cfg.DefaultScopes),
 		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates,
+		certStatus: cfg.CertificateStatus, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
 	}
 	s.audience = slices.Clone(cfg.Audience)
+	s.resources = slices.Clone(cfg.Resources)
 	if len(s.audience) == 0 {
 		s.audience = []string{s.issuer}
 	}
@@ -281,6 +305,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("oauth: login page template: %w", err)
 	}
 	s.passwordGrant = cfg.PasswordGrant
+	s.grantTypes = s.grantTypesSupported()
 	s.handler = s.limitTokens(withPeerCertificates(s.withPasswordGrant(s.routes())))
 	return s, nil
 }
@@ -303,11 +328,13 @@ func (s *Server) routes() http.Handler {
 	// No CORS: browsers have no business calling these endpoints.
 	o := op.RegisterServer(s, endpoints, op.WithServerCORSOptions(nil))
 	mux := http.NewServeMux()
-	for _, p := range []string{PathDiscoveryOIDC, PathKeys, PathDeviceCode, PathRevoke} {
+	for _, p := range []string{PathDiscoveryOIDC, PathKeys} {
 		mux.Handle(p, o)
 	}
-	mux.Handle(PathToken, s.tokenEndpoint(o))
-	mux.HandleFunc(PathIntrospect, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle(PathDeviceCode, strictEndpoint(o, true))
+	mux.Handle(PathRevoke, strictEndpoint(o, true))
+	mux.Handle(PathToken, strictEndpoint(s.tokenEndpoint(o), false))
+	mux.Handle(PathIntrospect, strictEndpoint(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// op answers an unauthenticated introspection with invalid_client
 		// but status 400; RFC 6749 section 5.2 wants 401.
 		if _, _, basic := r.BasicAuth(); !basic && r.ParseForm() == nil && r.PostForm.Get("client_secret") == "" && r.PostForm.Get("client_assertion") == "" {
@@ -315,14 +342,18 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		o.ServeHTTP(w, r)
-	})
+	}), true))
 	mux.HandleFunc("GET "+PathDiscoveryOAuth, s.serveMetadata)
+	mux.HandleFunc("GET "+PathUserinfo, s.serveUserinfo)
+	mux.HandleFunc("POST "+PathUserinfo, s.serveUserinfo)
+	mux.HandleFunc("GET "+PathEndSession, s.serveEndSession)
+	mux.HandleFunc("POST "+PathEndSession, s.serveEndSession)
 	mux.HandleFunc("GET "+PathDevice, s.serveDevicePage)
 	mux.HandleFunc("POST "+PathDevice, s.serveDevicePage)
 	mux.HandleFunc("POST "+PathThingsPrefix+"{name}", s.serveThingToken)
-	mux.Handle(PathAuthorize, o)
-	mux.HandleFunc("GET "+PathLogin, s.serveLogin)
-	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
+	mux.Handle(PathAuthorize, s.withIssuer(o))
+	mux.Handle("GET "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
+	mux.Handle("POST "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBodyBytes)

@@ -89,11 +89,15 @@ func (s *Server) passwordToken(r *http.Request) (*oidc.AccessTokenResponse, erro
 	if err != nil {
 		return nil, s.serverError(ctx, "password grant: authenticate", err)
 	}
-	return s.issueForPerson(ctx, c, user.Username, scopes, GrantPassword)
+	aud, err := s.audienceFor(f)
+	if err != nil {
+		return nil, err
+	}
+	return s.issueForPerson(ctx, c, user.Username, scopes, GrantPassword, aud)
 }
 
 // issueForPerson issues a person's access and refresh tokens to client c.
-func (s *Server) issueForPerson(ctx context.Context, c *client, username string, scopes []string, grantType string) (*oidc.AccessTokenResponse, error) {
+func (s *Server) issueForPerson(ctx context.Context, c *client, username string, scopes []string, grantType string, audience []string) (*oidc.AccessTokenResponse, error) {
 	key, err := s.keys.current(ctx)
 	if err != nil {
 		return nil, s.serverError(ctx, "signing key", err)
@@ -105,7 +109,8 @@ func (s *Server) issueForPerson(ctx context.Context, c *client, username string,
 	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		notify = notify[:0]
-		resp, err = s.issueDelegated(ctx, tx, key, c, username, scopes, "", grantType)
+		// The person authenticated with this very request.
+		resp, err = s.issueDelegated(ctx, tx, key, c, username, scopes, "", grantType, tokenRequest{authTime: s.now(), audience: audience})
 		return err
 	})
 	if errors.Is(err, errUserInactive) {

@@ -49,20 +49,21 @@ func inactiveUser() error {
 
 // personGrant fills in the claims of a token a person gets through a client
 // that is not a thing (the CLI, a registered app): gatehouse:kind=user and
-// the user's roles. The user must exist and be enabled.
-func personGrant(ctx context.Context, tx *store.Tx, g *grant) error {
+// the user's roles. The user must exist and be enabled; it is returned (nil
+// for a thing's grant).
+func personGrant(ctx context.Context, tx *store.Tx, g *grant) (*store.User, error) {
 	if g.thing != "" {
-		return nil // a thing acting with a person's approval stays the thing
+		return nil, nil // a thing acting with a person's approval stays the thing
 	}
 	u, err := tx.GetUser(ctx, g.subject)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
-		return errUserInactive
+		return nil, errUserInactive
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g.kind, g.roles = KindUser, slices.Clone(u.Roles)
-	return nil
+	return u, nil
 }
 
 // peopleIntrospection adds the people and gateway claims to an

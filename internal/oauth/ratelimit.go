@@ -113,7 +113,7 @@ func (s *Server) limitTokens(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if ok, wait := l.TokenPerIP.Allow(ratelimit.AddrKey(r.RemoteAddr)); !ok {
+		if ok, wait := l.TokenPerIP.AllowAddr(r.RemoteAddr); !ok {
 			writeLimited(w, wait, "too many token requests from this address")
 			return
 		}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +48,54 @@ func TestDiscovery(t *testing.T) {
 					t.Errorf("token_endpoint_auth_methods_supported = %s, want %s", methods, m)
 				}
 			}
+			// RFC 8705: no mutual-TLS listener, so no tls_client_auth.
+			if strings.Contains(string(methods), "tls_client_auth") || doc["mtls_endpoint_aliases"] != nil || doc["tls_client_certificate_bound_access_tokens"] != nil {
+				t.Errorf("without a mutual-TLS listener the metadata advertises it: %s, aliases %v", methods, doc["mtls_endpoint_aliases"])
+			}
+			// Scopes clients can ask for, thing types' included (RFC 8414 2).
+			scopes, _ := json.Marshal(doc["scopes_supported"])
+			for _, sc := range []string{"telemetry", "openid", "publish", "subscribe"} {
+				if !strings.Contains(string(scopes), `"`+sc+`"`) {
+					t.Errorf("scopes_supported = %s, want %s among them", scopes, sc)
+				}
+			}
+			if doc["authorization_response_iss_parameter_supported"] != true {
+				t.Errorf("authorization_response_iss_parameter_supported = %v, want true (RFC 9207)", doc["authorization_response_iss_parameter_supported"])
+			}
 		})
+	}
+}
+
+// TestDiscoveryMTLS: with a mutual-TLS listener the metadata advertises
+// tls_client_auth, certificate-bound tokens and the endpoints on that
+// listener (RFC 8705 sections 2.1.1, 3.3, 5).
+func TestDiscoveryMTLS(t *testing.T) {
+	const base = "https://gatehouse.example:8443"
+	e := newEnv(t, storetestSQLite(t), func(cfg *oauth.Config) {
+		cfg.MTLSBaseURL = base + "/"
+		cfg.ClientCertificates = func(context.Context, []*x509.Certificate) (string, error) {
+			return "", errors.New("no certificates here")
+		}
+	})
+	req, _ := http.NewRequest("GET", e.url(oauth.PathDiscoveryOAuth), nil)
+	status, doc := e.do(req)
+	if status != 200 {
+		t.Fatalf("GET metadata = %d", status)
+	}
+	methods, _ := json.Marshal(doc["token_endpoint_auth_methods_supported"])
+	if !strings.Contains(string(methods), `"tls_client_auth"`) {
+		t.Errorf("token_endpoint_auth_methods_supported = %s, want tls_client_auth", methods)
+	}
+	if doc["tls_client_certificate_bound_access_tokens"] != true {
+		t.Errorf("tls_client_certificate_bound_access_tokens = %v, want true", doc["tls_client_certificate_bound_access_tokens"])
+	}
+	got, _ := doc["mtls_endpoint_aliases"].(map[string]any)
+	want := map[string]any{
+		"token_endpoint": base + oauth.PathToken, "introspection_endpoint": base + oauth.PathIntrospect,
+		"revocation_endpoint": base + oauth.PathRevoke, "device_authorization_endpoint": base + oauth.PathDeviceCode,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("mtls_endpoint_aliases = %v, want %v", got, want)
 	}
 }
 

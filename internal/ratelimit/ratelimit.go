@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +66,9 @@ type Options struct {
 	MaxKeys int
 	// Rejections counts refusals under the limiter's name (may be nil).
 	Rejections *Rejections
+	// Exempt are the client address prefixes AllowAddr lets through
+	// without counting (a trusted provisioning station, say).
+	Exempt []netip.Prefix
 }
 
 // Limiter is a token bucket per key. A nil *Limiter allows everything.
@@ -74,6 +79,7 @@ type Limiter struct {
 	now        func() time.Time
 	maxKeys    int
 	rejections *Rejections
+	exempt     []netip.Prefix
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -102,7 +108,7 @@ func New(name string, rate Rate, o Options) *Limiter {
 	}
 	o.Rejections.declare(name)
 	return &Limiter{name: name, rate: rate, every: rate.Per / time.Duration(rate.Burst), now: o.Now, maxKeys: o.MaxKeys,
-		rejections: o.Rejections, buckets: map[string]*bucket{}}
+		rejections: o.Rejections, exempt: slices.Clone(o.Exempt), buckets: map[string]*bucket{}}
 }
 
 // Name is the limit's name.
@@ -130,6 +136,19 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 		l.rejections.Inc(l.name)
 	}
 	return ok, wait
+}
+
+// AllowAddr is Allow for the client at hostport ("host:port" or a bare
+// host), keyed by AddrKey; an address inside one of Options.Exempt is
+// allowed without taking a token.
+func (l *Limiter) AllowAddr(hostport string) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	if len(l.exempt) > 0 && inAny(l.exempt, AddrOf(hostport)) {
+		return true, 0
+	}
+	return l.Allow(AddrKey(hostport))
 }
 
 // Check is Allow without taking a token: callers that only count

@@ -88,6 +88,52 @@ func TestLimiterAllowRefillAndKeys(t *testing.T) {
 	}
 }
 
+// TestAllowAddrExempt: AllowAddr keys by AddrKey and lets exempt
+// addresses through without taking their bucket's tokens or counting a
+// rejection; other addresses, inside the same /64 or not, are limited.
+func TestAllowAddrExempt(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	reg := prometheus.NewRegistry()
+	rej, err := NewRejections(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exempt := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28"), netip.MustParsePrefix("2001:db8:1::5/128")}
+	l := New("test", Rate{Burst: 1, Per: time.Hour}, Options{Now: c.now, Rejections: rej, Exempt: exempt})
+	steps := []struct {
+		addr string
+		want bool
+	}{
+		{"192.0.2.1:4000", true},
+		{"192.0.2.1:4001", true}, // exempt: as often as it likes
+		{"192.0.2.15", true},
+		{"[::ffff:192.0.2.2]:1", true}, // IPv4-mapped is the IPv4 address
+		{"192.0.2.16:1", true},         // outside the prefix: its one token
+		{"192.0.2.16:2", false},
+		{"[2001:db8:1::5]:1", true},
+		{"[2001:db8:1::5]:2", true},
+		{"[2001:db8:1::6]:1", true}, // same /64, not exempt: the /64's token
+		{"[2001:db8:1::7]:1", false},
+		{"garbage", true}, // an unparsable address is its own key, never exempt
+		{"garbage", false},
+	}
+	for i, s := range steps {
+		if got, _ := l.AllowAddr(s.addr); got != s.want {
+			t.Errorf("step %d: AllowAddr(%q) = %v, want %v", i, s.addr, got, s.want)
+		}
+	}
+	if got := rejected(t, reg, "test"); got != 3 {
+		t.Errorf("rejections = %v, want 3", got)
+	}
+	if got := l.Keys(); got != 2+1 {
+		t.Errorf("keys = %d, want 3 (exempt addresses take no bucket)", got)
+	}
+	var none *Limiter
+	if ok, _ := none.AllowAddr("192.0.2.16:1"); !ok {
+		t.Error("a nil limiter refused")
+	}
+}
+
 func TestLimiterCheckAndCharge(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	l := New("test", Rate{Burst: 2, Per: 2 * time.Second}, Options{Now: c.now})

@@ -9,7 +9,10 @@
 // under a realistic onboarding and telemetry load (registrations, tokens,
 // CONNECTs and PUBACK round trips per second, with latency percentiles
 // and errors by kind), end to end through the public device SDK (package
-// thing) rather than with hand-made protocol code. It talks only to the
+// thing) rather than with hand-made protocol code, with the SDK's own
+// retry policy: the server's "not now" answers (a limit's 429, CONNACK
+// 0x9F...) are retried as a real device would, and counted as retries
+// with the time they cost, apart from errors. It talks only to the
 // server it was given: every HTTP request goes through a transport that
 // refuses other hosts, and the MQTT URLs must name the same host.
 package simulate
@@ -32,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -438,6 +442,7 @@ func (r *runner) closeAll() {
 
 // timed runs f and records its latency under op when it succeeds. An
 // error after the run ended (ctx done) is the run stopping, not counted.
+// The latency includes the SDK's waits before retries.
 func (r *runner) timed(ctx context.Context, op string, f func() error) bool {
 	t := r.clock.Now()
 	err := f()
@@ -455,8 +460,15 @@ func (r *runner) timed(ctx context.Context, op string, f func() error) bool {
 // device is the life of the i-th device.
 func (r *runner) device(ctx context.Context, i int) {
 	name := ThingName(r.cfg.Prefix, i)
+	var waited atomic.Int64 // what the server's limits cost this device
+	// The SDK's default retry policy, observed only: the simulation is
+	// what a real device does.
+	retry := thing.Retry{OnRetry: func(e thing.RetryEvent) {
+		r.stats.retry(e.Op, e.Wait)
+		waited.Add(int64(e.Wait))
+	}}
 	th, err := thing.New(thing.Config{ServerURL: r.cfg.Server, Name: name, StateDir: filepath.Join(r.cfg.StateDir, name),
-		HTTPClient: r.http, Logger: r.cfg.DeviceLogger, Now: r.clock.Now})
+		HTTPClient: r.http, Logger: r.cfg.DeviceLogger, Now: r.clock.Now, Retry: retry})
 	if err != nil {
 		r.stats.fail("state", err)
 		return
@@ -501,6 +513,7 @@ func (r *runner) device(ctx context.Context, i int) {
 	r.conns = append(r.conns, conn)
 	r.mu.Unlock()
 	r.stats.connected.Add(1)
+	r.stats.delay(time.Duration(waited.Load()))
 	topic := Topic(name)
 	for seq := 1; ; seq++ {
 		payload := []byte(`{"seq":` + strconv.Itoa(seq) + `,"ts":` + strconv.FormatInt(r.clock.Now().UnixMilli(), 10) + `}`)

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -66,16 +67,43 @@ func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Mil
 // stats is what a run has counted so far; safe for concurrent use.
 type stats struct {
 	started, registered, tokens, connected, disconnected, messages, errors atomic.Int64
+	// retries are the SDK's retries of refusals for now (429, 503, CONNACK
+	// 0x97/0x9F...): the limits at work, not errors.
+	retries atomic.Int64
 
 	mu        sync.Mutex
-	peak      Progress // highest per-second rates seen by the reporter
+	retryOps  map[string]int64
+	retryWait time.Duration // the sum of the waits before retries
+	delayed   int64         // devices that waited at least once
+	maxDelay  time.Duration // the longest a device waited in all
+	peak      Progress      // highest per-second rates seen by the reporter
 	latencies map[string][]time.Duration
 	errKinds  map[string]int64
 	firstErr  map[string]string
 }
 
 func newStats() *stats {
-	return &stats{latencies: map[string][]time.Duration{}, errKinds: map[string]int64{}, firstErr: map[string]string{}}
+	return &stats{latencies: map[string][]time.Duration{}, errKinds: map[string]int64{}, firstErr: map[string]string{}, retryOps: map[string]int64{}}
+}
+
+// retry counts one retry of the SDK's op and its wait.
+func (s *stats) retry(op string, wait time.Duration) {
+	s.retries.Add(1)
+	s.mu.Lock()
+	s.retryOps[op]++
+	s.retryWait += wait
+	s.mu.Unlock()
+}
+
+// delay records that a device waited d in all before it was connected.
+func (s *stats) delay(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.delayed++
+	s.maxDelay = max(s.maxDelay, d)
+	s.mu.Unlock()
 }
 
 func (s *stats) observe(op string, d time.Duration) {
@@ -96,11 +124,11 @@ func (s *stats) fail(kind string, err error) {
 
 // counters is a snapshot of the counters, for progress rates.
 type counters struct {
-	started, registered, tokens, connected, disconnected, messages, errors int64
+	started, registered, tokens, connected, disconnected, messages, errors, retries int64
 }
 
 func (s *stats) snapshot() counters {
-	return counters{s.started.Load(), s.registered.Load(), s.tokens.Load(), s.connected.Load(), s.disconnected.Load(), s.messages.Load(), s.errors.Load()}
+	return counters{s.started.Load(), s.registered.Load(), s.tokens.Load(), s.connected.Load(), s.disconnected.Load(), s.messages.Load(), s.errors.Load(), s.retries.Load()}
 }
 
 // notePeak keeps the highest per-second rates of p.
@@ -120,8 +148,9 @@ type Progress struct {
 	Up int64
 	// Per second since the previous report.
 	RegistrationsPerSec, TokensPerSec, ConnectsPerSec, MessagesPerSec float64
-	// Errors is the total so far.
-	Errors int64
+	// Errors is the total so far; Retries the SDK's retries of refusals
+	// for now (the server's limits), which are not errors.
+	Errors, Retries int64
 }
 
 // progress computes a Progress from two snapshots dt apart.
@@ -140,6 +169,7 @@ func progress(prev, cur counters, dt, elapsed time.Duration) Progress {
 		ConnectsPerSec:      rate(prev.connected, cur.connected),
 		MessagesPerSec:      rate(prev.messages, cur.messages),
 		Errors:              cur.errors,
+		Retries:             cur.retries,
 	}
 }
 
@@ -163,6 +193,20 @@ type Summary struct {
 	Errors           int64             `json:"errors"`
 	ErrorsByKind     map[string]int64  `json:"errorsByKind"`
 	FirstErrorByKind map[string]string `json:"firstErrorByKind,omitempty"`
+	// Retries are the device SDK's retries after a refusal for now (HTTP
+	// 429/503, CONNACK 0x97/0x9F...): how often the server's limits held
+	// devices back. They are not errors; a device that gave up is.
+	Retries int64 `json:"retries"`
+	// RetriesByOp counts them by SDK operation ("register", "token",
+	// "mqtt connect", ...).
+	RetriesByOp map[string]int64 `json:"retriesByOp,omitempty"`
+	// RetryWaitSeconds is the sum of the waits before retries over all
+	// devices; DelayedDevices how many devices waited at all, and
+	// MaxDeviceDelaySeconds the longest one device waited in all before
+	// it was connected.
+	RetryWaitSeconds      float64 `json:"retryWaitSeconds"`
+	DelayedDevices        int64   `json:"delayedDevices"`
+	MaxDeviceDelaySeconds float64 `json:"maxDeviceDelaySeconds"`
 	// Rates are counts divided by ElapsedSeconds.
 	RegistrationsPerSec float64 `json:"registrationsPerSec"`
 	TokensPerSec        float64 `json:"tokensPerSec"`
@@ -202,7 +246,7 @@ func (s *stats) summary(elapsed time.Duration) Summary {
 	}
 	out := Summary{
 		Started: c.started, Registered: c.registered, Tokens: c.tokens, Connected: c.connected,
-		Messages: c.messages, Errors: c.errors,
+		Messages: c.messages, Errors: c.errors, Retries: c.retries,
 		ElapsedSeconds:      math.Round(elapsed.Seconds()*1000) / 1000,
 		RegistrationsPerSec: per(c.registered), TokensPerSec: per(c.tokens),
 		ConnectsPerSec: per(c.connected), MessagesPerSec: per(c.messages),
@@ -216,6 +260,11 @@ func (s *stats) summary(elapsed time.Duration) Summary {
 	for k, v := range s.errKinds {
 		out.ErrorsByKind[k] = v
 	}
+	if len(s.retryOps) > 0 {
+		out.RetriesByOp = maps.Clone(s.retryOps)
+	}
+	secs := func(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+	out.RetryWaitSeconds, out.DelayedDevices, out.MaxDeviceDelaySeconds = secs(s.retryWait), s.delayed, secs(s.maxDelay)
 	if len(s.firstErr) > 0 {
 		out.FirstErrorByKind = map[string]string{}
 		for k, v := range s.firstErr {

@@ -76,6 +76,9 @@ type DeviceAuthorization struct {
 	LastPollAt  time.Time
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
+	// DecidedAt is when the person approved or denied (after signing in
+	// on the device page); zero while pending.
+	DecidedAt time.Time
 }
 
 // RefreshToken is a refresh token of a user-delegated grant.
@@ -95,6 +98,9 @@ type RefreshToken struct {
 	UsedAt time.Time
 	// RevokedAt is set when the token or its family was revoked.
 	RevokedAt time.Time
+	// AuthTime is when the person signed in for the grant (an ID token's
+	// auth_time); zero if unknown.
+	AuthTime time.Time
 }
 
 // LockOAuthKeys serialises signing key rotation between replicas for the
@@ -265,7 +271,7 @@ func (c *conn) UseAssertionID(ctx context.Context, issuer, jti string, expiresAt
 	return nil
 }
 
-const deviceCols = `code_hash, user_code, client_id, scopes, state, subject, consent_hash, interval_secs, last_poll_at, created_at, expires_at`
+const deviceCols = `code_hash, user_code, client_id, scopes, state, subject, consent_hash, interval_secs, last_poll_at, created_at, expires_at, decided_at`
 
 func scanDevice(row interface{ Scan(...any) error }) (*DeviceAuthorization, error) {
 	var (
@@ -273,8 +279,9 @@ func scanDevice(row interface{ Scan(...any) error }) (*DeviceAuthorization, erro
 		scopes                       string
 		interval                     int64
 		lastPoll, created, expiresAt int64
+		decided                      int64
 	)
-	if err := row.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &scopes, &d.State, &d.Subject, &d.ConsentHash, &interval, &lastPoll, &created, &expiresAt); err != nil {
+	if err := row.Scan(&d.CodeHash, &d.UserCode, &d.ClientID, &scopes, &d.State, &d.Subject, &d.ConsentHash, &interval, &lastPoll, &created, &expiresAt, &decided); err != nil {
 		return nil, err
 	}
 	if err := fromJSONText(scopes, &d.Scopes); err != nil {
@@ -282,7 +289,7 @@ func scanDevice(row interface{ Scan(...any) error }) (*DeviceAuthorization, erro
 	}
 	d.Scopes = nonNil(d.Scopes)
 	d.Interval = time.Duration(interval) * time.Second
-	d.LastPollAt, d.CreatedAt, d.ExpiresAt = fromMicros(lastPoll), fromMicros(created), fromMicros(expiresAt)
+	d.LastPollAt, d.CreatedAt, d.ExpiresAt, d.DecidedAt = fromMicros(lastPoll), fromMicros(created), fromMicros(expiresAt), fromMicros(decided)
 	return &d, nil
 }
 
@@ -293,9 +300,9 @@ func (c *conn) CreateDeviceAuthorization(ctx context.Context, d *DeviceAuthoriza
 	if err != nil {
 		return err
 	}
-	if _, err := c.exec(ctx, `INSERT INTO oauth_device_codes (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := c.exec(ctx, `INSERT INTO oauth_device_codes (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.CodeHash, d.UserCode, d.ClientID, scopes, d.State, d.Subject, d.ConsentHash, int64(d.Interval/time.Second),
-		micros(d.LastPollAt), micros(d.CreatedAt), micros(d.ExpiresAt)); err != nil {
+		micros(d.LastPollAt), micros(d.CreatedAt), micros(d.ExpiresAt), micros(d.DecidedAt)); err != nil {
 		return fmt.Errorf("store: create device authorization: %w", err)
 	}
 	return nil
@@ -322,10 +329,10 @@ func (c *conn) GetDeviceAuthorizationByUserCode(ctx context.Context, userCode st
 }
 
 // UpdateDeviceAuthorization writes the mutable fields of d: state, subject,
-// consent hash, interval and last poll time.
+// consent hash, interval, last poll time and decision time.
 func (c *conn) UpdateDeviceAuthorization(ctx context.Context, d *DeviceAuthorization) error {
-	res, err := c.exec(ctx, `UPDATE oauth_device_codes SET state = ?, subject = ?, consent_hash = ?, interval_secs = ?, last_poll_at = ? WHERE code_hash = ?`,
-		d.State, d.Subject, d.ConsentHash, int64(d.Interval/time.Second), micros(d.LastPollAt), d.CodeHash)
+	res, err := c.exec(ctx, `UPDATE oauth_device_codes SET state = ?, subject = ?, consent_hash = ?, interval_secs = ?, last_poll_at = ?, decided_at = ? WHERE code_hash = ?`,
+		d.State, d.Subject, d.ConsentHash, int64(d.Interval/time.Second), micros(d.LastPollAt), micros(d.DecidedAt), d.CodeHash)
 	if err == nil {
 		err = affected(res)
 	}
@@ -335,15 +342,16 @@ func (c *conn) UpdateDeviceAuthorization(ctx context.Context, d *DeviceAuthoriza
 	return nil
 }
 
-const refreshCols = `token_hash, family_id, client_id, subject, scopes, access_jti, access_exp, created_at, expires_at, used_at, revoked_at`
+const refreshCols = `token_hash, family_id, client_id, subject, scopes, access_jti, access_exp, created_at, expires_at, used_at, revoked_at, auth_time`
 
 func scanRefresh(row interface{ Scan(...any) error }) (*RefreshToken, error) {
 	var (
 		r                                          RefreshToken
 		scopes                                     string
 		accessExp, created, expires, used, revoked int64
+		authTime                                   int64
 	)
-	if err := row.Scan(&r.Hash, &r.FamilyID, &r.ClientID, &r.Subject, &scopes, &r.AccessJTI, &accessExp, &created, &expires, &used, &revoked); err != nil {
+	if err := row.Scan(&r.Hash, &r.FamilyID, &r.ClientID, &r.Subject, &scopes, &r.AccessJTI, &accessExp, &created, &expires, &used, &revoked, &authTime); err != nil {
 		return nil, err
 	}
 	if err := fromJSONText(scopes, &r.Scopes); err != nil {
@@ -351,7 +359,7 @@ func scanRefresh(row interface{ Scan(...any) error }) (*RefreshToken, error) {
 	}
 	r.Scopes = nonNil(r.Scopes)
 	r.AccessExpiresAt, r.CreatedAt, r.ExpiresAt = fromMicros(accessExp), fromMicros(created), fromMicros(expires)
-	r.UsedAt, r.RevokedAt = fromMicros(used), fromMicros(revoked)
+	r.UsedAt, r.RevokedAt, r.AuthTime = fromMicros(used), fromMicros(revoked), fromMicros(authTime)
 	return &r, nil
 }
 
@@ -361,9 +369,9 @@ func (c *conn) CreateRefreshToken(ctx context.Context, r *RefreshToken) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.exec(ctx, `INSERT INTO oauth_refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := c.exec(ctx, `INSERT INTO oauth_refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.Hash, r.FamilyID, r.ClientID, r.Subject, scopes, r.AccessJTI, micros(r.AccessExpiresAt), micros(r.CreatedAt),
-		micros(r.ExpiresAt), micros(r.UsedAt), micros(r.RevokedAt)); err != nil {
+		micros(r.ExpiresAt), micros(r.UsedAt), micros(r.RevokedAt), micros(r.AuthTime)); err != nil {
 		return fmt.Errorf("store: create refresh token: %w", err)
 	}
 	return nil
@@ -391,6 +399,28 @@ func (c *conn) MarkRefreshTokenUsed(ctx context.Context, hash string, at time.Ti
 		return fmt.Errorf("store: use refresh token: %w", err)
 	}
 	return nil
+}
+
+// RefreshFamilies lists the families of clientID's refresh tokens for
+// subject that still have a token not revoked.
+func (c *conn) RefreshFamilies(ctx context.Context, clientID, subject string) ([]string, error) {
+	rows, err := c.query(ctx, `SELECT DISTINCT family_id FROM oauth_refresh_tokens WHERE client_id = ? AND subject = ? AND revoked_at = 0 ORDER BY family_id`, clientID, subject)
+	if err != nil {
+		return nil, fmt.Errorf("store: refresh families: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, fmt.Errorf("store: refresh families: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: refresh families: %w", c.mapErr(err))
+	}
+	return out, nil
 }
 
 // RevokeRefreshFamily revokes every token of a family that is not revoked
@@ -498,18 +528,18 @@ func (c *conn) appendEvents(ctx context.Context, evs []*Event) error {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO events (time, type, subject, actor, details) VALUES `)
-	args := make([]any, 0, len(evs)*5)
+	b.WriteString(`INSERT INTO events (time, type, subject, actor, details, count) VALUES `)
+	args := make([]any, 0, len(evs)*6)
 	for i, ev := range evs {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?)")
 		details := string(ev.Details)
 		if details == "" {
 			details = "{}"
 		}
-		args = append(args, micros(ev.Time), ev.Type, ev.Subject, ev.Actor, details)
+		args = append(args, micros(ev.Time), ev.Type, ev.Subject, ev.Actor, details, ev.count())
 	}
 	b.WriteString(` RETURNING id`)
 	rows, err := c.query(ctx, b.String(), args...)

@@ -122,7 +122,13 @@ type Event struct {
 	Subject string          `json:"subject"`
 	Actor   string          `json:"actor"`
 	Details json.RawMessage `json:"details,omitempty"`
+	// Count, above 1, is how many occurrences one aggregated event
+	// stands for (repeated broker denials); 0 and 1 mean one.
+	Count int `json:"count,omitempty"`
 }
+
+// count is the value stored in the count column.
+func (ev *Event) count() int { return max(ev.Count, 1) }
 
 // jsonText encodes v for a TEXT column.
 func jsonText(v any) (string, error) {

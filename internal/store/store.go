@@ -604,10 +604,3 @@ func fromMicros(v int64) time.Time {
 	}
 	return time.UnixMicro(v).UTC()
 }
-
-// MarkMigratedForTest records a migration version without running it. It
-// exists so tests can simulate a database migrated by a newer binary.
-func (s *Store) MarkMigratedForTest(ctx context.Context, version int) error {
-	_, err := s.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, version, "test", 0)
-	return err
-}

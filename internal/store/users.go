@@ -47,6 +47,15 @@ func (c *conn) GetUser(ctx context.Context, username string) (*User, error) {
 	return u, nil
 }
 
+// GetUserByID returns the user with that ID (an OpenID Connect subject).
+func (c *conn) GetUserByID(ctx context.Context, id string) (*User, error) {
+	u, err := scanUser(c.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	if err != nil {
+		return nil, fmt.Errorf("store: user with id %q: %w", id, c.mapErr(err))
+	}
+	return u, nil
+}
+
 // ListUsers returns users ordered by username.
 func (c *conn) ListUsers(ctx context.Context, p Page) ([]User, error) {
 	rows, err := c.query(ctx, fmt.Sprintf(`SELECT `+userCols+` FROM users WHERE username > ? ORDER BY username LIMIT %d`, p.limit()), p.After)

@@ -31,7 +31,7 @@ func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(PostgresEnv)
 	if base == "" {
-		t.Skip(PostgresEnv + " is not set")
+		t.Skip(PostgresEnv + " is not set: no PostgreSQL runs (make test sets one up)")
 	}
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
@@ -41,6 +41,10 @@ func PostgresDSN(t testing.TB) string {
 	db, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatalf("open %s: %v", PostgresEnv, err)
+	}
+	if err := db.PingContext(t.Context()); err != nil {
+		db.Close()
+		t.Fatalf("PostgreSQL at %s=%s does not answer: run `make test-deps` to set it up, or set %s= (empty) to skip the PostgreSQL runs", PostgresEnv, base, PostgresEnv)
 	}
 	if _, err := db.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
 		db.Close()

@@ -179,7 +179,7 @@ func testOAuthDeviceAuthorizations(t *testing.T, s *store.Store) {
 			return err
 		}
 		got.State, got.Subject, got.ConsentHash = store.DeviceStateApproved, "alice", "ch"
-		got.Interval, got.LastPollAt = 10*time.Second, t0.Add(time.Minute)
+		got.Interval, got.LastPollAt, got.DecidedAt = 10*time.Second, t0.Add(time.Minute), t0.Add(30*time.Second)
 		return tx.UpdateDeviceAuthorization(ctx, got)
 	})
 	if err != nil {
@@ -193,7 +193,8 @@ func testOAuthDeviceAuthorizations(t *testing.T, s *store.Store) {
 	want.State, want.Subject, want.ConsentHash, want.Interval, want.LastPollAt = store.DeviceStateApproved, "alice", "ch", 10*time.Second, t0.Add(time.Minute)
 	if got.CodeHash != want.CodeHash || got.UserCode != want.UserCode || got.ClientID != want.ClientID || !slices.Equal(got.Scopes, want.Scopes) ||
 		got.State != want.State || got.Subject != want.Subject || got.ConsentHash != want.ConsentHash || got.Interval != want.Interval ||
-		!got.LastPollAt.Equal(want.LastPollAt) || !got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) {
+		!got.LastPollAt.Equal(want.LastPollAt) || !got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) ||
+		!got.DecidedAt.Equal(t0.Add(30*time.Second)) {
 		t.Errorf("GetDeviceAuthorization = %+v, want %+v", got, want)
 	}
 	if _, err := s.GetDeviceAuthorization(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
@@ -213,7 +214,7 @@ func testOAuthRefreshTokens(t *testing.T, s *store.Store) {
 	ctx := t.Context()
 	rt := func(hash, jti string, at time.Time) *store.RefreshToken {
 		return &store.RefreshToken{Hash: hash, FamilyID: "fam", ClientID: "tv-1", Subject: "alice", Scopes: []string{"publish"},
-			AccessJTI: jti, AccessExpiresAt: at.Add(time.Hour), CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour)}
+			AccessJTI: jti, AccessExpiresAt: at.Add(time.Hour), CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour), AuthTime: t0.Add(-time.Minute)}
 	}
 	if err := s.CreateRefreshToken(ctx, rt("r1", "a1", t0)); err != nil {
 		t.Fatalf("CreateRefreshToken: %v", err)
@@ -235,7 +236,8 @@ func testOAuthRefreshTokens(t *testing.T, s *store.Store) {
 		t.Fatal(err)
 	}
 	if got.FamilyID != "fam" || got.ClientID != "tv-1" || got.Subject != "alice" || !slices.Equal(got.Scopes, []string{"publish"}) || got.AccessJTI != "a1" ||
-		!got.AccessExpiresAt.Equal(t0.Add(time.Hour)) || !got.UsedAt.Equal(t0.Add(time.Minute)) || !got.RevokedAt.IsZero() || !got.ExpiresAt.Equal(t0.Add(24*time.Hour)) {
+		!got.AccessExpiresAt.Equal(t0.Add(time.Hour)) || !got.UsedAt.Equal(t0.Add(time.Minute)) || !got.RevokedAt.IsZero() || !got.ExpiresAt.Equal(t0.Add(24*time.Hour)) ||
+		!got.AuthTime.Equal(t0.Add(-time.Minute)) {
 		t.Errorf("GetRefreshToken(r1) = %+v", got)
 	}
 	revoked, err := s.RevokeRefreshFamily(ctx, "fam", t0.Add(3*time.Minute))

@@ -1,0 +1,158 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// waitWillDenied waits for the broker.denied event the broker records when
+// it withholds clientID's will to topic.
+func (f *fixture) waitWillDenied(t *testing.T, clientID, topic string) {
+	t.Helper()
+	eventually(t, "no broker.denied event for the will of "+clientID, func() bool {
+		evs, _ := f.store.ListEvents(context.Background(), store.EventFilter{Type: "broker.denied", Subject: "client/" + clientID, Limit: 100})
+		for _, ev := range evs {
+			var d struct{ Action, Resource string }
+			if json.Unmarshal(ev.Details, &d) == nil && d.Action == "iot:Publish" && d.Resource == topic {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// denyStatus makes a telemetry version that denies publishing things/<thing>/status.
+func (f *fixture) denyStatus(t *testing.T, thing string) {
+	t.Helper()
+	ctx := events.WithActor(context.Background(), "test")
+	doc := strings.Replace(telemetry, `"Resource":"topic/*/firmware"}`, `"Resource":["topic/*/firmware","topic/things/`+thing+`/status"]}`, 1)
+	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(doc), true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// connectWill opens a session with a will to things/<thing>/status;
+// delay > 0 sets a Will Delay Interval and a session that outlives it.
+func (f *fixture) connectWill(t *testing.T, thing string, delay uint32) *client {
+	t.Helper()
+	c := newClient(f.dial("tcp"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cp := &paho.Connect{ClientID: thing, Username: thing, UsernameFlag: true, Password: []byte(f.token(thing, "mqtt")), PasswordFlag: true,
+		KeepAlive: 30, CleanStart: true, WillMessage: &paho.WillMessage{Topic: "things/" + thing + "/status", Payload: []byte("gone")}}
+	if delay > 0 {
+		expiry := uint32(300)
+		cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: &expiry}
+		cp.WillProperties = &paho.WillProperties{WillDelayInterval: &delay}
+	}
+	ca, err := c.Connect(ctx, cp)
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect %s: %v %v", thing, ca, err)
+	}
+	return c
+}
+
+// TestWillOnTakeover: a session taken over by a new connection with the
+// same client id ends, and its will is published (MQTT 5 §3.1.4; AWS IoT
+// publishes it on DUPLICATE_CLIENTID) if the policy allows it when it is
+// sent - checked against the session's binding of that moment.
+func TestWillOnTakeover(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	obs := f.observer(t)
+	if got := subscribe(t, obs, "things/#"); got != 1 {
+		t.Fatalf("observer SUBACK = %#x", got)
+	}
+	f.connectWill(t, "s-2", 0)
+	again := f.mustConnect("s-2", "s-2", []byte(f.token("s-2", "mqtt"))) // takes s-2 over
+	if m := obs.waitFor(t, "things/s-2/status"); string(m.Payload) != "gone" {
+		t.Errorf("will payload = %q", m.Payload)
+	}
+	_ = again
+
+	// s-1's will is forbidden by the time it is taken over: withheld.
+	old := f.connectWill(t, "s-1", 0)
+	f.denyStatus(t, "s-1")
+	eventually(t, "the policy change did not reach the live session", func() bool { return publish(t, old, "things/s-1/status", 1, false) != 0 })
+	newer := f.mustConnect("s-1", "s-1", []byte(f.token("s-1", "mqtt")))
+	f.waitWillDenied(t, "s-1", "things/s-1/status")
+	if got := publish(t, newer, "things/s-1/sentinel", 1, false); got != 0 {
+		t.Fatalf("sentinel = %#x", got)
+	}
+	obs.waitFor(t, "things/s-1/sentinel")
+	for _, m := range obs.messages() {
+		if m.Topic == "things/s-1/status" && string(m.Payload) == "gone" {
+			t.Error("a will the policy forbade when it was sent was published")
+		}
+	}
+}
+
+// TestDelayedWillAuthorizedWhenSent: a will with a Will Delay Interval is
+// authorized when the delay is over, not at disconnect: iot:Publish revoked
+// during the delay stops it; the control will of another thing goes out.
+func TestDelayedWillAuthorizedWhenSent(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	obs := f.observer(t)
+	if got := subscribe(t, obs, "things/#"); got != 1 {
+		t.Fatalf("observer SUBACK = %#x", got)
+	}
+	f.connectWill(t, "s-1", 2)
+	f.connectWill(t, "s-2", 2)
+	for _, id := range []string{"s-1", "s-2"} {
+		cl, _ := f.broker.Server().Clients.Get(id)
+		cl.Net.Conn.Close()
+	}
+	// mochi marks the client closed once its will was handed over.
+	for _, id := range []string{"s-1", "s-2"} {
+		f.waitGone(t, id)
+	}
+	f.denyStatus(t, "s-1") // during the delay
+	f.waitWillDenied(t, "s-1", "things/s-1/status")
+	if m := obs.waitFor(t, "things/s-2/status"); string(m.Payload) != "gone" {
+		t.Errorf("control will payload = %q", m.Payload)
+	}
+	for _, m := range obs.messages() {
+		if m.Topic == "things/s-1/status" && string(m.Payload) == "gone" {
+			t.Error("a delayed will whose iot:Publish was revoked during the delay was published")
+		}
+	}
+}
+
+// TestDisabledOfflineSessionEnds: a thing disabled while its persistent
+// session is offline loses the session with it (nothing may be queued for
+// a disabled thing); enabled again, it is told so - no "session present"
+// over a queue that was dead meanwhile - and subscribes afresh.
+func TestDisabledOfflineSessionEnds(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	c, _ := f.connectSession(t, "s-1")
+	if got := subscribe(t, c, "commands/#"); got != 1 {
+		t.Fatalf("SUBACK = %#x", got)
+	}
+	_ = c.Disconnect(&paho.Disconnect{})
+	f.waitGone(t, "s-1")
+	ctx := events.WithActor(context.Background(), "test")
+	for _, state := range []string{store.StateDisabled, store.StateEnabled} {
+		if _, err := f.reg.UpdateThing(ctx, "s-1", 0, registry.ThingPatch{State: &state}); err != nil {
+			t.Fatal(err)
+		}
+		if state == store.StateDisabled {
+			eventually(t, "the offline session of the disabled thing is still there", func() bool {
+				_, ok := f.broker.Server().Clients.Get("s-1")
+				return !ok
+			})
+		}
+	}
+	back, resumed := f.connectSession(t, "s-1")
+	if resumed {
+		t.Error("CONNACK says session present for a session whose queue was dropped")
+	}
+	_ = back
+}
