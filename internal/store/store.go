@@ -490,8 +490,32 @@ type migration struct {
 	sql     string
 }
 
+// Each migration is written once, migrations/NNNN_what.sql, in SQLite's
+// and PostgreSQL's common SQL, with placeholders for the three things the
+// dialects spell differently; render fills them in for a dialect.
+var dialectSQL = map[dialect]*strings.Replacer{
+	dialectSQLite: strings.NewReplacer(
+		"{{BYTES}}", "BLOB",
+		"{{SERIAL_KEY}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
+		"{{EMPTY_BYTES}}", "x''"),
+	dialectPostgres: strings.NewReplacer(
+		"{{BYTES}}", "BYTEA",
+		"{{SERIAL_KEY}}", "BIGSERIAL PRIMARY KEY",
+		"{{EMPTY_BYTES}}", "''::bytea"),
+}
+
+// render is a migration's SQL for dialect d.
+func (d dialect) render(name, src string) (string, error) {
+	out := dialectSQL[d].Replace(src)
+	if i := strings.Index(out, "{{"); i >= 0 {
+		end, _, _ := strings.Cut(out[i:], "\n")
+		return "", fmt.Errorf("store: migration %s: unknown placeholder in %q", name, end)
+	}
+	return out, nil
+}
+
 func (d dialect) migrations() ([]migration, error) {
-	dir := path.Join("migrations", d.String())
+	const dir = "migrations"
 	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return nil, err
@@ -499,6 +523,9 @@ func (d dialect) migrations() ([]migration, error) {
 	var ms []migration
 	for _, e := range entries {
 		name := e.Name()
+		if e.IsDir() {
+			return nil, fmt.Errorf("store: migrations/%s: a migration is one file rendered per dialect, not a directory per dialect", name)
+		}
 		if !strings.HasSuffix(name, ".sql") {
 			continue
 		}
@@ -514,7 +541,11 @@ func (d dialect) migrations() ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+		sql, err := d.render(name, string(b))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: name, sql: sql})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	return ms, nil
