@@ -106,7 +106,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 	}()
 	a.Events = events.NewLog(s, opts.Now)
-	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry")})
+	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry"),
+		SignIn: registry.SignInThrottle{FreeFailures: cfg.Limits.SignInFreeFailures, MaxDelay: cfg.Limits.SignInMaxDelay}})
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +195,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return a.Certs.CheckBoundCertificate(ctx, fingerprint)
 		},
 		MTLSBaseURL: mtlsBase, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
-		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
+		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP,
+			UserCodePerCode: limits.deviceUserCodePerCode, UserCodeTotal: limits.deviceUserCodeTotal},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -307,9 +309,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux := http.NewServeMux()
 	a.Console = console.New(console.Config{Registry: a.Registry, Store: s, Events: a.Events, Logger: opts.Logger.With("component", "console"),
 		Now: opts.Now, Rand: opts.Rand, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout,
-		SecureCookies: strings.HasPrefix(issuer, "https://")})
+		SecureCookies: strings.HasPrefix(issuer, "https://"), LoginPerIP: limits.consoleLoginPerIP})
 	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
-	a.api = httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
+	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxImportBytes: cfg.HTTP.MaxImportBytes,
 		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series, AuthFailures: authFailures(limits.apiAuthFailuresPerIP)})
 	mux.Handle("/api/v1/", a.api)
 	mux.Handle("/console/", a.Console)
@@ -321,10 +324,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
 	mux.Handle("/authorizer/", adapters.Handler())
 	// AWS-IoT-compatible registry API and its access keys.
-	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
-	awsKeysAPI := httpapi.AWSKeysHandler(a.Registry, awsKeys, opts.Logger.With("component", "httpapi"), cfg.HTTP.MaxBodyBytes)
-	mux.Handle("/api/v1/aws-keys", awsKeysAPI)
-	mux.Handle("/api/v1/aws-keys/", awsKeysAPI)
 	if p := cfg.AWSIoT.Prefix; p != "" {
 		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
 			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot"),

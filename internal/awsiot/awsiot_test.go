@@ -264,6 +264,9 @@ func TestSignatureVerification(t *testing.T) {
 			return rawRequest(ctx, srv, "iot", "PATCH", "/things/t-1", `{"attributePayload":{"attributes":{"a":"b"}}}`)
 		}, 0, "InvalidSignatureException"},
 		{"unsigned", func() error { return rawRequest(ctx, srv, "", "GET", "/things/t-1", "") }, 0, "MissingAuthenticationTokenException"},
+		// Signed, unchanged (no "b" to replace): a null update is refused,
+		// not saved as an empty one.
+		{"null body", func() error { return rawRequest(ctx, srv, "iot", "PATCH", "/things/t-1", "null") }, 0, "InvalidRequestException"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -246,10 +246,14 @@ func (h *Handler) verify(r *http.Request) ([]byte, *store.AWSAccessKey, error) {
 	return body, key, nil
 }
 
-// decodeBody reads a JSON request body (empty means {}), strictly.
+// decodeBody reads a JSON request body (empty means {}), strictly; a
+// null body is refused rather than read as an empty request.
 func decodeBody(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch string(bytes.TrimSpace(body)) {
+	case "":
 		return nil
+	case "null":
+		return invalid("malformed request body: null, want a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

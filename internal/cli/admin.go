@@ -25,12 +25,21 @@ func sub(ctx context.Context, env *Env, resource string, args []string, verbs ma
 	if len(args) == 0 {
 		return usagef("gatehouse %s <%s>", resource, strings.Join(names, "|"))
 	}
+	if isHelp(args[0]) {
+		fmt.Fprintf(env.Stdout, "Usage: gatehouse %s <%s> [flags] [arguments]\n\nRun 'gatehouse %s VERB -h' for a verb's flags and arguments.\n",
+			resource, strings.Join(names, "|"), resource)
+		return nil
+	}
 	f, ok := verbs[args[0]]
 	if !ok {
 		return usagef("unknown verb %q: want one of %s", args[0], strings.Join(names, ", "))
 	}
+	env.command = resource + " " + args[0]
 	return f(ctx, env, args[1:])
 }
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
 
 // setup parses a client command's flags and wants exactly n positionals.
 func setup(env *Env, fs *flag.FlagSet, args []string, n int) (*client, []string, error) {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +74,8 @@ func TestRejects(t *testing.T) {
 			want: []string{"log.level", "log.format", "oauth.algorithm", "http.addr"}},
 		{name: "hs256 needs secret", file: "oauth:\n  algorithm: HS256\n", want: []string{"hs256Secret"}},
 		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
+		{name: "import limit below body limit", file: "http:\n  maxBodyBytes: 4096\n  maxImportBytes: 2048\n", want: []string{"http.maxImportBytes"}},
+		{name: "import limit over 1 GiB", file: "http:\n  maxImportBytes: 2147483648\n", want: []string{"http.maxImportBytes"}},
 		{name: "keep-alive cap below 5s", file: "mqtt:\n  maxKeepAlive: 2s\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "keep-alive cap not whole seconds", file: "mqtt:\n  maxKeepAlive: 1500ms\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "console idle longer than session", env: map[string]string{"GATEHOUSE_CONSOLE_SESSION_TTL": "1h", "GATEHOUSE_CONSOLE_IDLE_TIMEOUT": "2h"}, want: []string{"console.idleTimeout"}},
@@ -144,13 +148,90 @@ func TestAnonymousListenerAccepted(t *testing.T) {
 	}
 }
 
-func TestRedacted(t *testing.T) {
+// notSecret are the settings whose names suggest a secret but which hold
+// none, with the reason.
+var notSecret = map[string]string{
+	"secrets.masterKeyFile":          "a path; the key is in the file",
+	"secrets.previousMasterKeyFiles": "paths",
+	"limits.tokenPerIP":              "a rate",
+	"limits.tokenPerClient":          "a rate",
+}
+
+// looksSecret matches setting names that suggest a secret.
+var looksSecret = regexp.MustCompile(`(?i)secret|passw|key|token|dsn|credential|private`)
+
+// secretFields walks the Config type and returns the dotted paths of the
+// fields tagged secret, failing for a string field whose name looks like a
+// secret but which is neither tagged nor listed in notSecret.
+func secretFields(t *testing.T, typ reflect.Type, prefix string) map[string]string {
+	t.Helper()
+	found := map[string]string{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		path := prefix + key
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if tag := f.Tag.Get("secret"); tag != "" {
+			found[path] = tag
+			continue
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]() {
+			for p, tag := range secretFields(t, ft, path+".") {
+				found[p] = tag
+			}
+			continue
+		}
+		isText := ft.Kind() == reflect.String || ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String
+		if isText && looksSecret.MatchString(f.Name) && notSecret[path] == "" {
+			t.Errorf("setting %s looks like a secret: tag it secret:\"true\" (or secret:\"dsn\") or list it in notSecret", path)
+		}
+	}
+	return found
+}
+
+// TestRedactedMasksEverySecret: `gatehouse config` (Config.Redacted) masks
+// every secret setting: each is filled with sentinels, none of which may
+// appear in the output, and the configuration itself keeps its values.
+func TestRedactedMasksEverySecret(t *testing.T) {
+	fields := secretFields(t, reflect.TypeFor[Config](), "")
+	for _, want := range []string{"store.dsn", "oauth.hs256Secret", "authorizer.keys"} {
+		if fields[want] == "" {
+			t.Errorf("%s is not tagged secret; secret fields: %v", want, fields)
+		}
+	}
+	sentinels := []string{"sentinel-user-pass", "sentinel-query-pass", "sentinel-ssl-pass", "sentinel-hs256-0123456789abcdef01234", "sentinel-adapter-key-1", "sentinel-adapter-key-2"}
 	c := Default()
-	c.Store.DSN = "postgres://gh:hunter2@db/gh"
-	c.OAuth.HS256Secret = "0123456789abcdef0123456789abcdef"
+	set := map[string]string{
+		"store.dsn":         "postgres://gh:sentinel-user-pass@db:5432/gh?sslmode=verify-full&password=sentinel-query-pass&sslpassword=sentinel-ssl-pass",
+		"oauth.hs256Secret": "sentinel-hs256-0123456789abcdef01234",
+		"authorizer.keys":   "sentinel-adapter-key-1,sentinel-adapter-key-2",
+	}
+	for path := range fields {
+		val, ok := set[path]
+		if !ok {
+			t.Errorf("secret setting %s has no sentinel in this test: add one", path)
+			continue
+		}
+		if err := c.Set(path, val); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out := c.Redacted()
-	if strings.Contains(out, "hunter2") || strings.Contains(out, "0123456789abcdef") {
-		t.Errorf("Redacted() leaks a secret:\n%s", out)
+	for _, s := range sentinels {
+		if strings.Contains(out, s) {
+			t.Errorf("Redacted() shows %s:\n%s", s, out)
+		}
+	}
+	for _, want := range []string{"db:5432/gh", "sslmode=verify-full", "keys:\n    - xxxxx\n    - xxxxx"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Redacted() lost %q:\n%s", want, out)
+		}
+	}
+	if got := strings.Join(c.Authorizer.Keys, ","); got != set["authorizer.keys"] {
+		t.Errorf("Redacted() changed the configuration's keys to %s", got)
 	}
 }
 

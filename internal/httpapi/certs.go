@@ -150,7 +150,7 @@ func (a *API) certRoutes() {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, listResponse[store.ManufacturerCA]{Items: ms})
+		return listPage(w, r, ms, func(m store.ManufacturerCA) string { return m.Name })
 	})
 	a.handle("POST /api/v1/manufacturer-cas", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in certs.NewManufacturerCA

@@ -114,7 +114,8 @@ func amError(w http.ResponseWriter, status int, reason, msg string) {
 //
 // answering {"tokenId","successUrl","realm"}. A thing logs in with its
 // client secret, a person with their password; guesses are rate-limited
-// per address like the password grant's.
+// per address like the password grant's, and a person's account is
+// throttled after failures as at the sign-in page.
 func (s *Server) serveAMAuthenticate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name, pass := r.Header.Get("X-OpenAM-Username"), r.Header.Get("X-OpenAM-Password")
@@ -122,14 +123,25 @@ func (s *Server) serveAMAuthenticate(w http.ResponseWriter, r *http.Request) {
 		amError(w, http.StatusUnauthorized, "Unauthorized", "X-OpenAM-Username and X-OpenAM-Password are required (callback authentication is not supported)")
 		return
 	}
-	if !s.guesses.allow(clientAddr(r), s.now()) {
+	if ok, wait := s.guesses.allow(clientAddr(r), ""); !ok {
+		setRetryAfter(w, wait)
 		amError(w, http.StatusTooManyRequests, "Too Many Requests", "too many attempts")
 		return
 	}
 	sess, err := s.amLogin(ctx, name, pass)
-	if err != nil {
-		s.log.InfoContext(ctx, "am authenticate refused", "username", truncate(name), "err", err)
+	if wait, ok := throttled(err); ok {
+		setRetryAfter(w, wait)
+		amError(w, http.StatusTooManyRequests, "Too Many Requests", "too many failed sign-ins for this account; retry shortly")
+		return
+	}
+	if errors.Is(err, errAMLogin) {
+		s.log.InfoContext(ctx, "am authenticate refused", "username", truncate(name))
 		amError(w, http.StatusUnauthorized, "Unauthorized", "Authentication Failed")
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "am authenticate", "err", err)
+		amError(w, http.StatusInternalServerError, "Internal Server Error", "internal error")
 		return
 	}
 	tok, err := s.newAMSession(*sess)
@@ -155,6 +167,9 @@ func (s *Server) amLogin(ctx context.Context, name, pass string) (*amSession, er
 	u, err := s.registry.Authenticate(ctx, name, pass)
 	if errors.Is(err, registry.ErrBadCredentials) {
 		return nil, errAMLogin
+	}
+	if err != nil {
+		return nil, err // registry.ErrSignInThrottled among them
 	}
 	if err != nil {
 		return nil, err

@@ -297,7 +297,7 @@ func New(cfg Config) (*Server, error) {
 	s.verified = newVerifiedCache()
 	s.issued = s.events.NewBatcher(4096, s.log)
 	s.limits = cfg.Limits
-	s.guesses = newGuessLimiter(cfg.Limits.UserCodePerIP, s.now)
+	s.guesses = newGuessLimiter(cfg.Limits, s.now)
 	if s.deviceTmpl, err = parsePage("device"); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}
@@ -407,8 +407,14 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // serverError turns an internal failure into an RFC 6749 server_error
-// without leaking its text to the client, and logs it.
+// without leaking its text to the client, and logs it. A lost database
+// connection (store.ErrUnavailable) is temporarily_unavailable, 503: the
+// client may retry at once.
 func (s *Server) serverError(ctx context.Context, what string, err error) error {
+	if store.IsUnavailable(err) {
+		s.log.WarnContext(ctx, what, "err", err)
+		return op.NewStatusError(&oidc.Error{ErrorType: "temporarily_unavailable", Description: "the database is unavailable; retry shortly"}, http.StatusServiceUnavailable)
+	}
 	s.log.ErrorContext(ctx, what, "err", err)
 	return op.NewStatusError(oidc.ErrServerError().WithDescription("internal error"), http.StatusInternalServerError)
 }

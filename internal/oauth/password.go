@@ -76,12 +76,15 @@ func (s *Server) passwordToken(r *http.Request) (*oidc.AccessTokenResponse, erro
 	if err != nil {
 		return nil, err
 	}
-	if !s.guesses.allow(clientAddr(r), s.now()) {
+	if ok, _ := s.guesses.allow(clientAddr(r), ""); !ok {
 		return nil, op.NewStatusError(oidc.ErrSlowDown().WithDescription("too many attempts"), http.StatusTooManyRequests)
 	}
 	user, err := s.registry.Authenticate(ctx, f.Get("username"), f.Get("password"))
 	if errors.Is(err, registry.ErrBadCredentials) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("wrong username or password")
+	}
+	if errors.Is(err, registry.ErrSignInThrottled) {
+		return nil, op.NewStatusError(oidc.ErrSlowDown().WithDescription("too many failed sign-ins for this account; retry shortly"), http.StatusTooManyRequests)
 	}
 	if err != nil {
 		return nil, s.serverError(ctx, "password grant: authenticate", err)

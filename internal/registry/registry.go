@@ -30,6 +30,8 @@ type Config struct {
 	Rand   io.Reader
 	Logger *slog.Logger
 	Hash   HashParams
+	// SignIn throttles failed sign-ins per account (Authenticate).
+	SignIn SignInThrottle
 }
 
 // Service implements the registry's operations.
@@ -44,6 +46,10 @@ type Service struct {
 	// which usernames exist.
 	dummyHash string
 	cache     *policyCache
+	// builtin holds what built-in policies must keep allowing.
+	builtin builtinPolicies
+	// signIn slows password guessing per account.
+	signIn *accountThrottle
 }
 
 // New returns a Service.
@@ -70,6 +76,8 @@ func New(c Config) (*Service, error) {
 		return nil, err
 	}
 	s.dummyHash = dummy
+	s.requirePeoplePolicy()
+	s.signIn = newAccountThrottle(c.SignIn, c.Now)
 	return s, nil
 }
 

@@ -373,7 +373,7 @@ func (im *importer) user(label string, in DumpUser) error {
 		return nil
 	}
 	var p problems
-	if !usernameRE.MatchString(in.Username) {
+	if !ValidUsername(in.Username) {
 		p.add("username", "%q is not a valid username", truncate(in.Username))
 	}
 	roles := in.Roles
