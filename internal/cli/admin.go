@@ -39,7 +39,9 @@ func sub(ctx context.Context, env *Env, resource string, args []string, verbs ma
 }
 
 // isHelp reports whether arg asks for help.
-func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
 
 // setup parses a client command's flags and wants exactly n positionals.
 func setup(env *Env, fs *flag.FlagSet, args []string, n int) (*client, []string, error) {
