@@ -134,26 +134,20 @@ func rootKeyAD(name string) []byte { return []byte("pki/ca/" + name + "/root-key
 // change runs fn in a transaction and records the events it returns with
 // it, waking event followers after the commit.
 func (s *Service) change(ctx context.Context, fn func(tx *store.Tx) ([]event, error)) error {
-	var recorded []store.Event
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		recorded = recorded[:0]
+	recorded, err := s.events.ChangeAll(ctx, func(tx *store.Tx) ([]events.Pending, error) {
 		evs, err := fn(tx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, e := range evs {
-			ev, err := s.events.Record(ctx, tx, e.typ, e.subject, e.details)
-			if err != nil {
-				return err
-			}
-			recorded = append(recorded, ev)
+		out := make([]events.Pending, len(evs))
+		for i, e := range evs {
+			out[i] = events.Pending{Type: e.typ, Subject: e.subject, Details: e.details}
 		}
-		return nil
+		return out, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.events.Notify(recorded...)
 	for _, ev := range recorded {
 		s.log.InfoContext(ctx, "certs change", "event", ev.Type, "subject", ev.Subject, "actor", ev.Actor)
 	}

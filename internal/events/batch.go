@@ -203,20 +203,44 @@ func (b *Batcher) write(ctx context.Context, batch []pending) error {
 // returns the event's subject and details (never secrets). Waiters are
 // woken after the commit.
 func (l *Log) Change(ctx context.Context, typ string, fn func(tx *store.Tx) (subject string, details any, err error)) (store.Event, error) {
-	var ev store.Event
-	err := l.store.InTx(ctx, func(tx *store.Tx) error {
+	evs, err := l.ChangeAll(ctx, func(tx *store.Tx) ([]Pending, error) {
 		subject, details, err := fn(tx)
+		return []Pending{{Type: typ, Subject: subject, Details: details}}, err
+	})
+	if err != nil {
+		return store.Event{}, err
+	}
+	return evs[0], nil
+}
+
+// Pending is an event a change records (see ChangeAll).
+type Pending struct {
+	Type, Subject string
+	// Details must never hold secrets.
+	Details any
+}
+
+// ChangeAll runs fn in a transaction and records the events it returns
+// with the change, in order; they are announced (Notify) once the
+// transaction commits. It returns the recorded events.
+func (l *Log) ChangeAll(ctx context.Context, fn func(tx *store.Tx) ([]Pending, error)) ([]store.Event, error) {
+	var recorded []store.Event
+	err := l.store.InTx(ctx, func(tx *store.Tx) error {
+		recorded = recorded[:0]
+		pending, err := fn(tx)
 		if err != nil {
 			return err
 		}
-		ev, err = l.Record(ctx, tx, typ, subject, details)
-		return err
+		for _, p := range pending {
+			ev, err := l.Record(ctx, tx, p.Type, p.Subject, p.Details)
+			if err != nil {
+				return err
+			}
+			recorded = append(recorded, ev)
+		}
+		return nil
 	})
-	if err != nil {
-		return ev, err
-	}
-	l.Notify(ev)
-	return ev, nil
+	return recorded, err
 }
 
 // LatestID returns the newest event's ID (0 for an empty log), where a

@@ -58,9 +58,11 @@ func NewLog(s *store.Store, now func() time.Time) *Log {
 	return &Log{store: s, now: now, poll: time.Second, changed: make(chan struct{}), subs: map[chan store.Event]struct{}{}}
 }
 
-// Record appends an event through a (the Store itself, or a Tx so the event
-// commits with the change). details is marshalled to JSON; it must never hold
-// secrets. The returned event must be passed to Notify once committed.
+// Record appends an event through a: a Tx, so the event commits with the
+// change and is announced to waiters and subscribers (Notify) once the
+// transaction has committed; or the Store itself, where the caller
+// announces it. details is marshalled to JSON; it must never hold secrets.
+// This is the one way a change is committed with its events.
 func (l *Log) Record(ctx context.Context, a Appender, typ, subject string, details any) (store.Event, error) {
 	ev := store.Event{Time: l.now().UTC(), Type: typ, Subject: subject, Actor: ActorFrom(ctx)}
 	if details != nil {
@@ -72,6 +74,10 @@ func (l *Log) Record(ctx context.Context, a Appender, typ, subject string, detai
 	}
 	if err := a.AppendEvent(ctx, &ev); err != nil {
 		return ev, err
+	}
+	if tx, ok := a.(*store.Tx); ok {
+		// Announced once durable, never for a rolled-back change.
+		tx.AfterCommit(func() { l.Notify(ev) })
 	}
 	return ev, nil
 }

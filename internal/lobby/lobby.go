@@ -372,26 +372,20 @@ type after func()
 // change runs fn in a transaction, recording its events there; then
 // notifies the event log's readers and drops cached policies.
 func (s *Service) change(ctx context.Context, fn func(tx *store.Tx) ([]event, error)) error {
-	var recorded []store.Event
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		recorded = recorded[:0]
+	recorded, err := s.events.ChangeAll(ctx, func(tx *store.Tx) ([]events.Pending, error) {
 		evs, err := fn(tx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, e := range evs {
-			ev, err := s.events.Record(ctx, tx, e.typ, e.subject, e.details)
-			if err != nil {
-				return err
-			}
-			recorded = append(recorded, ev)
+		out := make([]events.Pending, len(evs))
+		for i, e := range evs {
+			out[i] = events.Pending{Type: e.typ, Subject: e.subject, Details: e.details}
 		}
-		return nil
+		return out, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.events.Notify(recorded...)
 	s.reg.InvalidatePolicies()
 	for _, ev := range recorded {
 		s.log.InfoContext(ctx, "lobby change", "event", ev.Type, "subject", ev.Subject, "actor", ev.Actor)

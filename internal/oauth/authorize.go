@@ -137,16 +137,14 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	var (
 		resp   *oidc.AccessTokenResponse
 		result error
-		notify []func()
 	)
 	aud, err := s.audienceFor(r.PostForm)
 	if err != nil {
 		return nil, err
 	}
 	codeHash := HashSecret(r.Data.Code)
-	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		notify, resp, result = notify[:0], nil, nil
+		resp, result = nil, nil
 		ar, err := tx.GetAuthRequestByCode(ctx, codeHash)
 		if errors.Is(err, store.ErrNotFound) {
 			result = oidc.ErrInvalidGrant().WithDescription("invalid authorization code")
@@ -185,7 +183,6 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err != nil {
 		return nil, s.serverError(ctx, "code exchange", err)
 	}
-	runAll(notify)
 	if result != nil {
 		return nil, result
 	}
@@ -221,13 +218,9 @@ func (s *Server) revokeCodeGrant(ctx context.Context, tx *store.Tx, c *client, c
 	if err := s.recordFamilyRevoked(ctx, tx, family, "authorization code reused", tokens, jtis); err != nil {
 		return err
 	}
-	ev, err := s.events.Record(ctx, tx, "authorization.code_reused", "client/"+tokens[0].ClientID,
+	_, err = s.events.Record(ctx, tx, "authorization.code_reused", "client/"+tokens[0].ClientID,
 		map[string]any{"refresh_family": family, "access_jtis": jtis, "subject": tokens[0].Subject, "presented_by": c.id})
-	if err != nil {
-		return err
-	}
-	afterCommit(ctx, func() { s.events.Notify(ev) })
-	return nil
+	return err
 }
 
 // codeRedirect is where the login page sends the browser: the app's

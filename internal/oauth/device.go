@@ -134,11 +134,9 @@ func (s *Server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 	var (
 		resp   *oidc.AccessTokenResponse
 		result error
-		notify []func()
 	)
-	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		notify, resp, result = notify[:0], nil, nil
+		resp, result = nil, nil
 		d, err := tx.GetDeviceAuthorization(ctx, hash)
 		if errors.Is(err, store.ErrNotFound) {
 			result = oidc.ErrInvalidGrant().WithDescription("invalid device code")
@@ -185,7 +183,6 @@ func (s *Server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 	if err != nil {
 		return nil, s.serverError(ctx, "device token", err)
 	}
-	runAll(notify)
 	if result != nil {
 		return nil, result
 	}

@@ -149,12 +149,9 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 	if approve {
 		typ = "device.approved"
 	}
-	var (
-		evs     []store.Event
-		invalid bool
-	)
+	var invalid bool
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		evs, invalid = evs[:0], false
+		invalid = false
 		d, err := tx.GetDeviceAuthorizationByUserCode(ctx, code)
 		if errors.Is(err, store.ErrNotFound) {
 			invalid = true
@@ -187,11 +184,9 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 			}
 			subject, relation = "thing/"+tc.Name, tc.ApproverRelation
 		}
-		ev, err := s.events.Record(ctx, tx, typ, subject, map[string]any{"user": d.Subject, "client_id": d.ClientID, "scope": strings.Join(d.Scopes, " ")})
-		if err != nil {
+		if _, err := s.events.Record(ctx, tx, typ, subject, map[string]any{"user": d.Subject, "client_id": d.ClientID, "scope": strings.Join(d.Scopes, " ")}); err != nil {
 			return err
 		}
-		evs = append(evs, ev)
 		if approve && relation != "" {
 			rel, err := s.registry.AddRelationshipInTx(ctx, tx, store.Relationship{SubjectKind: store.KindUser, Subject: d.Subject, Relation: relation, ObjectKind: store.KindThing, Object: d.ClientID})
 			switch {
@@ -199,11 +194,9 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 			case err != nil:
 				return err
 			default:
-				ev, err := s.events.Record(ctx, tx, "relationship.added", subject, rel)
-				if err != nil {
+				if _, err := s.events.Record(ctx, tx, "relationship.added", subject, rel); err != nil {
 					return err
 				}
-				evs = append(evs, ev)
 			}
 		}
 		return nil
@@ -218,7 +211,6 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 		s.renderDevice(w, r, http.StatusBadRequest, page, "That code is not valid or has expired, or this page is stale. Please enter the code again.")
 		return
 	}
-	s.events.Notify(evs...)
 	if approve {
 		// The approver's new relationship changes what their policies
 		// resolve to.

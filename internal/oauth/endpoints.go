@@ -226,10 +226,7 @@ func (s *Server) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 		if len(token) > maxSecretBytes {
 			return ok, nil
 		}
-		var notify []func()
-		ctx := withAfterCommit(ctx, &notify)
 		err := s.store.InTx(ctx, func(tx *store.Tx) error {
-			notify = notify[:0]
 			rt, err := tx.GetRefreshToken(ctx, HashSecret(token))
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
@@ -245,7 +242,6 @@ func (s *Server) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 		if err != nil {
 			return nil, s.serverError(ctx, "revoke refresh token", err)
 		}
-		runAll(notify)
 		return ok, nil
 	}
 	cl, err := s.verifyJWT(ctx, token)

@@ -157,14 +157,10 @@ func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingK
 	}
 	d := issuedDetails(g, cl)
 	d.refreshFamily = familyID
-	ev, err := s.events.Record(ctx, tx, "token.issued", subjectOf(c), d)
-	if err != nil {
+	if _, err := s.events.Record(ctx, tx, "token.issued", subjectOf(c), d); err != nil {
 		return nil, err
 	}
-	afterCommit(ctx, func() {
-		s.events.Notify(ev)
-		s.metrics.Load().tokenIssued(grantType)
-	})
+	tx.AfterCommit(func() { s.metrics.Load().tokenIssued(grantType) })
 	return &oidc.AccessTokenResponse{AccessToken: raw, TokenType: oidc.BearerToken, RefreshToken: refresh, ExpiresIn: uint64(s.atTTL / time.Second), Scope: scopes, IDToken: idToken}, nil
 }
 
@@ -192,11 +188,8 @@ func (s *Server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	var (
 		resp   *oidc.AccessTokenResponse
 		result error
-		notify []func()
 	)
-	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		notify = notify[:0]
 		rt, err := tx.GetRefreshToken(ctx, hash)
 		if errors.Is(err, store.ErrNotFound) {
 			result = oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
@@ -250,7 +243,6 @@ func (s *Server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		}
 		return nil, s.serverError(ctx, "refresh token", err)
 	}
-	runAll(notify)
 	if result != nil {
 		return nil, result
 	}
@@ -286,7 +278,7 @@ func (s *Server) revokeFamilyTokens(ctx context.Context, tx *store.Tx, familyID 
 			jtis = append(jtis, t.AccessJTI)
 			exp := t.AccessExpiresAt
 			jti := t.AccessJTI
-			afterCommit(ctx, func() { s.revoked.add(jti, exp) })
+			tx.AfterCommit(func() { s.revoked.add(jti, exp) })
 		}
 	}
 	return tokens, jtis, nil
@@ -299,12 +291,8 @@ func (s *Server) recordFamilyRevoked(ctx context.Context, tx *store.Tx, familyID
 	if len(tokens) > 0 {
 		subject = "client/" + tokens[0].ClientID
 	}
-	ev, err := s.events.Record(ctx, tx, "token.revoked", subject, map[string]any{"refresh_family": familyID, "reason": reason, "access_jtis": jtis})
-	if err != nil {
-		return err
-	}
-	afterCommit(ctx, func() { s.events.Notify(ev) })
-	return nil
+	_, err := s.events.Record(ctx, tx, "token.revoked", subject, map[string]any{"refresh_family": familyID, "reason": reason, "access_jtis": jtis})
+	return err
 }
 
 func contains(list []string, v string) bool {
@@ -314,26 +302,4 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// afterCommit hooks: work (notifications, cache updates) that must happen
-// only once the transaction committed.
-type afterCommitKey struct{}
-
-func withAfterCommit(ctx context.Context, fns *[]func()) context.Context {
-	return context.WithValue(ctx, afterCommitKey{}, fns)
-}
-
-func afterCommit(ctx context.Context, fn func()) {
-	if fns, ok := ctx.Value(afterCommitKey{}).(*[]func()); ok {
-		*fns = append(*fns, fn)
-		return
-	}
-	fn()
-}
-
-func runAll(fns []func()) {
-	for _, fn := range fns {
-		fn()
-	}
 }

@@ -285,10 +285,7 @@ func (s *Server) signOut(ctx context.Context, clientID, userID string) error {
 	if err != nil {
 		return err
 	}
-	var notify []func()
-	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		notify = notify[:0]
 		families, err := tx.RefreshFamilies(ctx, clientID, u.Username)
 		if err != nil {
 			return err
@@ -303,6 +300,5 @@ func (s *Server) signOut(ctx context.Context, clientID, userID string) error {
 	if err != nil {
 		return err
 	}
-	runAll(notify)
 	return nil
 }

@@ -102,13 +102,8 @@ func (s *Server) issueForPerson(ctx context.Context, c *client, username string,
 	if err != nil {
 		return nil, s.serverError(ctx, "signing key", err)
 	}
-	var (
-		resp   *oidc.AccessTokenResponse
-		notify []func()
-	)
-	ctx = withAfterCommit(ctx, &notify)
+	var resp *oidc.AccessTokenResponse
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		notify = notify[:0]
 		// The person authenticated with this very request.
 		resp, err = s.issueDelegated(ctx, tx, key, c, username, scopes, "", grantType, tokenRequest{authTime: s.now(), audience: audience})
 		return err
@@ -119,7 +114,6 @@ func (s *Server) issueForPerson(ctx context.Context, c *client, username string,
 	if err != nil {
 		return nil, s.serverError(ctx, "issue tokens", err)
 	}
-	runAll(notify)
 	if !c.hasGrant(oidc.GrantTypeRefreshToken) {
 		resp.RefreshToken = ""
 	}

@@ -61,29 +61,20 @@ type Decision struct {
 // changeEvents runs fn in a transaction that records every event fn
 // returns, then notifies readers and invalidates the policy cache.
 func (s *Service) changeEvents(ctx context.Context, fn func(tx *store.Tx) ([]pendingEvent, error)) error {
-	var evs []store.Event
-	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		evs = evs[:0]
+	evs, err := s.events.ChangeAll(ctx, func(tx *store.Tx) ([]events.Pending, error) {
 		pend, err := fn(tx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, p := range pend {
-			ev, err := s.events.Record(ctx, tx, p.typ, p.subject, p.details)
-			if err != nil {
-				return err
-			}
-			evs = append(evs, ev)
+		out := make([]events.Pending, len(pend))
+		for i, p := range pend {
+			out[i] = events.Pending{Type: p.typ, Subject: p.subject, Details: p.details}
 		}
-		return nil
+		return out, nil
 	})
-	if err != nil {
+	if err != nil || len(evs) == 0 {
 		return err
 	}
-	if len(evs) == 0 {
-		return nil
-	}
-	s.events.Notify(evs...)
 	s.InvalidatePolicies()
 	for _, ev := range evs {
 		s.log.InfoContext(ctx, "registry change", "event", ev.Type, "subject", ev.Subject, "actor", ev.Actor)

@@ -245,7 +245,7 @@ func (s *Service) Import(ctx context.Context, d *Dump, dryRun bool) (*ImportRepo
 		return nil, p.err()
 	}
 	rep := &ImportReport{DryRun: dryRun, Items: []ImportItem{}}
-	var committed []store.Event
+	committed := 0
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		im := &importer{s: s, tx: tx, ctx: ctx, now: s.now(), rep: rep}
 		if err := im.run(d); err != nil {
@@ -258,22 +258,18 @@ func (s *Service) Import(ctx context.Context, d *Dump, dryRun bool) (*ImportRepo
 			return errDryRun
 		}
 		im.event("registry.imported", "registry", map[string]int{"created": rep.Created, "updated": rep.Updated, "unchanged": rep.Unchanged})
-		var evs []store.Event
 		for _, p := range im.pending {
-			ev, err := s.events.Record(ctx, tx, p.typ, p.subject, p.details)
-			if err != nil {
+			if _, err := s.events.Record(ctx, tx, p.typ, p.subject, p.details); err != nil {
 				return err
 			}
-			evs = append(evs, ev)
 		}
-		committed = evs // notified once committed
+		committed = len(im.pending) // announced once committed (Record)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errDryRun) {
 		return nil, err
 	}
-	if len(committed) > 0 {
-		s.events.Notify(committed...)
+	if committed > 0 {
 		s.InvalidatePolicies()
 	}
 	switch {

@@ -194,7 +194,15 @@ type Store struct {
 // Tx is a transaction opened by Store.InTx. It has every method Store has.
 type Tx struct {
 	conn
+	after []func()
 }
+
+// AfterCommit arranges for fn to run once the transaction has committed,
+// after InTx's function returned, in the order the calls were made. If the
+// transaction rolls back (or is retried), fn never runs for it. It is how
+// a change announces itself (events.Log.Record uses it) and updates
+// in-memory state only once the change is durable.
+func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 
 // Open connects to the database named by dsn and migrates it to the newest
 // schema this binary knows. dsn is "sqlite:PATH" (PATH may be ":memory:" only
@@ -357,6 +365,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", s.mapErr(err))
+	}
+	for _, fn := range tx.after {
+		fn()
 	}
 	return nil
 }
