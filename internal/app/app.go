@@ -256,6 +256,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
 		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
+		DropDeniedQoS0: cfg.MQTT.DeniedQoS0Publish == config.DeniedQoS0Drop,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)

@@ -74,6 +74,8 @@ func TestRejects(t *testing.T) {
 		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
 		{name: "keep-alive cap below 5s", file: "mqtt:\n  maxKeepAlive: 2s\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "keep-alive cap not whole seconds", file: "mqtt:\n  maxKeepAlive: 1500ms\n", want: []string{"mqtt.maxKeepAlive"}},
+		{name: "denied QoS 0 publish neither drop nor disconnect", env: map[string]string{"GATEHOUSE_MQTT_DENIED_QOS0_PUBLISH": "ignore"}, want: []string{"mqtt.deniedQos0Publish"}},
+		{name: "denied QoS 0 publish misspelt", file: "mqtt:\n  deniedQos0Publish: Drop\n", want: []string{"mqtt.deniedQos0Publish", `want "disconnect" or "drop"`}},
 		{name: "console idle longer than session", env: map[string]string{"GATEHOUSE_CONSOLE_SESSION_TTL": "1h", "GATEHOUSE_CONSOLE_IDLE_TIMEOUT": "2h"}, want: []string{"console.idleTimeout"}},
 		{name: "console session too short", file: "console:\n  sessionTTL: 10s\n", want: []string{"console.sessionTTL"}},
 		{name: "anonymous listener beyond loopback", file: "mqtt:\n  anonymousAddr: 0.0.0.0:1885\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr", "not a loopback", "anonymousAllowNonLoopback"}},
