@@ -266,8 +266,8 @@ func TestTopicAliases(t *testing.T) {
 	if err != nil || ca.ReasonCode != 0 {
 		t.Fatalf("connect: %v %v", ca, err)
 	}
-	if ca.Properties == nil || ca.Properties.TopicAliasMaximum == nil || *ca.Properties.TopicAliasMaximum == 0 {
-		t.Fatalf("CONNACK announces no Topic Alias Maximum: %+v", ca.Properties)
+	if ca.Properties == nil || ca.Properties.TopicAliasMaximum == nil || *ca.Properties.TopicAliasMaximum != 8 {
+		t.Fatalf("CONNACK announces no Topic Alias Maximum of 8: %+v", ca.Properties)
 	}
 	pub := func(topic string, alias uint16, payload string) (byte, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
