@@ -478,3 +478,25 @@ func TestMochiLogsNoPackets(t *testing.T) {
 		t.Errorf("a packet reached the log:\n%s", out)
 	}
 }
+
+// TestV311SubackCodes: a filter the policy refuses gets SUBACK 0x80, the
+// only failure code of MQTT 3.1.1 (mochi maps 0x87 itself; this keeps the
+// README's table true).
+func TestV311SubackCodes(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	c, code := f.connect311("s-1", "s-1", f.token("s-1", "mqtt"), nil)
+	if code != 0 {
+		t.Fatalf("connect: %#x", code)
+	}
+	tok := c.SubscribeMultiple(map[string]byte{"things/s-1/temp": 1, "things/s-2/temp": 1}, nil)
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	got := tok.(*mqtt3.SubscribeToken).Result()
+	want := map[string]byte{"things/s-1/temp": 1, "things/s-2/temp": 0x80}
+	for filter, w := range want {
+		if got[filter] != w {
+			t.Errorf("SUBACK for %s = %#x, want %#x", filter, got[filter], w)
+		}
+	}
+}
