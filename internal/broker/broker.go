@@ -140,7 +140,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MaxClientWritesPending == 0 {
 		cfg.MaxClientWritesPending = 1024
 	}
-	opts := &mqtt.Options{InlineClient: true, Logger: slog.New(withoutPackets{cfg.Logger.Handler()}).With("component", "mochi")}
+	opts := &mqtt.Options{InlineClient: true, Logger: cfg.Logger.With("component", "mochi")}
 	opts.Capabilities = mqtt.NewDefaultServerCapabilities()
 	opts.Capabilities.MaximumClientWritesPending = cfg.MaxClientWritesPending
 	// No session may outlive its credentials by much: a day.
