@@ -36,9 +36,14 @@ test-short:
 	@GATEHOUSE_TEST_POSTGRES= GATEHOUSE_TEST_BROWSER_REQUIRED=0 GATEHOUSE_TEST_RABBITMQ_REQUIRED=0 \
 	  $(GO) test -short -json ./... | $(GO) run scripts/testsummary.go
 
+# staticcheck runs from the module proxy at a pinned version (no install).
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(STATICCHECK) ./...
 
 # Run every fuzz target for FUZZTIME each.
 FUZZTIME ?= 30s

@@ -31,7 +31,8 @@ func TestSeed002RegisterAndCertificateBoundTokens(t *testing.T) {
 	}
 	s.admin(t, "POST", "/api/v1/policies", `{"name":"meter-telemetry","document":{"Version":"2012-10-17","Statement":[
 	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
-	  {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/meters/${iot:Connection.Thing.ThingName}/*"}]}}`, 201)
+	  {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/meters/${iot:Connection.Thing.ThingName}/*"},
+	  {"Effect":"Allow","Action":"iot:Publish","Resource":"topic/meters/https-check"}]}}`, 201)
 	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"meter","scopes":["telemetry"],"defaultPolicies":["meter-telemetry"]}`, 201)
 	regTok := s.admin(t, "POST", "/api/v1/registration-tokens", `{"thingType":"meter","maxUses":2}`, 201)["token"].(string)
 
@@ -127,12 +128,98 @@ func TestSeed002RegisterAndCertificateBoundTokens(t *testing.T) {
 			t.Errorf("%s: CONNACK = %#x, want %#x", tc.name, got, tc.want)
 		}
 	}
-	// The certificate is listed, and revoking it refuses it.
+	// Deactivating, then revoking the certificate reaches the token bound
+	// to it everywhere: the live session bound to it is kicked, and
+	// MQTTS, HTTPS publish, introspection and tls_client_auth refuse it.
 	id := reg["certificateId"].(string)
-	s.admin(t, "POST", "/api/v1/certificates/"+id+"/revoke", `{}`, 200)
-	if got := connect("mqtts", nil); got == 0 {
-		t.Error("a revoked certificate connected")
+	secret := s.admin(t, "POST", "/api/v1/things/meter-1/secret", "", 201)["clientSecret"].(string)
+	httpsPublish := func() int {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", "https://"+s.HTTPS+"/topics/meters/https-check", strings.NewReader("42"))
+		req.Header.Set("Authorization", "Bearer "+access)
+		resp, err := mtls.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
+	tokenOverMTLS := func() int {
+		t.Helper()
+		resp, err := mtls.PostForm("https://"+s.HTTPS+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"meter-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, step := range []struct{ action, status string }{{"deactivate", "INACTIVE"}, {"revoke", "REVOKED"}} {
+		if got := httpsPublish(); got != 200 {
+			t.Fatalf("before %s: HTTPS publish with the bound token = %d, want 200", step.action, got)
+		}
+		if !introspect(t, s, "meter-1", secret, access) {
+			t.Fatalf("before %s: the bound token introspects as inactive", step.action)
+		}
+		live := mqttsConnect(t, s, tlsCfg, "meter-1", access)
+		if got := s.admin(t, "POST", "/api/v1/certificates/"+id+"/"+step.action, `{}`, 200)["status"]; got != step.status {
+			t.Fatalf("%s: status = %v, want %s", step.action, got, step.status)
+		}
+		select {
+		case d := <-live.gone:
+			if d.ReasonCode != 0x87 {
+				t.Errorf("%s: live session with the bound token disconnected with %#x, want 0x87", step.action, d.ReasonCode)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: the live session with the bound token was not disconnected", step.action)
+		}
+		if got := connect("mqtts", []byte(access)); got == 0 {
+			t.Errorf("%s: the bound token connected over MQTTS", step.action)
+		}
+		if got := connect("mqtts", nil); got == 0 {
+			t.Errorf("%s: the certificate connected over MQTTS", step.action)
+		}
+		if got := httpsPublish(); got != 401 && got != 403 {
+			t.Errorf("%s: HTTPS publish with the bound token = %d, want 401 or 403", step.action, got)
+		}
+		if introspect(t, s, "meter-1", secret, access) {
+			t.Errorf("%s: the bound token introspects as active", step.action)
+		}
+		if got := tokenOverMTLS(); got != 401 {
+			t.Errorf("%s: tls_client_auth token request = %d, want 401", step.action, got)
+		}
+		if step.action == "deactivate" {
+			s.admin(t, "POST", "/api/v1/certificates/"+id+"/activate", `{}`, 200)
+			if got := connect("mqtts", []byte(access)); got != 0 {
+				t.Fatalf("activated again: the bound token's CONNACK = %#x, want 0", got)
+			}
+		}
+	}
+}
+
+// mqttsConnect connects an MQTT 5 client to s's mutual-TLS listener with
+// cfg's certificate and token as password; the connection must be accepted.
+func mqttsConnect(t *testing.T, s *server, cfg *tls.Config, clientID, token string) *mqtt5Client {
+	t.Helper()
+	conn := dialMQTT(t, "mqtts", s, cfg)
+	m := &mqtt5Client{gone: make(chan *paho.Disconnect, 1)}
+	m.c = paho.NewClient(paho.ClientConfig{
+		Conn: packets.NewThreadSafeConn(conn),
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			select {
+			case m.gone <- d:
+			default:
+			}
+		},
+		OnClientError: func(error) {},
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	ca, err := m.c.Connect(ctx, &paho.Connect{ClientID: clientID, Username: clientID, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: true})
+	if ca == nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect to %s: %v %v", s.MQTTS, ca, err)
+	}
+	t.Cleanup(func() { _ = m.c.Disconnect(&paho.Disconnect{}); conn.Close() })
+	return m
 }
 
 // dialMQTT connects to the MQTT listener ("mqtt") or the mutual-TLS one

@@ -12,7 +12,8 @@
 #                  postgres into the database test, from 127.0.0.1 only.
 #                  GATEHOUSE_TEST_POSTGRES= (empty) skips PostgreSQL; another
 #                  URL is only checked, never managed.
-#   Mosquitto's command-line clients (mosquitto-clients), curl, jq, openssl.
+#   Mosquitto's command-line clients (mosquitto-clients), curl, jq, openssl,
+#                  the AWS CLI v2 (awscli).
 #   Chromium (/usr/bin/chromium, or $CHROMIUM), Node.js and npm, and the
 #                  console browser tests' packages (npm ci --prefix e2e/browser).
 #                  GATEHOUSE_TEST_BROWSER_REQUIRED=0 skips them.
@@ -65,6 +66,9 @@ have mosquitto_pub || need "mosquitto_pub/mosquitto_sub" mosquitto-clients
 have curl || need curl curl
 have jq || need jq jq
 have openssl || need openssl openssl
+# The AWS CLI v2 (Debian's awscli is 2.x) runs the seeds' aws iot commands
+# against /aws-iot (e2e/dropin_test.go).
+have aws && aws --version 2>&1 | grep -q '^aws-cli/2\.' || [ -x /usr/bin/aws ] || need "the AWS CLI" awscli
 
 # PostgreSQL.
 default_pg="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"

@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-iot/gatehouse/internal/jwks"
 )
 
 // AWS IoT limits on the authorizer's answer.
@@ -38,7 +40,7 @@ type authorizer struct {
 	cfg  config
 	log  *slog.Logger
 	now  func() time.Time
-	keys *jwks
+	keys *jwks.Set
 }
 
 func newAuthorizer(c config) (*authorizer, error) {
@@ -64,7 +66,10 @@ func newAuthorizer(c config) (*authorizer, error) {
 		c.Audience = []string{c.Issuer}
 	}
 	return &authorizer{cfg: c, log: c.Logger, now: c.Now,
-		keys: &jwks{url: c.JWKSURL, ttl: c.JWKSTTL, client: c.HTTPClient, now: c.Now}}, nil
+		// A Lambda instance lives across invocations: while Gatehouse is
+		// unreachable it keeps the keys it has and backs off, so each
+		// invocation does not pay a fetch timeout.
+		keys: jwks.New(c.JWKSURL, jwks.Options{TTL: c.JWKSTTL, MinRefetch: time.Minute, Client: c.HTTPClient, Now: c.Now})}, nil
 }
 
 // claims are the access token claims the Lambda uses.
@@ -158,8 +163,10 @@ func (a *authorizer) authorize(ctx context.Context, req events.IoTCoreCustomAuth
 	if err != nil {
 		return none, err
 	}
-	now := a.now().Unix()
-	disconnect := clamp(c.Expiry-now, minSeconds, maxSeconds)
+	// Whole seconds left, rounded down: the connection never outlives the
+	// token.
+	left := int64(time.Unix(c.Expiry, 0).Sub(a.now()) / time.Second)
+	disconnect := clamp(left, minSeconds, maxSeconds)
 	refresh := min(clamp(int64(a.cfg.RefreshAfter), minSeconds, maxSeconds), disconnect)
 	return events.IoTCoreCustomAuthorizerResponse{
 		IsAuthenticated: true, PrincipalID: principalID(name),
@@ -186,7 +193,7 @@ func (a *authorizer) verify(ctx context.Context, raw string) (*claims, error) {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
 		return nil, fmt.Errorf("%w: typ %q is not at+jwt", errDenied, truncate(typ))
 	}
-	key, err := a.keys.key(ctx, h.KeyID)
+	key, err := a.keys.Key(ctx, h.KeyID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errDenied, err)
 	}

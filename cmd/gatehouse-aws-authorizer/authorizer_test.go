@@ -25,6 +25,7 @@ type gatehouse struct {
 	issuer  string
 	secrets map[string]string
 	fetches atomic.Int64
+	down    atomic.Bool // the JWKS endpoint answers 503
 	env     *testenv.Env
 }
 
@@ -35,6 +36,10 @@ func newGatehouse(t *testing.T) *gatehouse {
 	keys := env.OAuth.Handler()
 	env.Mux.Handle("/oauth2/keys", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.fetches.Add(1)
+		if g.down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		keys.ServeHTTP(w, r)
 	}))
 	admin := env.As("test")
@@ -254,6 +259,19 @@ func TestJWKSCache(t *testing.T) {
 	a.Handle(context.Background(), event(t, "http-event.json", tok))
 	if n := g.fetches.Load(); n != 2 {
 		t.Fatalf("%d JWKS fetches after the TTL, want 2", n)
+	}
+	// Gatehouse unreachable after the next TTL: the keys it had keep
+	// verifying, and invocations do not each try the endpoint again.
+	g.down.Store(true)
+	down := later.Add(11 * time.Minute)
+	clock.Store(&down)
+	for i := range 5 {
+		if resp, _ := a.Handle(context.Background(), event(t, "http-event.json", tok)); !resp.IsAuthenticated {
+			t.Fatalf("invocation %d with Gatehouse down: denied, want the cached keys to verify", i)
+		}
+	}
+	if n := g.fetches.Load(); n != 3 {
+		t.Fatalf("%d JWKS fetches with Gatehouse down, want 3 (one attempt, then backoff)", n)
 	}
 }
 

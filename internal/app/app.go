@@ -106,7 +106,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 	}()
 	a.Events = events.NewLog(s, opts.Now)
-	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry")})
+	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry"),
+		SignIn: registry.SignInThrottle{FreeFailures: cfg.Limits.SignInFreeFailures, MaxDelay: cfg.Limits.SignInMaxDelay}})
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AccessTokenTTL: cfg.OAuth.AccessTokenTTL, RefreshTokenTTL: cfg.OAuth.RefreshTokenTTL,
 		DeviceCodeTTL: cfg.OAuth.DeviceCodeTTL, KeyRotation: cfg.OAuth.KeyRotation,
 		DefaultScopes: cfg.OAuth.DefaultScopes,
-		PasswordGrant: cfg.OAuth.PasswordGrant,
+		PasswordGrant: cfg.OAuth.PasswordGrant, Resources: cfg.OAuth.Resources,
 		// RFC 8705: a client certificate from the certificate service
 		// authenticates its thing at the token endpoint.
 		ClientCertificates: func(ctx context.Context, chain []*x509.Certificate) (string, error) {
@@ -188,8 +189,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			}
 			return au.ThingName, nil
 		},
+		// A token bound to a certificate lives only as long as the
+		// certificate stays ACTIVE.
+		CertificateStatus: func(ctx context.Context, fingerprint string) error {
+			return a.Certs.CheckBoundCertificate(ctx, fingerprint)
+		},
 		MTLSBaseURL: mtlsBase, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "oauth"),
-		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP},
+		Limits: oauth.Limits{TokenPerIP: limits.tokenPerIP, TokenPerClient: limits.tokenPerClient, UserCodePerIP: limits.deviceUserCodePerIP,
+			UserCodePerCode: limits.deviceUserCodePerCode, UserCodeTotal: limits.deviceUserCodeTotal},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -256,6 +263,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
 		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
+		ConnectTimeout: cfg.MQTT.ConnectTimeout, PendingConnectionsPerIP: cfg.Limits.PendingConnectionsPerIP,
+		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels, DenialWindow: cfg.Events.DenialWindow,
 		DropDeniedQoS0: cfg.MQTT.DeniedQoS0Publish == config.DeniedQoS0Drop,
 	})
 	if err != nil {
@@ -272,6 +281,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := a.Broker.RegisterMetrics(a.metrics); err != nil {
 		return nil, fmt.Errorf("app: broker metrics: %w", err)
 	}
+	dataEndpoint := "" // host:port of the MQTT TLS listener, for AWS IoT's DescribeEndpoint
 	if addr := a.Broker.Addr("mqtts"); addr != "" {
 		// With an ephemeral port the configured address says ":0".
 		_, port, _ := net.SplitHostPort(addr)
@@ -279,7 +289,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		if len(cfg.MQTT.Hosts) > 0 {
 			host = cfg.MQTT.Hosts[0]
 		}
-		a.Lobby.SetLocalEndpoint("mqtts://" + net.JoinHostPort(host, port))
+		dataEndpoint = net.JoinHostPort(host, port)
+		a.Lobby.SetLocalEndpoint("mqtts://" + dataEndpoint)
 	}
 
 	var sources []netip.Prefix
@@ -299,9 +310,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux := http.NewServeMux()
 	a.Console = console.New(console.Config{Registry: a.Registry, Store: s, Events: a.Events, Logger: opts.Logger.With("component", "console"),
 		Now: opts.Now, Rand: opts.Rand, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout,
-		SecureCookies: strings.HasPrefix(issuer, "https://")})
+		SecureCookies: strings.HasPrefix(issuer, "https://"), LoginPerIP: limits.consoleLoginPerIP})
 	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
-	a.api = httpapi.New(httpapi.Config{Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
+	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxImportBytes: cfg.HTTP.MaxImportBytes,
 		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series, AuthFailures: authFailures(limits.apiAuthFailuresPerIP)})
 	mux.Handle("/api/v1/", a.api)
 	mux.Handle("/console/", a.Console)
@@ -313,13 +325,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
 	mux.Handle("/authorizer/", adapters.Handler())
 	// AWS-IoT-compatible registry API and its access keys.
-	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
-	awsKeysAPI := httpapi.AWSKeysHandler(a.Registry, awsKeys, opts.Logger.With("component", "httpapi"), cfg.HTTP.MaxBodyBytes)
-	mux.Handle("/api/v1/aws-keys", awsKeysAPI)
-	mux.Handle("/api/v1/aws-keys/", awsKeysAPI)
 	if p := cfg.AWSIoT.Prefix; p != "" {
 		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
-			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot")}))
+			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot"),
+			Certs: a.Certs, Authenticate: base.Authenticate, Policy: policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
+			DataEndpoint: func() string { return dataEndpoint }}))
 	}
 	devices := a.Certs.DeviceHandler()
 	for _, p := range certs.DevicePatterns() {
@@ -330,9 +340,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		a.httpsLn = tls.NewListener(httpsRaw, tlsConfig)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux)),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// Per-request read and write deadlines rather than the server's
+		// ReadTimeout and WriteTimeout, which would end the event stream.
+		Handler: httpapi.Deadlines(cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout,
+			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux))),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
@@ -466,6 +479,9 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.Console.Run(ctx, 10*time.Minute) })
 	g.Go(func() error {
+		return a.Events.RunRetention(ctx, a.cfg.Events.Retention, retentionInterval, a.log.With("component", "events"))
+	})
+	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
@@ -474,6 +490,10 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	return g.Wait()
 }
+
+// retentionInterval is how often the server prunes events past
+// events.retention (and once at start).
+const retentionInterval = time.Hour
 
 // Close releases everything New acquired.
 func (a *App) Close() error {

@@ -16,13 +16,16 @@ import (
 type limits struct {
 	rejections                                                                   *ratelimit.Rejections
 	tokenPerIP, tokenPerClient, deviceUserCodePerIP, registerPerIP, connectPerIP *ratelimit.Limiter
-	apiAuthFailuresPerIP                                                         *ratelimit.Limiter
+	apiAuthFailuresPerIP, consoleLoginPerIP                                      *ratelimit.Limiter
+	deviceUserCodePerCode, deviceUserCodeTotal                                   *ratelimit.Limiter
 	trustedProxies                                                               []netip.Prefix
 }
 
 func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Time) (*limits, error) {
 	rej, err := ratelimit.NewRejections(reg, "tokenPerIP", "tokenPerClient", "deviceUserCodePerIP", "registerPerIP",
-		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP")
+		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP",
+		"pendingConnectionsPerIP", "mqtt.maxTopicBytes", "mqtt.maxTopicLevels",
+		"consoleLoginPerIP", "deviceUserCodePerCode", "deviceUserCodeTotal")
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +51,9 @@ func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Tim
 		{"registerPerIP", cfg.Limits.RegisterPerIP, &l.registerPerIP, true},
 		{"connectPerIP", cfg.Limits.ConnectPerIP, &l.connectPerIP, true},
 		{"apiAuthFailuresPerIP", cfg.Limits.APIAuthFailuresPerIP, &l.apiAuthFailuresPerIP, false},
+		{"consoleLoginPerIP", cfg.Limits.ConsoleLoginPerIP, &l.consoleLoginPerIP, false},
+		{"deviceUserCodePerCode", cfg.Limits.DeviceUserCodePerCode, &l.deviceUserCodePerCode, false},
+		{"deviceUserCodeTotal", cfg.Limits.DeviceUserCodeTotal, &l.deviceUserCodeTotal, false},
 	} {
 		r, err := ratelimit.ParseRate(x.rate)
 		if err != nil {
@@ -56,6 +62,9 @@ func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Tim
 		o := ratelimit.Options{Now: now, Rejections: rej}
 		if x.onboarding {
 			o.Exempt = exempt
+		}
+		if x.name == "deviceUserCodeTotal" {
+			o.MaxKeys = 1 // one bucket shared by every address
 		}
 		*x.dst = ratelimit.New(x.name, r, o)
 	}

@@ -90,7 +90,13 @@ type Identity struct {
 	// CredentialID is the token's jti or the certificate's fingerprint, for
 	// revocation.
 	CredentialID string
-	// ExpiresAt is when the credential stops being valid; zero for never.
+	// BoundCertificate is the fingerprint of the client certificate a
+	// token is bound to (RFC 8705 cnf x5t#S256), or "": the token is good
+	// only while that certificate is.
+	BoundCertificate string
+	// ExpiresAt is when the credential stops being valid, by the clock of
+	// Config.Now: from this instant it is refused at CONNECT, by Recheck
+	// and by the broker's expiry kick. Zero for never.
 	ExpiresAt time.Time
 	// Authorizer is the custom authorizer used, if any.
 	Authorizer string
@@ -214,6 +220,15 @@ func (a *Authenticator) token(ctx context.Context, raw, username, method string,
 		Token:   &policy.Token{Subject: at.Subject, ClientID: at.ClientID, Scope: at.Scopes},
 		Subject: registry.Subject{ThingName: at.ThingName, Scopes: at.Scopes},
 	}
+	if at.CertThumbprint != "" {
+		// The token's verification checked the certificate's status;
+		// live sessions follow it by this fingerprint.
+		fp, err := oauth.ThumbprintFingerprint(at.CertThumbprint)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadCredentials, err)
+		}
+		id.BoundCertificate = fp
+	}
 	if at.ThingName != "" {
 		id.Principal = "thing:" + at.ThingName
 	} else {
@@ -233,9 +248,13 @@ func (a *Authenticator) token(ctx context.Context, raw, username, method string,
 }
 
 // Recheck tells whether an identity that authenticated earlier still may:
-// its thing exists, is enabled and its type still allows the method. Live
+// its credential has not expired, its certificate (or the one its token is bound to) is still ACTIVE, its
+// thing exists, is enabled and its type still allows the method. Live
 // connections are rechecked when the registry changes.
 func (a *Authenticator) Recheck(ctx context.Context, id *Identity) error {
+	if !id.ExpiresAt.IsZero() && !a.now().Before(id.ExpiresAt) {
+		return fmt.Errorf("%w: credential expired at %s", ErrNotAuthorized, id.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	if err := a.recheckCertificate(ctx, id); err != nil {
 		return err
 	}

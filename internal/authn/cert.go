@@ -20,6 +20,9 @@ type CertificateAuthenticator interface {
 	AuthenticateCertificate(ctx context.Context, chain []*x509.Certificate) (*certs.Authenticated, error)
 	// CheckCertificate tells whether a certificate may still log in.
 	CheckCertificate(ctx context.Context, fingerprint string) error
+	// CheckBoundCertificate tells whether a token bound to a certificate
+	// may still be used.
+	CheckBoundCertificate(ctx context.Context, fingerprint string) error
 }
 
 // certificate authenticates a client certificate of a TLS connection. The
@@ -63,12 +66,20 @@ func certError(err error) error {
 }
 
 // recheckCertificate refuses a certificate identity whose certificate was
-// deactivated or revoked since it logged in.
+// deactivated or revoked since it logged in, and so a token identity whose
+// token is bound to such a certificate.
 func (a *Authenticator) recheckCertificate(ctx context.Context, id *Identity) error {
-	if id.Method != MethodCertificate || a.certs == nil {
+	if a.certs == nil {
 		return nil
 	}
-	if err := a.certs.CheckCertificate(ctx, id.CredentialID); err != nil {
+	var err error
+	switch {
+	case id.Method == MethodCertificate:
+		err = a.certs.CheckCertificate(ctx, id.CredentialID)
+	case id.BoundCertificate != "":
+		err = a.certs.CheckBoundCertificate(ctx, id.BoundCertificate)
+	}
+	if err != nil {
 		if errors.Is(err, certs.ErrCertificateInactive) || errors.Is(err, certs.ErrCertificatePending) ||
 			errors.Is(err, certs.ErrCertificateRevoked) || errors.Is(err, certs.ErrUnknownCertificate) {
 			return fmt.Errorf("%w: %w", ErrNotAuthorized, err)

@@ -33,6 +33,8 @@ func (f *fakeCerts) AuthenticateCertificate(context.Context, []*x509.Certificate
 
 func (f *fakeCerts) CheckCertificate(context.Context, string) error { return f.status }
 
+func (f *fakeCerts) CheckBoundCertificate(context.Context, string) error { return f.status }
+
 func TestCertificateAuthentication(t *testing.T) {
 	env := testenv.Core(t)
 	ctx, s, reg := env.Ctx, env.Store, env.Registry

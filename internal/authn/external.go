@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-iot/gatehouse/internal/jwks"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 )
 
@@ -24,10 +23,12 @@ import (
 type ExternalIssuer struct {
 	// Issuer must equal the token's "iss".
 	Issuer string `yaml:"issuer"`
-	// JWKSURL is fetched and cached; an unknown kid refetches it (at most
-	// once per MinRefresh).
+	// JWKSURL is fetched and cached (package jwks): refetched every 10
+	// minutes, and for an unknown kid at most every 30 s.
 	JWKSURL string `yaml:"jwksURL"`
-	// Audience, when set, must be among the token's "aud".
+	// Audience must be among the token's "aud"; required, so that a token
+	// the issuer minted for another resource server (or an ID token for
+	// some client) is not accepted here.
 	Audience string `yaml:"audience"`
 	// ThingClaim names the claim holding the registry thing's name
 	// ("sub" when empty). A token whose thing is not registered
@@ -36,24 +37,37 @@ type ExternalIssuer struct {
 	// Algorithms allowed (default RS256, ES256, EdDSA); "none" and HMAC
 	// are never accepted.
 	Algorithms []string `yaml:"algorithms"`
+	// AllowUntypedTokens accepts tokens whose header typ is "JWT" or
+	// absent, not only "at+jwt" (RFC 9068 section 4). It is a weakening,
+	// for issuers that do not type their access tokens: any JWT the issuer
+	// signs with the right issuer and audience then passes for an access
+	// token (RFC 8725 section 3.11). Tokens shaped like ID tokens (nonce,
+	// at_hash, c_hash) are refused either way.
+	AllowUntypedTokens bool `yaml:"allowUntypedTokens"`
+	// Leeway tolerates the issuer's clock being behind: its tokens are
+	// accepted until exp + Leeway (default 0, at most MaxExternalLeeway).
+	// Gatehouse's own tokens have none.
+	Leeway time.Duration `yaml:"leeway"`
 }
 
-// minRefresh bounds how often a JWKS is refetched for unknown key ids.
-const minRefresh = 30 * time.Second
+// MaxExternalLeeway bounds ExternalIssuer.Leeway.
+const MaxExternalLeeway = 5 * time.Minute
 
-// jwksCache holds one issuer's keys.
+// notBeforeSkew tolerates an nbf a little ahead of this clock; it lengthens
+// no token's life.
+const notBeforeSkew = 30 * time.Second
+
+// jwksCache is one external issuer: its settings, allowed algorithms and
+// key set (package jwks: refetched after a TTL, on unknown kids at most
+// every 30 s, backing off while the issuer is down).
 type jwksCache struct {
-	iss     ExternalIssuer
-	algs    []jose.SignatureAlgorithm
-	client  *http.Client
-	now     func() time.Time
-	mu      sync.Mutex
-	keys    jose.JSONWebKeySet
-	fetched time.Time
+	iss  ExternalIssuer
+	algs []jose.SignatureAlgorithm
+	keys *jwks.Set
 }
 
 func newJWKSCache(iss ExternalIssuer, client *http.Client, now func() time.Time) (*jwksCache, error) {
-	c := &jwksCache{iss: iss, client: client, now: now}
+	c := &jwksCache{iss: iss, keys: jwks.New(iss.JWKSURL, jwks.Options{Client: client, Now: now})}
 	names := iss.Algorithms
 	if len(names) == 0 {
 		names = []string{"RS256", "ES256", "EdDSA"}
@@ -70,39 +84,26 @@ func newJWKSCache(iss ExternalIssuer, client *http.Client, now func() time.Time)
 	if iss.Issuer == "" || !strings.HasPrefix(iss.JWKSURL, "http") {
 		return nil, fmt.Errorf("authn: external issuer needs issuer and an http(s) jwksURL")
 	}
+	if iss.Audience == "" {
+		return nil, fmt.Errorf("authn: external issuer %s needs an audience", iss.Issuer)
+	}
+	if iss.Leeway < 0 || iss.Leeway > MaxExternalLeeway {
+		return nil, fmt.Errorf("authn: external issuer %s: leeway %s: want 0 to %s", iss.Issuer, iss.Leeway, MaxExternalLeeway)
+	}
 	return c, nil
 }
 
-func (c *jwksCache) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ks := c.keys.Key(kid); len(ks) > 0 {
-		return &ks[0], nil
+// checkType requires the header typ of an access token, "at+jwt" (RFC 9068
+// section 4), unless the issuer allows untyped tokens ("JWT" or no typ).
+func (c *jwksCache) checkType(h jose.Header) error {
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	switch t := strings.ToLower(typ); {
+	case t == "at+jwt" || t == "application/at+jwt":
+		return nil
+	case c.iss.AllowUntypedTokens && (t == "" || t == "jwt"):
+		return nil
 	}
-	if !c.fetched.IsZero() && c.now().Sub(c.fetched) < minRefresh {
-		return nil, fmt.Errorf("unknown key %q", kid)
-	}
-	req, err := http.NewRequestWithContext(ctx, "GET", c.iss.JWKSURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch JWKS: status %d", resp.StatusCode)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
-		return nil, fmt.Errorf("decode JWKS: %w", err)
-	}
-	c.keys, c.fetched = set, c.now()
-	if ks := c.keys.Key(kid); len(ks) > 0 {
-		return &ks[0], nil
-	}
-	return nil, fmt.Errorf("unknown key %q", kid)
+	return fmt.Errorf("external token: typ %q is not at+jwt (set allowUntypedTokens for issuer %s to accept untyped tokens)", typ, c.iss.Issuer)
 }
 
 // externalClaims are the claims read from an external token.
@@ -180,14 +181,14 @@ func (a *Authenticator) verifyExternal(ctx context.Context, raw string) (*oauth.
 		return nil, errNotExternal
 	}
 	c := a.external[idx]
-	jws, err := jose.ParseSigned(raw, c.algs)
+	jws, err := jose.ParseSignedCompact(raw, c.algs)
 	if err != nil {
 		return nil, fmt.Errorf("external token: %w", err)
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, errors.New("external token: want one signature")
 	}
-	key, err := c.key(ctx, jws.Signatures[0].Header.KeyID)
+	key, err := c.keys.Key(ctx, jws.Signatures[0].Header.KeyID)
 	if err != nil {
 		return nil, fmt.Errorf("external token from %s: %w", c.iss.Issuer, err)
 	}
@@ -195,20 +196,32 @@ func (a *Authenticator) verifyExternal(ctx context.Context, raw string) (*oauth.
 	if err != nil {
 		return nil, fmt.Errorf("external token: %w", err)
 	}
+	if err := c.checkType(jws.Signatures[0].Protected); err != nil {
+		return nil, err
+	}
 	var claims externalClaims
 	if err := json.Unmarshal(body, &claims); err != nil {
 		return nil, fmt.Errorf("external token claims: %w", err)
 	}
-	now := a.now()
-	const leeway = 30 * time.Second
-	exp, ok := claims.unix("exp")
-	if !ok || now.After(exp.Add(leeway)) {
-		return nil, errors.New("external token: expired or without exp")
+	for _, idClaim := range []string{"nonce", "at_hash", "c_hash"} {
+		if _, ok := claims[idClaim]; ok {
+			return nil, fmt.Errorf("external token: has %q, an ID token's claim: ID tokens are not access tokens", idClaim)
+		}
 	}
-	if nbf, ok := claims.unix("nbf"); ok && now.Add(leeway).Before(nbf) {
+	now := a.now()
+	exp, ok := claims.unix("exp")
+	if !ok {
+		return nil, errors.New("external token: without exp")
+	}
+	// The instant the token is refused from, here and for live sessions.
+	exp = exp.Add(c.iss.Leeway)
+	if !now.Before(exp) {
+		return nil, errors.New("external token: expired")
+	}
+	if nbf, ok := claims.unix("nbf"); ok && now.Add(notBeforeSkew).Before(nbf) {
 		return nil, errors.New("external token: not yet valid")
 	}
-	if c.iss.Audience != "" && !slices.Contains(claims.audience(), c.iss.Audience) {
+	if !slices.Contains(claims.audience(), c.iss.Audience) {
 		return nil, fmt.Errorf("external token: audience %v does not include %q", claims.audience(), c.iss.Audience)
 	}
 	thingClaim := c.iss.ThingClaim

@@ -38,8 +38,6 @@ type fixture struct {
 	http     *httptest.Server
 	adapters *authorizer.Adapters
 	secrets  map[string]string
-	now      time.Time
-	clock    func() time.Time
 	env      *testenv.Env
 }
 

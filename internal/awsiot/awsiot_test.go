@@ -250,10 +250,23 @@ func TestSignatureVerification(t *testing.T) {
 			return err
 		}, 0, "UnauthorizedException"},
 		{"wrong service", func() error { return rawRequest(ctx, srv, "s3", "GET", "/things/t-1", "") }, 0, "InvalidSignatureException"},
+		{"the AWS CLI's signing name", func() error { return rawRequest(ctx, srv, "execute-api", "GET", "/things/t-1", "") }, 0, ""},
+		{"read-only key creates an authorizer", func() error {
+			_, err := srv.client(srv.readID, srv.readSK, "eu-west-1").CreateAuthorizer(ctx, &iot.CreateAuthorizerInput{AuthorizerName: aws.String("a"),
+				AuthorizerFunctionArn: aws.String("arn:aws:lambda:eu-west-1:1:function:f"), SigningDisabled: aws.Bool(true)})
+			return err
+		}, 0, "UnauthorizedException"},
+		{"read-only key attaches a policy", func() error {
+			_, err := srv.client(srv.readID, srv.readSK, "eu-west-1").AttachPolicy(ctx, &iot.AttachPolicyInput{PolicyName: aws.String("p"), Target: aws.String("arn:aws:iot:eu-west-1:1:thing/t-1")})
+			return err
+		}, 0, "UnauthorizedException"},
 		{"tampered body", func() error {
 			return rawRequest(ctx, srv, "iot", "PATCH", "/things/t-1", `{"attributePayload":{"attributes":{"a":"b"}}}`)
 		}, 0, "InvalidSignatureException"},
 		{"unsigned", func() error { return rawRequest(ctx, srv, "", "GET", "/things/t-1", "") }, 0, "MissingAuthenticationTokenException"},
+		// Signed, unchanged (no "b" to replace): a null update is refused,
+		// not saved as an empty one.
+		{"null body", func() error { return rawRequest(ctx, srv, "iot", "PATCH", "/things/t-1", "null") }, 0, "InvalidRequestException"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,6 +283,9 @@ func TestSignatureVerification(t *testing.T) {
 	}
 	if _, err := srv.reg.Thing(ctx, "t-2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("read-only key created t-2: %v", err)
+	}
+	if _, err := srv.reg.Authorizer(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("read-only key created authorizer a: %v", err)
 	}
 }
 

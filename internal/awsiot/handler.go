@@ -17,7 +17,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -35,6 +39,17 @@ type Config struct {
 	// MaxSkew bounds the request time's distance from the server clock.
 	MaxSkew      time.Duration
 	MaxBodyBytes int64
+	// Certs serves the certificate and CA operations; nil refuses them.
+	Certs *certs.Service
+	// Authenticate checks custom-authorizer credentials for
+	// TestInvokeAuthorizer, as a connection would; nil refuses it.
+	Authenticate func(context.Context, authn.Credentials) (*authn.Identity, error)
+	// Policy is the policy variables' region and account, for the policies
+	// TestInvokeAuthorizer resolves.
+	Policy policy.Options
+	// DataEndpoint answers DescribeEndpoint: the MQTT TLS listener's
+	// host:port, or "" when there is none.
+	DataEndpoint func() string
 	Now          func() time.Time
 	Logger       *slog.Logger
 }
@@ -71,6 +86,7 @@ func New(cfg Config) *Handler {
 	h.route("GET /thing-types", false, h.listThingTypes)
 	h.route("GET /thing-types/{thingTypeName}", false, h.describeThingType)
 	h.route("POST /thing-types/{thingTypeName}", true, h.createThingType)
+	h.controlRoutes()
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, r, cfg.Logger, &apiError{status: http.StatusNotFound, typ: "UnknownOperationException", msg: "no operation " + r.Method + " " + r.URL.Path})
 	})
@@ -114,6 +130,7 @@ func toAPIError(err error) *apiError {
 		ae  *apiError
 		inv *registry.InvalidError
 		big *http.MaxBytesError
+		req *pki.RequestError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -126,6 +143,10 @@ func toAPIError(err error) *apiError {
 			parts = append(parts, p.Field+": "+p.Message)
 		}
 		return &apiError{status: http.StatusBadRequest, typ: "InvalidRequestException", msg: strings.Join(parts, "; "), err: err}
+	case errors.As(err, &req):
+		return &apiError{status: http.StatusBadRequest, typ: "InvalidRequestException", msg: req.Error(), err: err}
+	case errors.Is(err, certs.ErrInvalidTransition):
+		return &apiError{status: http.StatusNotAcceptable, typ: "CertificateStateException", msg: err.Error(), err: err}
 	case errors.Is(err, store.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, typ: "ResourceNotFoundException", msg: err.Error(), err: err}
 	case errors.Is(err, store.ErrExists):
@@ -225,10 +246,14 @@ func (h *Handler) verify(r *http.Request) ([]byte, *store.AWSAccessKey, error) {
 	return body, key, nil
 }
 
-// decodeBody reads a JSON request body (empty means {}), strictly.
+// decodeBody reads a JSON request body (empty means {}), strictly; a
+// null body is refused rather than read as an empty request.
 func decodeBody(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch string(bytes.TrimSpace(body)) {
+	case "":
 		return nil
+	case "null":
+		return invalid("malformed request body: null, want a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

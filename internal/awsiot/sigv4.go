@@ -18,8 +18,12 @@ import (
 const (
 	sigAlgorithm = "AWS4-HMAC-SHA256"
 	amzDateFmt   = "20060102T150405Z"
-	// Service is the signing name requests must carry in their scope.
+	// Service is the signing name aws-sdk-go-v2 (and AWS's own
+	// documentation) puts in a request's credential scope.
 	Service = "iot"
+	// ServiceCLI is the signing name the AWS CLI's (botocore's) model gives
+	// the iot API: AWS accepts both, and so does Gatehouse.
+	ServiceCLI = "execute-api"
 )
 
 // authHeader is a parsed SigV4 Authorization header.
@@ -152,8 +156,8 @@ func checkScope(r *http.Request, a authHeader, now time.Time, maxSkew time.Durat
 	if a.date != amzDate[:8] {
 		return "", errors.New("credential scope date does not match X-Amz-Date")
 	}
-	if a.service != Service {
-		return "", fmt.Errorf("credential should be scoped to correct service: %q", Service)
+	if a.service != Service && a.service != ServiceCLI {
+		return "", fmt.Errorf("credential should be scoped to correct service: %q or %q", Service, ServiceCLI)
 	}
 	if region != "" && a.region != region {
 		return "", fmt.Errorf("credential should be scoped to a valid region: %q", region)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +92,17 @@ type Config struct {
 	// disconnected; QoS 0 is dropped); 0: MaxHTTPPayload for HTTPS, no
 	// limit for MQTT beyond MaxPacketSize.
 	MaxMessageSize int
+	// ConnectTimeout closes a connection that has not completed an
+	// authenticated CONNECT this long after it was accepted (TLS handshake
+	// and WebSocket upgrade included); 0: 10 seconds.
+	ConnectTimeout time.Duration
+	// PendingConnectionsPerIP bounds the concurrent connections of one
+	// client address that have not completed an authenticated CONNECT; a
+	// new one over it is closed at once. 0: no limit.
+	PendingConnectionsPerIP int
+	// MaxTopicBytes and MaxTopicLevels bound topic names and filters
+	// (publish, subscribe, will, HTTPS publish); 0: no limit.
+	MaxTopicBytes, MaxTopicLevels int
 	// DropDeniedQoS0 drops a QoS 0 PUBLISH from an MQTT 3.1.1 client that
 	// the policy refuses (iot:Publish, iot:RetainPublish, reserved
 	// topics) and keeps the connection. False (the default) closes the
@@ -100,6 +112,10 @@ type Config struct {
 	DropDeniedQoS0 bool
 	// Rejections counts refusals by the limits above (may be nil).
 	Rejections *ratelimit.Rejections
+	// DenialWindow aggregates broker.denied events of one source, action
+	// and reason: the first of a window is written at once, the rest as
+	// one event with their count when it ends. 0 writes every denial.
+	DenialWindow time.Duration
 }
 
 // anonymousListener is the id of the unauthenticated test listener.
@@ -113,12 +129,14 @@ type Broker struct {
 	server *mqtt.Server
 	hook   *hook
 	batch  *events.Batcher
+	// denials aggregates broker.denied events through batch.
+	denials *events.Aggregator
+	// pending bounds connections not yet past an authenticated CONNECT.
+	pending *pendingConns
 
 	mu        sync.Mutex
 	addrs     map[string]string // listener id -> address
 	wsServers []*wsListener
-	cancel    context.CancelFunc
-	done      chan struct{}
 
 	metrics *metrics
 
@@ -140,7 +158,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MaxClientWritesPending == 0 {
 		cfg.MaxClientWritesPending = 1024
 	}
-	opts := &mqtt.Options{InlineClient: true, Logger: cfg.Logger.With("component", "mochi")}
+	opts := &mqtt.Options{InlineClient: true, Logger: slog.New(newRedactHandler(cfg.Logger.Handler())).With("component", "mochi")}
 	opts.Capabilities = mqtt.NewDefaultServerCapabilities()
 	opts.Capabilities.MaximumClientWritesPending = cfg.MaxClientWritesPending
 	// No session may outlive its credentials by much: a day.
@@ -149,9 +167,14 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MaxPacketSize > 0 {
 		opts.Capabilities.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}, metrics: &metrics{}}
+	b.pending = newPendingConns(cfg.ConnectTimeout, cfg.PendingConnectionsPerIP, func() { cfg.Rejections.Inc(pendingLimit) })
 	if cfg.Events != nil {
 		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
+		b.denials = cfg.Events.NewAggregator(b.batch, cfg.DenialWindow)
 		if id, err := cfg.Events.LatestID(context.Background()); err == nil {
 			b.followFrom, b.followKnown = id, true
 		}
@@ -176,7 +199,7 @@ func (b *Broker) listen() error {
 		if err != nil {
 			return fmt.Errorf("broker: mqtt listener: %w", err)
 		}
-		if err := b.add("mqtt", ln); err != nil {
+		if err := b.add("mqtt", b.pending.listen(ln)); err != nil {
 			return err
 		}
 	}
@@ -184,11 +207,13 @@ func (b *Broker) listen() error {
 		if b.cfg.TLSConfig == nil {
 			return errors.New("broker: mqtts listener needs a TLS configuration")
 		}
-		ln, err := tls.Listen("tcp", a, b.cfg.TLSConfig)
+		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("broker: mqtts listener: %w", err)
 		}
-		if err := b.add("mqtts", ln); err != nil {
+		// Pending from the first byte: the TLS handshake must fit in the
+		// connect deadline too.
+		if err := b.add("mqtts", tls.NewListener(b.pending.listen(ln), b.cfg.TLSConfig)); err != nil {
 			return err
 		}
 	}
@@ -200,7 +225,7 @@ func (b *Broker) listen() error {
 		if err != nil {
 			return fmt.Errorf("broker: anonymous listener: %w", err)
 		}
-		if err := b.add(anonymousListener, ln); err != nil {
+		if err := b.add(anonymousListener, b.pending.listen(ln)); err != nil {
 			return err
 		}
 	}
@@ -264,6 +289,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	if b.batch != nil {
 		wg.Go(func() { _ = b.batch.Run(ctx) })
+		wg.Go(func() { _ = b.denials.Run(ctx) })
 	}
 	if b.cfg.Events != nil {
 		wg.Go(func() { b.follow(ctx) })
@@ -286,11 +312,38 @@ func (b *Broker) Run(ctx context.Context) error {
 // Server exposes mochi for tests and the HTTPS publish handler.
 func (b *Broker) Server() *mqtt.Server { return b.server }
 
-// record queues an event about a connection.
+// record queues an event about a connection. Denials are aggregated
+// (see Config.DenialWindow): a flood of failed CONNECTs must not grow the
+// event log by a row each.
 func (b *Broker) record(ctx context.Context, typ, subject string, details any) {
-	if b.batch != nil {
-		b.batch.Record(ctx, typ, subject, details)
+	if b.batch == nil {
+		return
 	}
+	if typ == deniedEvent {
+		b.denials.Record(ctx, denialKey(events.ActorFrom(ctx), details), typ, subject, details)
+		return
+	}
+	b.batch.Record(ctx, typ, subject, details)
+}
+
+// deniedEvent is the type of the broker's denial events.
+const deniedEvent = "broker.denied"
+
+// denialKey is what makes two denials repeats of each other: who (the
+// principal, and the client address when known, port dropped), the
+// action, and why (the reason, or else the resource).
+func denialKey(actor string, details any) string {
+	d, _ := details.(map[string]any)
+	str := func(k string) string { s, _ := d[k].(string); return s }
+	source := str("remote")
+	if host, _, err := net.SplitHostPort(source); err == nil {
+		source = host
+	}
+	why := str("reason")
+	if why == "" {
+		why = str("resource")
+	}
+	return strings.Join([]string{actor, source, str("action"), str("via"), why}, "\x00")
 }
 
 // Publish publishes as the server (the inline client): no policy applies.

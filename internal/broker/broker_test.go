@@ -61,10 +61,11 @@ func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
 	return newFixtureWith(t, tokenTTL, nil)
 }
 
-// newFixtureWith is newFixture with a chance to adjust the broker's Config.
-func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker.Config)) *fixture {
+// newFixtureWith is newFixture with a chance to adjust the broker's Config
+// and the stack's options (a clock, say).
+func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker.Config), opts ...testenv.Option) *fixture {
 	t.Helper()
-	env := testenv.New(t, testenv.TokenTTL(tokenTTL))
+	env := testenv.New(t, append([]testenv.Option{testenv.TokenTTL(tokenTTL)}, opts...)...)
 	cfg := broker.Config{
 		Authn: env.Authn, Registry: env.Registry, Events: env.Events,
 		TCPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", EventTopicPrefix: "$gatehouse/events",

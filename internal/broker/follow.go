@@ -59,6 +59,10 @@ type changes struct {
 	// revoked are the token jtis among jtis: unlike a deactivated
 	// certificate, a revoked token never comes back.
 	revoked map[string]bool
+	// certificates are the fingerprints of certificates revoked or
+	// deactivated: sessions that logged in with one, or with a token
+	// bound to one, end.
+	certificates map[string]bool
 	// users are people whose account or relationships changed.
 	users map[string]bool
 }
@@ -82,14 +86,15 @@ func (c *changes) add(ev store.Event) {
 		}
 	case ev.Type == "certificate.revoked", ev.Type == "certificate.deactivated",
 		ev.Type == "lobby.rejected", ev.Type == "lobby.decommissioned":
-		// Sessions that logged in with the certificate carry its
-		// fingerprint as CredentialID, like a token's jti; a lobby device
-		// rejected or decommissioned loses its lobby session at once.
+		// Sessions on the certificate - logged in with it, or with a
+		// token bound to it - end; a lobby device rejected or
+		// decommissioned loses its lobby session (on its manufacturer
+		// certificate) at once.
 		if fp, ok := cutAny(ev.Subject, "certificate/", "lobby/"); ok {
-			if c.jtis == nil {
-				c.jtis = map[string]bool{}
+			if c.certificates == nil {
+				c.certificates = map[string]bool{}
 			}
-			c.jtis[fp] = true
+			c.certificates[fp] = true
 		}
 	case strings.HasPrefix(ev.Type, "relationship."), ev.Type == "user.updated", ev.Type == "user.deleted":
 		c.people(ev)
@@ -114,7 +119,7 @@ func (c *changes) add(ev store.Event) {
 }
 
 func (b *Broker) apply(ctx context.Context, c *changes) {
-	if !c.all && len(c.things) == 0 && len(c.jtis) == 0 && len(c.users) == 0 {
+	if !c.all && len(c.things) == 0 && len(c.jtis) == 0 && len(c.certificates) == 0 && len(c.users) == 0 {
 		return
 	}
 	if len(c.revoked) > 0 {
@@ -129,11 +134,22 @@ func (b *Broker) apply(ctx context.Context, c *changes) {
 		switch {
 		case c.jtis[s.id.CredentialID]:
 			b.hook.kick(s, packets.ErrNotAuthorized, "credential revoked")
+		case c.certificates[certificateOf(s.id)]:
+			b.hook.kick(s, packets.ErrNotAuthorized, "certificate revoked or deactivated")
 		case c.all || c.things[s.id.ThingName] || c.users[s.id.UserName]:
 			b.hook.refresh(ctx, s)
 		}
 		return true
 	})
+}
+
+// certificateOf is the fingerprint of the certificate an identity stands
+// on: the one it logged in with, or the one its token is bound to; or "".
+func certificateOf(id *authn.Identity) string {
+	if id.Method == authn.MethodCertificate {
+		return id.CredentialID
+	}
+	return id.BoundCertificate
 }
 
 // refresh re-authorizes a live session against the current registry and

@@ -191,6 +191,9 @@ func codeFor(err error) packets.Code {
 // OnConnect authenticates the client and checks iot:Connect and its will,
 // answering a refusal itself so the CONNACK carries the precise reason.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if err := h.b.checkWill(cl, pk); err != nil {
+		return err
+	}
 	capKeepAlive(cl, h.b.cfg.MaxKeepAlive)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -367,17 +370,41 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.b.metrics.connect("accepted")
 	h.recheckSubscriptions(s)
-	if !s.id.ExpiresAt.IsZero() {
-		d := s.id.ExpiresAt.Sub(h.b.now())
-		s.mu.Lock()
-		s.timer = time.AfterFunc(max(d, 0), func() { h.kick(s, packets.ErrMaxConnectTime, "credential expired") })
-		s.mu.Unlock()
-	}
+	h.armExpiry(s)
 	policies := *s.policies.Load()
 	h.b.log.Debug("mqtt connected", "client", cl.ID, "principal", s.id.Principal, "method", s.id.Method, "policies", policies)
 	h.b.record(s.ctx(), "broker.connected", "client/"+cl.ID, map[string]any{
 		"clientId": cl.ID, "remote": cl.Net.Remote, "listener": cl.Net.Listener, "method": s.id.Method,
 		"thing": s.id.ThingName, "policies": policies, "protocol": cl.Properties.ProtocolVersion})
+}
+
+// expired reports whether the session's credential has expired by the
+// broker's clock: from ExpiresAt on, the instant the authenticator refuses
+// it at CONNECT.
+func (h *hook) expired(s *session) bool {
+	exp := s.id.ExpiresAt
+	return !exp.IsZero() && !h.b.now().Before(exp)
+}
+
+// armExpiry disconnects the session when its credential expires. The
+// timer only wakes the check; the broker's clock decides, so the kick
+// happens at the same instant as a refusal at CONNECT would.
+func (h *hook) armExpiry(s *session) {
+	if s.id.ExpiresAt.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timer = time.AfterFunc(max(s.id.ExpiresAt.Sub(h.b.now()), 0), func() {
+		if h.expired(s) {
+			h.kick(s, packets.ErrMaxConnectTime, "credential expired")
+		} else if h.session(s.cl) == s && !s.offline.Load() {
+			h.armExpiry(s)
+		}
+	})
 }
 
 // recheckSubscriptions drops subscriptions the session may no longer hold:
@@ -448,6 +475,7 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 // session taken over by someone else does not leak them, and the earlier
 // session is forgotten.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.b.established(cl)
 	s := h.session(cl)
 	if s == nil {
 		return
@@ -503,6 +531,7 @@ func (h *hook) kick(s *session, code packets.Code, why string) {
 
 // OnSubscribe notes the filters being checked (see session.pending).
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	pk = h.b.limitFilters(cl, pk)
 	if s := h.session(cl); s != nil {
 		s.mu.Lock()
 		for _, f := range pk.Filters {
@@ -550,6 +579,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if s == nil || (!write && topic == withheldWillTopic) {
 		return false
 	}
+	if h.expired(s) {
+		// Nothing is published or delivered under an expired credential,
+		// even before the expiry timer has kicked the client.
+		return false
+	}
 	if write {
 		return h.publishAllowed(s, topic)
 	}
@@ -573,6 +607,9 @@ func (h *hook) publishAllowed(s *session, topic string) bool {
 // OnPublish checks iot:RetainPublish for retained publishes (the publish
 // itself passed OnACLCheck already).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if err := h.b.limitTopic(cl, pk); err != nil {
+		return pk, err
+	}
 	if limit := h.b.cfg.MaxMessageSize; limit > 0 && !cl.Net.Inline && len(pk.Payload) > limit {
 		h.b.cfg.Rejections.Inc("mqtt.maxMessageSize")
 		h.b.log.Debug("mqtt publish too large", "client", cl.ID, "topic", pk.TopicName, "bytes", len(pk.Payload))

@@ -71,6 +71,10 @@ func (b *Broker) httpPublish(r *http.Request) error {
 	if err := policy.ValidateTopicName(topic); err != nil {
 		return &httpError{http.StatusBadRequest, "invalid topic: " + err.Error()}
 	}
+	if limit := b.topicOverLimit(topic); limit != "" {
+		b.cfg.Rejections.Inc(limit)
+		return &httpError{http.StatusBadRequest, "invalid topic: over " + limit}
+	}
 	q := r.URL.Query()
 	qos := byte(0)
 	switch q.Get("qos") {

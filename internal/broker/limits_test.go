@@ -47,7 +47,8 @@ func rejections(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func newRejections(t *testing.T) (*prometheus.Registry, *ratelimit.Rejections) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	rej, err := ratelimit.NewRejections(reg, "connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize")
+	rej, err := ratelimit.NewRejections(reg, "connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize",
+		"pendingConnectionsPerIP", "mqtt.maxTopicBytes", "mqtt.maxTopicLevels")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		return h.resolveTopicAlias(cl, pk)
 	}
 	if pk.FixedHeader.Qos == 0 && !h.b.cfg.DropDeniedQoS0 {
-		if s := h.session(cl); s != nil && !h.mayPublish(s, pk.TopicName, pk.FixedHeader.Retain) {
+		if s := h.session(cl); s != nil && (h.expired(s) || !h.mayPublish(s, pk.TopicName, pk.FixedHeader.Retain)) {
 			return pk, endConnection(packets.ErrNotAuthorized)
 		}
 	}

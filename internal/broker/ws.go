@@ -31,6 +31,9 @@ func (b *Broker) addWS(id, addr string, tlsConfig *tls.Config) error {
 	if err != nil {
 		return fmt.Errorf("broker: %s listener: %w", id, err)
 	}
+	// Pending from the first byte: the TLS handshake, the upgrade and the
+	// CONNECT must all fit in the connect deadline.
+	ln = b.pending.listen(ln)
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -39,7 +42,7 @@ func (b *Broker) addWS(id, addr string, tlsConfig *tls.Config) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mqtt", l.handle)
 	mux.HandleFunc("/", l.handle)
-	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: b.cfg.ConnectTimeout}
 	b.wsServers = append(b.wsServers, l)
 	b.addrs[id] = ln.Addr().String()
 	return nil

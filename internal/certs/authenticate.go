@@ -158,6 +158,19 @@ func (s *Service) CheckCertificate(ctx context.Context, fingerprint string) erro
 	return statusErr(rec)
 }
 
+// CheckBoundCertificate tells whether an access token bound to the
+// certificate with this fingerprint (RFC 8705 cnf x5t#S256) may still be
+// used: a registered certificate must be ACTIVE - revoking or deactivating
+// it retires the tokens bound to it; a certificate Gatehouse does not know
+// (a client that authenticated with a secret presented its own) has no
+// status to check and leaves the token to its thumbprint.
+func (s *Service) CheckBoundCertificate(ctx context.Context, fingerprint string) error {
+	if err := s.CheckCertificate(ctx, fingerprint); err != nil && !errors.Is(err, ErrUnknownCertificate) {
+		return err
+	}
+	return nil
+}
+
 // registerJIT registers a manufacturer certificate on its first login:
 // the thing (named by the CA's template) and the certificate record, with
 // events certificate.registered and thing.registered.

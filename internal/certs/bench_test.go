@@ -100,3 +100,23 @@ func BenchmarkRegister(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkCheckBoundCertificate is what verifying a certificate-bound
+// access token adds (oauth.Config.CertificateStatus): one certificate
+// record read by fingerprint. Compare with the TLS handshake a bound token
+// always comes with.
+func BenchmarkCheckBoundCertificate(b *testing.B) {
+	f := newFixture(b, "sqlite:"+b.TempDir()+"/bench.db")
+	secret, _ := f.token(1, 3600)
+	res, err := f.svc.Register(context.Background(), secret, certs.RegisterRequest{ThingName: "dev-1", Version: "1", CSR: csrPEM(b, p256(b), "dev-1")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.svc.CheckBoundCertificate(ctx, res.Certificate.Fingerprint); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -127,7 +127,13 @@ func (s *Service) RotateCertificate(ctx context.Context, id string, req RotateRe
 	if err != nil {
 		return nil, err
 	}
-	issued, err := s.issue(cur, old.ThingName, req.CSR)
+	alg := s.cfg.KeyAlgorithm
+	if th, err := s.store.GetThing(ctx, old.ThingName); err == nil {
+		if alg, err = s.keyAlgorithm(ctx, th.ThingType); err != nil {
+			return nil, err
+		}
+	}
+	issued, err := s.issue(cur, old.ThingName, req.CSR, alg)
 	if err != nil {
 		return nil, err
 	}

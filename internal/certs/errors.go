@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
 // Errors callers map to protocol answers. They are wrapped with details that
@@ -36,4 +37,15 @@ var (
 // invalid returns a registry.InvalidError (answered 400 with the field).
 func invalid(field, format string, args ...any) error {
 	return &registry.InvalidError{Problems: []registry.Problem{{Field: field, Message: fmt.Sprintf(format, args...)}}}
+}
+
+// ThingExistsError is ErrThingExists (and store.ErrExists) for one name;
+// its text says so once.
+type ThingExistsError struct{ Name string }
+
+func (e *ThingExistsError) Error() string { return fmt.Sprintf("thing %q already exists", e.Name) }
+
+// Is makes errors.Is match ErrThingExists and store.ErrExists.
+func (e *ThingExistsError) Is(target error) bool {
+	return target == ErrThingExists || target == store.ErrExists
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -195,7 +196,11 @@ func registerStatus(err error) (int, string) {
 	case errors.Is(err, ErrTokenRejected):
 		return http.StatusForbidden, strings.TrimPrefix(err.Error(), "certs: ")
 	case errors.Is(err, ErrThingExists):
-		return http.StatusBadRequest, "Thing exists, exiting: " + strings.TrimPrefix(err.Error(), "certs: ")
+		var te *ThingExistsError
+		if errors.As(err, &te) {
+			return http.StatusBadRequest, fmt.Sprintf("Thing exists, exiting: %q is registered already", te.Name)
+		}
+		return http.StatusBadRequest, "Thing exists, exiting"
 	case errors.As(err, &inv):
 		return http.StatusBadRequest, inv.Error()
 	case errors.As(err, &request):

@@ -45,6 +45,9 @@ type Issued struct {
 type Registration struct {
 	Thing *store.Thing
 	Issued
+	// RootCAPEM is the whole chain, issuing CA first and root last, so
+	// "openssl verify -CAfile rootCa cert.pem" succeeds on the answer
+	// alone (the seed's field name is kept).
 	RootCAPEM string
 	Endpoints map[string]string
 }
@@ -73,17 +76,23 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 		return nil, err
 	}
 	if _, err := s.store.GetThing(ctx, req.ThingName); err == nil {
-		return nil, fmt.Errorf("%w: thing %q: %w", ErrThingExists, req.ThingName, store.ErrExists)
+		return nil, &ThingExistsError{Name: req.ThingName}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
+	// The type's key algorithm, for a key made here; the transaction
+	// checks the type again.
+	alg, err := s.keyAlgorithm(ctx, tok.ThingType)
+	if err != nil {
+		return nil, err
+	}
 	// Sign before the transaction: it is the costly part and needs no lock.
-	issued, err := s.issue(cur, req.ThingName, req.CSR)
+	issued, err := s.issue(cur, req.ThingName, req.CSR, alg)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	out := &Registration{Issued: *issued, RootCAPEM: string(cur.ca.RootPEM()), Endpoints: maps.Clone(s.cfg.Endpoints)}
+	out := &Registration{Issued: *issued, RootCAPEM: string(cur.ca.ChainPEM()), Endpoints: maps.Clone(s.cfg.Endpoints)}
 	err = s.change(ctx, func(tx *store.Tx) ([]event, error) {
 		ok, err := tx.UseRegistrationToken(ctx, tok.ID, now)
 		if err != nil {
@@ -112,7 +121,7 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 		filterAttributes(attrs, tt)
 		th, err := s.reg.CreateThingInTx(ctx, tx, registry.NewThing{Name: req.ThingName, ThingType: tt.Name, Attributes: attrs})
 		if errors.Is(err, store.ErrExists) {
-			return nil, fmt.Errorf("%w: thing %q: %w", ErrThingExists, req.ThingName, store.ErrExists)
+			return nil, &ThingExistsError{Name: req.ThingName}
 		}
 		if err != nil {
 			return nil, err
@@ -171,9 +180,9 @@ func filterAttributes(attrs map[string]string, tt *store.ThingType) {
 }
 
 // issue signs a certificate for thing from csrPEM, or for a generated key
-// when csrPEM is empty, and returns its record (status ACTIVE).
-func (s *Service) issue(cur *loadedCA, thing, csrPEM string) (*Issued, error) {
-	opts := pki.IssueOptions{ExpectedCommonName: thing, ThingName: thing, KeyAlgorithm: s.cfg.KeyAlgorithm}
+// of alg when csrPEM is empty, and returns its record (status ACTIVE).
+func (s *Service) issue(cur *loadedCA, thing, csrPEM string, alg pki.KeyAlgorithm) (*Issued, error) {
+	opts := pki.IssueOptions{ExpectedCommonName: thing, ThingName: thing, KeyAlgorithm: alg}
 	var (
 		cert *x509.Certificate
 		out  Issued
@@ -205,4 +214,25 @@ func (s *Service) issue(cur *loadedCA, thing, csrPEM string) (*Issued, error) {
 		SerialNumber: cert.SerialNumber.Text(16), Subject: cert.Subject.String(), PEM: out.CertificatePEM, Status: store.CertActive,
 		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), CreatedAt: now, UpdatedAt: now}
 	return &out, nil
+}
+
+// keyAlgorithm is the algorithm of keys generated for things of type
+// thingType: the type's keyAlgorithm, else the service's. A type that does
+// not exist (any more) gets the service's; callers check it in their
+// transaction.
+func (s *Service) keyAlgorithm(ctx context.Context, thingType string) (pki.KeyAlgorithm, error) {
+	if thingType == "" {
+		return s.cfg.KeyAlgorithm, nil
+	}
+	tt, err := s.store.GetThingType(ctx, thingType)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.cfg.KeyAlgorithm, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if tt.KeyAlgorithm != "" {
+		return pki.KeyAlgorithm(tt.KeyAlgorithm), nil
+	}
+	return s.cfg.KeyAlgorithm, nil
 }

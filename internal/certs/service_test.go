@@ -443,7 +443,7 @@ func TestImportCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaf, _ := pki.ParseCertificatesPEM([]byte(reg.CertificatePEM))
-	if leaf[0].CheckSignatureFrom(other.Certificate()) != nil || reg.RootCAPEM != string(other.RootPEM()) {
+	if leaf[0].CheckSignatureFrom(other.Certificate()) != nil || reg.RootCAPEM != string(other.ChainPEM()) {
 		t.Error("the registration was not issued by the imported CA")
 	}
 }

@@ -55,11 +55,24 @@ func (s *Service) ServerTLSConfig(ctx context.Context, hosts []string) (*tls.Con
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		ClientAuth: tls.RequestClientCert,
+		// TLS 1.2 offers forward-secret AEAD suites only (no CBC-SHA1);
+		// TLS 1.3's suites are all AEAD and not configurable.
+		CipherSuites: aeadSuites(),
+		ClientAuth:   tls.RequestClientCert,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return get()
 		},
 	}, nil
+}
+
+// aeadSuites are the TLS 1.2 cipher suites the listeners accept: ECDHE
+// with AES-GCM or ChaCha20-Poly1305, for ECDSA and RSA certificates.
+func aeadSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
 }
 
 func (s *Service) serverCertificate(ctx context.Context, hosts []string) (*tls.Certificate, error) {

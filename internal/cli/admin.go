@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -24,11 +25,22 @@ func sub(ctx context.Context, env *Env, resource string, args []string, verbs ma
 	if len(args) == 0 {
 		return usagef("gatehouse %s <%s>", resource, strings.Join(names, "|"))
 	}
+	if isHelp(args[0]) {
+		fmt.Fprintf(env.Stdout, "Usage: gatehouse %s <%s> [flags] [arguments]\n\nRun 'gatehouse %s VERB -h' for a verb's flags and arguments.\n",
+			resource, strings.Join(names, "|"), resource)
+		return nil
+	}
 	f, ok := verbs[args[0]]
 	if !ok {
 		return usagef("unknown verb %q: want one of %s", args[0], strings.Join(names, ", "))
 	}
+	env.command = resource + " " + args[0]
 	return f(ctx, env, args[1:])
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
 
 // setup parses a client command's flags and wants exactly n positionals.
@@ -262,12 +274,13 @@ func runThingTypes(ctx context.Context, env *Env, args []string) error {
 		"get":    simpleGet("/api/v1/thing-types/"),
 		"delete": simpleDelete("/api/v1/thing-types/"),
 		"create": func(ctx context.Context, env *Env, args []string) error {
-			fs := newFlagSet(env, "thing-types create", "thing-types create NAME [--description D] [--scopes a,b] [--auth-methods m,n] [--default-policies p,q] [--approver-relation owner] [--attribute name[:required][:pattern]]...")
+			fs := newFlagSet(env, "thing-types create", "thing-types create NAME [--description D] [--scopes a,b] [--auth-methods m,n] [--default-policies p,q] [--approver-relation owner] [--key-algorithm rsa-2048] [--attribute name[:required][:pattern]]...")
 			desc := fs.String("description", "", "description")
 			scopes := fs.String("scopes", "", "comma-separated OAuth scopes things of this type may get")
 			methods := fs.String("auth-methods", "", "comma-separated: client_secret, private_key_jwt, certificate, custom_authorizer, access_token")
 			policies := fs.String("default-policies", "", "comma-separated policy names attached to things of this type")
 			approver := fs.String("approver-relation", "", "relation recorded when a user approves a device login: owner, operator or viewer")
+			keyAlg := fs.String("key-algorithm", "", "keys /register generates for these things: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096")
 			var schema multiFlag
 			fs.Var(&schema, "attribute", "attribute schema entry name[:required][:pattern] (repeatable)")
 			raw := jsonFlag(fs)
@@ -295,7 +308,7 @@ func runThingTypes(ctx context.Context, env *Env, args []string) error {
 				specs = append(specs, spec)
 			}
 			body := map[string]any{"name": pos[0], "description": *desc, "scopes": splitList(*scopes),
-				"authMethods": splitList(*methods), "defaultPolicies": splitList(*policies), "attributeSchema": specs, "approverRelation": *approver}
+				"authMethods": splitList(*methods), "defaultPolicies": splitList(*policies), "attributeSchema": specs, "approverRelation": *approver, "keyAlgorithm": *keyAlg}
 			return c.print(ctx, "POST", "/api/v1/thing-types", nil, body)
 		},
 		"update": func(ctx context.Context, env *Env, args []string) error {
@@ -532,6 +545,19 @@ func runEvents(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return sub(ctx, env, "events", args, map[string]func(context.Context, *Env, []string) error{
+		"prune": func(ctx context.Context, env *Env, args []string) error {
+			fs := newFlagSet(env, "events prune", "events prune --before TIME|AGE: delete the events before an RFC 3339 time, or older than an age (2160h); the server also prunes by events.retention")
+			before := fs.String("before", "", "RFC 3339 time (2026-01-31T00:00:00Z) or an age (720h)")
+			c, _, err := setup(env, fs, args, 0)
+			if err != nil {
+				return err
+			}
+			cut, err := parseBefore(*before, time.Now())
+			if err != nil {
+				return err
+			}
+			return c.print(ctx, "DELETE", "/api/v1/events?"+url.Values{"before": {cut.UTC().Format(time.RFC3339)}}.Encode(), nil, nil)
+		},
 		"list": func(ctx context.Context, env *Env, args []string) error {
 			fs := newFlagSet(env, "events list", "events list [--type T] [--subject S] [--actor A] [--after ID] [--limit N]")
 			q := filters(fs)
@@ -593,6 +619,21 @@ func runEvents(ctx context.Context, env *Env, args []string) error {
 			}
 		},
 	})
+}
+
+// parseBefore reads --before: an RFC 3339 time, or an age back from now.
+func parseBefore(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("--before is required (an RFC 3339 time, or an age such as 2160h)")
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("--before %q: want an RFC 3339 time or a positive age such as 2160h", s)
+	}
+	return now.Add(-d), nil
 }
 
 // ---- API tokens ----

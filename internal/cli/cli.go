@@ -25,6 +25,10 @@ type Env struct {
 	Stderr io.Writer
 	// Version is printed by `version` and the serve banner.
 	Version string
+
+	// command is the resource and verb being run ("lobby show"), for
+	// usage lines; set by sub.
+	command string
 }
 
 // command is one subcommand.
@@ -44,7 +48,7 @@ func commands() map[string]command {
 		"users":         {"list, get, create, update, delete users", runUsers},
 		"groups":        {"list, get, create, delete groups and their members", runGroups},
 		"relationships": {"list, add, remove relationships between users and things", runRelationships},
-		"events":        {"list or tail the event log", runEvents},
+		"events":        {"list, tail or prune the event log", runEvents},
 		"api-tokens":    {"list, create, revoke admin API tokens", runAPITokens},
 		"bench":         {"benchmark the MQTT broker against plain mochi-mqtt and Mosquitto", runBench},
 		"bench-target":  {"serve one broker for `gatehouse bench` (internal)", runBenchTarget},
@@ -90,7 +94,7 @@ func usagef(format string, args ...any) error {
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, env *Env) int {
 	cmds := commands()
-	if len(env.Args) == 0 || env.Args[0] == "-h" || env.Args[0] == "--help" || env.Args[0] == "help" {
+	if len(env.Args) == 0 || isHelp(env.Args[0]) {
 		printHelp(env.Stdout, cmds)
 		return 0
 	}
@@ -128,7 +132,11 @@ func printHelp(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "GATEHOUSE_SERVER (default http://127.0.0.1:8080) and GATEHOUSE_TOKEN.")
 }
 
-func runVersion(_ context.Context, env *Env, _ []string) error {
+func runVersion(_ context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "version", "version")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
 	fmt.Fprintf(env.Stdout, "gatehouse %s\n", env.Version)
 	return nil
 }
@@ -156,6 +164,12 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 func newFlagSet(env *Env, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	if resource, _, _ := strings.Cut(env.command, " "); env.command != "" && !strings.HasPrefix(usage, resource+" ") {
+		// Verbs shared between resources name only themselves ("get
+		// NAME"): show the command actually run.
+		_, rest, _ := strings.Cut(strings.TrimSpace(usage), " ")
+		usage = strings.TrimSpace(env.command + " " + rest)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "Usage: gatehouse %s\n", usage)
 		fs.PrintDefaults()

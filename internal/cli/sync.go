@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -32,9 +33,12 @@ func runSync(ctx context.Context, env *Env, args []string) error {
 
 func runSyncAWSIoT(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "sync aws-iot", "sync aws-iot [--endpoint URL] [--region R] [--direction import|export|both] "+
-		"[--prefer gatehouse|aws|newer] [--prune] [--dry-run] [--json] [--data-dir DIR | --dsn DSN | --config FILE]\n"+
+		"[--prefer gatehouse|aws|newer] [--prune] [--dry-run] [--watch 30s] [--json] [--data-dir DIR | --dsn DSN | --config FILE]\n"+
 		"Works on this Gatehouse's database directly (like backup) and talks to AWS IoT with credentials\n"+
-		"from --access-key-id/--secret-access-key or the standard AWS chain (AWS_* variables, ~/.aws, --profile).")
+		"from --access-key-id/--secret-access-key or the standard AWS chain (AWS_* variables, ~/.aws, --profile);\n"+
+		"a half given as a flag takes the other from AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY.\n"+
+		"--watch keeps syncing every interval until interrupted, as a connector does; a failed round is\n"+
+		"reported and the next one runs.")
 	load := serverFlags(fs)
 	endpoint := fs.String("endpoint", "", "AWS IoT API endpoint, e.g. https://iot.eu-west-1.amazonaws.com or http://host:8080/aws-iot (default: AWS's for the region)")
 	region := fs.String("region", "", "AWS region (default: from the AWS configuration, else us-east-1)")
@@ -48,6 +52,7 @@ func runSyncAWSIoT(ctx context.Context, env *Env, args []string) error {
 		"unless that side changed since the last sync (a conflict, see --prefer); things never synced are never deleted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	stateKey := fs.String("state-key", "", "name of the remote in the sync state (default aws-iot:<endpoint or region>)")
+	watch := fs.Duration("watch", 0, "keep syncing: run again every interval (at least 1s) until interrupted; 0 runs once")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -55,8 +60,19 @@ func runSyncAWSIoT(ctx context.Context, env *Env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
 	}
+	// The secret belongs in the environment (flags show in ps): a key id
+	// given as a flag takes its secret from there, and the other way round.
+	if *keyID != "" && *secret == "" {
+		*secret = env.Getenv("AWS_SECRET_ACCESS_KEY")
+	}
+	if *secret != "" && *keyID == "" {
+		*keyID = env.Getenv("AWS_ACCESS_KEY_ID")
+	}
 	if (*keyID == "") != (*secret == "") {
-		return usagef("give --access-key-id and --secret-access-key together (or neither, for the AWS credential chain)")
+		return usagef("--access-key-id needs a secret: --secret-access-key or AWS_SECRET_ACCESS_KEY (or give neither, for the AWS credential chain)")
+	}
+	if *watch != 0 && *watch < time.Second {
+		return usagef("--watch %s: want at least 1s (or 0 to run once)", *watch)
 	}
 	switch *direction {
 	case awssync.Import, awssync.Export, awssync.Both:
@@ -107,11 +123,32 @@ func runSyncAWSIoT(ctx context.Context, env *Env, args []string) error {
 	}
 	defer off.Close()
 	s := &awssync.Syncer{Registry: off.Registry, Store: off.Store, Client: client}
-	rep, err := s.Run(ctx, awssync.Options{Direction: *direction, Prefer: *prefer, DryRun: *dry, Prune: *prune, Source: source})
+	o := awssync.Options{Direction: *direction, Prefer: *prefer, DryRun: *dry, Prune: *prune, Source: source}
+	if *watch == 0 {
+		return syncOnce(ctx, env, s, o, *asJSON)
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		if err := syncOnce(ctx, env, s, o, *asJSON); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(env.Stderr, "sync aws-iot: %v (next round in %s)\n", err, *watch)
+		}
+		timer.Reset(*watch)
+	}
+}
+
+// syncOnce runs one sync round and prints its report.
+func syncOnce(ctx context.Context, env *Env, s *awssync.Syncer, o awssync.Options, asJSON bool) error {
+	rep, err := s.Run(ctx, o)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {

@@ -50,6 +50,22 @@ type Config struct {
 	Console Console `yaml:"console"`
 	// Limits are the abuse limits (see Limits).
 	Limits Limits `yaml:"limits"`
+	// Events configures the event log's growth: denial aggregation and
+	// retention.
+	Events Events `yaml:"events"`
+}
+
+// Events bounds the event log.
+type Events struct {
+	// Retention deletes events older than this; the server prunes every
+	// hour (and `gatehouse events prune --before` does it on demand).
+	// 0 keeps events forever.
+	Retention time.Duration `yaml:"retention"`
+	// DenialWindow aggregates repeated broker denials of one source
+	// (client address or principal), action and reason: the first in a
+	// window is written at once, the rest of that window as one event
+	// with a count when it ends. 0 writes every denial.
+	DenialWindow time.Duration `yaml:"denialWindow"`
 }
 
 // Console configures the web console under /console/.
@@ -90,12 +106,33 @@ type Limits struct {
 	// address; over it the address gets 429 with Retry-After, whatever it
 	// sends, until the bucket refills.
 	APIAuthFailuresPerIP string `yaml:"apiAuthFailuresPerIP"`
+	// ConsoleLoginPerIP: console login attempts per client address (429
+	// with Retry-After).
+	ConsoleLoginPerIP string `yaml:"consoleLoginPerIP"`
+	// DeviceUserCodePerCode: attempts on the device verification page per
+	// user code entered, counted after the per-address limit.
+	DeviceUserCodePerCode string `yaml:"deviceUserCodePerCode"`
+	// DeviceUserCodeTotal: attempts on the device page, the login page and
+	// the password grant from all addresses together, counted only for
+	// attempts the per-address and per-code limits let through; keep it
+	// far above what a few addresses can send.
+	DeviceUserCodeTotal string `yaml:"deviceUserCodeTotal"`
+	// SignInFreeFailures: failed sign-ins (console, device and login
+	// pages, password grant) per account, from any address, before each
+	// further attempt waits; the wait doubles from 1s per failure up to
+	// SignInMaxDelay. Accounts are slowed, never locked.
+	SignInFreeFailures int           `yaml:"signInFreeFailures"`
+	SignInMaxDelay     time.Duration `yaml:"signInMaxDelay"`
 	// ExemptSources are CIDR prefixes of client addresses that the
 	// onboarding limits per address (tokenPerIP, registerPerIP,
 	// connectPerIP) do not count: a factory provisioning station, a site
 	// NAT. The limits per client and per thing, and the guessing limits
 	// (deviceUserCodePerIP, apiAuthFailuresPerIP), still apply.
 	ExemptSources []string `yaml:"exemptSources"`
+	// PendingConnectionsPerIP: concurrent MQTT connections per client
+	// address that have not yet completed an authenticated CONNECT (TCP,
+	// TLS and WebSocket); a new one over it is closed at once. 0 disables.
+	PendingConnectionsPerIP int `yaml:"pendingConnectionsPerIP"`
 }
 
 // Authorizer configures the external-broker adapters under /authorizer/.
@@ -103,7 +140,7 @@ type Limits struct {
 // adapter_key query parameter) or come from AllowedSources; with neither
 // configured every request is refused.
 type Authorizer struct {
-	Keys               []string      `yaml:"keys"`
+	Keys               []string      `yaml:"keys" secret:"true"`
 	AllowedSources     []string      `yaml:"allowedSources"`
 	MaxSessions        int           `yaml:"maxSessions"`
 	SessionTTL         time.Duration `yaml:"sessionTTL"`
@@ -165,6 +202,18 @@ type MQTT struct {
 	// MaxMessageSize bounds a PUBLISH payload in bytes (MQTT and HTTPS
 	// publish); bigger ones are refused (0x95 for MQTT 5).
 	MaxMessageSize int `yaml:"maxMessageSize"`
+	// ConnectTimeout closes a connection that has not completed an
+	// authenticated CONNECT this long after it was accepted: the TLS
+	// handshake, the WebSocket upgrade and the CONNECT packet must all
+	// fit in it.
+	ConnectTimeout time.Duration `yaml:"connectTimeout"`
+	// MaxTopicBytes bounds a topic name or filter in UTF-8 bytes (AWS IoT:
+	// 256); 0 disables.
+	MaxTopicBytes int `yaml:"maxTopicBytes"`
+	// MaxTopicLevels bounds the levels of a topic name or filter (AWS IoT:
+	// 8, that is 7 slashes); 0 disables. Reserved $aws/ and $gatehouse/
+	// topics count too.
+	MaxTopicLevels int `yaml:"maxTopicLevels"`
 	// DeniedQoS0Publish is what happens to an MQTT 3.1.1 client whose QoS
 	// 0 PUBLISH the policy refuses: "disconnect" (the default, as AWS IoT
 	// Core ends a connection on an authorization failure, and as for QoS
@@ -196,7 +245,7 @@ type Secrets struct {
 type Store struct {
 	// DSN is "sqlite:PATH" or "postgres://...". Empty means
 	// sqlite:<dataDir>/gatehouse.db.
-	DSN string `yaml:"dsn"`
+	DSN string `yaml:"dsn" secret:"dsn"`
 }
 
 // HTTP configures the HTTP listener (admin API, OAuth, device page, metrics).
@@ -214,13 +263,28 @@ type HTTP struct {
 	// metadata's RFC 8705 mtls_endpoint_aliases. Empty means
 	// https://<tlsAddr>.
 	TLSExternalURL string `yaml:"tlsExternalURL"`
-	// MaxBodyBytes bounds every request body.
-	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
+	// MaxBodyBytes bounds every request body but registry imports.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// MaxImportBytes bounds a registry import body (POST
+	// /api/v1/registry/import), which may be a whole registry export.
+	MaxImportBytes  int64         `yaml:"maxImportBytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// TrustedProxies are the CIDR prefixes of load balancers whose
 	// X-Forwarded-For header names the client address (for limits, audit
 	// and authorizer sources). Empty (the default): the header is ignored.
 	TrustedProxies []string `yaml:"trustedProxies"`
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
+	// ReadTimeout bounds reading a request body, from the end of its
+	// headers; the deadline is lifted once the body is read, so a long
+	// response is not cut off.
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// WriteTimeout bounds writing a response, except the event stream
+	// and long polls (GET /api/v1/events/stream, ?wait=), which have
+	// their own heartbeats and limits.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
 }
 
 // Log configures structured logging.
@@ -234,7 +298,7 @@ type OAuth struct {
 	// Algorithm signs access tokens: ES256 (default), EdDSA, RS256, or HS256
 	// (legacy shared-secret mode, needs HS256Secret).
 	Algorithm       string        `yaml:"algorithm"`
-	HS256Secret     string        `yaml:"hs256Secret"`
+	HS256Secret     string        `yaml:"hs256Secret" secret:"true"`
 	AccessTokenTTL  time.Duration `yaml:"accessTokenTTL"`
 	RefreshTokenTTL time.Duration `yaml:"refreshTokenTTL"`
 	DeviceCodeTTL   time.Duration `yaml:"deviceCodeTTL"`
@@ -248,15 +312,26 @@ type OAuth struct {
 	// PasswordGrant lets confidential registered apps use the resource
 	// owner password grant (off by default: it hands passwords to apps).
 	PasswordGrant bool `yaml:"passwordGrant"`
+	// Resources are the RFC 8707 resource indicators (absolute URIs)
+	// clients may name with resource= to get tokens whose aud is that
+	// resource instead of the issuer.
+	Resources []string `yaml:"resources"`
 }
 
-// ExternalIssuer is another OAuth 2.0 server trusted for access tokens.
+// ExternalIssuer is another OAuth 2.0 server trusted for access tokens
+// (the fields of authn.ExternalIssuer, which documents them).
 type ExternalIssuer struct {
 	Issuer     string   `yaml:"issuer"`
 	JWKSURL    string   `yaml:"jwksURL"`
 	Audience   string   `yaml:"audience"`
 	ThingClaim string   `yaml:"thingClaim"`
 	Algorithms []string `yaml:"algorithms"`
+	// AllowUntypedTokens accepts typ "JWT" or no typ besides "at+jwt": a
+	// weakening (RFC 8725 section 3.11), off by default.
+	AllowUntypedTokens bool `yaml:"allowUntypedTokens"`
+	// Leeway accepts the issuer's tokens until exp + Leeway (0 to 5m,
+	// default 0).
+	Leeway time.Duration `yaml:"leeway"`
 }
 
 // Default returns the embedded default configuration.
@@ -265,17 +340,22 @@ func Default() Config {
 		DataDir: "./gatehouse-data",
 		Access:  Access{PurgeInterval: time.Minute, PendingTTL: 7 * 24 * time.Hour},
 		AWSIoT:  AWSIoT{Prefix: "/aws-iot", Account: "000000000000", MaxSkew: 5 * time.Minute},
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, ShutdownTimeout: 10 * time.Second},
-		Log:     Log{Level: "info", Format: "text"},
+		HTTP: HTTP{Addr: "127.0.0.1:8080", TLSAddr: "127.0.0.1:8443", MaxBodyBytes: 1 << 20, MaxImportBytes: 64 << 20, ShutdownTimeout: 10 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute},
+		Log: Log{Level: "info", Format: "text"},
 		OAuth: OAuth{Algorithm: "ES256", AccessTokenTTL: time.Hour, RefreshTokenTTL: 30 * 24 * time.Hour,
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
 		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
 			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events", MaxKeepAlive: 20 * time.Minute,
-			MaxPacketSize: 1 << 20, MaxMessageSize: 128 << 10, DeniedQoS0Publish: DeniedQoS0Disconnect},
+			MaxPacketSize: 1 << 20, MaxMessageSize: 128 << 10, ConnectTimeout: 10 * time.Second, MaxTopicBytes: 256, MaxTopicLevels: 8,
+			DeniedQoS0Publish: DeniedQoS0Disconnect},
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
 		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m",
-			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m"},
+			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m", PendingConnectionsPerIP: 100,
+			ConsoleLoginPerIP: "10/m", DeviceUserCodePerCode: "10/10m", DeviceUserCodeTotal: "2000/20s",
+			SignInFreeFailures: 5, SignInMaxDelay: 30 * time.Second},
+		Events: Events{Retention: 90 * 24 * time.Hour, DenialWindow: time.Minute},
 	}
 }
 
@@ -469,11 +549,43 @@ func (c *Config) Validate() error {
 			bad("http.tlsExternalURL: %q is not an https URL", c.HTTP.TLSExternalURL)
 		}
 	}
+	for _, r := range c.OAuth.Resources {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			bad("oauth.resources: %q is not an absolute URI without a fragment (RFC 8707 section 2)", r)
+		}
+	}
 	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
 		bad("http.maxBodyBytes: %d: want 1024 to 67108864", c.HTTP.MaxBodyBytes)
 	}
+	if c.HTTP.MaxImportBytes < c.HTTP.MaxBodyBytes || c.HTTP.MaxImportBytes > 1<<30 {
+		bad("http.maxImportBytes: %d: want http.maxBodyBytes (%d) to 1073741824", c.HTTP.MaxImportBytes, c.HTTP.MaxBodyBytes)
+	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		bad("http.shutdownTimeout: must be positive")
+	}
+	for name, d := range map[string]time.Duration{"http.readHeaderTimeout": c.HTTP.ReadHeaderTimeout, "http.readTimeout": c.HTTP.ReadTimeout,
+		"http.writeTimeout": c.HTTP.WriteTimeout, "http.idleTimeout": c.HTTP.IdleTimeout, "mqtt.connectTimeout": c.MQTT.ConnectTimeout} {
+		if d <= 0 || d > time.Hour {
+			bad("%s: %s: want more than 0 and at most 1h", name, d)
+		}
+	}
+	if c.HTTP.ReadTimeout > 0 && c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
+		bad("http.readTimeout: %s is shorter than http.readHeaderTimeout %s", c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout)
+	}
+	if c.MQTT.MaxTopicBytes < 0 || c.MQTT.MaxTopicBytes > 65535 {
+		bad("mqtt.maxTopicBytes: %d: want 0 (no limit) to 65535", c.MQTT.MaxTopicBytes)
+	}
+	if c.MQTT.MaxTopicLevels < 0 {
+		bad("mqtt.maxTopicLevels: must not be negative (0 disables)")
+	}
+	if c.Limits.PendingConnectionsPerIP < 0 {
+		bad("limits.pendingConnectionsPerIP: must not be negative (0 disables)")
+	}
+	if c.Events.Retention != 0 && c.Events.Retention < time.Hour {
+		bad("events.retention: %s: want 0 (keep forever) or at least 1h", c.Events.Retention)
+	}
+	if c.Events.DenialWindow < 0 || c.Events.DenialWindow > time.Hour {
+		bad("events.denialWindow: %s: want 0 (no aggregation) to 1h", c.Events.DenialWindow)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -548,6 +660,12 @@ func (c *Config) Validate() error {
 		if e.Issuer == "" || !strings.HasPrefix(e.JWKSURL, "http") {
 			bad("oauth.externalIssuers[%d]: needs issuer and an http(s) jwksURL", i)
 		}
+		if e.Audience == "" {
+			bad("oauth.externalIssuers[%d]: audience: must be set (the aud this server's tokens carry for Gatehouse)", i)
+		}
+		if e.Leeway < 0 || e.Leeway > 5*time.Minute {
+			bad("oauth.externalIssuers[%d]: leeway: %s: want 0 to 5m", i, e.Leeway)
+		}
 	}
 	for _, p := range c.Authorizer.AllowedSources {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -568,13 +686,23 @@ func (c *Config) Validate() error {
 	}
 	for name, r := range map[string]string{"limits.tokenPerIP": c.Limits.TokenPerIP, "limits.tokenPerClient": c.Limits.TokenPerClient,
 		"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.registerPerIP": c.Limits.RegisterPerIP, "limits.connectPerIP": c.Limits.ConnectPerIP,
-		"limits.apiAuthFailuresPerIP": c.Limits.APIAuthFailuresPerIP} {
+		"limits.apiAuthFailuresPerIP": c.Limits.APIAuthFailuresPerIP, "limits.consoleLoginPerIP": c.Limits.ConsoleLoginPerIP,
+		"limits.deviceUserCodePerCode": c.Limits.DeviceUserCodePerCode, "limits.deviceUserCodeTotal": c.Limits.DeviceUserCodeTotal} {
 		if _, err := ratelimit.ParseRate(r); err != nil {
 			bad("%s: %v", name, err)
 		}
 	}
-	if r, err := ratelimit.ParseRate(c.Limits.DeviceUserCodePerIP); err == nil && !r.Enabled() {
-		bad("limits.deviceUserCodePerIP: user code guessing must stay limited")
+	for name, rate := range map[string]string{"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.deviceUserCodePerCode": c.Limits.DeviceUserCodePerCode,
+		"limits.deviceUserCodeTotal": c.Limits.DeviceUserCodeTotal} {
+		if r, err := ratelimit.ParseRate(rate); err == nil && !r.Enabled() {
+			bad("%s: user code guessing must stay limited", name)
+		}
+	}
+	if c.Limits.SignInFreeFailures < 1 || c.Limits.SignInFreeFailures > 100 {
+		bad("limits.signInFreeFailures: %d: want 1 to 100", c.Limits.SignInFreeFailures)
+	}
+	if c.Limits.SignInMaxDelay < time.Second || c.Limits.SignInMaxDelay > 10*time.Minute {
+		bad("limits.signInMaxDelay: %s: want 1s to 10m (accounts are slowed, never locked)", c.Limits.SignInMaxDelay)
 	}
 	for _, p := range c.Limits.ExemptSources {
 		if pr, err := netip.ParsePrefix(p); err != nil {
@@ -613,28 +741,96 @@ func IsLoopbackHost(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// mask replaces a secret in Redacted's output.
+const mask = "xxxxx"
+
+// secretDSNParam reports whether a DSN query parameter holds a secret.
+func secretDSNParam(key string) bool {
+	return strings.EqualFold(key, "password") || strings.EqualFold(key, "sslpassword")
+}
+
+// redact masks the password of a DSN's user info and of its query
+// parameters; a DSN that does not parse is masked whole.
 func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+	if strings.HasPrefix(dsn, "sqlite:") {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		if dsn == "" {
+			return ""
+		}
+		return mask
+	}
+	if u.User != nil {
 		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
+			u.User = url.UserPassword(u.User.Username(), mask)
 		}
 	}
-	return dsn
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return mask
+		}
+		for key := range q {
+			if secretDSNParam(key) {
+				q[key] = []string{mask}
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // Redacted returns the configuration as YAML with secrets masked, for
-// logging at debug level and `gatehouse config`.
+// logging at debug level and `gatehouse config`. A field tagged
+// secret:"true" is masked whole (each element of a list), one tagged
+// secret:"dsn" keeps all but its passwords.
 func (c Config) Redacted() string {
-	c.Store.DSN = redact(c.Store.DSN)
-	if c.OAuth.HS256Secret != "" {
-		c.OAuth.HS256Secret = "xxxxx"
-	}
+	v := reflect.ValueOf(&c).Elem()
+	maskSecrets(v)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	_ = enc.Encode(c)
 	return b.String()
+}
+
+// maskSecrets masks the secret fields of the struct v in place. Slices are
+// replaced by masked copies, never written through, so the configuration
+// Redacted was called on keeps its values.
+func maskSecrets(v reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		switch tag := f.Tag.Get("secret"); {
+		case tag == "dsn" && fv.Kind() == reflect.String:
+			fv.SetString(redact(fv.String()))
+		case tag != "" && fv.Kind() == reflect.String:
+			if fv.String() != "" {
+				fv.SetString(mask)
+			}
+		case tag != "" && fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			if fv.Len() > 0 {
+				masked := make([]string, fv.Len())
+				for j := range masked {
+					masked[j] = mask
+				}
+				fv.Set(reflect.ValueOf(masked))
+			}
+		case tag != "":
+			fv.Set(reflect.Zero(fv.Type()))
+		case fv.Kind() == reflect.Struct:
+			maskSecrets(fv)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct && fv.Len() > 0:
+			copied := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+			reflect.Copy(copied, fv)
+			for j := range copied.Len() {
+				maskSecrets(copied.Index(j))
+			}
+			fv.Set(copied)
+		}
+	}
 }
 
 // Access configures the expiry of relationships and access requests.

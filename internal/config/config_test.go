@@ -1,6 +1,8 @@
 package config
 
 import (
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -72,16 +74,26 @@ func TestRejects(t *testing.T) {
 			want: []string{"log.level", "log.format", "oauth.algorithm", "http.addr"}},
 		{name: "hs256 needs secret", file: "oauth:\n  algorithm: HS256\n", want: []string{"hs256Secret"}},
 		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
+		{name: "import limit below body limit", file: "http:\n  maxBodyBytes: 4096\n  maxImportBytes: 2048\n", want: []string{"http.maxImportBytes"}},
+		{name: "import limit over 1 GiB", file: "http:\n  maxImportBytes: 2147483648\n", want: []string{"http.maxImportBytes"}},
 		{name: "keep-alive cap below 5s", file: "mqtt:\n  maxKeepAlive: 2s\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "keep-alive cap not whole seconds", file: "mqtt:\n  maxKeepAlive: 1500ms\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "denied QoS 0 publish neither drop nor disconnect", env: map[string]string{"GATEHOUSE_MQTT_DENIED_QOS0_PUBLISH": "ignore"}, want: []string{"mqtt.deniedQos0Publish"}},
 		{name: "denied QoS 0 publish misspelt", file: "mqtt:\n  deniedQos0Publish: Drop\n", want: []string{"mqtt.deniedQos0Publish", `want "disconnect" or "drop"`}},
 		{name: "console idle longer than session", env: map[string]string{"GATEHOUSE_CONSOLE_SESSION_TTL": "1h", "GATEHOUSE_CONSOLE_IDLE_TIMEOUT": "2h"}, want: []string{"console.idleTimeout"}},
 		{name: "console session too short", file: "console:\n  sessionTTL: 10s\n", want: []string{"console.sessionTTL"}},
+		{name: "no connect timeout", env: map[string]string{"GATEHOUSE_MQTT_CONNECT_TIMEOUT": "0s"}, want: []string{"mqtt.connectTimeout"}},
+		{name: "body timeout below header timeout", file: "http:\n  readHeaderTimeout: 20s\n  readTimeout: 5s\n", want: []string{"http.readTimeout"}},
+		{name: "negative topic limits", file: "mqtt:\n  maxTopicBytes: -1\n  maxTopicLevels: -1\n", want: []string{"mqtt.maxTopicBytes", "mqtt.maxTopicLevels"}},
+		{name: "negative pending connections", set: [2]string{"limits.pendingConnectionsPerIP", "-1"}, want: []string{"limits.pendingConnectionsPerIP"}},
+		{name: "retention too short", file: "events:\n  retention: 10m\n", want: []string{"events.retention"}},
+		{name: "denial window too long", env: map[string]string{"GATEHOUSE_EVENTS_DENIAL_WINDOW": "2h"}, want: []string{"events.denialWindow"}},
 		{name: "anonymous listener beyond loopback", file: "mqtt:\n  anonymousAddr: 0.0.0.0:1885\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr", "not a loopback", "anonymousAllowNonLoopback"}},
 		{name: "anonymous listener on every interface", env: map[string]string{"GATEHOUSE_MQTT_ANONYMOUS_ADDR": ":1885", "GATEHOUSE_MQTT_ANONYMOUS_POLICY": "interop"}, want: []string{"mqtt.anonymousAddr", "not a loopback"}},
 		{name: "anonymous listener without policy", set: [2]string{"mqtt.anonymousAddr", "127.0.0.1:1885"}, want: []string{"mqtt.anonymousPolicy"}},
 		{name: "anonymous listener bad address", file: "mqtt:\n  anonymousAddr: localhost\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr"}},
+		{name: "external issuer without audience, leeway too long", file: "oauth:\n  externalIssuers:\n    - issuer: https://idp\n      jwksURL: https://idp/jwks\n      leeway: 1h\n",
+			want: []string{"oauth.externalIssuers[0]: audience", "oauth.externalIssuers[0]: leeway"}},
 		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
 			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
 		{name: "exempt source not a prefix", file: "limits:\n  exemptSources: [10.1.2.3, 192.0.2.0/28]\n", want: []string{"limits.exemptSources", `"10.1.2.3" is not a CIDR prefix`}},
@@ -138,13 +150,90 @@ func TestAnonymousListenerAccepted(t *testing.T) {
 	}
 }
 
-func TestRedacted(t *testing.T) {
+// notSecret are the settings whose names suggest a secret but which hold
+// none, with the reason.
+var notSecret = map[string]string{
+	"secrets.masterKeyFile":          "a path; the key is in the file",
+	"secrets.previousMasterKeyFiles": "paths",
+	"limits.tokenPerIP":              "a rate",
+	"limits.tokenPerClient":          "a rate",
+}
+
+// looksSecret matches setting names that suggest a secret.
+var looksSecret = regexp.MustCompile(`(?i)secret|passw|key|token|dsn|credential|private`)
+
+// secretFields walks the Config type and returns the dotted paths of the
+// fields tagged secret, failing for a string field whose name looks like a
+// secret but which is neither tagged nor listed in notSecret.
+func secretFields(t *testing.T, typ reflect.Type, prefix string) map[string]string {
+	t.Helper()
+	found := map[string]string{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		path := prefix + key
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if tag := f.Tag.Get("secret"); tag != "" {
+			found[path] = tag
+			continue
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]() {
+			for p, tag := range secretFields(t, ft, path+".") {
+				found[p] = tag
+			}
+			continue
+		}
+		isText := ft.Kind() == reflect.String || ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String
+		if isText && looksSecret.MatchString(f.Name) && notSecret[path] == "" {
+			t.Errorf("setting %s looks like a secret: tag it secret:\"true\" (or secret:\"dsn\") or list it in notSecret", path)
+		}
+	}
+	return found
+}
+
+// TestRedactedMasksEverySecret: `gatehouse config` (Config.Redacted) masks
+// every secret setting: each is filled with sentinels, none of which may
+// appear in the output, and the configuration itself keeps its values.
+func TestRedactedMasksEverySecret(t *testing.T) {
+	fields := secretFields(t, reflect.TypeFor[Config](), "")
+	for _, want := range []string{"store.dsn", "oauth.hs256Secret", "authorizer.keys"} {
+		if fields[want] == "" {
+			t.Errorf("%s is not tagged secret; secret fields: %v", want, fields)
+		}
+	}
+	sentinels := []string{"sentinel-user-pass", "sentinel-query-pass", "sentinel-ssl-pass", "sentinel-hs256-0123456789abcdef01234", "sentinel-adapter-key-1", "sentinel-adapter-key-2"}
 	c := Default()
-	c.Store.DSN = "postgres://gh:hunter2@db/gh"
-	c.OAuth.HS256Secret = "0123456789abcdef0123456789abcdef"
+	set := map[string]string{
+		"store.dsn":         "postgres://gh:sentinel-user-pass@db:5432/gh?sslmode=verify-full&password=sentinel-query-pass&sslpassword=sentinel-ssl-pass",
+		"oauth.hs256Secret": "sentinel-hs256-0123456789abcdef01234",
+		"authorizer.keys":   "sentinel-adapter-key-1,sentinel-adapter-key-2",
+	}
+	for path := range fields {
+		val, ok := set[path]
+		if !ok {
+			t.Errorf("secret setting %s has no sentinel in this test: add one", path)
+			continue
+		}
+		if err := c.Set(path, val); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out := c.Redacted()
-	if strings.Contains(out, "hunter2") || strings.Contains(out, "0123456789abcdef") {
-		t.Errorf("Redacted() leaks a secret:\n%s", out)
+	for _, s := range sentinels {
+		if strings.Contains(out, s) {
+			t.Errorf("Redacted() shows %s:\n%s", s, out)
+		}
+	}
+	for _, want := range []string{"db:5432/gh", "sslmode=verify-full", "keys:\n    - xxxxx\n    - xxxxx"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Redacted() lost %q:\n%s", want, out)
+		}
+	}
+	if got := strings.Join(c.Authorizer.Keys, ","); got != set["authorizer.keys"] {
+		t.Errorf("Redacted() changed the configuration's keys to %s", got)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -59,12 +60,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxBodyBytes bounds login bodies (default 64 KiB).
 	MaxBodyBytes int64
-	// LoginBurst and LoginInterval shape the per-address login limit: a
-	// burst of attempts, then one more per interval (defaults 10, 6s).
-	LoginBurst    int
-	LoginInterval time.Duration
-	// MaxTrackedAddrs bounds the rate limiter's memory (default 10000).
-	MaxTrackedAddrs int
+	// LoginPerIP limits login attempts per client address
+	// (limits.consoleLoginPerIP, 10 a minute by default); nil means no
+	// limit. Failed sign-ins per account are slowed by the registry as
+	// well.
+	LoginPerIP *ratelimit.Limiter
 	// SecureCookies marks the session cookie Secure even on plain HTTP
 	// requests: set it when a TLS-terminating proxy is in front (the
 	// external URL is https). Requests over TLS always get Secure.
@@ -83,7 +83,7 @@ type Console struct {
 	idle    time.Duration
 	maxBody int64
 	secure  bool
-	limiter *limiter
+	limiter *ratelimit.Limiter
 	assets  fs.FS
 	mux     *http.ServeMux
 }
@@ -105,15 +105,6 @@ func New(c Config) *Console {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 64 << 10
 	}
-	if c.LoginBurst <= 0 {
-		c.LoginBurst = 10
-	}
-	if c.LoginInterval <= 0 {
-		c.LoginInterval = 6 * time.Second
-	}
-	if c.MaxTrackedAddrs <= 0 {
-		c.MaxTrackedAddrs = 10000
-	}
 	sub, err := fs.Sub(assetsFS, "assets")
 	if err != nil {
 		panic(err) // the embedded directory is fixed at build time
@@ -121,7 +112,7 @@ func New(c Config) *Console {
 	con := &Console{
 		reg: c.Registry, store: c.Store, events: c.Events, log: c.Logger, now: c.Now, rand: c.Rand,
 		ttl: c.SessionTTL, idle: c.IdleTimeout, maxBody: c.MaxBodyBytes, secure: c.SecureCookies,
-		limiter: newLimiter(c.LoginBurst, c.LoginInterval, c.MaxTrackedAddrs, c.Now),
+		limiter: c.LoginPerIP,
 		assets:  sub, mux: http.NewServeMux(),
 	}
 	con.routes()

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/console"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
@@ -212,7 +213,9 @@ func (f *fixture) eventsOf(typ string) []store.Event {
 }
 
 func TestLogin(t *testing.T) {
-	f := newFixture(t, options{console: func(c *console.Config) { c.LoginBurst = 100 }})
+	f := newFixture(t, options{console: func(c *console.Config) {
+		c.LoginPerIP = ratelimit.New("consoleLoginPerIP", ratelimit.Rate{Burst: 100, Per: 100 * time.Minute}, ratelimit.Options{Now: c.Now})
+	}})
 	tests := []struct {
 		name        string
 		body        string
@@ -327,7 +330,9 @@ func TestSecureCookie(t *testing.T) {
 }
 
 func TestLoginRateLimit(t *testing.T) {
-	f := newFixture(t, options{console: func(c *console.Config) { c.LoginBurst, c.LoginInterval = 3, time.Minute }})
+	f := newFixture(t, options{console: func(c *console.Config) {
+		c.LoginPerIP = ratelimit.New("consoleLoginPerIP", ratelimit.Rate{Burst: 3, Per: 3 * time.Minute}, ratelimit.Options{Now: c.Now})
+	}})
 	for i := range 3 {
 		if r := f.do(nil, "POST", "/console/api/login", loginBody("ada", "wrong-password")); r.status != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: status %d, want 401", i+1, r.status)

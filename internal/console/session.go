@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
+	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -107,7 +108,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	addr := clientAddr(r)
-	if ok, wait := c.limiter.allow(addr); !ok {
+	if ok, wait := c.limiter.Allow(ratelimit.AddrKey(r.RemoteAddr)); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
 		c.log.WarnContext(r.Context(), "console login rate limited", "remote", addr)
 		return httpapi.ErrRateLimited
@@ -136,6 +137,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) error {
 			return rerr
 		}
 		c.log.InfoContext(r.Context(), "console login failed", "user", name, "remote", addr)
+		return err
+	}
+	if errors.Is(err, registry.ErrSignInThrottled) {
+		c.log.WarnContext(r.Context(), "console login throttled for the account", "user", printable(in.Username), "remote", addr)
 		return err
 	}
 	if err != nil {

@@ -37,6 +37,22 @@ type pending struct {
 	details any
 }
 
+// record is Record for an event standing for count occurrences.
+func (b *Batcher) record(ctx context.Context, typ, subject string, details any, count int) {
+	p := pending{ev: store.Event{Type: typ, Subject: subject, Actor: ActorFrom(ctx), Count: count}, details: details}
+	if !b.running.Load() {
+		if err := b.write(ctx, []pending{p}); err != nil {
+			b.logger.ErrorContext(ctx, "record event", "type", typ, "err", err)
+		}
+		return
+	}
+	select {
+	case b.queue <- p:
+	default:
+		b.dropped.Add(1)
+	}
+}
+
 // NewBatcher returns a Batcher holding at most queue events between
 // batches.
 func (l *Log) NewBatcher(queue int, logger *slog.Logger) *Batcher {
@@ -50,18 +66,7 @@ func (l *Log) NewBatcher(queue int, logger *slog.Logger) *Batcher {
 // once; when the queue is full the event is dropped and counted (a flood of
 // denials must not stall the broker), see Dropped.
 func (b *Batcher) Record(ctx context.Context, typ, subject string, details any) {
-	p := pending{ev: store.Event{Type: typ, Subject: subject, Actor: ActorFrom(ctx)}, details: details}
-	if !b.running.Load() {
-		if err := b.write(ctx, []pending{p}); err != nil {
-			b.logger.ErrorContext(ctx, "record event", "type", typ, "err", err)
-		}
-		return
-	}
-	select {
-	case b.queue <- p:
-	default:
-		b.dropped.Add(1)
-	}
+	b.record(ctx, typ, subject, details, 1)
 }
 
 // Enqueue queues an event, waiting for room while the queue is full: it

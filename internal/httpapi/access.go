@@ -29,10 +29,13 @@ type callerFunc func(w http.ResponseWriter, r *http.Request, c registry.Caller) 
 func (a *API) handleCaller(pattern string, h callerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		ctx, c, err := a.caller(r)
-		if err == nil {
-			err = h(w, r.WithContext(ctx), c)
-		}
+		err := retryRead(w, r, func(w http.ResponseWriter) error {
+			ctx, c, err := a.caller(r)
+			if err == nil {
+				err = h(w, r.WithContext(ctx), c)
+			}
+			return err
+		})
 		if err != nil {
 			writeError(w, r, a.log, err)
 		}

@@ -25,8 +25,11 @@ type Config struct {
 	// OAuth manages things' client credentials; nil leaves those routes out.
 	OAuth  Credentials
 	Logger *slog.Logger
-	// MaxBodyBytes bounds request bodies.
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MaxImportBytes bounds a registry import body, which may be a whole
+	// export (default 64 MiB, never less than MaxBodyBytes).
+	MaxImportBytes int64
 	// Certs is the certificate service; nil leaves its routes out.
 	Certs *certs.Service
 	// Sessions authenticates the web console's session cookie as an
@@ -45,6 +48,9 @@ type Config struct {
 	// token, stale session) per client address; over it every request from
 	// the address is answered 429 until the bucket refills. Nil: no limit.
 	AuthFailures AuthFailureLimiter
+	// AWSKeys manages the access keys of the AWS-IoT-compatible API
+	// (/api/v1/aws-keys, administrators only); nil leaves those routes out.
+	AWSKeys AWSKeys
 }
 
 // AuthFailureLimiter counts failed authentications per key
@@ -60,10 +66,12 @@ type API struct {
 	events  *events.Log
 	log     *slog.Logger
 	maxBody int64
-	creds   Credentials
-	lobby   *lobby.Service
-	mux     *http.ServeMux
-	certs   *certs.Service
+	// maxImport bounds registry import bodies.
+	maxImport int64
+	creds     Credentials
+	lobby     *lobby.Service
+	mux       *http.ServeMux
+	certs     *certs.Service
 
 	sessions     Sessions
 	connections  Connections
@@ -83,7 +91,11 @@ func New(c Config) *API {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
-	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
+	if c.MaxImportBytes == 0 {
+		c.MaxImportBytes = 64 << 20
+	}
+	c.MaxImportBytes = max(c.MaxImportBytes, c.MaxBodyBytes)
+	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, maxImport: c.MaxImportBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
 	a.certs = c.Certs
 	a.sessions, a.connections, a.series, a.heartbeat = c.Sessions, c.Connections, c.Series, c.StreamHeartbeat
 	a.authFailures = c.AuthFailures
@@ -92,6 +104,9 @@ func New(c Config) *API {
 	}
 	a.streams, a.stop = context.WithCancel(context.Background())
 	a.routes()
+	if c.AWSKeys != nil {
+		a.awsKeyRoutes(c.AWSKeys)
+	}
 	return a
 }
 
@@ -111,15 +126,54 @@ const (
 func (a *API) handle(pattern, role string, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		ctx, err := a.authenticate(r, role)
-		if err == nil {
-			err = h(w, r.WithContext(ctx))
-		}
+		err := retryRead(w, r, func(w http.ResponseWriter) error {
+			ctx, err := a.authenticate(r, role)
+			if err == nil {
+				err = h(w, r.WithContext(ctx))
+			}
+			return err
+		})
 		if err != nil {
 			writeError(w, r, a.log, err)
 		}
 	})
 }
+
+// retryRead runs serve and, when a GET or HEAD failed on a lost database
+// connection before writing anything, runs it once more: reads are safe
+// to repeat, and the store's pool replaces the connections a failover
+// broke. Writes are retried (once) by the store only where that is safe,
+// inside transactions that did not reach their commit.
+func retryRead(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter) error) error {
+	if !safeMethod(r.Method) {
+		return serve(w)
+	}
+	tw := &writeTracker{ResponseWriter: w}
+	err := serve(tw)
+	if err != nil && !tw.wrote && r.Context().Err() == nil && store.IsUnavailable(err) {
+		err = serve(w)
+	}
+	return err
+}
+
+// writeTracker notes whether a handler wrote anything.
+type writeTracker struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *writeTracker) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *writeTracker) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *writeTracker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (a *API) routes() {
 	a.handle("GET /api/v1/things", ownerRead, a.listThings)
@@ -155,6 +209,7 @@ func (a *API) routes() {
 
 	a.handle("GET /api/v1/events", read, a.listEvents)
 	a.handle("GET /api/v1/events/stream", read, a.streamEvents)
+	a.handle("DELETE /api/v1/events", write, a.pruneEvents)
 	if a.connections != nil {
 		a.handle("GET /api/v1/things/{name}/connections", read, a.thingConnections)
 	}
@@ -460,7 +515,7 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.GroupMember]{Items: ms})
+	return listPage(w, r, ms, func(m store.GroupMember) string { return m.Kind + " " + m.Member })
 }
 
 func (a *API) addMember(w http.ResponseWriter, r *http.Request) error {
@@ -507,7 +562,9 @@ func (a *API) listRelationships(w http.ResponseWriter, r *http.Request) error {
 			return rel.ObjectKind != store.KindThing || !owned[rel.Object]
 		})
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.Relationship]{Items: rels})
+	return listPage(w, r, rels, func(rel store.Relationship) string {
+		return strings.Join([]string{rel.SubjectKind, rel.Subject, rel.Relation, rel.ObjectKind, rel.Object}, " ")
+	})
 }
 
 type relationshipIn struct {
@@ -594,6 +651,21 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, resp)
 }
 
+// pruneEvents is DELETE /api/v1/events?before=RFC3339: it deletes the
+// events stamped before then (recording one events.pruned event).
+func (a *API) pruneEvents(w http.ResponseWriter, r *http.Request) error {
+	s := r.URL.Query().Get("before")
+	before, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "before %q: want an RFC 3339 time", s)
+	}
+	n, err := a.events.Prune(r.Context(), before)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"deleted": n, "before": before.UTC()})
+}
+
 // ---- API tokens ----
 
 func (a *API) listAPITokens(w http.ResponseWriter, r *http.Request) error {
@@ -601,7 +673,7 @@ func (a *API) listAPITokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.APIToken]{Items: toks})
+	return listPage(w, r, toks, func(t store.APIToken) string { return t.ID })
 }
 
 func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request) error {

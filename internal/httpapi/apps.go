@@ -39,7 +39,7 @@ func (a *API) appRoutes() {
 		for _, ap := range list {
 			out = append(out, appView{App: ap, Public: ap.Public()})
 		}
-		return writeJSON(w, http.StatusOK, listResponse[appView]{Items: out})
+		return listPage(w, r, out, func(v appView) string { return v.ClientID })
 	})
 	a.handle("POST /api/v1/apps", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in oauth.AppSpec

@@ -13,7 +13,7 @@ func (a *API) authorizerRoutes() {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, listResponse[store.Authorizer]{Items: as})
+		return listPage(w, r, as, func(a store.Authorizer) string { return a.Name })
 	})
 	a.handle("POST /api/v1/authorizers", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in registry.AuthorizerSpec

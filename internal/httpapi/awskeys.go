@@ -2,10 +2,8 @@ package httpapi
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 
-	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -17,31 +15,13 @@ type AWSKeys interface {
 	Revoke(ctx context.Context, id string) error
 }
 
-// AWSKeysHandler serves /api/v1/aws-keys (administrators only) with the
-// API's authentication and error format. It is mounted beside the API, at
-// "/api/v1/aws-keys" and "/api/v1/aws-keys/".
-func AWSKeysHandler(reg *registry.Service, keys AWSKeys, log *slog.Logger, maxBody int64) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if maxBody == 0 {
-		maxBody = 1 << 20
-	}
-	a := &API{reg: reg, log: log, maxBody: maxBody, mux: http.NewServeMux()}
-	a.awsKeyRoutes(keys)
-	a.mux.HandleFunc("/api/v1/aws-keys/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, a.log, errorf(http.StatusNotFound, "no API route %s %s", r.Method, r.URL.Path))
-	})
-	return a
-}
-
 func (a *API) awsKeyRoutes(keys AWSKeys) {
 	a.handle("GET /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
 		list, err := keys.List(r.Context())
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, listResponse[store.AWSAccessKey]{Items: list})
+		return listPage(w, r, list, func(k store.AWSAccessKey) string { return k.ID })
 	})
 	a.handle("POST /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in struct {

@@ -41,7 +41,11 @@ func (a *API) certRoutes() {
 		if err != nil {
 			return err
 		}
-		return list(w, toks, limit, func(t store.RegistrationToken) string { return t.ID })
+		views := make([]tokenView, len(toks))
+		for i, t := range toks {
+			views[i] = viewToken(&t)
+		}
+		return list(w, views, limit, func(t tokenView) string { return t.ID })
 	})
 	a.handle("POST /api/v1/registration-tokens", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in certs.NewRegistrationToken
@@ -54,16 +58,16 @@ func (a *API) certRoutes() {
 		}
 		w.Header().Set("Location", "/api/v1/registration-tokens/"+tok.ID)
 		return writeJSON(w, http.StatusCreated, struct {
-			*store.RegistrationToken
+			tokenView
 			Token string `json:"token"`
-		}{tok, secret})
+		}{viewToken(tok), secret})
 	})
 	a.handle("GET /api/v1/registration-tokens/{id}", write, func(w http.ResponseWriter, r *http.Request) error {
 		tok, err := a.certs.RegistrationToken(r.Context(), r.PathValue("id"))
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, tok)
+		return writeJSON(w, http.StatusOK, viewToken(tok))
 	})
 	a.handle("DELETE /api/v1/registration-tokens/{id}", write, func(w http.ResponseWriter, r *http.Request) error {
 		if err := a.certs.RevokeRegistrationToken(r.Context(), r.PathValue("id")); err != nil {
@@ -146,7 +150,7 @@ func (a *API) certRoutes() {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, listResponse[store.ManufacturerCA]{Items: ms})
+		return listPage(w, r, ms, func(m store.ManufacturerCA) string { return m.Name })
 	})
 	a.handle("POST /api/v1/manufacturer-cas", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in certs.NewManufacturerCA
@@ -189,4 +193,19 @@ func (a *API) certRoutes() {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+}
+
+// tokenView is a registration token as the API shows it: the maxUses of
+// an unlimited token (stored as 0) reads "unlimited".
+type tokenView struct {
+	store.RegistrationToken
+	MaxUses any `json:"maxUses"`
+}
+
+func viewToken(t *store.RegistrationToken) tokenView {
+	v := tokenView{RegistrationToken: *t, MaxUses: t.MaxUses}
+	if t.MaxUses == 0 {
+		v.MaxUses = "unlimited"
+	}
+	return v
 }

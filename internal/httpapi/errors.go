@@ -93,6 +93,8 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusUnauthorized, "wrong username or password"
 	case errors.Is(err, ErrCSRF):
 		p.Status, p.Detail = http.StatusForbidden, ErrCSRF.Error()
+	case errors.Is(err, registry.ErrSignInThrottled):
+		p.Status, p.Detail = http.StatusTooManyRequests, registry.ErrSignInThrottled.Error()
 	case errors.Is(err, ErrRateLimited):
 		p.Status, p.Detail = http.StatusTooManyRequests, ErrRateLimited.Error()
 	case errors.As(err, &request):
@@ -119,6 +121,8 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.Is(err, store.ErrStale):
 		p.Status, p.Detail = http.StatusPreconditionFailed, err.Error()
+	case store.IsUnavailable(err):
+		p.Status, p.Detail = http.StatusServiceUnavailable, "the database is unavailable; retry shortly"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		p.Status, p.Detail = http.StatusServiceUnavailable, "request cancelled or timed out"
 	default:
@@ -139,6 +143,8 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var later interface{ RetryAfter() time.Duration }
 	if errors.As(err, &later) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(later.RetryAfter().Seconds())))))
+	} else if status == http.StatusServiceUnavailable && store.IsUnavailable(err) {
+		w.Header().Set("Retry-After", "1")
 	}
 	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(r))

@@ -7,12 +7,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // decode reads exactly one JSON object from r's body into v, rejecting
-// unknown fields, trailing data and bodies over limit bytes.
+// unknown fields, trailing data, a null body and bodies over limit bytes.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -24,8 +25,14 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err != nil {
 		return err // *http.MaxBytesError maps to 413
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return errorf(http.StatusBadRequest, "request body is empty: want a JSON object")
+	}
+	// encoding/json decodes null into anything as "no change": a PATCH
+	// would save an empty patch, bump the version and log an event.
+	if string(trimmed) == "null" {
+		return errorf(http.StatusBadRequest, "request body is null: want a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -106,6 +113,33 @@ func list[T any](w http.ResponseWriter, items []T, limit int, key func(T) string
 	resp := listResponse[T]{Items: items}
 	if len(items) == limit && limit > 0 {
 		resp.Next = key(items[len(items)-1])
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// listPage writes the page ?after= and ?limit= ask for of items, a list
+// the store does not page: ordered by key, those at or before after left
+// out, at most limit of them, and next naming the last one sent when more
+// follow. It gives every list the bounds of page.
+func listPage[T any](w http.ResponseWriter, r *http.Request, items []T, key func(T) string) error {
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	slices.SortStableFunc(items, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	if after != "" {
+		i, _ := slices.BinarySearchFunc(items, after, func(it T, after string) int {
+			if key(it) <= after {
+				return -1
+			}
+			return 1
+		})
+		items = items[i:]
+	}
+	resp := listResponse[T]{Items: items}
+	if len(items) > limit {
+		resp.Items = items[:limit]
+		resp.Next = key(items[limit-1])
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

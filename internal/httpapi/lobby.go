@@ -83,8 +83,8 @@ func (a *API) lobbyRoutes() {
 	a.handle("POST /api/v1/lobby/devices/{device}/decommission", write, withReason(func(r *http.Request, dev, reason string) (*store.LobbyDevice, error) {
 		return a.lobby.Decommission(r.Context(), dev, reason)
 	}))
-	a.handle("POST /api/v1/lobby/devices/{device}/factory-reset", write, withReason(func(r *http.Request, dev, _ string) (*store.LobbyDevice, error) {
-		return a.lobby.FactoryReset(r.Context(), dev)
+	a.handle("POST /api/v1/lobby/devices/{device}/factory-reset", write, withReason(func(r *http.Request, dev, reason string) (*store.LobbyDevice, error) {
+		return a.lobby.FactoryResetReason(r.Context(), dev, reason)
 	}))
 	a.handle("GET /api/v1/lobby/devices/{device}/qr.png", read, func(w http.ResponseWriter, r *http.Request) error {
 		fp, err := lobby.ParseQR(r.PathValue("device"))

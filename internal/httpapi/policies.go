@@ -182,7 +182,7 @@ func (a *API) listPolicyAttachments(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.PolicyAttachment]{Items: as})
+	return listPage(w, r, as, attachmentKey)
 }
 
 func (a *API) listAllAttachments(w http.ResponseWriter, r *http.Request) error {
@@ -191,7 +191,7 @@ func (a *API) listAllAttachments(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listResponse[store.PolicyAttachment]{Items: as})
+	return listPage(w, r, as, attachmentKey)
 }
 
 func (a *API) attachPolicy(w http.ResponseWriter, r *http.Request) error {
@@ -323,4 +323,9 @@ func (a *API) simulate(w http.ResponseWriter, r *http.Request) error {
 		out.NotApplied = append(out.NotApplied, notAppliedView{viewOf(n.StatementRef), n.Why})
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// attachmentKey orders attachments as the store does.
+func attachmentKey(a store.PolicyAttachment) string {
+	return a.Policy + " " + a.TargetKind + " " + a.Target
 }

@@ -10,10 +10,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
-// maxImportBytes bounds an import body: a registry export may be much
-// larger than the admin API's usual requests.
-const maxImportBytes = 64 << 20
-
 func (a *API) transferRoutes() {
 	a.handle("GET /api/v1/registry/export", read, a.exportRegistry)
 	a.handle("POST /api/v1/registry/import", write, a.importRegistry)
@@ -69,7 +65,7 @@ func (a *API) importRegistry(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusBadRequest, "dryRun %q: want true or false", s)
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxImportBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxImport))
 	if err != nil {
 		return err
 	}

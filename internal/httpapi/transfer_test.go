@@ -1,12 +1,16 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // seedRegistry fills a fixture with one of every kind of record.
@@ -177,4 +181,45 @@ func freshDSN(t *testing.T, f *fixture) string {
 		return storetest.PostgresDSN(t)
 	}
 	return storetest.SQLiteDSN(t)
+}
+
+// TestRegistryImportBodyLimit: an import body over MaxImportBytes is 413
+// and creates nothing; one under it, though larger than MaxBodyBytes, is
+// imported.
+func TestRegistryImportBodyLimit(t *testing.T) {
+	env := testenv.Core(t)
+	boot, err := env.Registry.EnsureBootstrap(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Registry: env.Registry, Events: env.Events, MaxBodyBytes: 1024, MaxImportBytes: 4096}))
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv, store: env.Store, admin: boot.Token}
+	rows := func(n int) string {
+		var b strings.Builder
+		b.WriteString("kind,name,thing_type,attributes,state\n")
+		for i := range n {
+			fmt.Fprintf(&b, "thing,imported-%03d,,,\n", i)
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name   string
+		rows   int
+		want   int
+		things int64
+	}{
+		{"over the import limit", 250, http.StatusRequestEntityTooLarge, 0},
+		{"over the body limit, under the import limit", 100, http.StatusOK, 100},
+	}
+	for _, tc := range tests {
+		body := rows(tc.rows)
+		r := f.importFile(t, "csv", body, false)
+		if r.status != tc.want {
+			t.Fatalf("%s (%d bytes): %d %s, want %d", tc.name, len(body), r.status, r.raw, tc.want)
+		}
+		if n, _ := env.Store.CountThings(t.Context()); n != tc.things {
+			t.Errorf("%s: %d things, want %d", tc.name, n, tc.things)
+		}
+	}
 }

@@ -75,11 +75,6 @@ func (r Result) PerCoreSecond() float64 {
 	return float64(r.Delivered) / r.BrokerCPU.Seconds()
 }
 
-type client struct {
-	*paho.Client
-	got atomic.Int64
-}
-
 func connect(ctx context.Context, addr string, c Credential, onMessage func()) (*paho.Client, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

@@ -394,6 +394,15 @@ func (s *Service) end(ctx context.Context, device, reason, to, typ string, creat
 // assignment are forgotten, a certificate commissioned here is deactivated,
 // and the device is told {"config":"factory reset"}.
 func (s *Service) FactoryReset(ctx context.Context, device string) (*store.LobbyDevice, error) {
+	return s.FactoryResetReason(ctx, device, "")
+}
+
+// FactoryResetReason is FactoryReset keeping reason in the device's
+// history ("factory reset" when empty).
+func (s *Service) FactoryResetReason(ctx context.Context, device, reason string) (*store.LobbyDevice, error) {
+	if reason == "" {
+		reason = "factory reset"
+	}
 	fp, err := ParseQR(device)
 	if err != nil {
 		return nil, err
@@ -421,7 +430,7 @@ func (s *Service) FactoryReset(ctx context.Context, device string) (*store.Lobby
 		} else if err := l.attachLobbyPolicy(); err != nil {
 			return err
 		}
-		if err := l.move(to, "lobby.reset", "factory reset", nil); err != nil {
+		if err := l.move(to, "lobby.reset", reason, nil); err != nil {
 			return err
 		}
 		s.clearLater(l, true)

@@ -47,6 +47,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -165,7 +167,22 @@ func New(c Config) (*Service, error) {
 	}
 	clock := c.Now
 	now := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
+	c.Registry.RequirePolicy(PolicyName, policyRequirements()...)
 	return &Service{cfg: c, store: c.Store, reg: c.Registry, certs: c.Certs, events: c.Events, now: now, log: c.Logger}, nil
+}
+
+// policyRequirements are what the lobby policy must keep allowing a lobby
+// session (client id = certificate fingerprint): connecting, knocking and
+// receiving its assignment. A version that denies any of them is refused.
+func policyRequirements() []registry.PolicyRequirement {
+	fp := strings.Repeat("0", 64)
+	ctx := policy.Context{ClientID: fp}
+	return []registry.PolicyRequirement{
+		{Who: "lobby devices", Context: ctx, Action: policy.ActionConnect, Resource: fp},
+		{Who: "lobby devices", Context: ctx, Action: policy.ActionPublish, Resource: KnockTopic(fp)},
+		{Who: "lobby devices", Context: ctx, Action: policy.ActionSubscribe, Resource: AssignmentTopic(fp)},
+		{Who: "lobby devices", Context: ctx, Action: policy.ActionReceive, Resource: AssignmentTopic(fp)},
+	}
 }
 
 // EnsurePolicy creates the built-in lobby policy unless it exists.

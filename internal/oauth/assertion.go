@@ -25,6 +25,10 @@ import (
 // cache stays small.
 const maxAssertionLifetime = time.Hour
 
+// assertionLeeway is the clock skew tolerated in client assertions: they
+// are signed by the clients' clocks, not Gatehouse's.
+const assertionLeeway = 30 * time.Second
+
 // assertionAlgorithms may sign client assertions. "none" and HS* are not
 // among them: a thing's registered key is always asymmetric.
 func assertionAlgorithms() []jose.SignatureAlgorithm {
@@ -114,18 +118,18 @@ func (s *Server) authenticateAssertion(ctx context.Context, clientID, assertion,
 	switch {
 	case cl.Expiry == 0:
 		return nil, invalidClient("client assertion has no exp")
-	case now.After(exp.Add(leeway)):
+	case now.After(exp.Add(assertionLeeway)):
 		return nil, invalidClient("client assertion expired")
 	case exp.Sub(now) > maxAssertionLifetime:
 		return nil, invalidClient("client assertion lives longer than %s", maxAssertionLifetime)
-	case cl.NotBefore != 0 && now.Add(leeway).Before(time.Unix(cl.NotBefore, 0)):
+	case cl.NotBefore != 0 && now.Add(assertionLeeway).Before(time.Unix(cl.NotBefore, 0)):
 		return nil, invalidClient("client assertion not valid yet")
-	case cl.IssuedAt != 0 && now.Add(leeway).Before(time.Unix(cl.IssuedAt, 0)):
+	case cl.IssuedAt != 0 && now.Add(assertionLeeway).Before(time.Unix(cl.IssuedAt, 0)):
 		return nil, invalidClient("client assertion issued in the future")
 	case cl.JTI == "" || len(cl.JTI) > 256:
 		return nil, invalidClient("client assertion needs a jti of at most 256 bytes")
 	}
-	err = s.store.UseAssertionID(ctx, id, cl.JTI, exp.Add(leeway), now)
+	err = s.store.UseAssertionID(ctx, id, cl.JTI, exp.Add(assertionLeeway), now)
 	if errors.Is(err, store.ErrExists) {
 		return nil, invalidClient("client assertion was already used")
 	}

@@ -139,6 +139,10 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		result error
 		notify []func()
 	)
+	aud, err := s.audienceFor(r.PostForm)
+	if err != nil {
+		return nil, err
+	}
 	codeHash := HashSecret(r.Data.Code)
 	ctx = withAfterCommit(ctx, &notify)
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -171,7 +175,7 @@ func (s *Server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 			return nil
 		}
 		// The login page saved the code at sign-in, expiring authCodeTTL later.
-		signIn := idTokenParams{nonce: ar.Nonce, authTime: ar.ExpiresAt.Add(-authCodeTTL)}
+		signIn := tokenRequest{nonce: ar.Nonce, authTime: ar.ExpiresAt.Add(-authCodeTTL), audience: aud}
 		resp, err = s.issueDelegated(ctx, tx, key, c, ar.Subject, ar.Scopes, codeFamily(codeHash), string(oidc.GrantTypeCode), signIn)
 		return err
 	})

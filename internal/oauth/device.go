@@ -123,6 +123,10 @@ func (s *Server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid device code")
 	}
 	hash := HashSecret(r.Data.DeviceCode)
+	aud, err := s.audienceFor(r.PostForm)
+	if err != nil {
+		return nil, err
+	}
 	key, err := s.keys.current(ctx)
 	if err != nil {
 		return nil, s.serverError(ctx, "signing key", err)
@@ -162,7 +166,7 @@ func (s *Server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 			if err := tx.UpdateDeviceAuthorization(ctx, d); err != nil {
 				return err
 			}
-			resp, err = s.issueDelegated(ctx, tx, key, c, d.Subject, d.Scopes, "", string(oidc.GrantTypeDeviceCode), idTokenParams{authTime: d.DecidedAt})
+			resp, err = s.issueDelegated(ctx, tx, key, c, d.Subject, d.Scopes, "", string(oidc.GrantTypeDeviceCode), tokenRequest{authTime: d.DecidedAt, audience: aud})
 			return err
 		}
 		// Pending.

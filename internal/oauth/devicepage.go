@@ -72,12 +72,12 @@ func (s *Server) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devicePage) {
 	ctx := r.Context()
-	if !s.guesses.allow(clientAddr(r), s.now()) {
-		w.Header().Set("Retry-After", "30")
+	code := normalizeUserCode(r.PostForm.Get("user_code"))
+	if ok, wait := s.guesses.allow(clientAddr(r), code); !ok {
+		setRetryAfter(w, wait)
 		s.renderDevice(w, r, http.StatusTooManyRequests, page, "Too many attempts. Please wait a minute and try again.")
 		return
 	}
-	code := normalizeUserCode(r.PostForm.Get("user_code"))
 	if len(code) != userCodeLength {
 		s.renderDevice(w, r, http.StatusBadRequest, page, "That code is not valid or has expired.")
 		return
@@ -95,6 +95,11 @@ func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devic
 	user, err := s.registry.Authenticate(ctx, page.Username, r.PostForm.Get("password"))
 	if errors.Is(err, registry.ErrBadCredentials) {
 		s.renderDevice(w, r, http.StatusUnauthorized, page, "Wrong username or password.")
+		return
+	}
+	if wait, ok := throttled(err); ok {
+		setRetryAfter(w, wait)
+		s.renderDevice(w, r, http.StatusTooManyRequests, page, "Too many failed sign-ins for this account. Please wait a few seconds and try again.")
 		return
 	}
 	if err != nil {
@@ -127,7 +132,7 @@ func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devic
 	}
 	page.Step, page.Username, page.Consent = "consent", user.Username, consent
 	page.ClientID, page.Scopes = d.ClientID, d.Scopes
-	if _, static := s.clients[d.ClientID]; !static {
+	if _, static := s.clients[d.ClientID]; !static && !isApp(d.ClientID) {
 		if tc, err := s.store.GetThingClient(ctx, d.ClientID); err == nil {
 			page.ThingName, page.ThingType, page.Relation = tc.Name, tc.ThingType, tc.ApproverRelation
 		}
@@ -173,7 +178,9 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 		}
 		subject := "client/" + d.ClientID
 		var relation string
-		if _, static := s.clients[d.ClientID]; !static {
+		// Only things have approver relations: static clients and apps
+		// are no things.
+		if _, static := s.clients[d.ClientID]; !static && !isApp(d.ClientID) {
 			tc, err := tx.GetThingClient(ctx, d.ClientID)
 			if err != nil {
 				return err
@@ -186,8 +193,8 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 		}
 		evs = append(evs, ev)
 		if approve && relation != "" {
-			rel := &store.Relationship{SubjectKind: store.KindUser, Subject: d.Subject, Relation: relation, ObjectKind: store.KindThing, Object: d.ClientID, CreatedAt: s.now().UTC()}
-			switch err := tx.AddRelationship(ctx, rel); {
+			rel, err := s.registry.AddRelationshipInTx(ctx, tx, store.Relationship{SubjectKind: store.KindUser, Subject: d.Subject, Relation: relation, ObjectKind: store.KindThing, Object: d.ClientID})
+			switch {
 			case errors.Is(err, store.ErrExists):
 			case err != nil:
 				return err
@@ -212,6 +219,11 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, page *devi
 		return
 	}
 	s.events.Notify(evs...)
+	if approve {
+		// The approver's new relationship changes what their policies
+		// resolve to.
+		s.registry.InvalidatePolicies()
+	}
 	page.Step, page.Approved = "done", approve
 	s.renderDevice(w, r, http.StatusOK, page, "")
 }

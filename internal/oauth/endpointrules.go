@@ -1,7 +1,9 @@
 package oauth
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -103,4 +105,26 @@ func (s *Server) supportedGrant(grant string) bool {
 		}
 	}
 	return false
+}
+
+// audienceFor is the aud of an access token requested with form: the
+// resource indicators it names (RFC 8707 section 2; the parameter may
+// repeat), each of them registered (Config.Resources) or the default
+// audience, else invalid_target. Without resource it is nil: the default
+// audience.
+func (s *Server) audienceFor(form url.Values) ([]string, error) {
+	asked := form["resource"]
+	if len(asked) == 0 {
+		return nil, nil
+	}
+	out := make([]string, 0, len(asked))
+	for _, r := range asked {
+		if !slices.Contains(s.resources, r) && !slices.Contains(s.audience, r) {
+			return nil, &oidc.Error{ErrorType: oidc.InvalidTarget, Description: fmt.Sprintf("resource %q is not a registered resource", truncate(r))}
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }

@@ -259,7 +259,7 @@ func (s *Server) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 }
 
 func (s *Server) revokeAccessToken(ctx context.Context, cl *claims, reason string) error {
-	exp := time.Unix(cl.Expiry, 0).Add(leeway)
+	exp := time.Unix(cl.Expiry, 0)
 	err := s.change(ctx, "token.revoked", func(tx *store.Tx) (string, any, error) {
 		subject := "client/" + cl.ClientID
 		if cl.ThingName != "" {

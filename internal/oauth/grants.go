@@ -3,7 +3,6 @@ package oauth
 import (
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +21,11 @@ const RefreshTokenPrefix = "ghr_"
 // (normally a thing) gets a token for itself.
 func (s *Server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
 	c := r.Client.(*client)
-	resp, err := s.issueForClient(ctx, c, r.Data.Scope)
+	aud, err := s.audienceFor(r.PostForm)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.issueForClient(ctx, c, r.Data.Scope, aud)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +34,7 @@ func (s *Server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 
 // issueForClient issues a client-credentials token: the client is the
 // subject.
-func (s *Server) issueForClient(ctx context.Context, c *client, requested []string) (*oidc.AccessTokenResponse, error) {
+func (s *Server) issueForClient(ctx context.Context, c *client, requested, audience []string) (*oidc.AccessTokenResponse, error) {
 	if c.method == oidc.AuthMethodNone {
 		return nil, invalidClient("client must authenticate")
 	}
@@ -42,7 +45,7 @@ func (s *Server) issueForClient(ctx context.Context, c *client, requested []stri
 	if err != nil {
 		return nil, err
 	}
-	g := grant{grantType: string(oidc.GrantTypeClientCredentials), clientID: c.id, subject: c.id, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx)}
+	g := grant{grantType: string(oidc.GrantTypeClientCredentials), clientID: c.id, subject: c.id, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx), audience: audience}
 	key, err := s.keys.current(ctx)
 	if err != nil {
 		return nil, s.serverError(ctx, "signing key", err)
@@ -120,8 +123,8 @@ func (e issuedEvent) MarshalJSON() ([]byte, error) {
 // issueDelegated issues an access token and a new refresh token for a user
 // delegated grant inside tx, and an ID token if the grant is a person's
 // with the openid scope. familyID "" starts a new family.
-func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingKey, c *client, subject string, scopes []string, familyID, grantType string, signIn idTokenParams) (*oidc.AccessTokenResponse, error) {
-	g := grant{grantType: grantType, clientID: c.id, subject: subject, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx)}
+func (s *Server) issueDelegated(ctx context.Context, tx *store.Tx, key *signingKey, c *client, subject string, scopes []string, familyID, grantType string, signIn tokenRequest) (*oidc.AccessTokenResponse, error) {
+	g := grant{grantType: grantType, clientID: c.id, subject: subject, thing: c.thingName(), thingType: c.thingType(), scopes: scopes, cnf: boundThumbprint(ctx), audience: signIn.audience}
 	user, err := personGrant(ctx, tx, &g)
 	if err != nil {
 		return nil, err
@@ -172,6 +175,10 @@ func (s *Server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	c := r.Client.(*client)
 	if !c.hasGrant(oidc.GrantTypeRefreshToken) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("client may not use refresh tokens")
+	}
+	aud, err := s.audienceFor(r.PostForm)
+	if err != nil {
+		return nil, err
 	}
 	presented := r.Data.RefreshToken
 	if len(presented) > maxSecretBytes || !strings.HasPrefix(presented, RefreshTokenPrefix) {
@@ -231,7 +238,7 @@ func (s *Server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 			return err
 		}
 		// A refreshed ID token keeps the original sign-in time (Core 12.2).
-		resp, err = s.issueDelegated(ctx, tx, key, c, rt.Subject, scopes, rt.FamilyID, string(oidc.GrantTypeRefreshToken), idTokenParams{authTime: rt.AuthTime})
+		resp, err = s.issueDelegated(ctx, tx, key, c, rt.Subject, scopes, rt.FamilyID, string(oidc.GrantTypeRefreshToken), tokenRequest{authTime: rt.AuthTime, audience: aud})
 		return err
 	})
 	if err != nil {
@@ -330,6 +337,3 @@ func runAll(fns []func()) {
 		fn()
 	}
 }
-
-// badRequest wraps an oidc error with status 400.
-func badRequest(e *oidc.Error) error { return op.NewStatusError(e, http.StatusBadRequest) }

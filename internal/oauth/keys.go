@@ -147,24 +147,6 @@ func (kr *keyring) published(ctx context.Context) ([]*signingKey, error) {
 	return out, nil
 }
 
-// algorithms lists the algorithms of published keys, for verification.
-func (kr *keyring) algorithms() []jose.SignatureAlgorithm {
-	kr.mu.RLock()
-	defer kr.mu.RUnlock()
-	seen := map[string]bool{}
-	var out []jose.SignatureAlgorithm
-	for _, k := range kr.byKID {
-		if !seen[k.alg] {
-			seen[k.alg] = true
-			out = append(out, jose.SignatureAlgorithm(k.alg))
-		}
-	}
-	if len(out) == 0 {
-		out = []jose.SignatureAlgorithm{jose.SignatureAlgorithm(kr.s.alg)}
-	}
-	return out
-}
-
 // load reads the unretired keys from the store and opens them.
 func (kr *keyring) load(ctx context.Context) error {
 	rows, err := kr.s.store.ListSigningKeys(ctx)

@@ -83,14 +83,19 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page.Username = r.PostForm.Get("username")
-	if !s.guesses.allow(clientAddr(r), s.now()) {
-		w.Header().Set("Retry-After", "30")
+	if ok, wait := s.guesses.allow(clientAddr(r), ""); !ok {
+		setRetryAfter(w, wait)
 		s.renderLogin(w, r, http.StatusTooManyRequests, page, "Too many attempts. Please wait a minute and try again.")
 		return
 	}
 	user, err := s.registry.Authenticate(ctx, page.Username, r.PostForm.Get("password"))
 	if errors.Is(err, registry.ErrBadCredentials) {
 		s.renderLogin(w, r, http.StatusUnauthorized, page, "Wrong username or password.")
+		return
+	}
+	if wait, ok := throttled(err); ok {
+		setRetryAfter(w, wait)
+		s.renderLogin(w, r, http.StatusTooManyRequests, page, "Too many failed sign-ins for this account. Please wait a few seconds and try again.")
 		return
 	}
 	if err != nil {

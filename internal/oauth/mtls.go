@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -42,6 +44,33 @@ func peerCertificates(ctx context.Context) []*x509.Certificate {
 func Thumbprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// ThumbprintFingerprint turns an x5t#S256 thumbprint into the
+// certificate's fingerprint, its id in the certificate service: the same
+// SHA-256, as lowercase hex.
+func ThumbprintFingerprint(x5t string) (string, error) {
+	sum, err := base64.RawURLEncoding.Strict().DecodeString(x5t)
+	if err != nil || len(sum) != sha256.Size {
+		return "", fmt.Errorf("%w: x5t#S256 %q is not a base64url SHA-256", ErrInvalidToken, x5t)
+	}
+	return hex.EncodeToString(sum), nil
+}
+
+// checkBound refuses a token bound to a certificate whose status says it
+// may no longer be used (see Config.CertificateStatus).
+func (s *Server) checkBound(ctx context.Context, c *claims) error {
+	if c.Cnf == nil || s.certStatus == nil {
+		return nil
+	}
+	fp, err := ThumbprintFingerprint(c.Cnf.X5tS256)
+	if err != nil {
+		return err
+	}
+	if err := s.certStatus(ctx, fp); err != nil {
+		return fmt.Errorf("%w: bound certificate: %w", ErrInvalidToken, err)
+	}
+	return nil
 }
 
 // boundThumbprint is what a token issued in ctx is bound to: the client

@@ -95,6 +95,11 @@ type Config struct {
 	HS256Secret []byte
 	// Audience is the "aud" of access tokens; default [Issuer].
 	Audience []string
+	// Resources are the resource indicators clients may ask tokens for
+	// (RFC 8707): a token requested with resource=R has aud [R] and is not
+	// accepted by Gatehouse's own resource servers (broker, HTTPS publish),
+	// which want Audience.
+	Resources []string
 	// AccessTokenTTL defaults to 1h, RefreshTokenTTL to 30 days,
 	// DeviceCodeTTL to 10 minutes, KeyRotation to 30 days.
 	AccessTokenTTL, RefreshTokenTTL, DeviceCodeTTL, KeyRotation time.Duration
@@ -117,9 +122,15 @@ type Config struct {
 	// it the metadata advertises tls_client_auth, certificate-bound tokens
 	// and the endpoints' mtls_endpoint_aliases (RFC 8705 section 5).
 	MTLSBaseURL string
-	Now         func() time.Time
-	Rand        io.Reader
-	Logger      *slog.Logger
+	// CertificateStatus tells whether the certificate a token is bound to,
+	// by its fingerprint (lowercase hex SHA-256), may still be used; it is
+	// asked at every verification of a bound token, so revoking or
+	// deactivating the certificate retires its tokens at once. Nil
+	// accepts bound tokens on their thumbprint alone.
+	CertificateStatus func(ctx context.Context, fingerprint string) error
+	Now               func() time.Time
+	Rand              io.Reader
+	Logger            *slog.Logger
 
 	// PasswordGrant enables the resource owner password grant for
 	// confidential registered apps (password.go).
@@ -134,7 +145,9 @@ type Server struct {
 
 	store                                           *store.Store
 	clientCerts                                     ClientCertificates
+	resources                                       []string
 	mtlsBaseURL                                     string
+	certStatus                                      func(ctx context.Context, fingerprint string) error
 	registry                                        *registry.Service
 	events                                          *events.Log
 	issuer                                          string
@@ -242,9 +255,11 @@ func New(cfg Config) (*Server, error) {
 		issuer: iss.String(), issuerURL: iss, sealer: cfg.Sealer, alg: cfg.Algorithm, hsSecret: slices.Clone(cfg.HS256Secret),
 		atTTL: cfg.AccessTokenTTL, rtTTL: cfg.RefreshTokenTTL, deviceTTL: cfg.DeviceCodeTTL, rotation: cfg.KeyRotation,
 		pollInterval: cfg.DevicePollInterval, defaultScopes: slices.Clone(cfg.DefaultScopes),
-		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
+		clients: map[string]*StaticClient{}, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger, clientCerts: cfg.ClientCertificates,
+		certStatus: cfg.CertificateStatus, mtlsBaseURL: strings.TrimSuffix(cfg.MTLSBaseURL, "/"),
 	}
 	s.audience = slices.Clone(cfg.Audience)
+	s.resources = slices.Clone(cfg.Resources)
 	if len(s.audience) == 0 {
 		s.audience = []string{s.issuer}
 	}
@@ -282,7 +297,7 @@ func New(cfg Config) (*Server, error) {
 	s.verified = newVerifiedCache()
 	s.issued = s.events.NewBatcher(4096, s.log)
 	s.limits = cfg.Limits
-	s.guesses = newGuessLimiter(cfg.Limits.UserCodePerIP, s.now)
+	s.guesses = newGuessLimiter(cfg.Limits, s.now)
 	if s.deviceTmpl, err = parsePage("device"); err != nil {
 		return nil, fmt.Errorf("oauth: device page template: %w", err)
 	}
@@ -339,6 +354,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(PathAuthorize, s.withIssuer(o))
 	mux.Handle("GET "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
 	mux.Handle("POST "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
+	s.amRoutes(mux, mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBodyBytes)
@@ -391,8 +407,14 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // serverError turns an internal failure into an RFC 6749 server_error
-// without leaking its text to the client, and logs it.
+// without leaking its text to the client, and logs it. A lost database
+// connection (store.ErrUnavailable) is temporarily_unavailable, 503: the
+// client may retry at once.
 func (s *Server) serverError(ctx context.Context, what string, err error) error {
+	if store.IsUnavailable(err) {
+		s.log.WarnContext(ctx, what, "err", err)
+		return op.NewStatusError(&oidc.Error{ErrorType: "temporarily_unavailable", Description: "the database is unavailable; retry shortly"}, http.StatusServiceUnavailable)
+	}
 	s.log.ErrorContext(ctx, what, "err", err)
 	return op.NewStatusError(oidc.ErrServerError().WithDescription("internal error"), http.StatusInternalServerError)
 }

@@ -73,11 +73,14 @@ type idTokenClaims struct {
 	EmailVerified     *bool  `json:"email_verified,omitempty"`
 }
 
-// idTokenParams is what the grant knows about the sign-in: the nonce of
-// the authorization request and when the person signed in.
-type idTokenParams struct {
+// tokenRequest is what a grant brings to the tokens it issues: the nonce
+// of the authorization request and when the person signed in (for the ID
+// token), and the audience asked for with RFC 8707 resource indicators
+// (nil: the default audience).
+type tokenRequest struct {
 	nonce    string
 	authTime time.Time
+	audience []string
 }
 
 // profileClaims are the claims about u that scopes allow, shared by the
@@ -96,7 +99,7 @@ func profileClaims(u *store.User, scopes []string) (preferred, name, email strin
 
 // mintIDToken signs an ID token for user u, issued to clientID together
 // with accessToken.
-func (s *Server) mintIDToken(key *signingKey, u *store.User, clientID string, scopes []string, accessToken string, p idTokenParams) (string, error) {
+func (s *Server) mintIDToken(key *signingKey, u *store.User, clientID string, scopes []string, accessToken string, p tokenRequest) (string, error) {
 	now := s.now()
 	c := idTokenClaims{
 		Issuer: s.issuer, Subject: u.ID, Audience: clientID, AuthorizedParty: clientID,

@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
@@ -248,6 +249,48 @@ func TestUserinfoRefusals(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.want || resp.Header.Get("WWW-Authenticate") != tc.challenge {
 			t.Errorf("%s: %d %q, want %d %q", tc.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tc.want, tc.challenge)
+		}
+	}
+}
+
+// TestResourceIndicators: a client names the resource server it wants a
+// token for (RFC 8707) with x/oauth2's client credentials; the token's aud
+// is that resource, which verifies it with go-oidc as its own audience,
+// while Gatehouse's own resource servers refuse it. Unregistered
+// resources are invalid_target.
+func TestResourceIndicators(t *testing.T) {
+	const api = "https://api.example.com/telemetry"
+	e := newEnv(t, storetest.SQLiteDSN(t), func(cfg *oauth.Config) { cfg.Resources = []string{api} })
+	ctx := gooidc.ClientContext(t.Context(), e.http.Client())
+	cc := clientcredentials.Config{ClientID: "sensor-1", ClientSecret: e.secrets["sensor-1"], TokenURL: e.url(oauth.PathToken),
+		EndpointParams: url.Values{"resource": {api}}}
+	tok, err := cc.Token(ctx)
+	if err != nil {
+		t.Fatalf("token for %s: %v", api, err)
+	}
+	provider, err := gooidc.NewProvider(ctx, e.http.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.Verifier(&gooidc.Config{ClientID: api, Now: e.clock.Now}).Verify(ctx, tok.AccessToken); err != nil {
+		t.Errorf("the resource server %s cannot verify its token: %v", api, err)
+	}
+	if _, err := e.srv.VerifyAccessToken(ctx, tok.AccessToken); err == nil {
+		t.Error("Gatehouse's own resource servers accept a token for another resource")
+	}
+	// Without resource: the default audience, the issuer.
+	cc.EndpointParams = nil
+	plain, err := cc.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.Verifier(&gooidc.Config{ClientID: e.http.URL, Now: e.clock.Now}).Verify(ctx, plain.AccessToken); err != nil {
+		t.Errorf("default audience: %v", err)
+	}
+	for _, res := range [][]string{{"https://evil.example/"}, {api, "https://evil.example/"}} {
+		status, body := e.postForm(oauth.PathToken, url.Values{"grant_type": {"client_credentials"}, "resource": res}, "sensor-1", e.secrets["sensor-1"])
+		if status != 400 || body["error"] != "invalid_target" {
+			t.Errorf("resource %v = %d %v, want 400 invalid_target", res, status, body)
 		}
 	}
 }

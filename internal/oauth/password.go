@@ -76,21 +76,28 @@ func (s *Server) passwordToken(r *http.Request) (*oidc.AccessTokenResponse, erro
 	if err != nil {
 		return nil, err
 	}
-	if !s.guesses.allow(clientAddr(r), s.now()) {
+	if ok, _ := s.guesses.allow(clientAddr(r), ""); !ok {
 		return nil, op.NewStatusError(oidc.ErrSlowDown().WithDescription("too many attempts"), http.StatusTooManyRequests)
 	}
 	user, err := s.registry.Authenticate(ctx, f.Get("username"), f.Get("password"))
 	if errors.Is(err, registry.ErrBadCredentials) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("wrong username or password")
 	}
+	if errors.Is(err, registry.ErrSignInThrottled) {
+		return nil, op.NewStatusError(oidc.ErrSlowDown().WithDescription("too many failed sign-ins for this account; retry shortly"), http.StatusTooManyRequests)
+	}
 	if err != nil {
 		return nil, s.serverError(ctx, "password grant: authenticate", err)
 	}
-	return s.issueForPerson(ctx, c, user.Username, scopes, GrantPassword)
+	aud, err := s.audienceFor(f)
+	if err != nil {
+		return nil, err
+	}
+	return s.issueForPerson(ctx, c, user.Username, scopes, GrantPassword, aud)
 }
 
 // issueForPerson issues a person's access and refresh tokens to client c.
-func (s *Server) issueForPerson(ctx context.Context, c *client, username string, scopes []string, grantType string) (*oidc.AccessTokenResponse, error) {
+func (s *Server) issueForPerson(ctx context.Context, c *client, username string, scopes []string, grantType string, audience []string) (*oidc.AccessTokenResponse, error) {
 	key, err := s.keys.current(ctx)
 	if err != nil {
 		return nil, s.serverError(ctx, "signing key", err)
@@ -103,7 +110,7 @@ func (s *Server) issueForPerson(ctx context.Context, c *client, username string,
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		notify = notify[:0]
 		// The person authenticated with this very request.
-		resp, err = s.issueDelegated(ctx, tx, key, c, username, scopes, "", grantType, idTokenParams{authTime: s.now()})
+		resp, err = s.issueDelegated(ctx, tx, key, c, username, scopes, "", grantType, tokenRequest{authTime: s.now(), audience: audience})
 		return err
 	})
 	if errors.Is(err, errUserInactive) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
 // Limits are the authorization server's abuse limits (package ratelimit);
@@ -30,34 +32,74 @@ type Limits struct {
 	// budget. Over it: 429, Retry-After, RFC 6749 body.
 	TokenPerClient *ratelimit.Limiter
 	// UserCodePerIP counts user code and password attempts on the device
-	// page per client address. Nil means the default, 10 per 5 minutes.
+	// page (and the login page and password grant) per client address.
+	// Nil means the default, 10 per 5 minutes.
 	UserCodePerIP *ratelimit.Limiter
+	// UserCodePerCode counts attempts on the device page per user code
+	// entered. Nil means the default, 10 per 10 minutes.
+	UserCodePerCode *ratelimit.Limiter
+	// UserCodeTotal counts the attempts every address makes together,
+	// after the per-address and per-code limits passed them. Nil means
+	// the default, 2000 at once then 100 a second: far more than a few
+	// addresses can use up, so they cannot lock everyone out.
+	UserCodeTotal *ratelimit.Limiter
 }
 
-// limiter slows down user code (and password) guessing on the
-// verification page: a bucket per client address plus one shared by all
-// addresses (200 at once, then 10 a second), so that many addresses
-// together still guess slowly.
+// limiter slows down user code (and password) guessing on the browser
+// pages: an attempt is counted against its client address first, then
+// against the user code it names, and only an attempt both allow is
+// counted against the bucket shared by all addresses. A few addresses
+// spend their own buckets, not everyone's.
 type limiter struct {
-	perKey *ratelimit.Limiter
-	all    *ratelimit.Limiter
+	perAddr, perCode, all *ratelimit.Limiter
 }
 
-func newGuessLimiter(perKey *ratelimit.Limiter, now func() time.Time) *limiter {
-	if perKey == nil {
-		perKey = ratelimit.New("deviceUserCodePerIP", ratelimit.Rate{Burst: 10, Per: 5 * time.Minute}, ratelimit.Options{Now: now})
+func newGuessLimiter(l Limits, now func() time.Time) *limiter {
+	g := &limiter{perAddr: l.UserCodePerIP, perCode: l.UserCodePerCode, all: l.UserCodeTotal}
+	if g.perAddr == nil {
+		g.perAddr = ratelimit.New("deviceUserCodePerIP", ratelimit.Rate{Burst: 10, Per: 5 * time.Minute}, ratelimit.Options{Now: now})
 	}
-	return &limiter{perKey: perKey, all: ratelimit.New("deviceUserCodeTotal", ratelimit.Rate{Burst: 200, Per: 20 * time.Second}, ratelimit.Options{Now: now, MaxKeys: 1})}
+	if g.perCode == nil {
+		g.perCode = ratelimit.New("deviceUserCodePerCode", ratelimit.Rate{Burst: 10, Per: 10 * time.Minute}, ratelimit.Options{Now: now})
+	}
+	if g.all == nil {
+		g.all = ratelimit.New("deviceUserCodeTotal", ratelimit.Rate{Burst: 2000, Per: 20 * time.Second}, ratelimit.Options{Now: now, MaxKeys: 1})
+	}
+	return g
 }
 
-// allow reports whether key may make an attempt now, and counts it.
-func (l *limiter) allow(key string, _ time.Time) bool {
-	key = ratelimit.AddrKey(key)
-	if ok, _ := l.perKey.Allow(key); !ok {
-		return false
+// allow reports whether an attempt from addr naming code ("" when the
+// page has none) may go ahead now, and counts it; if not, how long until
+// it may.
+func (l *limiter) allow(addr, code string) (bool, time.Duration) {
+	if ok, wait := l.perAddr.Allow(ratelimit.AddrKey(addr)); !ok {
+		return false, wait
 	}
-	ok, _ := l.all.Allow("")
-	return ok
+	if code != "" {
+		if ok, wait := l.perCode.Allow(code); !ok {
+			return false, wait
+		}
+	}
+	return l.all.Allow("")
+}
+
+// setRetryAfter sets Retry-After to wait in whole seconds (at least 1).
+func setRetryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+}
+
+// throttled reports whether err is registry.ErrSignInThrottled, and the
+// wait it names.
+func throttled(err error) (time.Duration, bool) {
+	if !errors.Is(err, registry.ErrSignInThrottled) {
+		return 0, false
+	}
+	wait := time.Second
+	var later interface{ RetryAfter() time.Duration }
+	if errors.As(err, &later) {
+		wait = later.RetryAfter()
+	}
+	return wait, true
 }
 
 // limitTokens applies Limits to the token endpoints in front of next.
@@ -98,7 +140,7 @@ func (s *Server) limitTokens(next http.Handler) http.Handler {
 // writeLimited answers a limited token request: 429, Retry-After in whole
 // seconds, and an RFC 6749 section 5.2 error body.
 func writeLimited(w http.ResponseWriter, wait time.Duration, why string) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	setRetryAfter(w, wait)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusTooManyRequests, &oidc.Error{ErrorType: "temporarily_unavailable", Description: why + "; retry later"})
 }

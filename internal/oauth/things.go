@@ -84,7 +84,7 @@ func (s *Server) serveThingToken(w http.ResponseWriter, r *http.Request) {
 		// A gateway asks for a token for one of its children.
 		resp, err = s.issueForChild(ctx, c, name, scopes)
 	} else {
-		resp, err = s.issueForClient(ctx, c, scopes)
+		resp, err = s.issueForClient(ctx, c, scopes, nil)
 	}
 	if err != nil {
 		fail(err)

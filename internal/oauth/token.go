@@ -15,8 +15,13 @@ import (
 	"time"
 )
 
-// leeway is the clock skew tolerated when checking exp, nbf and iat.
-const leeway = 30 * time.Second
+// Gatehouse's own access tokens expire at exp with no leeway: the instant
+// exp is reached they are refused everywhere - at CONNECT, at re-checks,
+// by the broker's kick of live sessions - by the same clock (Config.Now).
+// issuedSkew only tolerates an iat or nbf a little ahead of this replica's
+// clock, for a token another replica just issued; it lengthens no token's
+// life.
+const issuedSkew = 30 * time.Second
 
 // revocationReload bounds how long a replica may miss a revocation made by
 // another replica.
@@ -114,6 +119,9 @@ type grant struct {
 	kind  string
 	roles []string
 	actor string
+	// audience is the token's aud if the client chose it (RFC 8707);
+	// nil means the server's default audience.
+	audience []string
 }
 
 // newID returns n random bytes, base64url encoded.
@@ -133,8 +141,12 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 		return "", c, err
 	}
 	now := s.now()
+	aud := s.audience
+	if g.audience != nil {
+		aud = g.audience
+	}
 	c = claims{
-		Issuer: s.issuer, Subject: g.subject, Audience: s.audience, IssuedAt: now.Unix(), Expiry: now.Add(s.atTTL).Unix(),
+		Issuer: s.issuer, Subject: g.subject, Audience: aud, IssuedAt: now.Unix(), Expiry: ceilUnix(now.Add(s.atTTL)),
 		JTI: jti, ClientID: g.clientID, Scope: strings.Join(g.scopes, " "), ThingName: g.thing, ThingType: g.thingType,
 	}
 	if g.cnf != "" {
@@ -150,9 +162,20 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 	return raw, c, nil
 }
 
+// ceilUnix is t in Unix seconds, rounded up: exp holds whole seconds and
+// has no leeway, so rounding down would end a token before the expires_in
+// its client was told.
+func ceilUnix(t time.Time) int64 {
+	if t.Equal(t.Truncate(time.Second)) {
+		return t.Unix()
+	}
+	return t.Unix() + 1
+}
+
 // VerifyAccessToken checks an access token issued by this server: size at
 // most 8 KiB, a published key by kid with that key's algorithm, typ at+jwt,
-// issuer, audience, exp/nbf/iat with 30s leeway and revocation by jti.
+// issuer, audience, exp (no leeway), nbf/iat, revocation by jti and,
+// for a token bound to a certificate, the certificate's status.
 func (s *Server) VerifyAccessToken(ctx context.Context, raw string) (*AccessToken, error) {
 	c, err := s.verifyJWT(ctx, raw)
 	if err != nil {
@@ -160,6 +183,9 @@ func (s *Server) VerifyAccessToken(ctx context.Context, raw string) (*AccessToke
 	}
 	if s.revoked.has(ctx, s, c.JTI) {
 		return nil, fmt.Errorf("%w: revoked", ErrInvalidToken)
+	}
+	if err := s.checkBound(ctx, c); err != nil {
+		return nil, err
 	}
 	return c.accessToken(), nil
 }
@@ -250,14 +276,15 @@ func (s *Server) verifyJWTUncached(ctx context.Context, raw string) (*claims, st
 	return &c, h.Kid, nil
 }
 
-// checkTimes checks exp, nbf and iat against now, with leeway.
+// checkTimes checks exp (refused from that second on, RFC 7519 4.1.4),
+// nbf and iat against now.
 func checkTimes(c *claims, now time.Time) error {
 	switch {
-	case c.Expiry == 0 || now.After(time.Unix(c.Expiry, 0).Add(leeway)):
+	case c.Expiry == 0 || !now.Before(time.Unix(c.Expiry, 0)):
 		return fmt.Errorf("%w: expired", ErrInvalidToken)
-	case c.NotBefore != 0 && now.Add(leeway).Before(time.Unix(c.NotBefore, 0)):
+	case c.NotBefore != 0 && now.Add(issuedSkew).Before(time.Unix(c.NotBefore, 0)):
 		return fmt.Errorf("%w: not valid yet", ErrInvalidToken)
-	case c.IssuedAt != 0 && now.Add(leeway).Before(time.Unix(c.IssuedAt, 0)):
+	case c.IssuedAt != 0 && now.Add(issuedSkew).Before(time.Unix(c.IssuedAt, 0)):
 		return fmt.Errorf("%w: issued in the future", ErrInvalidToken)
 	}
 	return nil
@@ -283,7 +310,7 @@ func (r *revocations) has(ctx context.Context, s *Server, jti string) bool {
 		return revoked
 	}
 	defer r.reload.Unlock()
-	m, err := s.store.ListRevokedAccessTokens(ctx, now.Add(-leeway))
+	m, err := s.store.ListRevokedAccessTokens(ctx, now)
 	if err != nil {
 		s.log.ErrorContext(ctx, "reload revoked tokens", "err", err)
 		return revoked

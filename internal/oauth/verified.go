@@ -19,7 +19,8 @@ const maxVerified = 50_000
 // token - and is consulted under the same rules:
 //   - revocation is not cached: VerifyAccessToken checks the jti against
 //     the revocation list on every call, so a revoked token is refused at
-//     once, as without the cache;
+//     once, as without the cache; nor is the status of the certificate a
+//     token is bound to, asked on every call too;
 //   - time is not cached: exp, nbf and iat are checked against the clock on
 //     every hit, and an expired entry is dropped;
 //   - the key is not cached: a hit counts only while the key that signed
@@ -57,7 +58,7 @@ func (v *verifiedCache) put(key [sha256.Size]byte, e verifiedEntry, now time.Tim
 		// ones among them, and the first one in any case.
 		visited := 0
 		for k, old := range v.m {
-			if visited == 0 || now.After(time.Unix(old.c.Expiry, 0).Add(leeway)) {
+			if visited == 0 || !now.Before(time.Unix(old.c.Expiry, 0)) {
 				delete(v.m, k)
 			}
 			if visited++; visited >= 64 {

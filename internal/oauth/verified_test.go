@@ -28,6 +28,11 @@ func TestVerifiedTokenCache(t *testing.T) {
 			}
 		}, "revoked", true},
 		{"expired", func(e *env, _ string) { e.clock.Advance(time.Hour + time.Minute) }, "expired", false},
+		// No leeway for Gatehouse's own tokens: good until the second
+		// before exp, refused from exp on.
+		{"1s before exp", func(e *env, _ string) { e.clock.Advance(time.Hour - time.Second) }, "", true},
+		{"at exp", func(e *env, _ string) { e.clock.Advance(time.Hour) }, "expired", false},
+		{"expired by 1s", func(e *env, _ string) { e.clock.Advance(time.Hour + time.Second) }, "expired", false},
 		{"signing key retired", func(e *env, _ string) {
 			for range 2 { // the token's key becomes previous, then retires
 				if err := e.srv.RotateKeys(e.t.Context()); err != nil {
@@ -75,5 +80,23 @@ func TestVerifiedTokenCache(t *testing.T) {
 		if oauth.VerifiedCached(e.srv, bad) {
 			t.Errorf("%q was cached", bad)
 		}
+	}
+}
+
+// TestTokenLivesAtLeastExpiresIn: exp is whole seconds with no leeway, so
+// it is rounded up: a token issued in the middle of a second is good for
+// at least the expires_in its client was told (1 h), not refused up to a
+// second early.
+func TestTokenLivesAtLeastExpiresIn(t *testing.T) {
+	e := newEnv(t, storetestSQLite(t))
+	e.clock.Advance(900 * time.Millisecond)
+	tok := clientToken(t, e, "sensor-1")
+	e.clock.Advance(time.Hour - time.Millisecond)
+	if _, err := e.srv.VerifyAccessToken(t.Context(), tok); err != nil {
+		t.Errorf("1 h after issue, less a millisecond: %v", err)
+	}
+	e.clock.Advance(time.Second)
+	if _, err := e.srv.VerifyAccessToken(t.Context(), tok); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Errorf("1 h and a second after issue: %v, want expired", err)
 	}
 }

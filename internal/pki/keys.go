@@ -24,6 +24,11 @@ const (
 	RSA4096   KeyAlgorithm = "rsa-4096"
 )
 
+// KeyAlgorithms lists every KeyAlgorithm, in the order to show them.
+func KeyAlgorithms() []KeyAlgorithm {
+	return []KeyAlgorithm{ECDSAP256, ECDSAP384, Ed25519, RSA2048, RSA3072, RSA4096}
+}
+
 // Bounds of accepted RSA keys. Below 2048 bits is weak; above 8192 bits a
 // single CSR costs a lot of CPU to check and nothing needs it.
 const (

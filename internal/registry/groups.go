@@ -170,6 +170,29 @@ func checkRelationship(p *problems, r store.Relationship) {
 
 // AddRelationship records an edge between two existing principals.
 func (s *Service) AddRelationship(ctx context.Context, r store.Relationship) (*store.Relationship, error) {
+	var added *store.Relationship
+	err := s.change(ctx, "relationship.added", func(tx *store.Tx) (string, any, error) {
+		rel, err := s.AddRelationshipInTx(ctx, tx, r)
+		if err != nil {
+			return "", nil, err
+		}
+		added = rel
+		return fmt.Sprintf("%s/%s", rel.ObjectKind, rel.Object), rel, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return added, nil
+}
+
+// AddRelationshipInTx validates and inserts a relationship inside tx, a
+// transaction the caller owns, with the same rules as AddRelationship
+// (kinds, relation, an expiry in the future, subject and object exist).
+// Like CreateThingInTx it records no event (the caller records
+// relationship.added in the same transaction); after the commit the caller
+// must call InvalidatePolicies, since the relationship changes what the
+// subject's policies resolve to.
+func (s *Service) AddRelationshipInTx(ctx context.Context, tx *store.Tx, r store.Relationship) (*store.Relationship, error) {
 	var p problems
 	checkRelationship(&p, r)
 	if err := p.err(); err != nil {
@@ -181,19 +204,16 @@ func (s *Service) AddRelationship(ctx context.Context, r store.Relationship) (*s
 		return nil, p.err()
 	}
 	r.ExpiresAt = r.ExpiresAt.UTC().Truncate(time.Microsecond)
-	err := s.change(ctx, "relationship.added", func(tx *store.Tx) (string, any, error) {
-		if err := principalExists(ctx, tx, &p, "subject", r.SubjectKind, r.Subject); err != nil {
-			return "", nil, err
-		}
-		if err := principalExists(ctx, tx, &p, "object", r.ObjectKind, r.Object); err != nil {
-			return "", nil, err
-		}
-		if err := p.err(); err != nil {
-			return "", nil, err
-		}
-		return fmt.Sprintf("%s/%s", r.ObjectKind, r.Object), r, tx.AddRelationship(ctx, &r)
-	})
-	if err != nil {
+	if err := principalExists(ctx, tx, &p, "subject", r.SubjectKind, r.Subject); err != nil {
+		return nil, err
+	}
+	if err := principalExists(ctx, tx, &p, "object", r.ObjectKind, r.Object); err != nil {
+		return nil, err
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	if err := tx.AddRelationship(ctx, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

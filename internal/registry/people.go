@@ -12,7 +12,9 @@ import (
 
 // PeoplePolicyName is the stored policy that bootstrap attaches to every
 // user (target kind all-users): what people may do with the things they
-// have relationships with. Operators edit it like any other policy.
+// have relationships with. Operators edit it like any other policy, except
+// that its default version must let people connect as themselves (see
+// RequirePolicy).
 const PeoplePolicyName = "gatehouse-people"
 
 // PeoplePolicyDocument is the first version of the gatehouse-people policy.

@@ -89,6 +89,11 @@ func (s *Service) CreatePolicyVersion(ctx context.Context, name string, ifVersio
 	if _, err := parseDocument(doc); err != nil {
 		return nil, err
 	}
+	if setDefault {
+		if err := s.checkBuiltin(name, doc); err != nil {
+			return nil, err
+		}
+	}
 	var out *store.PolicyVersion
 	err := s.change(ctx, "policy.version_created", func(tx *store.Tx) (string, any, error) {
 		pol, err := tx.GetPolicy(ctx, name)
@@ -135,12 +140,12 @@ func (s *Service) SetDefaultPolicyVersion(ctx context.Context, name string, ifVe
 		if err := checkVersion(ifVersion, pol.Version); err != nil {
 			return "", nil, err
 		}
-		versions, err := tx.ListPolicyVersions(ctx, name)
+		doc, err := versionDocument(ctx, tx, name, versionID)
 		if err != nil {
 			return "", nil, err
 		}
-		if !slices.ContainsFunc(versions, func(v store.PolicyVersion) bool { return v.VersionID == versionID }) {
-			return "", nil, fmt.Errorf("policy %q version %d: %w", name, versionID, store.ErrNotFound)
+		if err := s.checkBuiltin(name, doc); err != nil {
+			return "", nil, err
 		}
 		pol.DefaultVersion, pol.UpdatedAt = versionID, s.now()
 		out = pol
@@ -172,6 +177,9 @@ func (s *Service) DeletePolicy(ctx context.Context, name string, ifVersion int64
 			return "", nil, err
 		}
 		if err := checkVersion(ifVersion, pol.Version); err != nil {
+			return "", nil, err
+		}
+		if err := s.checkBuiltinDelete(name); err != nil {
 			return "", nil, err
 		}
 		att, err := tx.ListPolicyAttachments(ctx, store.AttachmentFilter{Policy: name})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	Rand   io.Reader
 	Logger *slog.Logger
 	Hash   HashParams
+	// SignIn throttles failed sign-ins per account (Authenticate).
+	SignIn SignInThrottle
 }
 
 // Service implements the registry's operations.
@@ -43,6 +46,10 @@ type Service struct {
 	// which usernames exist.
 	dummyHash string
 	cache     *policyCache
+	// builtin holds what built-in policies must keep allowing.
+	builtin builtinPolicies
+	// signIn slows password guessing per account.
+	signIn *accountThrottle
 }
 
 // New returns a Service.
@@ -69,6 +76,8 @@ func New(c Config) (*Service, error) {
 		return nil, err
 	}
 	s.dummyHash = dummy
+	s.requirePeoplePolicy()
+	s.signIn = newAccountThrottle(c.SignIn, c.Now)
 	return s, nil
 }
 
@@ -281,6 +290,10 @@ type ThingTypeSpec struct {
 	// when the user approves its device authorization: owner, operator,
 	// viewer or "" for none.
 	ApproverRelation string `json:"approverRelation,omitempty"`
+	// KeyAlgorithm of keys the registration gateway generates for things
+	// of this type: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072,
+	// rsa-4096, or "" for the server's default.
+	KeyAlgorithm string `json:"keyAlgorithm,omitempty"`
 }
 
 // ThingTypePatch changes a thing type; nil fields are left alone.
@@ -291,6 +304,7 @@ type ThingTypePatch struct {
 	AuthMethods      *[]string              `json:"authMethods,omitempty"`
 	Scopes           *[]string              `json:"scopes,omitempty"`
 	ApproverRelation *string                `json:"approverRelation,omitempty"`
+	KeyAlgorithm     *string                `json:"keyAlgorithm,omitempty"`
 }
 
 func checkThingType(p *problems, tt *store.ThingType) {
@@ -323,13 +337,20 @@ func checkThingType(p *problems, tt *store.ThingType) {
 	default:
 		p.add("approverRelation", "%q is not owner, operator, viewer or empty", truncate(tt.ApproverRelation))
 	}
+	if tt.KeyAlgorithm != "" && !slices.Contains(pki.KeyAlgorithms(), pki.KeyAlgorithm(tt.KeyAlgorithm)) {
+		var names []string
+		for _, a := range pki.KeyAlgorithms() {
+			names = append(names, string(a))
+		}
+		p.add("keyAlgorithm", "%q is not one of %s (or empty for the default)", truncate(tt.KeyAlgorithm), strings.Join(names, ", "))
+	}
 }
 
 // CreateThingType registers a thing type.
 func (s *Service) CreateThingType(ctx context.Context, in ThingTypeSpec) (*store.ThingType, error) {
 	now := s.now().UTC()
 	tt := &store.ThingType{Name: in.Name, Description: in.Description, AttributeSchema: in.AttributeSchema,
-		DefaultPolicies: in.DefaultPolicies, AuthMethods: in.AuthMethods, Scopes: in.Scopes, ApproverRelation: in.ApproverRelation, CreatedAt: now, UpdatedAt: now}
+		DefaultPolicies: in.DefaultPolicies, AuthMethods: in.AuthMethods, Scopes: in.Scopes, ApproverRelation: in.ApproverRelation, KeyAlgorithm: in.KeyAlgorithm, CreatedAt: now, UpdatedAt: now}
 	var p problems
 	checkThingType(&p, tt)
 	if err := p.err(); err != nil {
@@ -382,6 +403,9 @@ func (s *Service) UpdateThingType(ctx context.Context, name string, ifVersion in
 		}
 		if patch.ApproverRelation != nil {
 			tt.ApproverRelation = *patch.ApproverRelation
+		}
+		if patch.KeyAlgorithm != nil {
+			tt.KeyAlgorithm = *patch.KeyAlgorithm
 		}
 		var p problems
 		checkThingType(&p, tt)

@@ -65,8 +65,8 @@ func checkPassword(p *problems, pw string) {
 // CreateUser registers a user.
 func (s *Service) CreateUser(ctx context.Context, in NewUser) (*store.User, error) {
 	var p problems
-	if !usernameRE.MatchString(in.Username) {
-		p.add("username", "%q is not a valid username: use 1 to %d of a-z A-Z 0-9 . _ @ -", truncate(in.Username), maxUsernameLength)
+	if !ValidUsername(in.Username) {
+		p.add("username", "%q is not a valid username: use 1 to %d of a-z A-Z 0-9 . _ @ -, not . or ..", truncate(in.Username), maxUsernameLength)
 	}
 	if in.Password != "" {
 		checkPassword(&p, in.Password)
@@ -183,8 +183,13 @@ func (s *Service) DeleteUser(ctx context.Context, username string, ifVersion int
 
 // Authenticate checks a username and password. Unknown users, wrong
 // passwords and disabled accounts all give ErrBadCredentials, in about the
-// same time.
+// same time. A username with too many failures just now gives
+// ErrSignInThrottled (with RetryAfter) without its password being checked:
+// see SignInThrottle.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (*store.User, error) {
+	if err := s.signIn.check(username); err != nil {
+		return nil, err
+	}
 	u, err := s.store.GetUser(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -198,8 +203,10 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 		return nil, fmt.Errorf("registry: user %q: %w", username, err)
 	}
 	if u == nil || u.PasswordHash == "" || !ok || u.Disabled {
+		s.signIn.failed(username)
 		return nil, ErrBadCredentials
 	}
+	s.signIn.succeeded(username)
 	return u, nil
 }
 

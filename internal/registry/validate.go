@@ -75,6 +75,14 @@ func ValidAttributeValue(s string) bool {
 	return len(s) <= MaxAttributeValue && attrValueRE.MatchString(s)
 }
 
+// ValidUsername reports whether s is a legal username: 1 to 64 of
+// a-z A-Z 0-9 . _ @ -, but not "." or "..", which a URL path
+// (/api/v1/users/{name}) cannot carry: clients and proxies resolve them as
+// path segments.
+func ValidUsername(s string) bool {
+	return usernameRE.MatchString(s) && s != "." && s != ".."
+}
+
 // ValidName reports whether s is a legal thing, thing type or group name:
 // 1 to 128 of [a-zA-Z0-9:_-], as AWS IoT thing names.
 func ValidName(s string) bool { return nameRE.MatchString(s) }

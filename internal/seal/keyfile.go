@@ -81,32 +81,11 @@ func createKeyFile(path string, key []byte) (created bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("seal: create key directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmpName, err := writeTempKeyFile(path, key, createTemp)
 	if err != nil {
-		return false, fmt.Errorf("seal: create key file: %w", err)
+		return false, err
 	}
-	tmpName := tmp.Name()
 	defer os.Remove(tmpName) // after Link, path keeps the data
-
-	text := base64.StdEncoding.AppendEncode(nil, key)
-	text = append(text, '\n')
-	// CreateTemp uses mode 0600; Chmod makes that independent of its
-	// implementation.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("seal: create key file: %w", err)
-	}
-	if _, err := tmp.Write(text); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("seal: write key file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("seal: sync key file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("seal: close key file: %w", err)
-	}
 	// Link, unlike Rename, fails if path exists: the first creator wins.
 	if err := os.Link(tmpName, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -118,6 +97,52 @@ func createKeyFile(path string, key []byte) (created bool, err error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// tempFile is what writeTempKeyFile needs of an *os.File; tests substitute
+// one whose writes fail.
+type tempFile interface {
+	Name() string
+	Chmod(fs.FileMode) error
+	Write([]byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+// createTemp is the tempFile constructor outside tests.
+func createTemp(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
+
+// writeTempKeyFile is the one write path of a key file: it writes key
+// (base64 and a newline, mode 0600) to a new temporary file next to path,
+// syncs and closes it, and returns its name. Any failure removes the
+// temporary file and is returned, so no caller can install a partial key.
+func writeTempKeyFile(path string, key []byte, create func(dir, pattern string) (tempFile, error)) (string, error) {
+	tmp, err := create(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("seal: create key file: %w", err)
+	}
+	fail := func(what string, err error) (string, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("seal: %s key file: %w", what, err)
+	}
+	text := append(base64.StdEncoding.AppendEncode(nil, key), '\n')
+	// CreateTemp uses mode 0600; Chmod makes that independent of its
+	// implementation.
+	if err := tmp.Chmod(0o600); err != nil {
+		return fail("create", err)
+	}
+	if _, err := tmp.Write(text); err != nil {
+		return fail("write", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail("sync", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("seal: close key file: %w", err)
+	}
+	return tmp.Name(), nil
 }
 
 func syncDir(dir string) error {
@@ -138,34 +163,24 @@ func ReadKeyFile(path string) ([]byte, error) { return readKeyFile(path) }
 
 // WriteKeyFile stores key at path like a created key file (base64, mode
 // 0600, written under a temporary name, synced, then renamed into place),
-// replacing what was there.
+// replacing what was there. If any step fails, path keeps its old content.
 func WriteKeyFile(path string, key []byte) error {
+	return writeKeyFile(path, key, createTemp)
+}
+
+func writeKeyFile(path string, key []byte, create func(dir, pattern string) (tempFile, error)) error {
 	if len(key) != KeySize {
 		return fmt.Errorf("seal: key is %d bytes, want %d", len(key), KeySize)
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmpName, err := writeTempKeyFile(path, key, create)
 	if err != nil {
-		return fmt.Errorf("seal: write key file: %w", err)
+		return err
 	}
-	defer os.Remove(tmp.Name())
-	text := append(base64.StdEncoding.AppendEncode(nil, key), '\n')
-	if err := tmp.Chmod(0o600); err == nil {
-		_, err = tmp.Write(text)
-		if err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("seal: write key file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	defer os.Remove(tmpName) // a no-op once renamed
+	if err := os.Rename(tmpName, path); err != nil {
 		return fmt.Errorf("seal: install key file: %w", err)
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
 // KeyIDOf is the key id values sealed under masterKey carry (see KeyID).

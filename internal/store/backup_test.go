@@ -172,9 +172,7 @@ func TestRestoreSQLite(t *testing.T) {
 	if n := countEvents(t, got, "marker"); n != 1 {
 		t.Errorf("restored database has %d marker events, want 1", n)
 	}
-	if err := got.MarkMigratedForTest(ctx, 999999); err != nil {
-		t.Fatal(err)
-	}
+	storetest.MarkMigrated(t, targetDSN, 999999)
 	newer := filepath.Join(dir, "newer.db")
 	if err := got.Backup(ctx, newer); err != nil {
 		t.Fatal(err)

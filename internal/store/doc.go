@@ -8,8 +8,8 @@
 // (modernc.org/sqlite, pure Go, the embedded default) or "postgres://..."
 // (pgx/v5, for production and for several replicas). Both run the same SQL,
 // written with "?" placeholders and rebound for PostgreSQL, and the same
-// versioned migrations embedded per dialect. The conformance suite in
-// storetest is run against both.
+// versioned migrations, each written once and rendered per dialect
+// (dialect.render). The conformance suite in storetest is run against both.
 //
 // Mutations that must be recorded in the event log run inside InTx together
 // with AppendEvent, so a change and its event commit or roll back together.

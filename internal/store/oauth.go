@@ -528,18 +528,18 @@ func (c *conn) appendEvents(ctx context.Context, evs []*Event) error {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO events (time, type, subject, actor, details) VALUES `)
-	args := make([]any, 0, len(evs)*5)
+	b.WriteString(`INSERT INTO events (time, type, subject, actor, details, count) VALUES `)
+	args := make([]any, 0, len(evs)*6)
 	for i, ev := range evs {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?)")
 		details := string(ev.Details)
 		if details == "" {
 			details = "{}"
 		}
-		args = append(args, micros(ev.Time), ev.Type, ev.Subject, ev.Actor, details)
+		args = append(args, micros(ev.Time), ev.Type, ev.Subject, ev.Actor, details, ev.count())
 	}
 	b.WriteString(` RETURNING id`)
 	rows, err := c.query(ctx, b.String(), args...)

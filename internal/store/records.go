@@ -44,10 +44,14 @@ type ThingType struct {
 	// ApproverRelation, when set (owner, operator or viewer), is recorded
 	// between a user and a thing of this type when the user approves the
 	// thing's device authorization request.
-	ApproverRelation string    `json:"approverRelation,omitempty"`
-	Version          int64     `json:"version"`
-	CreatedAt        time.Time `json:"createdAt"`
-	UpdatedAt        time.Time `json:"updatedAt"`
+	ApproverRelation string `json:"approverRelation,omitempty"`
+	// KeyAlgorithm of the keys the registration gateway generates for
+	// things of this type (e.g. rsa-2048, as AWS IoT's
+	// CreateKeysAndCertificate); "" is the server's default (ecdsa-p256).
+	KeyAlgorithm string    `json:"keyAlgorithm,omitempty"`
+	Version      int64     `json:"version"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // User is a person who operates things or administers Gatehouse.
@@ -122,7 +126,13 @@ type Event struct {
 	Subject string          `json:"subject"`
 	Actor   string          `json:"actor"`
 	Details json.RawMessage `json:"details,omitempty"`
+	// Count, above 1, is how many occurrences one aggregated event
+	// stands for (repeated broker denials); 0 and 1 mean one.
+	Count int `json:"count,omitempty"`
 }
+
+// count is the value stored in the count column.
+func (ev *Event) count() int { return max(ev.Count, 1) }
 
 // jsonText encodes v for a TEXT column.
 func jsonText(v any) (string, error) {

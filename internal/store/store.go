@@ -3,19 +3,23 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -31,7 +35,57 @@ var (
 	ErrInUse = errors.New("still in use")
 	// ErrTooNew means the database was migrated by a newer Gatehouse.
 	ErrTooNew = errors.New("database schema is newer than this binary")
+	// ErrUnavailable means the database connection was lost or refused
+	// (a failover, a restart, an administrator ending the session): the
+	// request may be retried shortly. Errors matching it carry
+	// RetryAfter.
+	ErrUnavailable = errors.New("database unavailable")
 )
+
+// pingAfterLoss is how long after a lost connection every pooled
+// connection is pinged before use.
+const pingAfterLoss = 10 * time.Second
+
+// unavailableRetryAfter is how long a client is asked to wait after
+// ErrUnavailable: the pool opens a new connection on the next request.
+const unavailableRetryAfter = time.Second
+
+// unavailableError is a lost-connection error: errors.Is(ErrUnavailable),
+// the driver's error behind it, and when to retry.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string             { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e *unavailableError) Unwrap() []error           { return []error{ErrUnavailable, e.err} }
+func (e *unavailableError) RetryAfter() time.Duration { return unavailableRetryAfter }
+
+// IsUnavailable reports whether err means the database connection was
+// lost or could not be made, whether or not a store method mapped it to
+// ErrUnavailable yet: PostgreSQL's connection exceptions (class 08) and
+// shutdowns (57P01 administrator command, 57P02 crash, 57P03 cannot
+// connect now), a connection the driver found broken, or one that failed
+// to open.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr)
+}
+
+// unavailable wraps err as ErrUnavailable when it is a lost connection.
+func unavailable(err error) error {
+	if IsUnavailable(err) && !errors.Is(err, ErrUnavailable) {
+		return &unavailableError{err: err}
+	}
+	return err
+}
 
 //go:embed migrations
 var migrationFS embed.FS
@@ -64,6 +118,11 @@ type conn struct {
 	inTx    bool
 	tx      *sql.Tx
 	stmts   *stmtCache
+	// lostAt is when (Unix nanoseconds) a connection was last found lost;
+	// for a while after, pooled connections are pinged before use, so the
+	// others the same failover broke are replaced rather than failing
+	// requests one by one. Nil for SQLite.
+	lostAt *atomic.Int64
 }
 
 // stmtCache keeps prepared statements by query text: parsing SQL costs more
@@ -142,8 +201,9 @@ type Tx struct {
 // for throwaway use) or a PostgreSQL URL "postgres://..." / "postgresql://...".
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	var (
-		db *sql.DB
-		d  dialect
+		db     *sql.DB
+		d      dialect
+		lostAt *atomic.Int64
 	)
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
@@ -151,6 +211,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		p = strings.TrimPrefix(p, "//")
 		if p == "" {
 			return nil, errors.New("store: sqlite DSN has no path")
+		}
+		if err := createPrivate(p); err != nil {
+			return nil, err
 		}
 		q := "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		var err error
@@ -169,10 +232,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		u = withApplicationName(u)
 		var err error
-		db, err = sql.Open("pgx", u)
+		pgCfg, err := pgx.ParseConfig(u)
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
 		}
+		lostAt = new(atomic.Int64)
+		db = stdlib.OpenDB(*pgCfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
+			// pgx's default (idle over a second), and every use for a
+			// while after a lost connection.
+			return p.IdleDuration > time.Second || time.Since(time.Unix(0, lostAt.Load())) < pingAfterLoss
+		}))
 		db.SetMaxOpenConns(20)
 		d = dialectPostgres
 	default:
@@ -182,12 +251,38 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", d, err)
 	}
-	s := &Store{conn: conn{ex: db, dialect: d, stmts: &stmtCache{db: db, m: map[string]*sql.Stmt{}}}, db: db}
+	s := &Store{conn: conn{ex: db, dialect: d, stmts: &stmtCache{db: db, m: map[string]*sql.Stmt{}}, lostAt: lostAt}, db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate creates the SQLite database file at path with mode 0600,
+// whatever the umask and the directory's mode, unless it exists or is
+// ":memory:". SQLite creates the -wal and -shm files with the database
+// file's mode, so they are 0600 too. An existing file keeps its mode.
+func createPrivate(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: create sqlite database: %w", err)
+	}
+	// The umask can only remove bits; Chmod makes the mode exact.
+	err = f.Chmod(0o600)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: create sqlite database: %w", err)
+	}
+	return nil
 }
 
 // redactDSN drops a password from a URL-style DSN so it can be logged.
@@ -219,14 +314,45 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // InTx runs fn in a transaction, committing if fn returns nil. On SQLite the
 // transaction takes the write lock at BEGIN; on PostgreSQL rows read for an
 // update are locked with FOR UPDATE, so read-modify-write never loses a write.
+//
+// A transaction that loses its connection before it commits (ErrUnavailable)
+// is run again once on a new connection: nothing of it was committed. A
+// connection lost during the commit is not retried, since the commit may
+// have happened; that error, like a second loss, is returned.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	err := s.inTx(ctx, fn)
+	var lost *beforeCommit
+	if errors.As(err, &lost) && ctx.Err() == nil {
+		err = s.inTx(ctx, fn)
+	}
+	if errors.As(err, &lost) {
+		return lost.err
+	}
+	return err
+}
+
+// beforeCommit marks a lost connection in a transaction that did not reach
+// its commit, so InTx may run it again.
+type beforeCommit struct{ err error }
+
+func (e *beforeCommit) Error() string { return e.err.Error() }
+func (e *beforeCommit) Unwrap() error { return e.err }
+
+func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", s.mapErr(err))
+		err = fmt.Errorf("store: begin: %w", s.mapErr(err))
+		if IsUnavailable(err) {
+			return &beforeCommit{err: err}
+		}
+		return err
 	}
-	tx := &Tx{conn: conn{ex: sqlTx, dialect: s.dialect, inTx: true, tx: sqlTx, stmts: s.stmts}}
+	tx := &Tx{conn: conn{ex: sqlTx, dialect: s.dialect, inTx: true, tx: sqlTx, stmts: s.stmts, lostAt: s.lostAt}}
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
+		if IsUnavailable(err) {
+			return &beforeCommit{err: unavailable(err)}
+		}
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -318,6 +444,12 @@ func (c *conn) mapErr(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
+	if IsUnavailable(err) {
+		if c.lostAt != nil {
+			c.lostAt.Store(time.Now().UnixNano())
+		}
+		return unavailable(err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
@@ -358,8 +490,32 @@ type migration struct {
 	sql     string
 }
 
+// Each migration is written once, migrations/NNNN_what.sql, in SQLite's
+// and PostgreSQL's common SQL, with placeholders for the three things the
+// dialects spell differently; render fills them in for a dialect.
+var dialectSQL = map[dialect]*strings.Replacer{
+	dialectSQLite: strings.NewReplacer(
+		"{{BYTES}}", "BLOB",
+		"{{SERIAL_KEY}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
+		"{{EMPTY_BYTES}}", "x''"),
+	dialectPostgres: strings.NewReplacer(
+		"{{BYTES}}", "BYTEA",
+		"{{SERIAL_KEY}}", "BIGSERIAL PRIMARY KEY",
+		"{{EMPTY_BYTES}}", "''::bytea"),
+}
+
+// render is a migration's SQL for dialect d.
+func (d dialect) render(name, src string) (string, error) {
+	out := dialectSQL[d].Replace(src)
+	if i := strings.Index(out, "{{"); i >= 0 {
+		end, _, _ := strings.Cut(out[i:], "\n")
+		return "", fmt.Errorf("store: migration %s: unknown placeholder in %q", name, end)
+	}
+	return out, nil
+}
+
 func (d dialect) migrations() ([]migration, error) {
-	dir := path.Join("migrations", d.String())
+	const dir = "migrations"
 	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return nil, err
@@ -367,6 +523,9 @@ func (d dialect) migrations() ([]migration, error) {
 	var ms []migration
 	for _, e := range entries {
 		name := e.Name()
+		if e.IsDir() {
+			return nil, fmt.Errorf("store: migrations/%s: a migration is one file rendered per dialect, not a directory per dialect", name)
+		}
 		if !strings.HasSuffix(name, ".sql") {
 			continue
 		}
@@ -382,7 +541,11 @@ func (d dialect) migrations() ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+		sql, err := d.render(name, string(b))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: name, sql: sql})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	return ms, nil
@@ -471,11 +634,4 @@ func fromMicros(v int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(v).UTC()
-}
-
-// MarkMigratedForTest records a migration version without running it. It
-// exists so tests can simulate a database migrated by a newer binary.
-func (s *Store) MarkMigratedForTest(ctx context.Context, version int) error {
-	_, err := s.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`, version, "test", 0)
-	return err
 }

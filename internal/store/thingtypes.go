@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-const thingTypeCols = `name, description, attribute_schema, default_policies, auth_methods, scopes, approver_relation, version, created_at, updated_at`
+const thingTypeCols = `name, description, attribute_schema, default_policies, auth_methods, scopes, approver_relation, key_algorithm, version, created_at, updated_at`
 
 func scanThingType(row interface{ Scan(...any) error }) (*ThingType, error) {
 	var (
@@ -13,7 +13,7 @@ func scanThingType(row interface{ Scan(...any) error }) (*ThingType, error) {
 		schema, policies, auth, scope string
 		created, updated              int64
 	)
-	if err := row.Scan(&tt.Name, &tt.Description, &schema, &policies, &auth, &scope, &tt.ApproverRelation, &tt.Version, &created, &updated); err != nil {
+	if err := row.Scan(&tt.Name, &tt.Description, &schema, &policies, &auth, &scope, &tt.ApproverRelation, &tt.KeyAlgorithm, &tt.Version, &created, &updated); err != nil {
 		return nil, err
 	}
 	for _, p := range []struct {
@@ -52,8 +52,8 @@ func (c *conn) CreateThingType(ctx context.Context, tt *ThingType) error {
 	}
 	tt.Version = 1
 	args := append([]any{tt.Name, tt.Description}, cols...)
-	args = append(args, tt.ApproverRelation, tt.Version, micros(tt.CreatedAt), micros(tt.UpdatedAt))
-	if _, err := c.exec(ctx, `INSERT INTO thing_types (`+thingTypeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+	args = append(args, tt.ApproverRelation, tt.KeyAlgorithm, tt.Version, micros(tt.CreatedAt), micros(tt.UpdatedAt))
+	if _, err := c.exec(ctx, `INSERT INTO thing_types (`+thingTypeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
 		return fmt.Errorf("store: create thing type %q: %w", tt.Name, err)
 	}
 	return nil
@@ -93,8 +93,8 @@ func (c *conn) UpdateThingType(ctx context.Context, tt *ThingType) error {
 		return err
 	}
 	args := append([]any{tt.Description}, cols...)
-	args = append(args, tt.ApproverRelation, micros(tt.UpdatedAt), tt.Name, tt.Version)
-	res, err := c.exec(ctx, `UPDATE thing_types SET description = ?, attribute_schema = ?, default_policies = ?, auth_methods = ?, scopes = ?, approver_relation = ?,
+	args = append(args, tt.ApproverRelation, tt.KeyAlgorithm, micros(tt.UpdatedAt), tt.Name, tt.Version)
+	res, err := c.exec(ctx, `UPDATE thing_types SET description = ?, attribute_schema = ?, default_policies = ?, auth_methods = ?, scopes = ?, approver_relation = ?, key_algorithm = ?,
 		version = version + 1, updated_at = ? WHERE name = ? AND version = ?`, args...)
 	if err == nil {
 		err = c.checkVersioned(ctx, res, "thing_types", "name", tt.Name)

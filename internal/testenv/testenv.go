@@ -177,7 +177,7 @@ func New(t testing.TB, opts ...Option) *Env {
 	if st.run {
 		e.Go(e.OAuth.Run)
 	}
-	e.Authn = authn.New(authn.Config{Tokens: e.OAuth, Registry: e.Registry, Store: e.Store})
+	e.Authn = authn.New(authn.Config{Tokens: e.OAuth, Registry: e.Registry, Store: e.Store, Now: st.now})
 	return e
 }
 

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for schema set-up
 )
@@ -74,4 +76,44 @@ func Drivers() []struct {
 		Name string
 		DSN  func(testing.TB) string
 	}{{"sqlite", SQLiteDSN}, {"postgres", PostgresDSN}}
+}
+
+// LosablePostgresDSN is PostgresDSN with an application name of its own,
+// and a function that ends every server connection opened with it (as a
+// failover or an administrator's pg_terminate_backend would) and returns
+// once PostgreSQL lists none: for tests of lost connections. Without
+// GATEHOUSE_TEST_POSTGRES the test is skipped.
+func LosablePostgresDSN(t testing.TB) (dsn string, terminate func(t testing.TB)) {
+	t.Helper()
+	dsn = PostgresDSN(t)
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	app := "gh-losable-" + hex.EncodeToString(b)
+	admin, err := sql.Open("pgx", os.Getenv(PostgresEnv))
+	if err != nil {
+		t.Fatalf("open %s: %v", PostgresEnv, err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	terminate = func(t testing.TB) {
+		t.Helper()
+		// Background pollers may open new connections meanwhile: those
+		// are ended too, until none is left.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var n int
+			if err := admin.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections survive pg_terminate_backend", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return dsn + "&application_name=" + app, terminate
 }

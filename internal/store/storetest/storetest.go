@@ -35,7 +35,7 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"RelationshipExpiry", testRelationshipExpiry}, {"AccessRequests", testAccessRequests}, {"AWSAccessKeys", testAWSAccessKeys}, {"SyncState", testSyncState},
 		{"DeleteCascades", testDeleteCascades},
 		{"APITokens", testAPITokens},
-		{"Events", testEvents},
+		{"Events", testEvents}, {"EventCountAndPrune", testEventCountAndPrune},
 		{"TxRollback", testTxRollback},
 		{"Policies", testPolicies},
 		{"Authorizers", testAuthorizers},
@@ -545,11 +545,9 @@ func testMigrations(t *testing.T, dsn string) {
 	if err != nil {
 		t.Fatalf("second Open: %v", err)
 	}
-	// Pretend a newer binary migrated the database.
-	if err := s.MarkMigratedForTest(ctx, bin+100); err != nil {
-		t.Fatal(err)
-	}
 	s.Close()
+	// Pretend a newer binary migrated the database.
+	MarkMigrated(t, dsn, bin+100)
 	if _, err := store.Open(ctx, dsn); !errors.Is(err, store.ErrTooNew) {
 		t.Errorf("Open of newer schema: err = %v, want ErrTooNew", err)
 	}

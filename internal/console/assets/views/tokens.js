@@ -13,7 +13,7 @@ export async function render(root, _params, ctx) {
       { label: 'ID', get: (t) => h('span.mono', { text: t.id }) },
       { label: 'Thing type', get: (t) => t.thingType },
       { label: 'Description', get: (t) => t.description || '' },
-      { label: 'Uses', get: (t) => `${t.uses} / ${t.maxUses === 0 ? 1 : t.maxUses < 0 ? '∞' : t.maxUses}` },
+      { label: 'Uses', get: (t) => `${t.uses} / ${t.maxUses === 'unlimited' ? '∞ (unlimited)' : t.maxUses}` },
       { label: 'Expires', get: (t) => fmtTime(t.expiresAt) || 'never' },
       { label: 'Status', get: (t) => t.revokedAt ? badge('revoked', 'off') : badge('active', 'ok') },
       { label: '', get: (t) => t.revokedAt || !ctx.isAdmin ? '' : confirmButton('Revoke', 'Revoke this token?', async () => {

@@ -1,0 +1,118 @@
+package certs
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/gatehouse-iot/gatehouse/internal/pki"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+)
+
+// UnattachedCommonName is the common name of a certificate issued for a key
+// Gatehouse generates with no thing yet, as AWS IoT's
+// CreateKeysAndCertificate names its certificates.
+const UnattachedCommonName = "AWS IoT Certificate"
+
+// IssueUnattached issues a certificate that belongs to no thing yet, as AWS
+// IoT's CreateCertificateFromCsr (csrPEM set: its key and common name) and
+// CreateKeysAndCertificate (csrPEM empty: a key of alg, default the
+// service's KeyAlgorithm, returned once). The certificate is ACTIVE when
+// active, else INACTIVE; it logs in only once AttachThing binds it.
+func (s *Service) IssueUnattached(ctx context.Context, csrPEM string, alg pki.KeyAlgorithm, active bool) (*Issued, error) {
+	cur, err := s.currentCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(csrPEM) > pki.MaxCSRSize {
+		return nil, invalid("certificateSigningRequest", "larger than %d bytes", pki.MaxCSRSize)
+	}
+	if alg == "" {
+		alg = s.cfg.KeyAlgorithm
+	}
+	opts := pki.IssueOptions{KeyAlgorithm: alg}
+	var (
+		cert *x509.Certificate
+		out  Issued
+	)
+	if csrPEM != "" {
+		csr, err := pki.ParseCSR([]byte(csrPEM))
+		if err != nil {
+			return nil, err
+		}
+		if cert, err = cur.ca.SignCSR(csr, opts); err != nil {
+			return nil, err
+		}
+		pub, err := pki.EncodePublicKeyPEM(cert.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		out.PublicKeyPEM = string(pub)
+	} else {
+		kp, err := cur.ca.IssueKeyPair(UnattachedCommonName, opts)
+		if err != nil {
+			return nil, err
+		}
+		cert = kp.Certificate
+		out.PublicKeyPEM, out.PrivateKeyPEM = string(kp.PublicKeyPEM), string(kp.PrivateKeyPEM)
+	}
+	status := store.CertInactive
+	if active {
+		status = store.CertActive
+	}
+	now := s.now()
+	out.CertificatePEM = string(pki.EncodeCertificatesPEM(cert))
+	out.Certificate = &store.Certificate{Fingerprint: pki.Fingerprint(cert), CA: OwnCA, IssuerFingerprint: cur.issuerFP,
+		SerialNumber: cert.SerialNumber.Text(16), Subject: cert.Subject.String(), PEM: out.CertificatePEM, Status: status,
+		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), CreatedAt: now, UpdatedAt: now}
+	err = s.change(ctx, func(tx *store.Tx) ([]event, error) {
+		if err := tx.CreateCertificate(ctx, out.Certificate); err != nil {
+			return nil, err
+		}
+		return []event{{"certificate.issued", "certificate/" + out.Certificate.Fingerprint, certDetails(out.Certificate, map[string]any{
+			"via": "aws-iot", "csr": csrPEM != ""})}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AttachThing binds a certificate to a thing, as AWS IoT's
+// AttachThingPrincipal. A Gatehouse certificate belongs to one thing:
+// attaching it to the thing it has is a no-op, to another one is refused.
+func (s *Service) AttachThing(ctx context.Context, id, thing string) (*store.Certificate, error) {
+	fp, err := pki.ParseFingerprint(id)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %q: %w", truncate(id), store.ErrNotFound)
+	}
+	var out *store.Certificate
+	err = s.change(ctx, func(tx *store.Tx) ([]event, error) {
+		c, err := tx.GetCertificate(ctx, fp)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.GetThing(ctx, thing); errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("thing %q: %w", truncate(thing), store.ErrNotFound)
+		} else if err != nil {
+			return nil, err
+		}
+		out = c
+		switch c.ThingName {
+		case thing:
+			return nil, nil
+		case "":
+		default:
+			return nil, &registry.InvalidError{Problems: []registry.Problem{{Field: "principal",
+				Message: fmt.Sprintf("certificate %s belongs to thing %q; a certificate belongs to one thing", fp, c.ThingName)}}}
+		}
+		c.ThingName, c.UpdatedAt = thing, s.now()
+		if err := tx.UpdateCertificate(ctx, c); err != nil {
+			return nil, err
+		}
+		return []event{{"certificate.attached", "certificate/" + fp, certDetails(c, nil)}}, nil
+	})
+	return out, err
+}
