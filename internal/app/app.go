@@ -265,6 +265,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, PendingConnectionsPerIP: cfg.Limits.PendingConnectionsPerIP,
 		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels, DenialWindow: cfg.Events.DenialWindow,
+		DropDeniedQoS0: cfg.MQTT.DeniedQoS0Publish == config.DeniedQoS0Drop,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)

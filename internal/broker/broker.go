@@ -79,7 +79,7 @@ type Config struct {
 	ConnectPerIP *ratelimit.Limiter
 	// ConnectionsPerThing bounds the concurrent connections (distinct
 	// client ids) authenticated as one thing; a new connection over it is
-	// refused with 0x97 quota exceeded (0x03 for MQTT 3) and the existing
+	// refused with 0x97 quota exceeded (0x05 for MQTT 3) and the existing
 	// ones stay, so a leaked credential cannot push the device off. A
 	// reconnect under a client id already connected is a takeover, not a
 	// new connection. 0: no limit.
@@ -103,6 +103,13 @@ type Config struct {
 	// MaxTopicBytes and MaxTopicLevels bound topic names and filters
 	// (publish, subscribe, will, HTTPS publish); 0: no limit.
 	MaxTopicBytes, MaxTopicLevels int
+	// DropDeniedQoS0 drops a QoS 0 PUBLISH from an MQTT 3.1.1 client that
+	// the policy refuses (iot:Publish, iot:RetainPublish, reserved
+	// topics) and keeps the connection. False (the default) closes the
+	// connection, as AWS IoT Core does on an authorization failure and as
+	// for QoS 1/2, which MQTT 3.1.1 cannot refuse otherwise. MQTT 5 QoS 0
+	// refusals are always dropped (QoS 1/2 get the reason code).
+	DropDeniedQoS0 bool
 	// Rejections counts refusals by the limits above (may be nil).
 	Rejections *ratelimit.Rejections
 	// DenialWindow aggregates broker.denied events of one source, action
@@ -156,6 +163,7 @@ func New(cfg Config) (*Broker, error) {
 	opts.Capabilities.MaximumClientWritesPending = cfg.MaxClientWritesPending
 	// No session may outlive its credentials by much: a day.
 	opts.Capabilities.MaximumSessionExpiryInterval = 24 * 60 * 60
+	opts.Capabilities.TopicAliasMaximum = topicAliasMaximum
 	if cfg.MaxPacketSize > 0 {
 		opts.Capabilities.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	}

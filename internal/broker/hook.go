@@ -134,6 +134,7 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnWill,
+		mqtt.OnPacketRead, mqtt.OnPacketEncode,
 	}, []byte{b})
 }
 
@@ -205,7 +206,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.b.record(events.WithActor(ctx, principal), "broker.denied", "client/"+cl.ID, map[string]any{
 			"action": "iot:Connect", "clientId": cl.ID, "remote": cl.Net.Remote, "reason": why})
 		h.b.metrics.connect("refused")
-		_ = h.b.server.SendConnack(cl, code, false, nil)
+		_ = h.b.server.SendConnack(cl, connackCode(cl, code), false, nil)
 		return code
 	}
 	if ok, _ := h.b.cfg.ConnectPerIP.AllowAddr(cl.Net.Remote); !ok {
@@ -213,10 +214,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.b.log.Debug("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "why", "connectPerIP limit")
 		h.b.metrics.connect("refused")
 		code := packets.ErrConnectionRateExceeded
-		if cl.Properties.ProtocolVersion < 5 {
-			code = packets.ErrServerUnavailable
-		}
-		_ = h.b.server.SendConnack(cl, code, false, nil)
+		_ = h.b.server.SendConnack(cl, connackCode(cl, code), false, nil)
 		return code
 	}
 	anonymous := cl.Net.Listener == anonymousListener
@@ -240,11 +238,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	if !h.admit(s) {
 		h.b.cfg.Rejections.Inc("connectionsPerThing")
-		code := packets.ErrQuotaExceeded
-		if cl.Properties.ProtocolVersion < 5 {
-			code = packets.ErrServerUnavailable
-		}
-		return refuse(code, id, fmt.Sprintf("thing %s already has %d connections (limits.connectionsPerThing)", id.ThingName, h.b.cfg.ConnectionsPerThing))
+		return refuse(packets.ErrQuotaExceeded, id, fmt.Sprintf("thing %s already has %d connections (limits.connectionsPerThing)", id.ThingName, h.b.cfg.ConnectionsPerThing))
 	}
 	h.sessions.Store(cl, s)
 	h.byConn.Store(cl.Net.Conn, s)
@@ -413,11 +407,14 @@ func (h *hook) armExpiry(s *session) {
 	})
 }
 
-// recheckSubscriptions drops subscriptions the session may no longer hold.
+// recheckSubscriptions drops subscriptions the session may no longer hold:
+// those iot:Subscribe no longer allows. iot:Receive is not a reason: as in
+// AWS IoT the subscription stays and each delivery is checked (OnACLCheck),
+// so deliveries resume when Receive is granted again.
 func (h *hook) recheckSubscriptions(s *session) {
 	bound := s.bound.Load()
 	for filter := range s.cl.State.Subscriptions.GetAll() {
-		if !h.reservedAllowed(s, policy.ActionSubscribe, filter) || !subscribeAllowed(bound, filter) {
+		if !h.reservedAllowed(s, policy.ActionSubscribe, filter) || !bound.Allowed(policy.ActionSubscribe, filter) {
 			h.b.server.Topics.Unsubscribe(filter, s.cl.ID)
 			s.cl.State.Subscriptions.Delete(filter)
 			h.b.log.Info("mqtt subscription dropped", "client", s.cl.ID, "filter", filter)
@@ -587,18 +584,24 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		// even before the expiry timer has kicked the client.
 		return false
 	}
-	b := s.bound.Load()
 	if write {
-		if h.reservedAllowed(s, policy.ActionPublish, topic) && b.Allowed(policy.ActionPublish, topic) {
-			return true
-		}
-		h.denied(s, "iot:Publish", topic)
-		return false
+		return h.publishAllowed(s, topic)
 	}
+	b := s.bound.Load()
 	if policy.HasWildcard(topic) || s.isPending(topic) {
 		return h.reservedAllowed(s, policy.ActionSubscribe, topic) && subscribeAllowed(b, topic)
 	}
 	return h.reservedAllowed(s, policy.ActionReceive, topic) && b.Allowed(policy.ActionReceive, topic)
+}
+
+// publishAllowed is the iot:Publish decision for topic; refusals are
+// recorded.
+func (h *hook) publishAllowed(s *session, topic string) bool {
+	if h.reservedAllowed(s, policy.ActionPublish, topic) && s.bound.Load().Allowed(policy.ActionPublish, topic) {
+		return true
+	}
+	h.denied(s, "iot:Publish", topic)
+	return false
 }
 
 // OnPublish checks iot:RetainPublish for retained publishes (the publish
@@ -610,14 +613,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if limit := h.b.cfg.MaxMessageSize; limit > 0 && !cl.Net.Inline && len(pk.Payload) > limit {
 		h.b.cfg.Rejections.Inc("mqtt.maxMessageSize")
 		h.b.log.Debug("mqtt publish too large", "client", cl.ID, "topic", pk.TopicName, "bytes", len(pk.Payload))
-		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-			return pk, packets.ErrPacketTooLarge
-		}
-		if s := h.session(cl); pk.FixedHeader.Qos > 0 && s != nil {
-			// MQTT 3 has no negative PUBACK: disconnect.
-			go h.kick(s, packets.ErrPacketTooLarge, fmt.Sprintf("publish of %d bytes over mqtt.maxMessageSize", len(pk.Payload)))
-		}
-		return pk, packets.ErrRejectPacket
+		return h.refusePublish(cl, pk, packets.ErrPacketTooLarge, fmt.Sprintf("publish of %d bytes over mqtt.maxMessageSize", len(pk.Payload)))
 	}
 	if cl.Net.Inline || !pk.FixedHeader.Retain {
 		return pk, nil
@@ -629,14 +625,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if s != nil {
 		h.denied(s, "iot:RetainPublish", pk.TopicName)
 	}
-	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-		return pk, packets.ErrNotAuthorized
-	}
-	if pk.FixedHeader.Qos > 0 && s != nil {
-		// MQTT 3 has no negative PUBACK: like a denied publish, disconnect.
-		go h.kick(s, packets.ErrNotAuthorized, "retained publish to "+pk.TopicName+" denied")
-	}
-	return pk, packets.ErrRejectPacket
+	return h.refusePublish(cl, pk, packets.ErrNotAuthorized, "retained publish to "+pk.TopicName+" denied")
 }
 
 // withheldWillTopic is where a will the policy no longer allows is sent

@@ -82,6 +82,9 @@ func (h *hook) sendWill(d *delayedWill) {
 		TopicName:   will.TopicName,
 		Payload:     will.Payload,
 		Properties:  packets.Properties{User: will.User},
+		// mochi refuses a QoS 1/2 PUBLISH without a packet id, also an
+		// injected one (whose id it never uses), as its Server.Publish does.
+		PacketID: uint16(will.Qos),
 	}
 	if err := h.b.server.InjectPacket(h.willClient, pk); err != nil {
 		h.b.log.Warn("broker: send delayed will", "client", s.clientID, "err", err)

@@ -156,3 +156,31 @@ func TestDisabledOfflineSessionEnds(t *testing.T) {
 	}
 	_ = back
 }
+
+// TestDelayedWillQoS1: a delayed will at QoS 1 is published when the delay
+// is over (the hook injects it as the server, and mochi refuses an
+// injected QoS 1 PUBLISH without a packet id; the Paho suite's
+// test_will_delay found this).
+func TestDelayedWillQoS1(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	obs := f.observer(t)
+	if got := subscribe(t, obs, "things/#"); got != 1 {
+		t.Fatalf("observer SUBACK = %#x", got)
+	}
+	c := newClient(f.dial("tcp"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	expiry, delay := uint32(300), uint32(1)
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: "s-1", Username: "s-1", UsernameFlag: true, Password: []byte(f.token("s-1", "mqtt")), PasswordFlag: true,
+		KeepAlive: 30, CleanStart: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry},
+		WillMessage:    &paho.WillMessage{Topic: "things/s-1/status", Payload: []byte("gone"), QoS: 1},
+		WillProperties: &paho.WillProperties{WillDelayInterval: &delay}})
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect: %v %v", ca, err)
+	}
+	cl, _ := f.broker.Server().Clients.Get("s-1")
+	cl.Net.Conn.Close()
+	if m := obs.waitFor(t, "things/s-1/status"); string(m.Payload) != "gone" {
+		t.Errorf("will payload = %q", m.Payload)
+	}
+}

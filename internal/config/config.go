@@ -214,7 +214,19 @@ type MQTT struct {
 	// 8, that is 7 slashes); 0 disables. Reserved $aws/ and $gatehouse/
 	// topics count too.
 	MaxTopicLevels int `yaml:"maxTopicLevels"`
+	// DeniedQoS0Publish is what happens to an MQTT 3.1.1 client whose QoS
+	// 0 PUBLISH the policy refuses: "disconnect" (the default, as AWS IoT
+	// Core ends a connection on an authorization failure, and as for QoS
+	// 1/2, which 3.1.1 cannot refuse otherwise) or "drop" (the message is
+	// dropped, the connection stays).
+	DeniedQoS0Publish string `yaml:"deniedQos0Publish"`
 }
+
+// The values of MQTT.DeniedQoS0Publish.
+const (
+	DeniedQoS0Disconnect = "disconnect"
+	DeniedQoS0Drop       = "drop"
+)
 
 // Secrets locates the master key that encrypts keys at rest. Every replica
 // sharing a database needs the same key.
@@ -335,7 +347,8 @@ func Default() Config {
 			DeviceCodeTTL: 10 * time.Minute, KeyRotation: 30 * 24 * time.Hour},
 		MQTT: MQTT{Addr: "127.0.0.1:1884", WSAddr: "127.0.0.1:8083", TLSAddr: "127.0.0.1:8883",
 			Hosts: []string{"localhost", "127.0.0.1"}, EventTopicPrefix: "$gatehouse/events", MaxKeepAlive: 20 * time.Minute,
-			MaxPacketSize: 1 << 20, MaxMessageSize: 128 << 10, ConnectTimeout: 10 * time.Second, MaxTopicBytes: 256, MaxTopicLevels: 8},
+			MaxPacketSize: 1 << 20, MaxMessageSize: 128 << 10, ConnectTimeout: 10 * time.Second, MaxTopicBytes: 256, MaxTopicLevels: 8,
+			DeniedQoS0Publish: DeniedQoS0Disconnect},
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
 		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m",
@@ -636,6 +649,9 @@ func (c *Config) Validate() error {
 	}
 	if k := c.MQTT.MaxKeepAlive; k != 0 && (k < 5*time.Second || k > 65535*time.Second || k%time.Second != 0) {
 		bad("mqtt.maxKeepAlive: %s: want 0 (no cap) or whole seconds from 5s to 65535s", k)
+	}
+	if d := c.MQTT.DeniedQoS0Publish; d != DeniedQoS0Disconnect && d != DeniedQoS0Drop {
+		bad("mqtt.deniedQos0Publish: %q: want %q or %q", d, DeniedQoS0Disconnect, DeniedQoS0Drop)
 	}
 	if p := c.MQTT.EventTopicPrefix; p != "" && (strings.ContainsAny(p, "+#") || strings.HasSuffix(p, "/")) {
 		bad("mqtt.eventTopicPrefix: %q: no wildcards and no trailing /", p)

@@ -78,6 +78,8 @@ func TestRejects(t *testing.T) {
 		{name: "import limit over 1 GiB", file: "http:\n  maxImportBytes: 2147483648\n", want: []string{"http.maxImportBytes"}},
 		{name: "keep-alive cap below 5s", file: "mqtt:\n  maxKeepAlive: 2s\n", want: []string{"mqtt.maxKeepAlive"}},
 		{name: "keep-alive cap not whole seconds", file: "mqtt:\n  maxKeepAlive: 1500ms\n", want: []string{"mqtt.maxKeepAlive"}},
+		{name: "denied QoS 0 publish neither drop nor disconnect", env: map[string]string{"GATEHOUSE_MQTT_DENIED_QOS0_PUBLISH": "ignore"}, want: []string{"mqtt.deniedQos0Publish"}},
+		{name: "denied QoS 0 publish misspelt", file: "mqtt:\n  deniedQos0Publish: Drop\n", want: []string{"mqtt.deniedQos0Publish", `want "disconnect" or "drop"`}},
 		{name: "console idle longer than session", env: map[string]string{"GATEHOUSE_CONSOLE_SESSION_TTL": "1h", "GATEHOUSE_CONSOLE_IDLE_TIMEOUT": "2h"}, want: []string{"console.idleTimeout"}},
 		{name: "console session too short", file: "console:\n  sessionTTL: 10s\n", want: []string{"console.sessionTTL"}},
 		{name: "no connect timeout", env: map[string]string{"GATEHOUSE_MQTT_CONNECT_TIMEOUT": "0s"}, want: []string{"mqtt.connectTimeout"}},
