@@ -180,9 +180,15 @@ func filterAttributes(attrs map[string]string, tt *store.ThingType) {
 }
 
 // issue signs a certificate for thing from csrPEM, or for a generated key
-// of alg when csrPEM is empty, and returns its record (status ACTIVE).
+// of alg when csrPEM is empty, and returns its record (status ACTIVE). With
+// thing "" the certificate belongs to no thing yet: a CSR keeps its own
+// common name, a generated key gets UnattachedCommonName.
 func (s *Service) issue(cur *loadedCA, thing, csrPEM string, alg pki.KeyAlgorithm) (*Issued, error) {
 	opts := pki.IssueOptions{ExpectedCommonName: thing, ThingName: thing, KeyAlgorithm: alg}
+	cn := thing
+	if thing == "" {
+		cn = UnattachedCommonName
+	}
 	var (
 		cert *x509.Certificate
 		out  Issued
@@ -201,7 +207,7 @@ func (s *Service) issue(cur *loadedCA, thing, csrPEM string, alg pki.KeyAlgorith
 		}
 		out.PublicKeyPEM = string(pub)
 	} else {
-		kp, err := cur.ca.IssueKeyPair(thing, opts)
+		kp, err := cur.ca.IssueKeyPair(cn, opts)
 		if err != nil {
 			return nil, err
 		}

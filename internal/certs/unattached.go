@@ -2,7 +2,6 @@ package certs
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 
@@ -32,41 +31,13 @@ func (s *Service) IssueUnattached(ctx context.Context, csrPEM string, alg pki.Ke
 	if alg == "" {
 		alg = s.cfg.KeyAlgorithm
 	}
-	opts := pki.IssueOptions{KeyAlgorithm: alg}
-	var (
-		cert *x509.Certificate
-		out  Issued
-	)
-	if csrPEM != "" {
-		csr, err := pki.ParseCSR([]byte(csrPEM))
-		if err != nil {
-			return nil, err
-		}
-		if cert, err = cur.ca.SignCSR(csr, opts); err != nil {
-			return nil, err
-		}
-		pub, err := pki.EncodePublicKeyPEM(cert.PublicKey)
-		if err != nil {
-			return nil, err
-		}
-		out.PublicKeyPEM = string(pub)
-	} else {
-		kp, err := cur.ca.IssueKeyPair(UnattachedCommonName, opts)
-		if err != nil {
-			return nil, err
-		}
-		cert = kp.Certificate
-		out.PublicKeyPEM, out.PrivateKeyPEM = string(kp.PublicKeyPEM), string(kp.PrivateKeyPEM)
+	out, err := s.issue(cur, "", csrPEM, alg)
+	if err != nil {
+		return nil, err
 	}
-	status := store.CertInactive
-	if active {
-		status = store.CertActive
+	if !active {
+		out.Certificate.Status = store.CertInactive
 	}
-	now := s.now()
-	out.CertificatePEM = string(pki.EncodeCertificatesPEM(cert))
-	out.Certificate = &store.Certificate{Fingerprint: pki.Fingerprint(cert), CA: OwnCA, IssuerFingerprint: cur.issuerFP,
-		SerialNumber: cert.SerialNumber.Text(16), Subject: cert.Subject.String(), PEM: out.CertificatePEM, Status: status,
-		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), CreatedAt: now, UpdatedAt: now}
 	err = s.change(ctx, func(tx *store.Tx) ([]event, error) {
 		if err := tx.CreateCertificate(ctx, out.Certificate); err != nil {
 			return nil, err
@@ -77,7 +48,7 @@ func (s *Service) IssueUnattached(ctx context.Context, csrPEM string, alg pki.Ke
 	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return out, nil
 }
 
 // AttachThing binds a certificate to a thing, as AWS IoT's
