@@ -1,7 +1,6 @@
 package awsiot
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -20,6 +19,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/jsonbody"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
@@ -246,22 +246,11 @@ func (h *Handler) verify(r *http.Request) ([]byte, *store.AWSAccessKey, error) {
 	return body, key, nil
 }
 
-// decodeBody reads a JSON request body (empty means {}), strictly; a
-// null body is refused rather than read as an empty request.
+// decodeBody reads a JSON request body (empty means {}) by package
+// jsonbody's rules; a refusal is AWS's InvalidRequestException.
 func decodeBody(body []byte, v any) error {
-	switch string(bytes.TrimSpace(body)) {
-	case "":
-		return nil
-	case "null":
-		return invalid("malformed request body: null, want a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return invalid("malformed request body: %v", err)
-	}
-	if dec.More() {
-		return invalid("malformed request body: data after the object")
+	if err := jsonbody.Decode(body, v, jsonbody.Options{AllowEmpty: true}); err != nil {
+		return invalid("malformed request body: %s", err.Error())
 	}
 	return nil
 }

@@ -1,20 +1,18 @@
 package certs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/jsonbody"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
@@ -142,43 +140,22 @@ type badRequest struct {
 
 func (e *badRequest) Error() string { return e.msg }
 
-// decodeStrict reads one JSON object, rejecting unknown fields, trailing
-// data and bodies over limit bytes.
+// decodeStrict reads one JSON object (package jsonbody's rules) and turns
+// a refusal into the registration gateway's answer.
 func decodeStrict(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return &badRequest{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return &badRequest{http.StatusRequestEntityTooLarge, "request body is too large"}
-		}
-		return &badRequest{http.StatusBadRequest, "could not read the request body"}
-	}
-	return decodeBody(body, v)
-}
-
-// decodeBody decodes one strict JSON object.
-func decodeBody(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	err := jsonbody.Read(w, r, limit, v, jsonbody.Options{})
+	je, ok := errors.AsType[*jsonbody.Error](err)
+	switch {
+	case !ok:
+		return err
+	case je.Reason == jsonbody.MediaType:
+		return &badRequest{http.StatusUnsupportedMediaType, je.Message}
+	case je.Reason == jsonbody.TooLarge:
+		return &badRequest{http.StatusRequestEntityTooLarge, "request body is too large"}
+	case je.Reason == jsonbody.Empty:
 		return &badRequest{http.StatusBadRequest, `request body is empty: want {"thingName": ..., "version": ...}`}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		msg := err.Error()
-		if strings.HasPrefix(msg, "json: unknown field") {
-			return &badRequest{http.StatusBadRequest, "unknown field " + strings.TrimPrefix(msg, "json: unknown field ")}
-		}
-		return &badRequest{http.StatusBadRequest, "malformed JSON: " + truncate(msg)}
-	}
-	if dec.More() {
-		return &badRequest{http.StatusBadRequest, "malformed JSON: data after the object"}
-	}
-	return nil
+	return &badRequest{http.StatusBadRequest, je.Message}
 }
 
 // registerStatus maps a registration error to the seed's answer.

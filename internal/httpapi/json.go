@@ -1,62 +1,31 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse-iot/gatehouse/internal/jsonbody"
 )
 
-// decode reads exactly one JSON object from r's body into v, rejecting
-// unknown fields, trailing data, a null body and bodies over limit bytes.
+// decode reads exactly one JSON object from r's body into v (package
+// jsonbody's rules) and turns a refusal into the API's status: 415 for the
+// media type, 413 over limit bytes, 400 otherwise.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
-		}
+	err := jsonbody.Read(w, r, limit, v, jsonbody.Options{})
+	je, ok := errors.AsType[*jsonbody.Error](err)
+	switch {
+	case !ok:
+		return err
+	case je.Reason == jsonbody.MediaType:
+		return errorf(http.StatusUnsupportedMediaType, "%s", je.Message)
+	case je.Reason == jsonbody.TooLarge:
+		return err // statusOf finds the *http.MaxBytesError: 413
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		return err // *http.MaxBytesError maps to 413
-	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return errorf(http.StatusBadRequest, "request body is empty: want a JSON object")
-	}
-	// encoding/json decodes null into anything as "no change": a PATCH
-	// would save an empty patch, bump the version and log an event.
-	if string(trimmed) == "null" {
-		return errorf(http.StatusBadRequest, "request body is null: want a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var (
-			syn *json.SyntaxError
-			typ *json.UnmarshalTypeError
-		)
-		switch {
-		case errors.As(err, &syn):
-			return errorf(http.StatusBadRequest, "malformed JSON at byte %d: %v", syn.Offset, err)
-		case errors.As(err, &typ):
-			return errorf(http.StatusBadRequest, "JSON field %q: %s is not a valid %s", typ.Field, typ.Value, typ.Type)
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return errorf(http.StatusBadRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return errorf(http.StatusBadRequest, "malformed JSON: unexpected end of input")
-		}
-		return errorf(http.StatusBadRequest, "malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return errorf(http.StatusBadRequest, "malformed JSON: data after the object")
-	}
-	return nil
+	return errorf(http.StatusBadRequest, "%s", je.Message)
 }
 
 // writeJSON sends v with status.

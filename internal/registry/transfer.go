@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/jsonbody"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -847,20 +848,17 @@ func ParseCSV(r io.Reader) (*Dump, error) {
 	return d, nil
 }
 
-// ParseJSON reads the JSON form of a Dump strictly (unknown fields are
-// errors).
+// ParseJSON reads the JSON form of a Dump strictly (package jsonbody's
+// rules: unknown fields, trailing data and null are errors).
 func ParseJSON(r io.Reader) (*Dump, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
 	var d Dump
-	if err := dec.Decode(&d); err != nil {
+	if err := jsonbody.Decode(body, &d, jsonbody.Options{}); err != nil {
 		var p problems
 		p.add("document", "not a registry export: %v", err)
-		return nil, p.err()
-	}
-	if dec.More() {
-		var p problems
-		p.add("document", "data after the JSON object")
 		return nil, p.err()
 	}
 	return &d, nil
