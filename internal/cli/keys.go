@@ -10,10 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gatehouse-iot/gatehouse/internal/awsiot"
-	"github.com/gatehouse-iot/gatehouse/internal/certs"
-	"github.com/gatehouse-iot/gatehouse/internal/lobby"
-	"github.com/gatehouse-iot/gatehouse/internal/oauth"
+	"github.com/gatehouse-iot/gatehouse/internal/app"
 	"github.com/gatehouse-iot/gatehouse/internal/seal"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
@@ -39,26 +36,6 @@ func runKeys(ctx context.Context, env *Env, args []string) error {
 		},
 		"rotate-master": runRotateMaster,
 	})
-}
-
-// resealAD returns the additional data the values of a sealed column
-// (table.column, as store.SealedColumns names them) were sealed with.
-func resealAD(column string) (func(id string) []byte, bool) {
-	switch column {
-	case "oauth_signing_keys.sealed_private":
-		return oauth.SigningKeyAD, true
-	case "pki_cas.sealed_key":
-		return certs.CAKeyAD, true
-	case "pki_cas.sealed_root_key":
-		return certs.CARootKeyAD, true
-	case "aws_access_keys.sealed_secret":
-		return awsiot.AccessKeyAD, true
-	case "lobby_targets.api_token_sealed":
-		return lobby.TargetTokenAD, true
-	case "lobby_devices.assignment_secret":
-		return lobby.AssignmentAD, true
-	}
-	return nil, false
 }
 
 func runRotateMaster(ctx context.Context, env *Env, args []string) error {
@@ -117,63 +94,11 @@ func runRotateMaster(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	sealer, err := seal.New(newKey, seal.WithOldKeys(oldKey))
+	n, err := app.ResealMasterKey(ctx, cfg.Store.DSN, oldKey, newKey)
 	if err != nil {
 		return err
 	}
-	onlyNew, err := seal.New(newKey)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.Store.DSN)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	var resealed, already int
-	err = st.InTx(ctx, func(tx *store.Tx) error {
-		values, err := tx.ListSealedValues(ctx)
-		if err != nil {
-			return err
-		}
-		for _, v := range values {
-			name := v.Table + "." + v.Column
-			adFor, ok := resealAD(name)
-			if !ok {
-				return fmt.Errorf("%s: no additional data known for this sealed column (a gatehouse bug): nothing changed", name)
-			}
-			ad := adFor(v.ID)
-			if id, err := seal.KeyID(v.Value); err == nil && id == newID {
-				// Resealed by an earlier run that did not install the key.
-				if _, err := onlyNew.Open(v.Value, ad); err != nil {
-					return fmt.Errorf("%s %q: %w", name, v.ID, err)
-				}
-				already++
-				continue
-			}
-			out, err := sealer.Reseal(v.Value, ad)
-			var unknown *seal.UnknownKeyError
-			if errors.As(err, &unknown) {
-				return fmt.Errorf("%s %q is sealed by master key %08x, neither the current one in %s (%08x) nor the new one (%08x): nothing changed",
-					name, v.ID, unknown.KeyID, current, oldID, newID)
-			}
-			if err != nil {
-				return fmt.Errorf("%s %q: %w: nothing changed", name, v.ID, err)
-			}
-			if _, err := onlyNew.Open(out, ad); err != nil {
-				return fmt.Errorf("%s %q: resealed value does not open: %w", name, v.ID, err)
-			}
-			v.Value = out
-			if err := tx.UpdateSealedValue(ctx, v); err != nil {
-				return err
-			}
-			resealed++
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	resealed, already := n.Resealed, n.Already
 	if *online {
 		fmt.Fprintf(env.Stdout, "re-sealed %d values (%d already under the new key) from master key %08x to %08x in one transaction\n", resealed, already, oldID, newID)
 		fmt.Fprintf(env.Stdout, "the servers no longer need %s: remove it from secrets.previousMasterKeyFiles at the next restart\n", current)

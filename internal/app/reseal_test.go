@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
-// TestResealADCoversSealedColumns: `keys rotate-master` knows the
+// TestResealADCoversSealedColumns: ResealMasterKey knows the
 // additional data of every column the store lists as sealed, so a new
 // sealed column cannot be left out of a master key rotation.
 func TestResealADCoversSealedColumns(t *testing.T) {
