@@ -43,7 +43,7 @@ func userToken(t *testing.T, s *server, name string) string {
 	return tok.Token
 }
 
-// TestAccessRequestsCLI walks the README's access request commands: a user
+// TestAccessRequestsCLI walks the access request commands of docs/walkthroughs/access-requests.md: a user
 // asks, the owner approves for a while, the grant shows as an expiring
 // relationship; a second request is cancelled.
 func TestAccessRequestsCLI(t *testing.T) {

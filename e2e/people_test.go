@@ -30,7 +30,7 @@ const lampPolicy = `{"name":"lamp","document":{"Version":"2012-10-17","Statement
 
 const consoleRedirect = "http://127.0.0.1:8765/callback"
 
-// TestPeopleAndTheirDevices is the README walkthrough "People and their
+// TestPeopleAndTheirDevices is the walkthrough (docs/walkthroughs/people.md) "People and their
 // devices (seed 000)": alice owns lamp-1 and bob views it; alice signs in
 // to a registered app with the authorization code flow and PKCE, bob with
 // the device flow; both use their tokens as MQTT passwords. Alice reads

@@ -30,17 +30,17 @@ func readmeBlocks(t *testing.T, title string) []string {
 	return blocks
 }
 
-// TestREADMESeed000 runs the README's "Seed 000 walkthrough" as written
+// TestREADMEWalkthrough runs the README's walkthrough ("a device, from registration to publish") as written
 // (only the listener ports are the test server's): every command but the
 // one shown failing must succeed.
-func TestREADMESeed000(t *testing.T) {
+func TestREADMEWalkthrough(t *testing.T) {
 	for _, tool := range []string{"bash", "jq", "openssl", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}
 	}
 	s := startServer(t, "--data-dir", t.TempDir())
-	blocks := readmeBlocks(t, "Seed 000 walkthrough: a thing in the SDK")
+	blocks := readmeBlocks(t, "Walkthrough: a device, from registration to publish")
 	if len(blocks) < 4 {
 		t.Fatalf("README walkthrough has %d blocks", len(blocks))
 	}

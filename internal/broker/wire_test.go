@@ -436,7 +436,7 @@ func waitReceived(t *testing.T, received func(string) bool, msg string) {
 
 // TestV311SubackCodes: a filter the policy refuses gets SUBACK 0x80, the
 // only failure code of MQTT 3.1.1 (mochi maps 0x87 itself; this keeps the
-// README's table true).
+// table in docs/policies.md true).
 func TestV311SubackCodes(t *testing.T) {
 	f := newFixture(t, time.Hour)
 	c, code := f.connect311("s-1", "s-1", f.token("s-1", "mqtt"), nil)
