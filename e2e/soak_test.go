@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestSoakShort runs `gatehouse soak` for 20 s with 5 s tokens: the
+// TestSoakShort runs `gatehouse dev soak` for 20 s with 5 s tokens: the
 // command starts its own loopback server, the fleet's tokens expire and
 // the devices reconnect with new ones, and the run ends with the sample
 // table, the fleet summary and a verdict.
@@ -16,7 +16,7 @@ func TestSoakShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the soak run takes 20 s")
 	}
-	out, err := exec.CommandContext(t.Context(), binary, "soak", "--duration", "20s", "--things", "4", "--rate", "4",
+	out, err := exec.CommandContext(t.Context(), binary, "dev", "soak", "--duration", "20s", "--things", "4", "--rate", "4",
 		"--token-ttl", "5s", "--interval", "2s").CombinedOutput()
 	text := string(out)
 	if err != nil {

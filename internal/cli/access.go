@@ -6,19 +6,6 @@ import (
 	"time"
 )
 
-// accessCommands are the access request, registry transfer, sync and AWS
-// key commands.
-func accessCommands() map[string]command {
-	cmds := map[string]command{
-		"access-requests": {"request, list, approve, deny, cancel access to things", runAccessRequests},
-		"registry":        {"export or import the registry as JSON or CSV", runRegistry},
-	}
-	for name, c := range syncCommands() {
-		cmds[name] = c
-	}
-	return cmds
-}
-
 func runAccessRequests(ctx context.Context, env *Env, args []string) error {
 	decide := func(verb string) func(context.Context, *Env, []string) error {
 		return func(ctx context.Context, env *Env, args []string) error {

@@ -11,16 +11,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
-// backupCommands are the offline database commands: `backup` copies a
-// SQLite database while the server runs, `restore` puts a copy back while
-// it is stopped. PostgreSQL is backed up with pg_dump (docs/operations.md).
-func backupCommands() map[string]command {
-	return map[string]command{
-		"backup":  {"copy the SQLite database consistently, while the server runs (PostgreSQL: pg_dump)", runBackup},
-		"restore": {"restore a SQLite backup made by `gatehouse backup` (server stopped)", runRestore},
-	}
-}
-
 const pgBackupHint = "the database is PostgreSQL: back it up with pg_dump and restore with pg_restore (see docs/operations.md)"
 
 func runBackup(ctx context.Context, env *Env, args []string) error {

@@ -41,7 +41,7 @@ type benchTarget struct {
 // Mosquitto in one run: each Go broker runs in a child process of its own
 // so its CPU time can be read from /proc, and the same load is put on each.
 func runBench(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "bench", "bench [--pairs N] [--duration D] [--qos 0,1] [--mosquitto ADDR] [--connects D]")
+	fs := newFlagSet(env, "bench", "dev bench [--pairs N] [--duration D] [--qos 0,1] [--mosquitto ADDR] [--connects D]")
 	pairs := fs.Int("pairs", 4, "publisher/subscriber pairs")
 	duration := fs.Duration("duration", 10*time.Second, "length of each throughput run")
 	qosList := fs.String("qos", "0,1", "QoS levels to run")
@@ -83,7 +83,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	for i := range targets {
 		targets[i].Topic = func(i int) string { return "bench/" + strconv.Itoa(i) }
 	}
-	fmt.Fprintf(env.Stdout, "# gatehouse bench: %d pairs, %d-byte payload, %s per run, GOMAXPROCS of the brokers: default\n", *pairs, *payload, *duration)
+	fmt.Fprintf(env.Stdout, "# gatehouse dev bench: %d pairs, %d-byte payload, %s per run, GOMAXPROCS of the brokers: default\n", *pairs, *payload, *duration)
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "run\tbroker\tdelivered/s\tbroker CPU s\tmsgs per broker core-s\tvs mochi-plain\terrors")
 	for _, q := range splitList(*qosList) {
@@ -135,10 +135,10 @@ func pidOf(name string) int {
 	return pid
 }
 
-// startBenchTarget runs `gatehouse bench-target` and reads its address and
+// startBenchTarget runs `gatehouse dev bench-target` and reads its address and
 // credentials.
 func startBenchTarget(ctx context.Context, self, kind string, pairs int) (loadtest.Target, func(), error) {
-	cmd := exec.CommandContext(ctx, self, "bench-target", "--kind", kind, "--pairs", strconv.Itoa(pairs))
+	cmd := exec.CommandContext(ctx, self, "dev", "bench-target", "--kind", kind, "--pairs", strconv.Itoa(pairs))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return loadtest.Target{}, nil, err
@@ -166,10 +166,10 @@ func startBenchTarget(ctx context.Context, self, kind string, pairs int) (loadte
 	return loadtest.Target{Name: kind, Addr: bt.Addr, PID: cmd.Process.Pid, Publishers: bt.Publishers, Subscribers: bt.Subscribers}, stop, nil
 }
 
-// runBenchTarget is the child of `gatehouse bench`: it serves one broker
+// runBenchTarget is the child of `gatehouse dev bench`: it serves one broker
 // until its standard input closes.
 func runBenchTarget(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "bench-target", "bench-target --kind mochi-plain|gatehouse --pairs N (used by gatehouse bench)")
+	fs := newFlagSet(env, "bench-target", "dev bench-target --kind mochi-plain|gatehouse --pairs N (used by gatehouse dev bench)")
 	kind := fs.String("kind", "gatehouse", "mochi-plain or gatehouse")
 	pairs := fs.Int("pairs", 4, "credentials to prepare")
 	if _, err := parse(fs, args); err != nil {

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 )
 
@@ -37,51 +36,93 @@ type command struct {
 	run     func(ctx context.Context, env *Env, args []string) error
 }
 
+// group is a heading of `gatehouse help` and the commands under it.
+type group struct {
+	title    string
+	commands []named
+}
+
+// named is a command with its name.
+type named struct {
+	name string
+	command
+}
+
+// commandGroups is every command, once, in the groups `gatehouse help`
+// shows them in.
+func commandGroups() []group {
+	return []group{
+		{"Server", []named{
+			{"serve", command{"run the server (embedded SQLite by default)", runServe}},
+			{"config", command{"print the effective configuration, secrets masked", runConfig}},
+			{"version", command{"print the version", runVersion}},
+		}},
+		{"Registry", []named{
+			{"things", command{"list, get, create, update, delete things", runThings}},
+			{"thing-types", command{"list, get, create, update, delete thing types", runThingTypes}},
+			{"users", command{"list, get, create, update, delete users", runUsers}},
+			{"groups", command{"list, get, create, delete groups and their members", runGroups}},
+			{"relationships", command{"list, add, remove relationships between users and things", runRelationships}},
+			{"access-requests", command{"request, list, approve, deny, cancel access to things", runAccessRequests}},
+			{"registry", command{"export or import the registry as JSON or CSV", runRegistry}},
+			{"events", command{"list, tail or prune the event log", runEvents}},
+			{"sync", command{"synchronize the registry with AWS IoT (or any AWS-IoT-compatible API)", runSync}},
+		}},
+		{"Identity and access", []named{
+			{"policies", command{"create, version, attach and simulate AWS IoT policies", runPolicies}},
+			{"authorizers", command{"manage custom authorizers (token signing keys)", runAuthorizers}},
+			{"apps", command{"create, list, get, delete registered OAuth apps (console, mobile and web apps)", runApps}},
+			{"api-tokens", command{"list, create, revoke admin API tokens", runAPITokens}},
+			{"aws-keys", command{"list, create, revoke access keys of the AWS-IoT-compatible API (SigV4)", runAWSKeys}},
+			{"token", command{"get an access token with client credentials (a thing's id and secret)", runToken}},
+			{"device-login", command{"log in through the device authorization grant and print the tokens", runDeviceLogin}},
+			{"introspect", command{"introspect a token (RFC 7662) as an authenticated client", runIntrospect}},
+		}},
+		{"Certificates", []named{
+			{"ca", command{"fetch the CA chain or CRL; show or import the CA", runCA}},
+			{"cert", command{"list, show, activate, deactivate, revoke, rotate device certificates", runCert}},
+			{"registration-tokens", command{"list, create, revoke registration tokens of POST /register", runRegistrationTokens}},
+			{"manufacturer-cas", command{"list, add, show, remove trusted manufacturer CAs", runManufacturerCAs}},
+			{"register", command{"register this device with a registration token; writes certificate, key and root CA", runRegister}},
+		}},
+		{"Lobby", []named{
+			{"lobby", command{"list, show, claim, reject, reroute, reset lobby devices; manage targets", runLobby}},
+			{"qr", command{"write the QR code (PNG and SVG) of a device certificate's fingerprint", runQR}},
+		}},
+		{"Devices", []named{
+			{"device", command{"act as a device: register, token, jwk, publish, subscribe, device-flow, lobby (state in --state-dir)", runDevice}},
+			{"simulate", command{"run a fleet of simulated devices (register/token, MQTT, telemetry) against a running server", runSimulate}},
+		}},
+		{"Operations", []named{
+			{"keys", command{"rotate the OAuth signing key (online) or the master key that seals keys at rest", runKeys}},
+			{"backup", command{"copy the SQLite database consistently, while the server runs (PostgreSQL: pg_dump)", runBackup}},
+			{"restore", command{"restore a SQLite backup made by `gatehouse backup` (server stopped)", runRestore}},
+			{"admin-token", command{"mint an admin API token directly in the database (recovery)", runAdminToken}},
+			{"dev", command{"load, soak and benchmark tools: bench, bench-target, soak, token-load", runDev}},
+		}},
+	}
+}
+
+// commands is every command by name.
 func commands() map[string]command {
-	cmds := map[string]command{
-		"serve":         {"run the server (embedded SQLite by default)", runServe},
-		"version":       {"print the version", runVersion},
-		"config":        {"print the effective configuration, secrets masked", runConfig},
-		"admin-token":   {"mint an admin API token directly in the database (recovery)", runAdminToken},
-		"things":        {"list, get, create, update, delete things", runThings},
-		"thing-types":   {"list, get, create, update, delete thing types", runThingTypes},
-		"users":         {"list, get, create, update, delete users", runUsers},
-		"groups":        {"list, get, create, delete groups and their members", runGroups},
-		"relationships": {"list, add, remove relationships between users and things", runRelationships},
-		"events":        {"list, tail or prune the event log", runEvents},
-		"api-tokens":    {"list, create, revoke admin API tokens", runAPITokens},
-		"bench":         {"benchmark the MQTT broker against plain mochi-mqtt and Mosquitto", runBench},
-		"bench-target":  {"serve one broker for `gatehouse bench` (internal)", runBenchTarget},
-		// Certificates and the registration gateway (certs.go).
-		"register":            {"register this device with a registration token; writes certificate, key and root CA", runRegister},
-		"ca":                  {"fetch the CA chain or CRL; show or import the CA", runCA},
-		"cert":                {"list, show, activate, deactivate, revoke, rotate device certificates", runCert},
-		"registration-tokens": {"list, create, revoke registration tokens of POST /register", runRegistrationTokens},
-		"manufacturer-cas":    {"list, add, show, remove trusted manufacturer CAs", runManufacturerCAs},
-	}
-	cmds["policies"] = command{"create, version, attach and simulate AWS IoT policies", runPolicies}
-	cmds["authorizers"] = command{"manage custom authorizers (token signing keys)", runAuthorizers}
-	cmds["apps"] = command{"create, list, get, delete registered OAuth apps (console, mobile and web apps)", runApps}
-	cmds["keys"] = command{"rotate the OAuth signing key (online) or the master key that seals keys at rest (offline)", runKeys}
-	for name, c := range simulateCommands() {
-		cmds[name] = c
-	}
-	for name, c := range backupCommands() {
-		cmds[name] = c
-	}
-	for name, c := range lobbyCommands() {
-		cmds[name] = c
-	}
-	for name, c := range deviceCommands() {
-		cmds[name] = c
-	}
-	for name, c := range extraCommands() {
-		cmds[name] = c
-	}
-	for name, c := range accessCommands() {
-		cmds[name] = c
+	cmds := map[string]command{}
+	for _, g := range commandGroups() {
+		for _, c := range g.commands {
+			cmds[c.name] = c.command
+		}
 	}
 	return cmds
+}
+
+// runDev is `gatehouse dev`: tools that measure or load a server rather
+// than administer it.
+func runDev(ctx context.Context, env *Env, args []string) error {
+	return sub(ctx, env, "dev", args, map[string]func(context.Context, *Env, []string) error{
+		"bench":        runBench,
+		"bench-target": runBenchTarget,
+		"soak":         runSoak,
+		"token-load":   runTokenLoad,
+	})
 }
 
 // errUsage marks an error whose message is usage help.
@@ -95,13 +136,13 @@ func usagef(format string, args ...any) error {
 func Main(ctx context.Context, env *Env) int {
 	cmds := commands()
 	if len(env.Args) == 0 || isHelp(env.Args[0]) {
-		printHelp(env.Stdout, cmds)
+		printHelp(env.Stdout)
 		return 0
 	}
 	c, ok := cmds[env.Args[0]]
 	if !ok {
 		fmt.Fprintf(env.Stderr, "gatehouse: unknown command %q\n\n", env.Args[0])
-		printHelp(env.Stderr, cmds)
+		printHelp(env.Stderr)
 		return 2
 	}
 	if err := c.run(ctx, env, env.Args[1:]); err != nil {
@@ -117,18 +158,22 @@ func Main(ctx context.Context, env *Env) int {
 	return 0
 }
 
-func printHelp(w io.Writer, cmds map[string]command) {
+func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "Gatehouse: identity, onboarding and access control for IoT fleets.")
-	fmt.Fprintln(w, "\nUsage: gatehouse <command> [flags] [arguments]\n\nCommands:")
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+	fmt.Fprintln(w, "\nUsage: gatehouse <command> [flags] [arguments]")
+	width := 0
+	for _, g := range commandGroups() {
+		for _, c := range g.commands {
+			width = max(width, len(c.name))
+		}
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, cmds[n].summary)
+	for _, g := range commandGroups() {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, c := range g.commands {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
+		}
 	}
-	fmt.Fprintln(w, "\nRun 'gatehouse <command> -h' for a command's flags. Client commands read")
+	fmt.Fprintln(w, "\nRun 'gatehouse <command> -h' for a command's verbs or flags. Client commands read")
 	fmt.Fprintln(w, "GATEHOUSE_SERVER (default http://127.0.0.1:8080) and GATEHOUSE_TOKEN.")
 }
 

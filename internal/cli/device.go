@@ -13,15 +13,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
-// deviceCommands are the commands that act as a device through the public
-// SDK (package thing): `gatehouse device register|token|jwk|publish|
-// subscribe|device-flow`. The device's credentials live in --state-dir.
-func deviceCommands() map[string]command {
-	return map[string]command{
-		"device": {"act as a device: register, token, jwk, publish, subscribe, device-flow, lobby (state in --state-dir)", runDevice},
-	}
-}
-
 func runDevice(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "device", args, map[string]func(context.Context, *Env, []string) error{
 		"register":    runDeviceRegister,

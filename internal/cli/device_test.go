@@ -14,7 +14,7 @@ func TestDeviceCommandsOffline(t *testing.T) {
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		env := &Env{Getenv: func(string) string { return "" }, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut}
-		err := deviceCommands()["device"].run(context.Background(), env, args)
+		err := runDevice(context.Background(), env, args)
 		return out.String(), err
 	}
 	tests := []struct {

@@ -14,14 +14,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 )
 
-// lobbyCommands are the device lobby's operator commands and the QR tool.
-func lobbyCommands() map[string]command {
-	return map[string]command{
-		"lobby": {"list, show, claim, reject, reroute, reset lobby devices; manage targets", runLobby},
-		"qr":    {"write the QR code (PNG and SVG) of a device certificate's fingerprint", runQR},
-	}
-}
-
 func runLobby(ctx context.Context, env *Env, args []string) error {
 	deviceAction := func(verb, path string) func(context.Context, *Env, []string) error {
 		return func(ctx context.Context, env *Env, args []string) error {

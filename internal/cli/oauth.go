@@ -17,18 +17,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/oauth/oauthload"
 )
 
-// oauthCommands are the commands that act as an OAuth client of a running
-// server. They talk to the standard endpoints only, so they work against
-// any Gatehouse replica.
-func oauthCommands() map[string]command {
-	return map[string]command{
-		"token":        {"get an access token with client credentials (a thing's id and secret)", runToken},
-		"device-login": {"log in through the device authorization grant and print the tokens", runDeviceLogin},
-		"introspect":   {"introspect a token (RFC 7662) as an authenticated client", runIntrospect},
-		"token-load":   {"load-test the token endpoint with client credentials grants", runTokenLoad},
-	}
-}
-
 // oauthFlags are the flags every OAuth client command shares.
 type oauthFlags struct {
 	server, clientID, clientSecret, scope string
@@ -174,7 +162,7 @@ func runIntrospect(ctx context.Context, env *Env, args []string) error {
 }
 
 func runTokenLoad(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "token-load", "token-load --client-id THING --client-secret SECRET [-c 16] [-d 10s] [--scope publish] [--raw]")
+	fs := newFlagSet(env, "token-load", "dev token-load --client-id THING --client-secret SECRET [-c 16] [-d 10s] [--scope publish] [--raw]")
 	var f oauthFlags
 	addOAuthFlags(fs, &f, "")
 	conns := fs.Int("c", 16, "concurrent keep-alive connections")

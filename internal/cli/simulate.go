@@ -15,15 +15,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/simulate"
 )
 
-// simulateCommands is `gatehouse simulate`: a fleet of simulated devices
-// against a running server (package simulate).
-func simulateCommands() map[string]command {
-	return map[string]command{
-		"simulate": {"run a fleet of simulated devices (register/token, MQTT, telemetry) against a running server", runSimulate},
-		"soak":     {"start a loopback server, run a fleet with expiring tokens against it, sample its memory and goroutines, judge the trend", runSoak},
-	}
-}
-
 func runSimulate(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "simulate", "simulate --things N --rate R [--duration D] [--publish-interval I] [--auth token|cert] [--server URL] [--token ADMIN_TOKEN] [--mqtt URL] [--mqtts URL] [--prefix P] [--state-dir DIR] [--json]")
 	things := fs.Int("things", 10, "number of simulated devices")

@@ -12,7 +12,7 @@ import (
 )
 
 func TestSimulateFlags(t *testing.T) {
-	run := simulateCommands()["simulate"].run
+	run := runSimulate
 	for _, args := range [][]string{
 		{"--token", "x", "--things", "0"},
 		{"--token", "x", "--rate", "-1"},

@@ -28,14 +28,14 @@ var (
 	soakMQTTRE   = regexp.MustCompile(`mqtt\s+mqtt://(127\.0\.0\.1:\d+)`)
 )
 
-// runSoak is `gatehouse soak`: it starts this binary as a server on
+// runSoak is `gatehouse dev soak`: it starts this binary as a server on
 // loopback (its own temporary data directory, SQLite unless --dsn), runs
 // a simulated fleet against it whose tokens expire every --token-ttl (the
 // broker disconnects them, the devices get new tokens and reconnect), and
 // samples the server's heap, RSS and goroutines from /metrics. It prints
 // one row per sample and a verdict: flat, or growing over the second half.
 func runSoak(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "soak", "soak [--duration 30m] [--things 20] [--rate 5] [--token-ttl 2m] [--publish-interval 1s] [--interval D] [--dsn postgres://...] [--keep DIR]")
+	fs := newFlagSet(env, "soak", "dev soak [--duration 30m] [--things 20] [--rate 5] [--token-ttl 2m] [--publish-interval 1s] [--interval D] [--dsn postgres://...] [--keep DIR]")
 	duration := fs.Duration("duration", 30*time.Minute, "length of the run (10s to 24h)")
 	things := fs.Int("things", 20, "simulated devices (1 to 2000)")
 	rate := fs.Float64("rate", 5, "devices started per second")
@@ -81,7 +81,7 @@ func runSoak(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer srv.stop()
-	fmt.Fprintf(env.Stdout, "# gatehouse soak: %d things at %g/s for %s, token TTL %s, publish every %s, sample every %s\n",
+	fmt.Fprintf(env.Stdout, "# gatehouse dev soak: %d things at %g/s for %s, token TTL %s, publish every %s, sample every %s\n",
 		*things, *rate, *duration, *ttl, *publish, *interval)
 	fmt.Fprintf(env.Stdout, "# server: %s pid %d (%s), store %s\n", srv.url, srv.cmd.Process.Pid, self, storeName(*dsn))
 

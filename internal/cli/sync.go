@@ -17,14 +17,6 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/awssync"
 )
 
-// syncCommands are the registry synchronization and AWS key commands.
-func syncCommands() map[string]command {
-	return map[string]command{
-		"sync":     {"synchronize the registry with AWS IoT (or any AWS-IoT-compatible API)", runSync},
-		"aws-keys": {"list, create, revoke access keys of the AWS-IoT-compatible API (SigV4)", runAWSKeys},
-	}
-}
-
 func runSync(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "sync", args, map[string]func(context.Context, *Env, []string) error{
 		"aws-iot": runSyncAWSIoT,

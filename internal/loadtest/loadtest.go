@@ -1,6 +1,6 @@
 // Package loadtest drives MQTT brokers with real clients to measure them:
 // publish/deliver throughput with paired publishers and subscribers, and
-// CONNECT rates. It exists so that `gatehouse bench` can put Gatehouse's
+// CONNECT rates. It exists so that `gatehouse dev bench` can put Gatehouse's
 // broker, plain mochi-mqtt and Mosquitto side by side in one run with the
 // same load, and report each broker's CPU per message rather than wall
 // time alone (the load generator shares the machine).

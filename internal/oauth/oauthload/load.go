@@ -1,7 +1,7 @@
 // Package oauthload is a load generator for OAuth 2.0 token endpoints: it
 // posts client credentials grants over keep-alive connections for a while
 // and reports throughput and latency. It exists because the usual HTTP load
-// tools are not available here, and so that `gatehouse token-load` and the
+// tools are not available here, and so that `gatehouse dev token-load` and the
 // benchmarks measure the same way.
 package oauthload
 
