@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,16 +55,6 @@ type server struct {
 	done   chan error
 }
 
-var (
-	listenRE = regexp.MustCompile(`listening on (\S+)\)`)
-	tokenRE  = regexp.MustCompile(`admin token\s+(\S+)`)
-	passRE   = regexp.MustCompile(`admin password\s+(\S+)`)
-	mqttRE   = regexp.MustCompile(`mqtt\s+mqtt://(\S+)`)
-	wsRE     = regexp.MustCompile(`mqtt/ws\s+ws://([^/\s]+)`)
-	mqttsRE  = regexp.MustCompile(`mqtts\s+mqtts://(\S+)`)
-	httpsRE  = regexp.MustCompile(`https\s+https://(\S+)`)
-)
-
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  io.Writer
@@ -80,7 +70,8 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{done: make(chan error, 1)}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--mqtts-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"}, args...)...)
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	s.cmd = exec.Command(binary, append([]string{"serve", "--ready-file", ready, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--mqtts-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "GATEHOUSE_LOG_LEVEL=debug")
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = io.MultiWriter(pw, lockedWriter{&s.mu, &s.stdout})
@@ -116,31 +107,20 @@ func startServer(t *testing.T, args ...string) *server {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("server did not start\nstderr:\n%s", s.Stderr())
 	}
-	// The banner is written in one go; the bootstrap lines, if any, follow
-	// the data dir line at once.
-	time.Sleep(200 * time.Millisecond)
-	out := s.Stdout()
-	if m := listenRE.FindStringSubmatch(out); m != nil {
-		s.URL = "http://" + m[1]
+	// The server wrote the ready file before its banner.
+	b, err := os.ReadFile(ready)
+	if err != nil {
+		t.Fatalf("ready file: %v", err)
 	}
-	if m := tokenRE.FindStringSubmatch(out); m != nil {
-		s.Token = m[1]
+	var r struct {
+		HTTP, HTTPS, MQTT, MQTTS, WS string
+		AdminPassword, AdminToken    string
 	}
-	if m := passRE.FindStringSubmatch(out); m != nil {
-		s.Pass = m[1]
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("ready file: %v\n%s", err, b)
 	}
-	if m := mqttRE.FindStringSubmatch(out); m != nil {
-		s.MQTT = m[1]
-	}
-	if m := wsRE.FindStringSubmatch(out); m != nil {
-		s.WS = m[1]
-	}
-	if m := mqttsRE.FindStringSubmatch(out); m != nil {
-		s.MQTTS = m[1]
-	}
-	if m := httpsRE.FindStringSubmatch(out); m != nil {
-		s.HTTPS = m[1]
-	}
+	s.URL, s.Token, s.Pass = "http://"+r.HTTP, r.AdminToken, r.AdminPassword
+	s.MQTT, s.WS, s.MQTTS, s.HTTPS = r.MQTT, r.WS, r.MQTTS, r.HTTPS
 	return s
 }
 

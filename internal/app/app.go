@@ -51,6 +51,9 @@ type Options struct {
 	Now     func() time.Time
 	Rand    io.Reader
 	Version string
+	// ReadyFile, when set, receives the listen addresses (and first-start
+	// credentials) as JSON before the banner is printed (ready.go).
+	ReadyFile string
 }
 
 // App is a configured, not yet serving, Gatehouse.
@@ -350,6 +353,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	a.httpSrv.RegisterOnShutdown(a.api.CloseStreams)
+	if opts.ReadyFile != "" {
+		if err := a.writeReady(opts.ReadyFile, boot); err != nil {
+			return nil, err
+		}
+	}
 	a.banner(boot)
 	ok = true
 	return a, nil

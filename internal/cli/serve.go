@@ -90,6 +90,7 @@ func newLogger(env *Env, c config.Config) *slog.Logger {
 func runServe(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "serve", "serve [flags]")
 	load := serverFlags(fs)
+	readyFile := fs.String("ready-file", "", "write the listen addresses (and first-start admin credentials) as JSON to this file once listening, before the banner (file mode 0600)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	// the configured handler and level. Only the command sets it.
 	slog.SetDefault(log)
 	log.Debug("configuration", "config", c.Redacted())
-	a, err := app.New(ctx, c, app.Options{Logger: log, Out: env.Stdout, Version: env.Version})
+	a, err := app.New(ctx, c, app.Options{Logger: log, Out: env.Stdout, Version: env.Version, ReadyFile: *readyFile})
 	if err != nil {
 		return err
 	}
