@@ -16,25 +16,8 @@ func (a *API) lobbyRoutes() {
 	if a.lobby == nil {
 		return
 	}
-	a.handle("GET /api/v1/lobby/devices", read, func(w http.ResponseWriter, r *http.Request) error {
-		after, limit, err := page(r)
-		if err != nil {
-			return err
-		}
-		q := r.URL.Query()
-		devs, err := a.lobby.List(r.Context(), store.LobbyFilter{Page: store.Page{After: after, Limit: limit}, State: q.Get("state"), Target: q.Get("target")})
-		if err != nil {
-			return err
-		}
-		return list(w, devs, limit, func(d store.LobbyDevice) string { return d.Fingerprint })
-	})
-	a.handle("GET /api/v1/lobby/devices/{device}", read, func(w http.ResponseWriter, r *http.Request) error {
-		d, err := a.lobby.Get(r.Context(), r.PathValue("device"))
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, d)
-	})
+	a.handle("GET /api/v1/lobby/devices", read, a.listLobbyDevices)
+	a.handle("GET /api/v1/lobby/devices/{device}", read, a.getLobbyDevice)
 	claim := func(fn func(*http.Request, lobby.ClaimRequest) (*store.LobbyDevice, error)) handlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) error {
 			var in lobby.ClaimRequest
@@ -86,69 +69,110 @@ func (a *API) lobbyRoutes() {
 	a.handle("POST /api/v1/lobby/devices/{device}/factory-reset", write, withReason(func(r *http.Request, dev, reason string) (*store.LobbyDevice, error) {
 		return a.lobby.FactoryResetReason(r.Context(), dev, reason)
 	}))
-	a.handle("GET /api/v1/lobby/devices/{device}/qr.png", read, func(w http.ResponseWriter, r *http.Request) error {
-		fp, err := lobby.ParseQR(r.PathValue("device"))
-		if err != nil {
-			return errorf(http.StatusBadRequest, "%v", err)
-		}
-		png, err := lobby.QRPNG(fp)
-		if err != nil {
-			return err
-		}
-		w.Header().Set("Content-Type", "image/png")
-		_, err = w.Write(png)
-		return err
-	})
+	a.handle("GET /api/v1/lobby/devices/{device}/qr.png", read, a.lobbyDeviceQR)
 
-	a.handle("GET /api/v1/lobby/targets", read, func(w http.ResponseWriter, r *http.Request) error {
-		after, limit, err := page(r)
-		if err != nil {
-			return err
-		}
-		ts, err := a.lobby.Targets(r.Context(), store.Page{After: after, Limit: limit})
-		if err != nil {
-			return err
-		}
-		return list(w, ts, limit, func(t store.LobbyTarget) string { return t.Name })
-	})
-	a.handle("POST /api/v1/lobby/targets", write, func(w http.ResponseWriter, r *http.Request) error {
-		var in store.LobbyTarget
-		if err := decode(w, r, a.maxBody, &in); err != nil {
-			return err
-		}
-		t, err := a.lobby.CreateTarget(r.Context(), in)
-		if err != nil {
-			return err
-		}
-		return writeVersioned(w, http.StatusCreated, t.Version, t)
-	})
-	a.handle("GET /api/v1/lobby/targets/{name}", read, func(w http.ResponseWriter, r *http.Request) error {
-		t, err := a.lobby.Target(r.Context(), r.PathValue("name"))
-		if err != nil {
-			return err
-		}
-		return writeVersioned(w, http.StatusOK, t.Version, t)
-	})
-	a.handle("PUT /api/v1/lobby/targets/{name}", write, func(w http.ResponseWriter, r *http.Request) error {
-		v, err := ifMatch(r)
-		if err != nil {
-			return err
-		}
-		var in store.LobbyTarget
-		if err := decode(w, r, a.maxBody, &in); err != nil {
-			return err
-		}
-		t, err := a.lobby.UpdateTarget(r.Context(), r.PathValue("name"), v, in)
-		if err != nil {
-			return err
-		}
-		return writeVersioned(w, http.StatusOK, t.Version, t)
-	})
-	a.handle("DELETE /api/v1/lobby/targets/{name}", write, func(w http.ResponseWriter, r *http.Request) error {
-		if err := a.lobby.DeleteTarget(r.Context(), r.PathValue("name")); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	})
+	a.handle("GET /api/v1/lobby/targets", read, a.listLobbyTargets)
+	a.handle("POST /api/v1/lobby/targets", write, a.createLobbyTarget)
+	a.handle("GET /api/v1/lobby/targets/{name}", read, a.getLobbyTarget)
+	a.handle("PUT /api/v1/lobby/targets/{name}", write, a.putLobbyTarget)
+	a.handle("DELETE /api/v1/lobby/targets/{name}", write, a.deleteLobbyTarget)
+}
+
+// listLobbyDevices serves GET /api/v1/lobby/devices.
+func (a *API) listLobbyDevices(w http.ResponseWriter, r *http.Request) error {
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	devs, err := a.lobby.List(r.Context(), store.LobbyFilter{Page: store.Page{After: after, Limit: limit}, State: q.Get("state"), Target: q.Get("target")})
+	if err != nil {
+		return err
+	}
+	return list(w, devs, limit, func(d store.LobbyDevice) string { return d.Fingerprint })
+}
+
+// getLobbyDevice serves GET /api/v1/lobby/devices/{device}.
+func (a *API) getLobbyDevice(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.lobby.Get(r.Context(), r.PathValue("device"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+// lobbyDeviceQR serves GET /api/v1/lobby/devices/{device}/qr.png.
+func (a *API) lobbyDeviceQR(w http.ResponseWriter, r *http.Request) error {
+	fp, err := lobby.ParseQR(r.PathValue("device"))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	png, err := lobby.QRPNG(fp)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "image/png")
+	_, err = w.Write(png)
+	return err
+}
+
+// listLobbyTargets serves GET /api/v1/lobby/targets.
+func (a *API) listLobbyTargets(w http.ResponseWriter, r *http.Request) error {
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	ts, err := a.lobby.Targets(r.Context(), store.Page{After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	return list(w, ts, limit, func(t store.LobbyTarget) string { return t.Name })
+}
+
+// createLobbyTarget serves POST /api/v1/lobby/targets.
+func (a *API) createLobbyTarget(w http.ResponseWriter, r *http.Request) error {
+	var in store.LobbyTarget
+	if err := decode(w, r, a.maxBody, &in); err != nil {
+		return err
+	}
+	t, err := a.lobby.CreateTarget(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	return writeVersioned(w, http.StatusCreated, t.Version, t)
+}
+
+// getLobbyTarget serves GET /api/v1/lobby/targets/{name}.
+func (a *API) getLobbyTarget(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.lobby.Target(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeVersioned(w, http.StatusOK, t.Version, t)
+}
+
+// putLobbyTarget serves PUT /api/v1/lobby/targets/{name}.
+func (a *API) putLobbyTarget(w http.ResponseWriter, r *http.Request) error {
+	v, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var in store.LobbyTarget
+	if err := decode(w, r, a.maxBody, &in); err != nil {
+		return err
+	}
+	t, err := a.lobby.UpdateTarget(r.Context(), r.PathValue("name"), v, in)
+	if err != nil {
+		return err
+	}
+	return writeVersioned(w, http.StatusOK, t.Version, t)
+}
+
+// deleteLobbyTarget serves DELETE /api/v1/lobby/targets/{name}.
+func (a *API) deleteLobbyTarget(w http.ResponseWriter, r *http.Request) error {
+	if err := a.lobby.DeleteTarget(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
