@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
-	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -92,19 +91,8 @@ func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devic
 		s.renderDevice(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
 		return
 	}
-	user, err := s.registry.Authenticate(ctx, page.Username, r.PostForm.Get("password"))
-	if errors.Is(err, registry.ErrBadCredentials) {
-		s.renderDevice(w, r, http.StatusUnauthorized, page, "Wrong username or password.")
-		return
-	}
-	if wait, ok := throttled(err); ok {
-		setRetryAfter(w, wait)
-		s.renderDevice(w, r, http.StatusTooManyRequests, page, "Too many failed sign-ins for this account. Please wait a few seconds and try again.")
-		return
-	}
-	if err != nil {
-		s.log.ErrorContext(ctx, "device page: authenticate", "err", err)
-		s.renderDevice(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+	user := s.signIn(w, r, "device page", page.Username, func(status int, msg string) { s.renderDevice(w, r, status, page, msg) })
+	if user == nil {
 		return
 	}
 	consent, err := s.newID(32)

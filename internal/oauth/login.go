@@ -7,7 +7,6 @@ import (
 	"net/url"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
-	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
@@ -88,19 +87,8 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusTooManyRequests, page, "Too many attempts. Please wait a minute and try again.")
 		return
 	}
-	user, err := s.registry.Authenticate(ctx, page.Username, r.PostForm.Get("password"))
-	if errors.Is(err, registry.ErrBadCredentials) {
-		s.renderLogin(w, r, http.StatusUnauthorized, page, "Wrong username or password.")
-		return
-	}
-	if wait, ok := throttled(err); ok {
-		setRetryAfter(w, wait)
-		s.renderLogin(w, r, http.StatusTooManyRequests, page, "Too many failed sign-ins for this account. Please wait a few seconds and try again.")
-		return
-	}
-	if err != nil {
-		s.log.ErrorContext(ctx, "login page: authenticate", "err", err)
-		s.renderLogin(w, r, http.StatusInternalServerError, page, "Something went wrong. Please try again.")
+	user := s.signIn(w, r, "login page", page.Username, func(status int, msg string) { s.renderLogin(w, r, status, page, msg) })
+	if user == nil {
 		return
 	}
 	code, err := s.newID(32)

@@ -8,6 +8,9 @@ import (
 	"html/template"
 	"net/http"
 	"time"
+
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
 // The browser pages (the device verification page and the authorization
@@ -66,4 +69,30 @@ func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, tmpl *templa
 	if err := tmpl.ExecuteTemplate(w, "page", data); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.ErrorContext(r.Context(), what+": render", "err", err)
 	}
+}
+
+// signIn is the sign-in step the browser pages share (the device page and
+// the authorization code flow's login page): it checks the person's
+// username and the posted password, with the registry's per-account
+// throttle, and on failure renders the page's answer through render
+// (401 wrong credentials, 429 with Retry-After when throttled, 500) and
+// returns nil. what names the page in the log. Address-based guessing
+// limits are the caller's, as the pages order them differently.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, what, username string, render func(status int, msg string)) *store.User {
+	user, err := s.registry.Authenticate(r.Context(), username, r.PostForm.Get("password"))
+	if errors.Is(err, registry.ErrBadCredentials) {
+		render(http.StatusUnauthorized, "Wrong username or password.")
+		return nil
+	}
+	if wait, ok := throttled(err); ok {
+		setRetryAfter(w, wait)
+		render(http.StatusTooManyRequests, "Too many failed sign-ins for this account. Please wait a few seconds and try again.")
+		return nil
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), what+": authenticate", "err", err)
+		render(http.StatusInternalServerError, "Something went wrong. Please try again.")
+		return nil
+	}
+	return user
 }
