@@ -47,6 +47,7 @@ func userToken(t *testing.T, s *server, name string) string {
 // asks, the owner approves for a while, the grant shows as an expiring
 // relationship; a second request is cancelled.
 func TestAccessRequestsCLI(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	if _, e, err := s.cli(t, "", "things", "create", "pump-1"); err != nil {
 		t.Fatalf("things create: %v %s", err, e)
@@ -109,6 +110,7 @@ func TestAccessRequestsCLI(t *testing.T) {
 // TestRegistryExportImportCLI exports one server's registry, imports it
 // into another (dry run first), and imports it again to see nothing change.
 func TestRegistryExportImportCLI(t *testing.T) {
+	t.Parallel()
 	a := startServer(t, "--data-dir", t.TempDir())
 	b := startServer(t, "--data-dir", t.TempDir())
 	for _, args := range [][]string{

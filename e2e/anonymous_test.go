@@ -21,6 +21,7 @@ var anonRE = regexp.MustCompile(`mqtt/anon\s+mqtt://(\S+)`)
 // allows, the normal listener still wants credentials, and the server
 // refuses to start with a non-loopback address or an unknown policy.
 func TestAnonymousInteropListener(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	s := startServer(t, "--data-dir", dataDir)
 	if strings.Contains(s.Stdout(), "mqtt/anon") {

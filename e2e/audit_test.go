@@ -15,6 +15,7 @@ import (
 // secrets offered by attackers) and scans the whole event log, details,
 // subjects and actors, for any of them.
 func TestEventsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	secrets := map[string]string{"bootstrap admin token": s.Token, "bootstrap admin password": s.Pass}
 

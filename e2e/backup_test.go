@@ -20,6 +20,7 @@ func gatehouse(t *testing.T, args ...string) (string, error) {
 // master key: the registry is back and a thing's secret still gets a
 // token (as does a token issued before the backup still introspect).
 func TestBackupRestoreSQLite(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	// A fixed issuer: the HTTP port changes between the two runs.
 	args := []string{"--data-dir", dataDir, "--external-url", "http://gatehouse.backup.test"}

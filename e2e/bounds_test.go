@@ -41,6 +41,7 @@ func closedByServer(t *testing.T, conn net.Conn, what string) {
 // without a ClientHello, WebSocket upgraded without CONNECT, HTTP headers
 // or a body trickling in, an idle keep-alive connection.
 func TestUnauthenticatedSocketsAreClosed(t *testing.T) {
+	t.Parallel()
 	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	yaml := "mqtt:\n  connectTimeout: 200ms\nhttp:\n  readHeaderTimeout: 200ms\n  readTimeout: 300ms\n  idleTimeout: 300ms\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
@@ -160,6 +161,7 @@ func deniedRows(t *testing.T, s *server) (rows, occurrences int) {
 // to 300 with it. The database growth of each is logged (docs/operations.md
 // quotes it).
 func TestDenialAggregation(t *testing.T) {
+	t.Parallel()
 	const attempts = 300
 	tests := []struct {
 		window  string
@@ -225,6 +227,7 @@ func dbBytes(t *testing.T, dataDir string) int64 {
 // event; `gatehouse events prune --before` deletes on demand, and refuses
 // a bad --before without deleting anything.
 func TestEventRetention(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	s := startServer(t, "--data-dir", data)
 	token := s.Token

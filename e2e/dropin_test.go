@@ -124,6 +124,7 @@ func (a *awsShell) json(t *testing.T, script string, extra ...string) map[string
 // grant with code=, ?realm=), and the seed's curl publishes with the
 // resulting token signed by openssl; test-invoke-authorizer agrees.
 func TestDropInSeed001AWSCLIAndOpenAM(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	sh := newAWSShell(t, s)
 	s.admin(t, "POST", "/api/v1/users", `{"username":"alice","password":"correct horse battery"}`, 201)
@@ -231,6 +232,7 @@ func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return string
 // policy, a device CA registered as seed 004 does, the data endpoint; the
 // certificate then logs in over MQTT TLS with what the policy allows.
 func TestDropInAWSControlPlane(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	sh := newAWSShell(t, s)
 
@@ -402,6 +404,7 @@ func TestDropInAWSControlPlane(t *testing.T) {
 // gets an access token at /am/json/things/* with the session cookie, and
 // publishes with mosquitto_pub with the token as password.
 func TestDropInSeed003ForgeRockSession(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	botSecret, _ := setupBot(t, s)
 	s.admin(t, "POST", "/api/v1/users", `{"username":"carol","password":"carol-password"}`, 201)
@@ -485,6 +488,7 @@ func TestDropInSeed003ForgeRockSession(t *testing.T) {
 // paths in the RFC 8628 form, with the realm segment, and introspects and
 // reads the keys there.
 func TestDropInOpenAMDeviceFlowRFCForm(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	s.admin(t, "POST", "/api/v1/users", `{"username":"alice","password":"correct horse battery"}`, 201)
 	s.admin(t, "POST", "/api/v1/apps", `{"name":"tv","public":true,"scopes":["openid"],"grantTypes":["urn:ietf:params:oauth:grant-type:device_code"]}`, 201)
@@ -523,6 +527,7 @@ func TestDropInOpenAMDeviceFlowRFCForm(t *testing.T) {
 // unlimited registration token reads unlimited; lobby reset --reason keeps
 // the reason in the device's history.
 func TestDropInSmallerDivergences(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	sh := &awsShell{dir: t.TempDir(), env: append(os.Environ(), "HOST="+s.URL)}
 	caPEM, _, _, fp := manufacturer(t, "meter-9")
@@ -585,6 +590,7 @@ func TestDropInSmallerDivergences(t *testing.T) {
 // does, with the credentials in the environment alone; a key id flag takes
 // its secret from AWS_SECRET_ACCESS_KEY.
 func TestDropInSyncWatchFromEnvironment(t *testing.T) {
+	t.Parallel()
 	dirA := t.TempDir()
 	a := startServer(t, "--data-dir", dirA)
 	b := startServer(t, "--data-dir", t.TempDir())

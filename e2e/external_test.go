@@ -23,6 +23,7 @@ import (
 // configured with allowUntypedTokens, which still refuses ID tokens. An
 // external issuer without an audience is a configuration error.
 func TestExternalIssuerTokenTypes(t *testing.T) {
+	t.Parallel()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 // TestQuickStart follows the README: start on the embedded default, use
 // the printed admin token with curl and with the CLI, restart, stop.
 func TestQuickStart(t *testing.T) {
+	t.Parallel()
 	for _, d := range storetest.Drivers() {
 		t.Run(d.Name, func(t *testing.T) {
 			dataDir := t.TempDir()
@@ -80,6 +81,7 @@ func TestQuickStart(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "gatehouse.yaml")
 	os.WriteFile(cfg, []byte("http:\n  addr: nowhere\nlog:\n  level: loud\n"), 0o600)
@@ -102,6 +104,7 @@ func TestConfigErrors(t *testing.T) {
 
 // TestAdminTokenRecovery mints a token offline and uses it.
 func TestAdminTokenRecovery(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	s := startServer(t, "--data-dir", dataDir)
 	out, err := exec.Command(binary, "admin-token", "--data-dir", dataDir, "--name", "rescue").Output()

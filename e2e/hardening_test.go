@@ -64,6 +64,7 @@ func sessionRequest(t *testing.T, c *http.Client, csrf, method, url, body string
 // failed authentications there count against the same per-address limit
 // (429 with Retry-After) as everywhere under /api/v1.
 func TestAWSKeysUnderTheOneAPI(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	c, csrf := consoleSession(t, s, "admin", s.Pass)
 	if code, body := sessionRequest(t, c, csrf, "GET", s.URL+"/api/v1/aws-keys", ""); code != http.StatusOK {
@@ -89,6 +90,7 @@ func TestAWSKeysUnderTheOneAPI(t *testing.T) {
 // accept only AEAD cipher suites: a client offering only CBC-SHA1 suites
 // fails the handshake, one offering an AEAD suite succeeds.
 func TestTLS12OffersAEADOnly(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	cbc := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
 		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
@@ -130,6 +132,7 @@ func TestTLS12OffersAEADOnly(t *testing.T) {
 // default later, and neither policy can be deleted; a version that only
 // adds statements is accepted.
 func TestBuiltInPoliciesKeepWhatTheyAreFor(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	const denyAll = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*","Resource":"*"}]}`
 	for _, tc := range []struct{ policy, need, extended string }{
@@ -216,6 +219,7 @@ func guessCode(n int) string {
 // account only); and 21 addresses guessing user codes on /device spend
 // their own buckets, so a person at another address still signs in.
 func TestSignInLimits(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "gatehouse.yaml")
 	if err := os.WriteFile(cfgFile, []byte("http:\n  trustedProxies: [127.0.0.0/8]\nlimits:\n  consoleLoginPerIP: 3/m\n"), 0o600); err != nil {
@@ -298,6 +302,7 @@ func TestSignInLimits(t *testing.T) {
 // configuration with every secret masked: adapter keys, the HS256 secret
 // and the passwords of a PostgreSQL DSN (user info and query).
 func TestConfigCommandMasksSecrets(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "gatehouse.yaml")
 	yaml := "store:\n  dsn: postgres://gh:sentinel-user-pw@db/gh?sslmode=verify-full&password=sentinel-query-pw&sslpassword=sentinel-ssl-pw\n" +

@@ -19,9 +19,15 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
 )
 
-func TestKeyRotationSQLite(t *testing.T) { testKeyRotation(t, "") }
+func TestKeyRotationSQLite(t *testing.T) {
+	t.Parallel()
+	testKeyRotation(t, "")
+}
 
-func TestKeyRotationPostgres(t *testing.T) { testKeyRotation(t, storetest.PostgresDSN(t)) }
+func TestKeyRotationPostgres(t *testing.T) {
+	t.Parallel()
+	testKeyRotation(t, storetest.PostgresDSN(t))
+}
 
 // testKeyRotation: `keys rotate` makes a new signing key while tokens
 // signed by the old one stay valid; `keys rotate-master` (server stopped)
@@ -183,6 +189,7 @@ func registerDevice(t *testing.T, s *server, regTok, name string) (tls.Certifica
 // with the new key alone: old tokens are active, the old certificate
 // authenticates, new tokens and certificates are issued.
 func TestKeyRotationOnline(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	oldFile, newFile := filepath.Join(dataDir, "master.key"), filepath.Join(t.TempDir(), "new.key")
 	base := []string{"--data-dir", dataDir, "--external-url", "http://gatehouse.keys.test"}

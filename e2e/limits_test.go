@@ -15,6 +15,7 @@ import (
 // the (loopback) proxy reports, refusals are 429 with Retry-After and an
 // RFC 6749 body, and /metrics shows every limit's rejection counter.
 func TestLimitsBehindTrustedProxy(t *testing.T) {
+	t.Parallel()
 	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	if err := os.WriteFile(cfg, []byte("limits:\n  tokenPerIP: 3/h\nhttp:\n  trustedProxies: [127.0.0.0/8]\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -73,6 +74,7 @@ func TestLimitsBehindTrustedProxy(t *testing.T) {
 // untrusted X-Forwarded-For hop, so a client cannot claim to be inside the
 // exempt range by adding a hop of its own.
 func TestExemptSourcesFollowTrustedProxies(t *testing.T) {
+	t.Parallel()
 	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	yaml := "limits:\n  registerPerIP: 1/h\n  exemptSources: [203.0.113.0/24]\nhttp:\n  trustedProxies: [127.0.0.0/8]\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {

@@ -17,6 +17,7 @@ import (
 // and reading the lobby's topics. Each is refused, and the device still
 // goes where the operator sends it.
 func TestLobbyForgedMessages(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, _, fp := manufacturer(t, "meter-6")
 	setupLobby(t, s, caPEM)

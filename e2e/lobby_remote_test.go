@@ -19,6 +19,7 @@ import (
 // certificate and reports its arrival to the lobby. A target with a wrong
 // token fails the claim with 502 and the device can be rerouted.
 func TestLobbyGatehouseTarget(t *testing.T) {
+	t.Parallel()
 	lob := startServer(t, "--data-dir", t.TempDir())
 	plant := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, _, fp := manufacturer(t, "meter-3")
@@ -134,6 +135,7 @@ func TestLobbyGatehouseTarget(t *testing.T) {
 // manufacturer certificate, its common name as client id, and reports its
 // arrival to the lobby.
 func TestLobbyMQTTTarget(t *testing.T) {
+	t.Parallel()
 	lob := startServer(t, "--data-dir", t.TempDir())
 	plant := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, _, fp := manufacturer(t, "meter-4")
@@ -176,6 +178,7 @@ func TestLobbyMQTTTarget(t *testing.T) {
 // the target refuses the lobby (its API token revoked), the reroute fails
 // with 502 and neither side changes.
 func TestLobbyGatehouseTargetCleanup(t *testing.T) {
+	t.Parallel()
 	lob := startServer(t, "--data-dir", t.TempDir())
 	plant := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, _, fp := manufacturer(t, "meter-7")

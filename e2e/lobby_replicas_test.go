@@ -20,6 +20,7 @@ import (
 //     fails over to B, the operator claims it through B's API, and it
 //     arrives at B.
 func TestLobbyReplicas(t *testing.T) {
+	t.Parallel()
 	reps, _ := startReplicas(t, 2)
 	a, b := reps[0], reps[1]
 	if a.MQTTS == "" || b.MQTTS == "" {

@@ -102,6 +102,7 @@ func awaitJoin(t *testing.T, done <-chan joinResult) *thing.Joined {
 // assignment, logs in at the target as its thing (which marks it arrived)
 // and publishes. Started again, it goes to its target without the lobby.
 func TestSDKJoinLobby(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, _, fp := manufacturer(t, "meter-7")
 	setupLobby(t, s, caPEM)
@@ -167,6 +168,7 @@ func TestSDKJoinLobby(t *testing.T) {
 // TestSDKJoinLobbyRefused: a rejected device is refused at the lobby and
 // JoinLobby says so instead of waiting forever.
 func TestSDKJoinLobbyRefused(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, _, fp := manufacturer(t, "meter-8")
 	setupLobby(t, s, caPEM)
@@ -189,6 +191,7 @@ func TestSDKJoinLobbyRefused(t *testing.T) {
 // the device is claimed with `gatehouse lobby claim`, then prints where it
 // arrived.
 func TestDeviceLobbyCLI(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, devicePEM, fp := manufacturer(t, "meter-5")
 	setupLobby(t, s, caPEM)

@@ -64,6 +64,7 @@ func manufacturer(t *testing.T, deviceCN string) (caPEM string, device tls.Certi
 // the CLI by the QR payload of its certificate, the device receives its
 // target and arrives there.
 func TestSeed004Lobby(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, devicePEM, fp := manufacturer(t, "meter-9")
 	caJSON, _ := json.Marshal(caPEM)

@@ -14,6 +14,7 @@ import (
 // publish or QoS 0 publish closes the connection without a DISCONNECT
 // packet, which 3.1.1 does not have (mosquitto calls one a protocol error).
 func TestMosquittoV311Refusals(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	s.admin(t, "POST", "/api/v1/policies", `{"name":"status","document":{"Version":"2012-10-17","Statement":[
 	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},

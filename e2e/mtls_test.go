@@ -25,6 +25,7 @@ import (
 // certificate (cnf x5t#S256), which the broker accepts only together with
 // the certificate.
 func TestSeed002RegisterAndCertificateBoundTokens(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	if s.HTTPS == "" || s.MQTTS == "" {
 		t.Fatalf("banner lacks https or mqtts:\n%s", s.Stdout())

@@ -18,6 +18,7 @@ import (
 // advertised, authorization responses carry iss (RFC 9207), and both
 // listeners serve the same document.
 func TestOAuthMetadataMTLS(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	if s.HTTPS == "" {
 		t.Fatalf("banner lacks https:\n%s", s.Stdout())

@@ -37,6 +37,7 @@ const consoleRedirect = "http://127.0.0.1:8765/callback"
 // lamp-1's telemetry and commands it, bob only reads, and lamp-2's
 // telemetry reaches neither.
 func TestPeopleAndTheirDevices(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	s.admin(t, "GET", "/api/v1/policies/gatehouse-people", "", 200)
 	s.admin(t, "POST", "/api/v1/policies", lampPolicy, 201)
@@ -297,6 +298,7 @@ func (m *mqttPeer) waitFor(t *testing.T, topic string) {
 // at the things endpoint and publishes for them over its own connection
 // (${gatehouse:Thing.Children}); not for a thing that is not its child.
 func TestGatewayActsForChildren(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	s.admin(t, "POST", "/api/v1/policies", lampPolicy, 201)
 	s.admin(t, "POST", "/api/v1/policies", `{"name":"gateway","document":{"Version":"2012-10-17","Statement":[

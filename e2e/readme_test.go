@@ -34,6 +34,7 @@ func readmeBlocks(t *testing.T, title string) []string {
 // (only the listener ports are the test server's): every command but the
 // one shown failing must succeed.
 func TestREADMEWalkthrough(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"bash", "jq", "openssl", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)

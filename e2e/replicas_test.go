@@ -184,6 +184,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // and policy changes cross from A to B. C only serves its JWKS, to see a
 // rotation arrive by the periodic key reload alone.
 func TestReplicas(t *testing.T) {
+	t.Parallel()
 	rs, dsn := startReplicas(t, 3)
 	a, b, c3 := rs[0], rs[1], rs[2]
 	botSecret, _ := setupBot(t, a)

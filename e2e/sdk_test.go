@@ -35,6 +35,7 @@ func newThing(t *testing.T, s *server, cfg thing.Config) *thing.Thing {
 // verified against the returned root CA, publishing as the thing type's
 // policy allows.
 func TestSDKSeed002RegisterMTLS(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	if s.MQTTS == "" {
 		t.Fatalf("banner lacks the mqtts listener:\n%s", s.Stdout())
@@ -121,6 +122,7 @@ func TestSDKSeed002RegisterMTLS(t *testing.T) {
 // (0x87) and the SDK reconnects with a fresh token, keeping its
 // subscriptions.
 func TestSDKTokenAsPasswordReconnect(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	botSecret, dashSecret := setupBot(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -204,6 +206,7 @@ func TestSDKTokenAsPasswordReconnect(t *testing.T) {
 // TestSDKTokens gets tokens every supported way; the token is cached in
 // memory and on disk.
 func TestSDKTokens(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"bot","scopes":["publish","read"]}`, 201)
 	tests := []struct {
@@ -280,6 +283,7 @@ func TestSDKTokens(t *testing.T) {
 // bearer token and through a custom authorizer (signature of the token
 // with a device-held ECDSA key), and logs in over MQTT the AWS way.
 func TestSDKHTTPSPublishAndCustomAuthorizer(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	botSecret, _ := setupBot(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -356,6 +360,7 @@ func mustKey(t *testing.T, th *thing.Thing) *ecdsaSigner {
 // once), the SDK polls honouring the interval, and refreshes afterwards
 // with the refresh token.
 func TestSDKDeviceFlow(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"tv","scopes":["publish"],"approverRelation":"owner"}`, 201)
 	s.admin(t, "POST", "/api/v1/things", `{"name":"deviceagent","thingType":"tv"}`, 201)

@@ -99,6 +99,7 @@ func thingToken(t *testing.T, s *server, thing, secret string, scopes ...string)
 // with the publish scope and publishes with mosquitto_pub, the token as
 // MQTT password; the broker verifies it locally and applies policy.
 func TestSeed003TokenAsMQTTPassword(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	botSecret, dashSecret := setupBot(t, s)
 	accessToken := thingToken(t, s, "thingymabot", botSecret, "publish")
@@ -231,6 +232,7 @@ func postForm(t *testing.T, u string, form url.Values) (int, map[string]any) {
 // verification page, and the device publishes over HTTPS through a custom
 // authorizer with a token signature; Deny answers 403.
 func TestSeed001DeviceFlowCustomAuthorizer(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"tv","scopes":["publish"],"approverRelation":"owner"}`, 201)
 	s.admin(t, "POST", "/api/v1/things", `{"name":"deviceagent","thingType":"tv"}`, 201)

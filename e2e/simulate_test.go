@@ -14,6 +14,7 @@ import (
 // of device authentication: every device gets its credentials, connects
 // and publishes, nothing fails, and the things are in the registry.
 func TestSimulateFleet(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "--data-dir", t.TempDir())
 	if s.MQTT == "" || s.MQTTS == "" || s.Token == "" {
 		t.Fatalf("banner lacks mqtt, mqtts or the admin token:\n%s", s.Stdout())

@@ -75,6 +75,7 @@ func mustCurl(t *testing.T, s *server, method, path, body string, want int) stri
 // its AWS-IoT-compatible API, A syncs with it through `gatehouse sync
 // aws-iot` (the real aws-sdk-go-v2 client, SigV4 with a key made on B).
 func TestSyncAWSIoT(t *testing.T) {
+	t.Parallel()
 	dirA := t.TempDir()
 	a := startServer(t, "--data-dir", dirA)
 	b := startServer(t, "--data-dir", t.TempDir())

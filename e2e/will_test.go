@@ -12,6 +12,7 @@ import (
 // whose session is taken over by a new connection with the same client id
 // has its will published (MQTT 5 §3.1.4; AWS IoT on DUPLICATE_CLIENTID).
 func TestWillOnTakeover(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"mosquitto_pub", "mosquitto_sub"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (apt-get install mosquitto-clients)", tool)
