@@ -68,6 +68,9 @@ func TestDependencyDirection(t *testing.T) {
 		// The API defines the interfaces the console and broker satisfy.
 		"internal/httpapi": {module + "internal/console", module + "internal/broker"},
 		"internal/console": {module + "internal/broker"},
+		// Body decoding is mechanism below every edge (the registry's
+		// import uses it): no HTTP, no storage.
+		"internal/jsonbody": {"net/http", module + "internal/store", module + "internal/registry"},
 		// Limits are mechanism only: no storage, no domain packages.
 		"internal/ratelimit": {"database/sql", module + "internal/store", module + "internal/registry", module + "internal/oauth", module + "internal/broker"},
 		// Test support builds the stack from the domain packages, never

@@ -143,7 +143,7 @@ func (e *badRequest) Error() string { return e.msg }
 // decodeStrict reads one JSON object (package jsonbody's rules) and turns
 // a refusal into the registration gateway's answer.
 func decodeStrict(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	err := jsonbody.Read(w, r, limit, v, jsonbody.Options{})
+	err := jsonbody.Read(r.Header.Get("Content-Type"), r.Body, limit, v, jsonbody.Options{})
 	je, ok := errors.AsType[*jsonbody.Error](err)
 	switch {
 	case !ok:

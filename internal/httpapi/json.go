@@ -15,7 +15,7 @@ import (
 // jsonbody's rules) and turns a refusal into the API's status: 415 for the
 // media type, 413 over limit bytes, 400 otherwise.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	err := jsonbody.Read(w, r, limit, v, jsonbody.Options{})
+	err := jsonbody.Read(r.Header.Get("Content-Type"), r.Body, limit, v, jsonbody.Options{})
 	je, ok := errors.AsType[*jsonbody.Error](err)
 	switch {
 	case !ok:
@@ -23,7 +23,7 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	case je.Reason == jsonbody.MediaType:
 		return errorf(http.StatusUnsupportedMediaType, "%s", je.Message)
 	case je.Reason == jsonbody.TooLarge:
-		return err // statusOf finds the *http.MaxBytesError: 413
+		return errorf(http.StatusRequestEntityTooLarge, "%s", je.Message)
 	}
 	return errorf(http.StatusBadRequest, "%s", je.Message)
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net/http"
 	"strings"
 )
 
@@ -23,7 +22,7 @@ type Reason string
 // The reasons a body is refused.
 const (
 	MediaType    Reason = "media type"    // Content-Type is not JSON
-	TooLarge     Reason = "too large"     // over the limit (the error wraps *http.MaxBytesError)
+	TooLarge     Reason = "too large"     // over the limit
 	Unreadable   Reason = "unreadable"    // reading the body failed
 	Empty        Reason = "empty"         // no body, or only white space
 	Null         Reason = "null"          // the body is the JSON literal null
@@ -61,23 +60,25 @@ type Options struct {
 	AllowEmpty bool
 }
 
-// Read checks r's Content-Type (absent, application/json or any +json
-// type), reads at most limit bytes of its body and decodes it into v.
-func Read(w http.ResponseWriter, r *http.Request, limit int64, v any, o Options) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
+// Read checks contentType (the request's Content-Type: absent,
+// application/json or any +json type), reads at most limit bytes of body
+// and decodes them into v. It needs no net/http, so that packages below
+// the HTTP edges (the registry's import) use the same rules.
+func Read(contentType string, body io.Reader, limit int64, v any, o Options) error {
+	if contentType != "" {
+		mt, _, err := mime.ParseMediaType(contentType)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return &Error{Reason: MediaType, Message: "Content-Type must be application/json"}
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
-		if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return &Error{Reason: TooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit), err: err}
-		}
 		return &Error{Reason: Unreadable, Message: "could not read the request body", err: err}
 	}
-	return Decode(body, v, o)
+	if int64(len(b)) > limit {
+		return &Error{Reason: TooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+	}
+	return Decode(b, v, o)
 }
 
 // Decode decodes body, one strict JSON object, into v.

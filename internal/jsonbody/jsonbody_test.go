@@ -2,8 +2,6 @@ package jsonbody_test
 
 import (
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -40,12 +38,8 @@ func TestRead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/", strings.NewReader(tt.body))
-			if tt.contentType != "" {
-				r.Header.Set("Content-Type", tt.contentType)
-			}
 			var got thing
-			err := jsonbody.Read(httptest.NewRecorder(), r, 64, &got, tt.opts)
+			err := jsonbody.Read(tt.contentType, strings.NewReader(tt.body), 64, &got, tt.opts)
 			if tt.wantReason == "" {
 				if err != nil || got.Name != tt.wantName {
 					t.Fatalf("Read = %+v, %v; want name %q", got, err, tt.wantName)
@@ -55,11 +49,6 @@ func TestRead(t *testing.T) {
 			je, ok := errors.AsType[*jsonbody.Error](err)
 			if !ok || je.Reason != tt.wantReason || je.Message == "" {
 				t.Fatalf("Read error = %v (%T), want reason %q", err, err, tt.wantReason)
-			}
-			if tt.wantReason == jsonbody.TooLarge {
-				if _, ok := errors.AsType[*http.MaxBytesError](err); !ok {
-					t.Error("a too-large body's error does not wrap *http.MaxBytesError")
-				}
 			}
 		})
 	}

@@ -856,7 +856,7 @@ func ParseJSON(r io.Reader) (*Dump, error) {
 		return nil, err
 	}
 	var d Dump
-	if err := jsonbody.Decode(body, &d, jsonbody.Options{}); err != nil {
+	if err := jsonbody.Decode(body, &d, jsonbody.Options{}); err != nil { // the caller bounds r
 		var p problems
 		p.add("document", "not a registry export: %v", err)
 		return nil, p.err()
