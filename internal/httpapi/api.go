@@ -393,7 +393,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return list(w, users, limit, func(u store.User) string { return u.Username })
+	return list(w, viewAll(users, viewUser), limit, func(u userView) string { return u.Username })
 }
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -406,7 +406,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/users/"+u.Username)
-	return writeVersioned(w, http.StatusCreated, u.Version, u)
+	return writeVersioned(w, http.StatusCreated, u.Version, viewUser(u))
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
@@ -414,7 +414,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeVersioned(w, http.StatusOK, u.Version, u)
+	return writeVersioned(w, http.StatusOK, u.Version, viewUser(u))
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
@@ -430,7 +430,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeVersioned(w, http.StatusOK, u.Version, u)
+	return writeVersioned(w, http.StatusOK, u.Version, viewUser(u))
 }
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
@@ -673,7 +673,7 @@ func (a *API) listAPITokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return listPage(w, r, toks, func(t store.APIToken) string { return t.ID })
+	return listPage(w, r, viewAll(toks, viewAPIToken), func(t apiTokenView) string { return t.ID })
 }
 
 func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request) error {
@@ -699,9 +699,9 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, struct {
-		*store.APIToken
+		apiTokenView
 		Token string `json:"token"`
-	}{tok, secret})
+	}{viewAPIToken(tok), secret})
 }
 
 func (a *API) revokeAPIToken(w http.ResponseWriter, r *http.Request) error {

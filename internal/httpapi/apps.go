@@ -19,7 +19,7 @@ type Apps interface {
 
 // appView is an app as the API shows it.
 type appView struct {
-	store.App
+	appFields
 	Public bool `json:"public"`
 	// ClientSecret is set only in the answer to a create, once.
 	ClientSecret string `json:"clientSecret,omitempty"`
@@ -37,7 +37,7 @@ func (a *API) appRoutes() {
 		}
 		out := make([]appView, 0, len(list))
 		for _, ap := range list {
-			out = append(out, appView{App: ap, Public: ap.Public()})
+			out = append(out, appView{appFields: viewApp(&ap), Public: ap.Public()})
 		}
 		return listPage(w, r, out, func(v appView) string { return v.ClientID })
 	})
@@ -51,14 +51,14 @@ func (a *API) appRoutes() {
 			return err
 		}
 		// A confidential app's secret is shown once; only its hash is kept.
-		return writeJSON(w, http.StatusCreated, appView{App: *ap, Public: ap.Public(), ClientSecret: secret})
+		return writeJSON(w, http.StatusCreated, appView{appFields: viewApp(ap), Public: ap.Public(), ClientSecret: secret})
 	})
 	a.handle("GET /api/v1/apps/{id}", read, func(w http.ResponseWriter, r *http.Request) error {
 		ap, err := apps.App(r.Context(), r.PathValue("id"))
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, appView{App: *ap, Public: ap.Public()})
+		return writeJSON(w, http.StatusOK, appView{appFields: viewApp(ap), Public: ap.Public()})
 	})
 	a.handle("DELETE /api/v1/apps/{id}", write, func(w http.ResponseWriter, r *http.Request) error {
 		if err := apps.DeleteApp(r.Context(), r.PathValue("id")); err != nil {

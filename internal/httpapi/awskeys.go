@@ -21,7 +21,7 @@ func (a *API) awsKeyRoutes(keys AWSKeys) {
 		if err != nil {
 			return err
 		}
-		return listPage(w, r, list, func(k store.AWSAccessKey) string { return k.ID })
+		return listPage(w, r, viewAll(list, viewAWSKey), func(k awsKeyView) string { return k.ID })
 	})
 	a.handle("POST /api/v1/aws-keys", write, func(w http.ResponseWriter, r *http.Request) error {
 		var in struct {
@@ -37,9 +37,9 @@ func (a *API) awsKeyRoutes(keys AWSKeys) {
 		}
 		// The secret is shown once.
 		return writeJSON(w, http.StatusCreated, struct {
-			*store.AWSAccessKey
+			awsKeyView
 			SecretAccessKey string `json:"secretAccessKey"`
-		}{key, secret})
+		}{viewAWSKey(key), secret})
 	})
 	a.handle("DELETE /api/v1/aws-keys/{id}", write, func(w http.ResponseWriter, r *http.Request) error {
 		if err := keys.Revoke(r.Context(), r.PathValue("id")); err != nil {

@@ -28,7 +28,7 @@ func (a *API) lobbyRoutes() {
 			if err != nil {
 				return err
 			}
-			return writeJSON(w, http.StatusOK, d)
+			return writeJSON(w, http.StatusOK, viewLobbyDevice(d))
 		}
 	}
 	// A claim of a device not seen yet is a pre-claim; the service decides.
@@ -57,7 +57,7 @@ func (a *API) lobbyRoutes() {
 			if err != nil {
 				return err
 			}
-			return writeJSON(w, http.StatusOK, d)
+			return writeJSON(w, http.StatusOK, viewLobbyDevice(d))
 		}
 	}
 	a.handle("POST /api/v1/lobby/devices/{device}/reject", write, withReason(func(r *http.Request, dev, reason string) (*store.LobbyDevice, error) {
@@ -89,7 +89,7 @@ func (a *API) listLobbyDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return list(w, devs, limit, func(d store.LobbyDevice) string { return d.Fingerprint })
+	return list(w, viewAll(devs, viewLobbyDevice), limit, func(d lobbyDeviceView) string { return d.Fingerprint })
 }
 
 // getLobbyDevice serves GET /api/v1/lobby/devices/{device}.
@@ -98,7 +98,10 @@ func (a *API) getLobbyDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, d)
+	return writeJSON(w, http.StatusOK, struct {
+		lobbyDeviceView
+		History []store.LobbyTransition `json:"history,omitempty"`
+	}{viewLobbyDevice(&d.LobbyDevice), d.History})
 }
 
 // lobbyDeviceQR serves GET /api/v1/lobby/devices/{device}/qr.png.
@@ -126,7 +129,7 @@ func (a *API) listLobbyTargets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return list(w, ts, limit, func(t store.LobbyTarget) string { return t.Name })
+	return list(w, viewAll(ts, viewLobbyTarget), limit, func(t lobbyTargetView) string { return t.Name })
 }
 
 // createLobbyTarget serves POST /api/v1/lobby/targets.
@@ -139,7 +142,7 @@ func (a *API) createLobbyTarget(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeVersioned(w, http.StatusCreated, t.Version, t)
+	return writeVersioned(w, http.StatusCreated, t.Version, viewLobbyTarget(t))
 }
 
 // getLobbyTarget serves GET /api/v1/lobby/targets/{name}.
@@ -148,7 +151,7 @@ func (a *API) getLobbyTarget(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeVersioned(w, http.StatusOK, t.Version, t)
+	return writeVersioned(w, http.StatusOK, t.Version, viewLobbyTarget(t))
 }
 
 // putLobbyTarget serves PUT /api/v1/lobby/targets/{name}.
@@ -165,7 +168,7 @@ func (a *API) putLobbyTarget(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeVersioned(w, http.StatusOK, t.Version, t)
+	return writeVersioned(w, http.StatusOK, t.Version, viewLobbyTarget(t))
 }
 
 // deleteLobbyTarget serves DELETE /api/v1/lobby/targets/{name}.
