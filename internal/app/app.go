@@ -318,27 +318,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
 	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxImportBytes: cfg.HTTP.MaxImportBytes,
 		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series, AuthFailures: authFailures(limits.apiAuthFailuresPerIP)})
-	mux.Handle("/api/v1/", a.api)
-	mux.Handle("/console/", a.Console)
-	mux.Handle("/console/api/", a.Console)
-	health := httpapi.Health(s)
-	mux.Handle("GET /healthz", health)
-	mux.Handle("GET /readyz", health)
-	mux.Handle("GET /metrics", httpapi.Metrics(a.metrics))
-	mux.Handle("POST /topics/{topic...}", a.Broker.PublishHandler())
-	mux.Handle("/authorizer/", adapters.Handler())
-	// AWS-IoT-compatible registry API and its access keys.
+	var awsIoT http.Handler
 	if p := cfg.AWSIoT.Prefix; p != "" {
-		mux.Handle(p+"/", awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
+		awsIoT = awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
 			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot"),
 			Certs: a.Certs, Authenticate: base.Authenticate, Policy: policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
-			DataEndpoint: func() string { return dataEndpoint }}))
+			DataEndpoint: func() string { return dataEndpoint }})
 	}
-	devices := a.Certs.DeviceHandler()
-	for _, p := range certs.DevicePatterns() {
-		mux.Handle(p, devices)
-	}
-	mux.Handle("/", a.OAuth.Handler())
+	a.routes(mux, adapters.Handler(), awsIoT)
 	if httpsRaw != nil {
 		a.httpsLn = tls.NewListener(httpsRaw, tlsConfig)
 	}

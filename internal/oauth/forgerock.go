@@ -40,15 +40,19 @@ const (
 
 // amRoutes registers the ForgeRock AM routes on mux; native serves the
 // rewritten OAuth requests (the server's own mux).
-func (s *Server) amRoutes(mux *http.ServeMux, native http.Handler) {
+func (s *Server) amRoutes(native http.Handler) []Route {
+	var rs []Route
 	for _, realm := range []string{"", "/realms/root"} {
-		mux.HandleFunc("POST /am/json"+realm+"/authenticate", s.serveAMAuthenticate)
-		mux.HandleFunc("POST /am/json"+realm+"/things/{name}", s.serveAMThingToken)
-		mux.Handle("/am/oauth2"+realm+"/device/code", s.amRewrite(native, PathDeviceCode, amDeviceCodeResponse))
-		mux.Handle("/am/oauth2"+realm+"/access_token", s.amRewrite(native, PathToken, nil))
-		mux.Handle("/am/oauth2"+realm+"/introspect", s.amRewrite(native, PathIntrospect, nil))
-		mux.Handle("GET /am/oauth2"+realm+"/connect/jwk_uri", s.amRewrite(native, PathKeys, nil))
+		rs = append(rs,
+			Route{"POST /am/json" + realm + "/authenticate", http.HandlerFunc(s.serveAMAuthenticate)},
+			Route{"POST /am/json" + realm + "/things/{name}", http.HandlerFunc(s.serveAMThingToken)},
+			Route{"/am/oauth2" + realm + "/device/code", s.amRewrite(native, PathDeviceCode, amDeviceCodeResponse)},
+			Route{"/am/oauth2" + realm + "/access_token", s.amRewrite(native, PathToken, nil)},
+			Route{"/am/oauth2" + realm + "/introspect", s.amRewrite(native, PathIntrospect, nil)},
+			Route{"GET /am/oauth2" + realm + "/connect/jwk_uri", s.amRewrite(native, PathKeys, nil)},
+		)
 	}
+	return rs
 }
 
 // amSession is what a session token seals.

@@ -176,6 +176,7 @@ type Server struct {
 	limits     Limits
 	running    atomic.Bool
 	handler    http.Handler
+	routeList  []Route
 	deviceTmpl *template.Template
 	// loginTmpl and passwordGrant: authorization code and password grants
 	// for registered apps (authorize.go, login.go, password.go).
@@ -306,7 +307,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.passwordGrant = cfg.PasswordGrant
 	s.grantTypes = s.grantTypesSupported()
-	s.handler = s.limitTokens(withPeerCertificates(s.withPasswordGrant(s.routes())))
+	s.routeList = s.routes()
+	mux := http.NewServeMux()
+	for _, r := range s.routeList {
+		mux.Handle(r.Pattern, r.Handler)
+	}
+	s.handler = mux
 	return s, nil
 }
 
@@ -316,7 +322,20 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Issuer is the issuer URL tokens carry.
 func (s *Server) Issuer() string { return s.issuer }
 
-func (s *Server) routes() http.Handler {
+// Route is one pattern of the authorization server's HTTP surface (in
+// net/http.ServeMux syntax) and its handler.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Routes lists every pattern the authorization server answers, each
+// handler wrapped in its middleware (token limits, client certificates,
+// the password grant, the body limit). The application registers them in
+// its one route table (internal/app/routes.go).
+func (s *Server) Routes() []Route { return s.routeList }
+
+func (s *Server) routes() []Route {
 	endpoints := op.Endpoints{
 		Token:               op.NewEndpoint(PathToken),
 		Introspection:       op.NewEndpoint(PathIntrospect),
@@ -327,14 +346,7 @@ func (s *Server) routes() http.Handler {
 	}
 	// No CORS: browsers have no business calling these endpoints.
 	o := op.RegisterServer(s, endpoints, op.WithServerCORSOptions(nil))
-	mux := http.NewServeMux()
-	for _, p := range []string{PathDiscoveryOIDC, PathKeys} {
-		mux.Handle(p, o)
-	}
-	mux.Handle(PathDeviceCode, strictEndpoint(o, true))
-	mux.Handle(PathRevoke, strictEndpoint(o, true))
-	mux.Handle(PathToken, strictEndpoint(s.tokenEndpoint(o), false))
-	mux.Handle(PathIntrospect, strictEndpoint(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	introspect := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// op answers an unauthenticated introspection with invalid_client
 		// but status 400; RFC 6749 section 5.2 wants 401.
 		if _, _, basic := r.BasicAuth(); !basic && r.ParseForm() == nil && r.PostForm.Get("client_secret") == "" && r.PostForm.Get("client_assertion") == "" {
@@ -342,24 +354,45 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		o.ServeHTTP(w, r)
-	}), true))
-	mux.HandleFunc("GET "+PathDiscoveryOAuth, s.serveMetadata)
-	mux.HandleFunc("GET "+PathUserinfo, s.serveUserinfo)
-	mux.HandleFunc("POST "+PathUserinfo, s.serveUserinfo)
-	mux.HandleFunc("GET "+PathEndSession, s.serveEndSession)
-	mux.HandleFunc("POST "+PathEndSession, s.serveEndSession)
-	mux.HandleFunc("GET "+PathDevice, s.serveDevicePage)
-	mux.HandleFunc("POST "+PathDevice, s.serveDevicePage)
-	mux.HandleFunc("POST "+PathThingsPrefix+"{name}", s.serveThingToken)
-	mux.Handle(PathAuthorize, s.withIssuer(o))
-	mux.Handle("GET "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
-	mux.Handle("POST "+PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin)))
-	s.amRoutes(mux, mux)
+	})
+	rs := []Route{
+		{PathDiscoveryOIDC, o},
+		{"GET " + PathDiscoveryOAuth, http.HandlerFunc(s.serveMetadata)},
+		{PathKeys, o},
+		{PathToken, strictEndpoint(s.tokenEndpoint(o), false)},
+		{PathDeviceCode, strictEndpoint(o, true)},
+		{PathIntrospect, strictEndpoint(introspect, true)},
+		{PathRevoke, strictEndpoint(o, true)},
+		{PathAuthorize, s.withIssuer(o)},
+		{"GET " + PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin))},
+		{"POST " + PathLogin, s.withIssuer(http.HandlerFunc(s.serveLogin))},
+		{"GET " + PathUserinfo, http.HandlerFunc(s.serveUserinfo)},
+		{"POST " + PathUserinfo, http.HandlerFunc(s.serveUserinfo)},
+		{"GET " + PathEndSession, http.HandlerFunc(s.serveEndSession)},
+		{"POST " + PathEndSession, http.HandlerFunc(s.serveEndSession)},
+		{"GET " + PathDevice, http.HandlerFunc(s.serveDevicePage)},
+		{"POST " + PathDevice, http.HandlerFunc(s.serveDevicePage)},
+		{"POST " + PathThingsPrefix + "{name}", http.HandlerFunc(s.serveThingToken)},
+	}
+	// ForgeRock AM's paths re-dispatch to the native ones.
+	native := http.NewServeMux()
+	for _, r := range rs {
+		native.Handle(r.Pattern, r.Handler)
+	}
+	rs = append(rs, s.amRoutes(native)...)
+	for i := range rs {
+		rs[i].Handler = s.limitTokens(withPeerCertificates(s.withPasswordGrant(limitBody(rs[i].Handler))))
+	}
+	return rs
+}
+
+// limitBody bounds every request body of the authorization server.
+func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBodyBytes)
 		}
-		mux.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
