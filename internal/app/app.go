@@ -126,6 +126,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return float64(n)
 	}))
 
+	// ARN resources of every policy decision are pinned to this region
+	// and account.
+	popts := policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account}
 	limits, err := newLimits(cfg, a.metrics, opts.Now)
 	if err != nil {
 		return nil, fmt.Errorf("app: limits: %w", err)
@@ -252,14 +255,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	// The unauthenticated interop test listener, bound to one stored policy.
 	var anonymousPolicy *policy.Set
 	if cfg.MQTT.AnonymousAddr != "" {
-		anonymousPolicy, err = a.Registry.CompileStoredPolicy(ctx, cfg.MQTT.AnonymousPolicy, policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account})
+		anonymousPolicy, err = a.Registry.CompileStoredPolicy(ctx, cfg.MQTT.AnonymousPolicy, popts)
 		if err != nil {
 			return nil, fmt.Errorf("app: mqtt.anonymousPolicy: %w", err)
 		}
 	}
 	a.Broker, err = broker.New(broker.Config{
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
-		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
+		Policy:  popts,
 		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
 		EventTopicPrefix: cfg.MQTT.EventTopicPrefix, Reserved: []broker.ReservedGrant{lobby.ReservedGrant},
 		AnonymousAddr: cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
@@ -304,7 +307,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	}
 	adapters := authorizer.New(authorizer.Config{
 		Authn: authenticator, Registry: a.Registry, Logger: opts.Logger.With("component", "authorizer"), Now: opts.Now,
-		Policy: policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
+		Policy: popts,
 		Keys:   cfg.Authorizer.Keys, AllowedSources: sources,
 		MaxSessions: cfg.Authorizer.MaxSessions, SessionTTL: cfg.Authorizer.SessionTTL, ResolveByThingName: cfg.Authorizer.ResolveByThingName,
 		RabbitMQVHosts: cfg.Authorizer.RabbitMQVHosts, RabbitMQExchange: cfg.Authorizer.RabbitMQExchange,
@@ -322,7 +325,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if p := cfg.AWSIoT.Prefix; p != "" {
 		awsIoT = awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
 			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot"),
-			Certs: a.Certs, Authenticate: base.Authenticate, Policy: policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
+			Certs: a.Certs, Authenticate: base.Authenticate, Policy: popts,
 			DataEndpoint: func() string { return dataEndpoint }})
 	}
 	a.routes(mux, adapters.Handler(), awsIoT)
