@@ -53,8 +53,8 @@ func (e *HTTPError) Error() string {
 // already holds a certificate.
 var ErrAlreadyRegistered = errors.New("thing: already registered")
 
-// Register registers the thing with a registration token (seed 002's
-// certificate vending: POST /register, Authorization: DeviceToken). It
+// Register registers the thing with a registration token (certificate
+// vending: POST /register, Authorization: DeviceToken). It
 // generates the device key if there is none, sends a CSR for it (the key
 // never leaves the device) and stores the certificate, the root CA and the
 // server's endpoints.

@@ -19,7 +19,7 @@ import (
 
 // ExternalIssuer is another OAuth 2.0 server whose JWT access tokens the
 // broker accepts, verified locally with its JWKS (as HiveMQ's security
-// extension does with ForgeRock's tokens in seed 003).
+// extension does with ForgeRock AM's tokens).
 type ExternalIssuer struct {
 	// Issuer must equal the token's "iss".
 	Issuer string `yaml:"issuer"`

@@ -1,8 +1,8 @@
 // Package certs is Gatehouse's certificate service: the PKI of package pki
 // made persistent and put to work for devices. It owns Gatehouse's CA (created
 // on first start or imported, keys sealed at rest), the registration gateway
-// (POST /register with a DeviceToken, as the AWS IoT certificate vending
-// machine of the seed), device certificate records and their life cycle
+// (POST /register with a DeviceToken, the certificate vending contract of
+// AWS IoT reference deployments), device certificate records and their life cycle
 // (activate, deactivate, revoke, rotate, CRLs), trusted manufacturer CAs with
 // just-in-time registration, and the certificate check behind mTLS logins.
 //

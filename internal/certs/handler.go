@@ -17,8 +17,8 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
-// DeviceTokenScheme is the Authorization scheme of POST /register, as the
-// seed's DEVICE_AUTHORIZER_TOKEN_IDENTIFIER.
+// DeviceTokenScheme is the Authorization scheme of POST /register
+// (Authorization: DeviceToken <token>).
 const DeviceTokenScheme = "DeviceToken"
 
 // DevicePatterns are the ServeMux patterns DeviceHandler serves; mount the
@@ -29,7 +29,7 @@ func DevicePatterns() []string {
 
 // DeviceHandler serves the public device endpoints:
 //
-//	POST /register   the registration gateway (seed 002 contract)
+//	POST /register   the registration gateway
 //	GET  /ca         the CA chain, PEM (issuing certificate, then root)
 //	GET  /crl        the CA's current CRL, DER (?format=pem for PEM)
 //	GET  /crl/{ca}   the same for CA name "gatehouse"
@@ -64,7 +64,7 @@ type KeyPair struct {
 	PrivateKey string `json:"private_key,omitempty"`
 }
 
-// registerError is the seed's error body.
+// registerError is the registration contract's error body.
 type registerError struct {
 	Status bool   `json:"status"`
 	Error  string `json:"error"`
@@ -158,7 +158,7 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, limit int64, v any) er
 	return &badRequest{http.StatusBadRequest, je.Message}
 }
 
-// registerStatus maps a registration error to the seed's answer.
+// registerStatus maps a registration error to the registration contract's answer.
 func registerStatus(err error) (int, string) {
 	var (
 		bad     *badRequest

@@ -14,7 +14,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 )
 
-// Attributes the registration gateway sets, as the seed's ATTRIBUTES list.
+// Attributes the registration gateway sets on the things it creates.
 const (
 	AttrCreationDate = "creationDate"
 	AttrVersion      = "version"
@@ -47,13 +47,13 @@ type Registration struct {
 	Issued
 	// RootCAPEM is the whole chain, issuing CA first and root last, so
 	// "openssl verify -CAfile rootCa cert.pem" succeeds on the answer
-	// alone (the seed's field name is kept).
+	// alone (the field name rootCa is the registration contract's).
 	RootCAPEM string
 	Endpoints map[string]string
 }
 
-// Register registers a thing with a registration token, as the seed's
-// registration gateway: it checks the token, creates the thing with the
+// Register registers a thing with a registration token (the certificate
+// vending contract of POST /register): it checks the token, creates the thing with the
 // token's thing type and the attributes creationDate and version (kept only
 // if the type's attribute schema names them, when it has one), issues a
 // certificate from req.CSR or for a key it generates, and binds the
@@ -167,7 +167,7 @@ func checkRegisterRequest(req RegisterRequest) error {
 }
 
 // filterAttributes keeps, when the thing type has an attribute schema, only
-// the attributes it names (the seed's ATTRIBUTES[type] filter).
+// the attributes it names.
 func filterAttributes(attrs map[string]string, tt *store.ThingType) {
 	if len(tt.AttributeSchema) == 0 {
 		return

@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// Files `register` writes into --out, as the seed's device keeps them.
+// Files `register` writes into --out, as reference devices keep them.
 const (
 	certFile   = "certificate.pem"
 	keyFile    = "private.key"

@@ -30,7 +30,7 @@ const (
 	ES256 = "ES256"
 	EdDSA = "EdDSA"
 	RS256 = "RS256"
-	// HS256 is the legacy shared-secret mode (seed 001): resource servers
+	// HS256 is the legacy shared-secret mode (older IdP setups): resource servers
 	// verify tokens with the same secret, so nothing is published in JWKS.
 	HS256 = "HS256"
 )
