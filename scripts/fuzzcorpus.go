@@ -105,7 +105,7 @@ func main() {
 }
 
 // registrationPolicy is the thing policy of the registration gateway
-// (seeds/002), with the account id filled in.
+// of AWS IoT reference deployments, with the account id filled in.
 const registrationPolicy = `{
   "Version": "2012-10-17",
   "Statement": [
@@ -160,7 +160,7 @@ const registrationPolicy = `{
 }`
 
 // lobbyCommissionerPolicy is the target-account role policy of the device
-// lobby (seeds/004): IoT control-plane actions the MQTT engine does not
+// lobby of AWS reference deployments: IoT control-plane actions the MQTT engine does not
 // know, on "*".
 const lobbyCommissionerPolicy = `{
     "Version": "2012-10-17",
@@ -184,7 +184,7 @@ const lobbyCommissionerPolicy = `{
       ]
    }`
 
-// lobbyAssumeRole (seeds/004) has a single Statement object, not a list,
+// lobbyAssumeRole (the same deployments) has a single Statement object, not a list,
 // an action of another service and an ARN of IAM.
 const lobbyAssumeRole = `{
    "Version": "2012-10-17",
@@ -513,7 +513,7 @@ func registerCorpus(csrs map[string]string) {
 		}
 		return str(string(b))
 	}
-	// The seed's contract (seeds/002): {"thingName", "version"}, optional csr.
+	// The registration contract: {"thingName", "version"}, optional csr.
 	write(pkg, "FuzzRegister", "seed-002-minimal", str(`{"thingName": "multa-sensor-0001", "version": "1.0.0"}`))
 	write(pkg, "FuzzRegister", "seed-002-pretty", str("{\n  \"thingName\": \"multa-sensor-0002\",\n  \"version\": \"v2\"\n}\n"))
 	for _, name := range []string{"p256", "ed25519", "rsa2048", "rsa1024-weak", "p256-asks-for-ca", "p256-unknown-critical-ext", "p384"} {
