@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/awsiot"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
+	"github.com/gatehouse-iot/gatehouse/internal/cluster"
 	"github.com/gatehouse-iot/gatehouse/internal/config"
 	"github.com/gatehouse-iot/gatehouse/internal/console"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
@@ -65,14 +66,16 @@ type App struct {
 	Certs    *certs.Service
 	Lobby    *lobby.Service
 	Broker   *broker.Broker
-	Console  *console.Console
-	api      *httpapi.API
-	series   *httpapi.Sampler
-	metrics  *prometheus.Registry
-	httpLn   net.Listener
-	httpsLn  net.Listener
-	httpSrv  *http.Server
-	issuer   string
+	// cluster joins the broker to the other replicas; nil for one.
+	cluster *cluster.Node
+	Console *console.Console
+	api     *httpapi.API
+	series  *httpapi.Sampler
+	metrics *prometheus.Registry
+	httpLn  net.Listener
+	httpsLn net.Listener
+	httpSrv *http.Server
+	issuer  string
 }
 
 // New opens the store, builds the services and binds the listeners. The
@@ -252,6 +255,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: mqtt.anonymousPolicy: %w", err)
 		}
 	}
+	var brokerCluster broker.Cluster
+	if n := cfg.Cluster.NATS; n.Enabled() {
+		cc := cluster.Config{URL: n.URL, StreamReplicas: n.Replicas, Logger: opts.Logger.With("component", "cluster")}
+		if e := n.Embedded; e.Listen != "" {
+			cc.Replica = e.Name
+			cc.Embedded = &cluster.Embedded{Name: e.Name, Listen: e.Listen, Routes: e.Routes, StoreDir: e.StoreDir, RoutePassword: e.RoutePassword}
+		}
+		if a.cluster, err = cluster.Start(cc); err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		brokerCluster = a.cluster
+		a.log.Info("cluster joined", "replica", a.cluster.Replica(), "routes", a.cluster.RouteAddr())
+	}
 	a.Broker, err = broker.New(broker.Config{
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
 		Policy:  policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account},
@@ -263,6 +279,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, PendingConnectionsPerIP: cfg.Limits.PendingConnectionsPerIP,
 		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels, DenialWindow: cfg.Events.DenialWindow,
+		Cluster: brokerCluster,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -467,6 +484,9 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.Broker.Run(ctx) })
+	if a.cluster != nil {
+		g.Go(func() error { return a.cluster.Run(ctx, a.Broker.ClusterHandler()) })
+	}
 	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
@@ -501,6 +521,10 @@ func (a *App) Close() error {
 		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.cluster != nil {
+		a.cluster.Close()
+		a.cluster = nil
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())

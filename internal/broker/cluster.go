@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/gatehouse-iot/gatehouse/internal/cluster"
+)
+
+// Cluster carries messages between replicas; *cluster.Node is one. With
+// Config.Cluster nil (one replica) the broker does none of this: no hook
+// is installed and no publish pays for it.
+type Cluster interface {
+	// Publish sends a message this replica accepted to the others.
+	Publish(ctx context.Context, m cluster.Message) error
+	// AnnounceClient tells the others that clientID connected here.
+	AnnounceClient(clientID string) error
+}
+
+// clusterClientID is the inline client that injects the other replicas'
+// messages: the cluster hook knows them by it and never forwards them.
+const clusterClientID = "gatehouse-cluster"
+
+// clusterHook forwards what this replica accepted to the others and
+// announces connected client ids. It is a second mochi hook, installed
+// after the gatehouse hook only when a cluster is configured; it decides
+// nothing (it provides no authentication or ACL callback).
+type clusterHook struct {
+	mqtt.HookBase
+	b *Broker
+	c Cluster
+	// inject is the inline client that publishes remote messages.
+	inject *mqtt.Client
+}
+
+func (h *clusterHook) ID() string { return "gatehouse-cluster" }
+
+func (h *clusterHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished}, []byte{b})
+}
+
+// OnPublished forwards a message mochi delivered here (after iot:Publish,
+// iot:RetainPublish and the limits passed): from MQTT clients, HTTPS
+// publishes and delayed wills. Reserved topics stay local: the server's
+// own publishes there (event mirror, lobby) come from the shared event log
+// on every replica, and a knock is handled by the replica it reached.
+func (h *clusterHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	if cl == h.inject {
+		return
+	}
+	h.forward(pk)
+}
+
+// OnWillSent forwards a will mochi published at once (delayed ones are
+// published by the will client and reach OnPublished).
+func (h *clusterHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	h.forward(pk)
+}
+
+func (h *clusterHook) forward(pk packets.Packet) {
+	if pk.Ignore || h.b.hook.reservedTopic(pk.TopicName) {
+		return
+	}
+	m := cluster.Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain}
+	if err := h.c.Publish(context.Background(), m); err != nil {
+		h.b.log.Warn("broker: forward to cluster", "err", err)
+	}
+}
+
+// OnSessionEstablished announces the client id, so that another replica
+// with a connection under it closes that one (session taken over).
+func (h *clusterHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	if err := h.c.AnnounceClient(cl.ID); err != nil {
+		h.b.log.Warn("broker: announce client to cluster", "client", cl.ID, "err", err)
+	}
+}
+
+// installCluster adds the cluster hook when a cluster is configured.
+func (b *Broker) installCluster() error {
+	if b.cfg.Cluster == nil {
+		return nil
+	}
+	b.cluster = &clusterHook{b: b, c: b.cfg.Cluster, inject: b.server.NewClient(nil, "local", clusterClientID, true)}
+	return b.server.AddHook(b.cluster, nil)
+}
+
+// ClusterHandler is what the cluster delivers to this broker: other
+// replicas' messages (injected as the server publishes: each delivery is
+// still checked for iot:Receive against the subscriber's policy), the
+// cluster's retained messages as this replica starts, and client ids
+// connected elsewhere.
+func (b *Broker) ClusterHandler() cluster.Handler {
+	return cluster.Handler{Message: b.injectRemote, Retained: b.setRetained, Connected: b.takenOverElsewhere}
+}
+
+// injectRemote publishes another replica's message to local subscribers.
+func (b *Broker) injectRemote(m cluster.Message) {
+	if b.cluster == nil {
+		return
+	}
+	err := b.server.InjectPacket(b.cluster.inject, packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain},
+		TopicName:   m.Topic, Payload: m.Payload, PacketID: uint16(m.QoS),
+	})
+	if err != nil {
+		b.log.Warn("broker: inject cluster message", "err", err)
+	}
+}
+
+// setRetained stores a retained message without delivering it.
+func (b *Broker) setRetained(m cluster.Message) {
+	b.server.Topics.RetainMessage(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: true},
+		TopicName:   m.Topic, Payload: m.Payload, Origin: clusterClientID,
+	})
+}
+
+// takenOverElsewhere disconnects the local connection under clientID
+// (0x8E session taken over; mochi then publishes its will, authorized by
+// OnWill as on one replica).
+func (b *Broker) takenOverElsewhere(clientID string) {
+	cl, ok := b.server.Clients.Get(clientID)
+	if !ok || cl.Net.Inline || cl.Closed() {
+		return
+	}
+	b.log.Info("mqtt client id connected on another replica", "client", clientID)
+	_ = b.server.DisconnectClient(cl, packets.ErrSessionTakenOver)
+}

@@ -1,0 +1,498 @@
+// Package cluster joins Gatehouse replicas into one MQTT system over NATS:
+// each replica's broker hands the messages it accepted (after the
+// iot:Publish check) to a Node, which carries them to every other replica,
+// where they are injected into the local broker and delivered through its
+// normal per-delivery iot:Receive check. It also carries retained messages
+// (a JetStream key-value bucket, so a replica started later has them) and
+// client-id announcements (so a client id is connected on one replica at a
+// time).
+//
+// A Node either embeds a NATS server (in-process, no client listener, one
+// route listener that forms a cluster with the other replicas' routes) or
+// connects to an external NATS cluster by URL. QoS 0 messages go over core
+// NATS (at most once, as QoS 0 is); QoS 1 and 2 messages and every retained
+// message go through a JetStream stream that each replica reads with an
+// ordered consumer, so they survive a NATS node failing between publish
+// and delivery (at least once between replicas). Nothing here knows MQTT
+// beyond the Message it carries, nor anything of Gatehouse's policies: the
+// broker decides what enters and what is delivered.
+//
+// Every replica receives every message (one subject per kind, the MQTT
+// topic in a header: MQTT topics hold characters NATS subjects cannot), and
+// drops its own by the origin header. That suits the few replicas of one
+// Gatehouse deployment; it is not a fan-out for thousands of nodes.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subjects, stream and bucket names shared by every replica.
+const (
+	subjectQoS0     = "gatehouse.mqtt.qos0"
+	subjectStream   = "gatehouse.mqtt.stream"
+	subjectConnects = "gatehouse.mqtt.connected"
+	streamName      = "GATEHOUSE_MQTT"
+	retainedBucket  = "gatehouse_retained"
+
+	routeUser = "gatehouse"
+
+	hdrOrigin   = "Gatehouse-Origin"
+	hdrTopic    = "Mqtt-Topic"
+	hdrQoS      = "Mqtt-Qos"
+	hdrRetain   = "Mqtt-Retain"
+	hdrClientID = "Mqtt-Client-Id"
+)
+
+// Embedded configures the NATS server a Node runs in-process.
+type Embedded struct {
+	// Name names this server in the NATS cluster; unique per replica.
+	Name string
+	// Listen is the route listener (host:port) other replicas connect to.
+	Listen string
+	// Routes are the other replicas' route listeners (host:port or
+	// nats-route://host:port); this replica's own may be among them.
+	Routes []string
+	// StoreDir holds JetStream's state; "" is a directory under the
+	// system's temporary directory named after Name.
+	StoreDir string
+	// RoutePassword, shared by every replica, is required of every route
+	// connection; "" accepts any (loopback or a closed network only).
+	RoutePassword string
+}
+
+// Config configures a Node: exactly one of URL and Embedded.
+type Config struct {
+	// URL is an external NATS cluster (comma-separated URLs).
+	URL string
+	// Embedded runs a NATS server in this process.
+	Embedded *Embedded
+	// Replica identifies this replica in the origin of its messages; ""
+	// draws a random one.
+	Replica string
+	// StreamReplicas is how many NATS servers keep each JetStream message
+	// and retained message (1 to 5; 3 survives losing one of three).
+	StreamReplicas int
+	// Logger receives the Node's and the embedded server's logs.
+	Logger *slog.Logger
+}
+
+// Message is one MQTT publish travelling between replicas.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+}
+
+// Handler is what a Node delivers to its replica's broker.
+type Handler struct {
+	// Message is a message another replica accepted.
+	Message func(Message)
+	// Retained sets a retained message without delivering it (the
+	// retained messages of the cluster as this replica starts). An empty
+	// payload clears the topic's retained message.
+	Retained func(Message)
+	// Connected is a client id that connected on another replica.
+	Connected func(clientID string)
+}
+
+// ErrConfig is a Config that cannot work.
+var ErrConfig = errors.New("cluster: bad configuration")
+
+// Node is one replica's connection to the others.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	replica string
+	srv     *server.Server
+	nc      *nats.Conn
+
+	// js is set once the stream and bucket exist (see Run); until then
+	// messages that would go through JetStream go over core NATS.
+	js atomic.Pointer[jsState]
+	// ready is closed when js is set.
+	ready chan struct{}
+}
+
+type jsState struct {
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+}
+
+// Start starts the embedded NATS server, if configured, and connects.
+func Start(cfg Config) (*Node, error) {
+	if (cfg.URL == "") == (cfg.Embedded == nil) {
+		return nil, fmt.Errorf("%w: want exactly one of a URL and an embedded server", ErrConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StreamReplicas <= 0 {
+		cfg.StreamReplicas = 1
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, replica: cfg.Replica, ready: make(chan struct{})}
+	if n.replica == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		n.replica = hex.EncodeToString(b[:])
+	}
+	opts := []nats.Option{nats.Name("gatehouse " + n.replica), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(250 * time.Millisecond), nats.NoEcho()}
+	url := cfg.URL
+	if e := cfg.Embedded; e != nil {
+		var b [24]byte
+		_, _ = rand.Read(b[:])
+		token := hex.EncodeToString(b[:])
+		srv, err := startServer(e, token, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		n.srv = srv
+		opts = append(opts, nats.InProcessServer(srv), nats.Token(token))
+		url = ""
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("cluster: connect: %w", err)
+	}
+	n.nc = nc
+	return n, nil
+}
+
+// startServer runs the embedded NATS server: a route listener, JetStream,
+// and a client listener on loopback (NATS starts routing only once it has
+// one) that only the replica itself can use (a random token, and the
+// replica connects in-process).
+func startServer(e *Embedded, token string, log *slog.Logger) (*server.Server, error) {
+	host, port, err := splitHostPort(e.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen %q: %w", ErrConfig, e.Listen, err)
+	}
+	dir := e.StoreDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "gatehouse-nats-"+e.Name)
+	}
+	opts := &server.Options{
+		ServerName: e.Name, Host: "127.0.0.1", Port: -1, Authorization: token, NoSigs: true,
+		JetStream: true, StoreDir: dir,
+		Cluster: server.ClusterOpts{Name: "gatehouse", Host: host, Port: port},
+	}
+	if e.RoutePassword != "" {
+		opts.Cluster.Username, opts.Cluster.Password = routeUser, e.RoutePassword
+	}
+	for _, r := range e.Routes {
+		if !strings.Contains(r, "://") {
+			r = "nats-route://" + r
+		}
+		u, err := url.Parse(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: route %q: %w", ErrConfig, r, err)
+		}
+		if e.RoutePassword != "" {
+			u.User = url.UserPassword(routeUser, e.RoutePassword)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: nats server: %w", err)
+	}
+	srv.SetLoggerV2(&natsLogger{log.With("component", "nats")}, false, false, false)
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("cluster: nats server did not start")
+	}
+	return srv, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, err
+	}
+	if port == 0 {
+		port = -1 // NATS: any free port
+	}
+	return host, port, nil
+}
+
+// Replica is this replica's origin tag.
+func (n *Node) Replica() string { return n.replica }
+
+// RouteAddr is the embedded server's route listener, or "".
+func (n *Node) RouteAddr() string {
+	if n.srv == nil {
+		return ""
+	}
+	if a := n.srv.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// Close disconnects and stops the embedded server.
+func (n *Node) Close() {
+	if n.nc != nil {
+		n.nc.Close()
+	}
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+}
+
+// publishTimeout bounds a JetStream publish: the publisher's connection
+// waits for it.
+const publishTimeout = 2 * time.Second
+
+// Publish sends a message accepted on this replica to the others. QoS 0
+// messages go over core NATS; QoS 1 and 2 and retained messages through
+// the stream, acknowledged by it (over core NATS, at most once, while the
+// stream is not available yet or the publish fails).
+func (n *Node) Publish(ctx context.Context, m Message) error {
+	msg := nats.NewMsg(subjectQoS0)
+	msg.Header.Set(hdrOrigin, n.replica)
+	msg.Header.Set(hdrTopic, m.Topic)
+	if m.QoS > 0 {
+		msg.Header.Set(hdrQoS, strconv.Itoa(int(m.QoS)))
+	}
+	if m.Retain {
+		msg.Header.Set(hdrRetain, "1")
+	}
+	msg.Data = m.Payload
+	if m.QoS == 0 && !m.Retain {
+		return n.corePublish(msg)
+	}
+	st := n.js.Load()
+	if st == nil {
+		return n.corePublish(msg)
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if m.Retain {
+		// The bucket first, then the stream: a replica starting reads the
+		// bucket after its consumer is positioned, so the stream message
+		// (last) wins over whatever it read.
+		var err error
+		if len(m.Payload) == 0 {
+			err = st.kv.Delete(ctx, retainedKey(m.Topic))
+		} else {
+			_, err = st.kv.Put(ctx, retainedKey(m.Topic), encodeRetained(m))
+		}
+		if err != nil {
+			n.log.Warn("cluster: store retained message", "err", err)
+		}
+	}
+	msg.Subject = subjectStream
+	if _, err := st.js.PublishMsg(ctx, msg); err != nil {
+		n.log.Warn("cluster: stream publish failed, sent at most once", "err", err)
+		msg.Subject = subjectQoS0
+		return n.corePublish(msg)
+	}
+	return nil
+}
+
+func (n *Node) corePublish(msg *nats.Msg) error {
+	if err := n.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("cluster: publish: %w", err)
+	}
+	return nil
+}
+
+// AnnounceClient tells the other replicas that clientID connected here:
+// they disconnect their connection with that id (session taken over).
+func (n *Node) AnnounceClient(clientID string) error {
+	msg := nats.NewMsg(subjectConnects)
+	msg.Header.Set(hdrOrigin, n.replica)
+	msg.Header.Set(hdrClientID, clientID)
+	if err := n.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("cluster: announce client: %w", err)
+	}
+	return nil
+}
+
+// Ready is closed once the stream and the retained bucket are available.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Run delivers the other replicas' messages to h until ctx ends. Core
+// subjects are served at once; the stream and bucket are set up as soon as
+// JetStream has a leader (an embedded cluster elects one once a majority of
+// its servers are up), retrying until then.
+func (n *Node) Run(ctx context.Context, h Handler) error {
+	sub, err := n.nc.Subscribe(subjectQoS0, func(msg *nats.Msg) {
+		if m, ok := n.decode(msg.Header, msg.Data); ok {
+			h.Message(m)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	csub, err := n.nc.Subscribe(subjectConnects, func(msg *nats.Msg) {
+		if msg.Header.Get(hdrOrigin) != n.replica {
+			if id := msg.Header.Get(hdrClientID); id != "" {
+				h.Connected(id)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	defer func() { _ = csub.Unsubscribe() }()
+	var cc jetstream.ConsumeContext
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		cc, err = n.setUp(ctx, h)
+		if err == nil {
+			break
+		}
+		n.log.Info("cluster: jetstream not ready yet", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	defer cc.Stop()
+	n.log.Info("cluster: joined", "replica", n.replica)
+	<-ctx.Done()
+	return nil
+}
+
+// setUp creates (or finds) the stream and bucket, positions an ordered
+// consumer at the stream's end, loads the retained messages and then
+// starts consuming.
+func (n *Node) setUp(ctx context.Context, h Handler) (jetstream.ConsumeContext, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return nil, err
+	}
+	r := n.cfg.StreamReplicas
+	// Created by the first replica; the others use it as it is (never
+	// updated: a replica configured differently must not shrink it).
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: streamName, Subjects: []string{subjectStream}, Storage: jetstream.MemoryStorage, Replicas: r,
+		MaxAge: 5 * time.Minute, MaxBytes: 256 << 20, Discard: jetstream.DiscardOld,
+	}); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: retainedBucket, Storage: jetstream.MemoryStorage, Replicas: r})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, retainedBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("retained bucket: %w", err)
+	}
+	cons, err := js.OrderedConsumer(ctx, streamName, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	if err := n.loadRetained(ctx, kv, h); err != nil {
+		return nil, err
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if m, ok := n.decode(msg.Headers(), msg.Data()); ok {
+			h.Message(m)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	n.js.Store(&jsState{js: js, kv: kv})
+	close(n.ready)
+	return cc, nil
+}
+
+// loadRetained hands every retained message of the bucket to h.Retained.
+func (n *Node) loadRetained(ctx context.Context, kv jetstream.KeyValue, h Handler) error {
+	keys, err := kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retained keys: %w", err)
+	}
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("retained %s: %w", k, err)
+		}
+		m, ok := decodeRetained(k, e.Value())
+		if ok {
+			h.Retained(m)
+		}
+	}
+	return nil
+}
+
+// decode reads a message another replica published; false for this
+// replica's own and for malformed ones.
+func (n *Node) decode(hdr nats.Header, data []byte) (Message, bool) {
+	if hdr == nil || hdr.Get(hdrOrigin) == n.replica {
+		return Message{}, false
+	}
+	m := Message{Topic: hdr.Get(hdrTopic), Payload: data, Retain: hdr.Get(hdrRetain) == "1"}
+	if q := hdr.Get(hdrQoS); q == "1" || q == "2" {
+		m.QoS = q[0] - '0'
+	}
+	return m, m.Topic != ""
+}
+
+// retainedKey is a topic as a bucket key: base64url, since topics hold
+// characters keys cannot.
+func retainedKey(topic string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(topic))
+}
+
+// encodeRetained is a retained message's bucket value: its QoS, then the
+// payload.
+func encodeRetained(m Message) []byte {
+	return append([]byte{m.QoS}, m.Payload...)
+}
+
+func decodeRetained(key string, v []byte) (Message, bool) {
+	topic, err := base64.RawURLEncoding.DecodeString(key)
+	if err != nil || len(v) == 0 || v[0] > 2 {
+		return Message{}, false
+	}
+	return Message{Topic: string(topic), QoS: v[0], Payload: v[1:], Retain: true}, true
+}
+
+// natsLogger hands the embedded server's logs to slog.
+type natsLogger struct{ log *slog.Logger }
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freePorts reserves n loopback addresses for route listeners.
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
+// inbox collects what a node's handler is given.
+type inbox struct {
+	messages  chan Message
+	retained  chan Message
+	connected chan string
+}
+
+func newInbox() *inbox {
+	return &inbox{messages: make(chan Message, 100), retained: make(chan Message, 100), connected: make(chan string, 100)}
+}
+
+func (b *inbox) handler() Handler {
+	return Handler{
+		Message:   func(m Message) { b.messages <- m },
+		Retained:  func(m Message) { b.retained <- m },
+		Connected: func(id string) { b.connected <- id },
+	}
+}
+
+// startCluster runs n embedded nodes routed to each other and waits until
+// each has the stream.
+func startCluster(t *testing.T, n int) ([]*Node, []*inbox) {
+	t.Helper()
+	routes := freePorts(t, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	var nodes []*Node
+	var boxes []*inbox
+	for i := range n {
+		node, err := Start(Config{Replica: fmt.Sprintf("r%d", i), StreamReplicas: min(n, 3),
+			Embedded: &Embedded{Name: fmt.Sprintf("n%d", i), Listen: routes[i], Routes: routes, StoreDir: t.TempDir()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(node.Close)
+		box := newInbox()
+		wg.Go(func() { _ = node.Run(ctx, box.handler()) })
+		nodes, boxes = append(nodes, node), append(boxes, box)
+	}
+	return nodes, boxes
+}
+
+// deliver publishes m from one node until the other receives it (the
+// cluster's routes and JetStream come up asynchronously), then returns.
+func deliver(t *testing.T, from *Node, to *inbox, m Message) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := from.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-to.messages:
+			if got.Topic == m.Topic && string(got.Payload) == string(m.Payload) {
+				return
+			}
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s never arrived", m.Topic)
+		}
+	}
+}
+
+func waitReady(t *testing.T, nodes ...*Node) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for _, n := range nodes {
+		select {
+		case <-n.Ready():
+		case <-deadline:
+			t.Fatal("jetstream never became ready")
+		}
+	}
+}
+
+func TestClusterCarriesMessagesRetainedAndConnects(t *testing.T) {
+	nodes, boxes := startCluster(t, 3)
+	waitReady(t, nodes...)
+	// Core NATS (QoS 0) and the stream (QoS 1) both reach the others, with
+	// topics NATS subjects could not hold.
+	deliver(t, nodes[0], boxes[1], Message{Topic: "sensors/a b/*/>/ü", Payload: []byte("q0")})
+	deliver(t, nodes[1], boxes[2], Message{Topic: "sensors/x", Payload: []byte("q1"), QoS: 1})
+	// A node never gets its own messages back: the sentinel from the
+	// other node arrives after the message node 0 sent itself.
+	if err := nodes[0].Publish(context.Background(), Message{Topic: "own", Payload: []byte("own"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, nodes[2], boxes[0], Message{Topic: "sentinel", Payload: []byte("s"), QoS: 1})
+
+	// A retained message reaches a node started afterwards.
+	if err := nodes[0].Publish(context.Background(), Message{Topic: "state/lamp", Payload: []byte("on"), QoS: 1, Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+	late, err := Start(Config{Replica: "late", Embedded: &Embedded{Name: "late", Listen: "127.0.0.1:0", Routes: []string{nodes[0].RouteAddr()}, StoreDir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(late.Close)
+	lateBox := newInbox()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() { defer close(done); _ = late.Run(ctx, lateBox.handler()) }()
+	select {
+	case got := <-lateBox.retained:
+		if got.Topic != "state/lamp" || string(got.Payload) != "on" || !got.Retain || got.QoS != 1 {
+			t.Fatalf("retained: got %+v", got)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("retained message never reached the late node")
+	}
+
+	if err := nodes[1].AnnounceClient("dev-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 2} {
+		select {
+		case got := <-boxes[i].connected:
+			if got != "dev-1" {
+				t.Fatalf("connected: got %q, want dev-1", got)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node %d never heard of dev-1", i)
+		}
+	}
+	select {
+	case got := <-boxes[1].connected:
+		t.Fatalf("node 1 heard its own announcement %q", got)
+	default:
+	}
+	for _, m := range drain(boxes[0].messages) {
+		if m.Topic == "own" {
+			t.Fatal("node 0 received its own message")
+		}
+	}
+}
+
+func drain(c chan Message) []Message {
+	var out []Message
+	for {
+		select {
+		case m := <-c:
+			out = append(out, m)
+		default:
+			return out
+		}
+	}
+}
+
+func TestStartRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"neither", Config{}},
+		{"both", Config{URL: "nats://127.0.0.1:4222", Embedded: &Embedded{Name: "x", Listen: "127.0.0.1:0"}}},
+		{"bad listen", Config{Embedded: &Embedded{Name: "x", Listen: "nope"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Start(tt.cfg); err == nil {
+				t.Fatal("got nil error")
+			}
+		})
+	}
+}
