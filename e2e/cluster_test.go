@@ -1,0 +1,282 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+)
+
+// startClusterReplicas starts n replicas on one fresh PostgreSQL schema
+// (as startReplicas) that also form one embedded NATS cluster: each gets
+// its own route listener and every replica's routes.
+func startClusterReplicas(t *testing.T, n int) []*server {
+	t.Helper()
+	dsn := storetest.PostgresDSN(t) // skips without GATEHOUSE_TEST_POSTGRES
+	shared := t.TempDir()
+	var routes []string
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		routes = append(routes, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	var out []*server
+	for i := range n {
+		cfg := filepath.Join(shared, fmt.Sprintf("gatehouse-%d.yaml", i))
+		yaml := fmt.Sprintf("secrets:\n  masterKeyFile: %s\ncluster:\n  nats:\n    replicas: %d\n    embedded:\n      name: replica-%d\n      listen: %s\n      routePassword: route-secret\n      routes: [%s]\n",
+			filepath.Join(shared, "master.key"), min(n, 3), i, routes[i], strings.Join(routes, ", "))
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := startServer(t, "--config", cfg, "--data-dir", t.TempDir(), "--dsn", dsn, "--external-url", replicaIssuer)
+		if s.URL == "" || s.MQTT == "" {
+			t.Fatalf("replica %d banner lacks http or mqtt:\n%s", i, s.Stdout())
+		}
+		if i == 0 {
+			if s.Token == "" {
+				t.Fatalf("first replica did not bootstrap:\n%s", s.Stdout())
+			}
+		} else {
+			s.Token = out[0].Token
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// received is one message a cluster test client got.
+type received struct {
+	topic, payload string
+	qos            byte
+}
+
+// clusterClient is an MQTT 5 connection that records what it receives.
+type clusterClient struct {
+	*mqtt5Client
+	msgs chan received
+}
+
+// clusterConnect connects clientID to s with a token as password.
+func clusterConnect(t *testing.T, s *server, clientID, token string) *clusterClient {
+	t.Helper()
+	conn, err := net.Dial("tcp", s.MQTT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &clusterClient{mqtt5Client: &mqtt5Client{gone: make(chan *paho.Disconnect, 1)}, msgs: make(chan received, 100)}
+	m.c = paho.NewClient(paho.ClientConfig{
+		Conn: packets.NewThreadSafeConn(conn),
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			select {
+			case m.gone <- d:
+			default:
+			}
+		},
+		OnClientError: func(error) {},
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			m.msgs <- received{pr.Packet.Topic, string(pr.Packet.Payload), pr.Packet.QoS}
+			return true, nil
+		}},
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	ca, err := m.c.Connect(ctx, &paho.Connect{ClientID: clientID, Username: clientID, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: true})
+	if ca == nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect %s to %s: %v %v", clientID, s.MQTT, ca, err)
+	}
+	t.Cleanup(func() { _ = m.c.Disconnect(&paho.Disconnect{}); conn.Close() })
+	return m
+}
+
+func (m *clusterClient) subscribe(t *testing.T, filter string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	sa, err := m.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
+	if err != nil || len(sa.Reasons) != 1 || sa.Reasons[0] > 1 {
+		t.Fatalf("subscribe %s: %v %v", filter, sa, err)
+	}
+}
+
+func (m *clusterClient) send(t *testing.T, topic, payload string, qos byte, retain bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	pr, err := m.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: []byte(payload)})
+	if err != nil || (pr != nil && pr.ReasonCode != 0) {
+		t.Fatalf("publish %s: %v %v", topic, pr, err)
+	}
+}
+
+// next returns the next message the client received.
+func (m *clusterClient) next(t *testing.T, what string) received {
+	t.Helper()
+	select {
+	case r := <-m.msgs:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: nothing received within 30s", what)
+		return received{}
+	}
+}
+
+// expect checks that the next message is topic/payload.
+func (m *clusterClient) expect(t *testing.T, what, topic, payload string) received {
+	t.Helper()
+	got := m.next(t, what)
+	if got.topic != topic || got.payload != payload {
+		t.Fatalf("%s: got %s %q, want %s %q", what, got.topic, got.payload, topic, payload)
+	}
+	return got
+}
+
+// httpsPublishBody publishes payload over HTTPS with QoS and retain.
+func httpsPublishBody(t *testing.T, s *server, topic, token, payload, query string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", s.URL+"/topics/"+topic+"?"+query, strings.NewReader(payload))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestClusterReplicas runs three replicas on one PostgreSQL with the
+// embedded NATS cluster and checks that they are one MQTT system:
+// QoS 0 and 1 over MQTT and HTTPS publish cross replicas, iot:Receive is
+// checked on the subscriber's replica, retained messages are cluster-wide,
+// a client id is taken over across replicas, and delivery goes on when a
+// replica is killed with SIGKILL.
+func TestClusterReplicas(t *testing.T) {
+	rs := startClusterReplicas(t, 3)
+	a, b, c := rs[0], rs[1], rs[2]
+	a.admin(t, "POST", "/api/v1/policies", `{"name":"cl-pub","document":{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect":"Allow","Action":["iot:Publish","iot:RetainPublish"],"Resource":"topic/cl/*"}]}}`, 201)
+	// Subscribers may subscribe to everything under cl/ but receive only
+	// cl/ok and cl/ret: cl/secret is for someone else.
+	a.admin(t, "POST", "/api/v1/policies", `{"name":"cl-sub","document":{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect":"Allow","Action":"iot:Subscribe","Resource":"topicfilter/cl/*"},
+	  {"Effect":"Allow","Action":"iot:Receive","Resource":["topic/cl/ok","topic/cl/ret"]}]}}`, 201)
+	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clpub","scopes":["publish"],"defaultPolicies":["cl-pub"]}`, 201)
+	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clsub","scopes":["read"],"defaultPolicies":["cl-sub"]}`, 201)
+	secrets := map[string]string{}
+	for thing, typ := range map[string]string{"pub": "clpub", "sub1": "clsub", "sub2": "clsub"} {
+		a.admin(t, "POST", "/api/v1/things", `{"name":"`+thing+`","thingType":"`+typ+`"}`, 201)
+		secrets[thing] = a.admin(t, "POST", "/api/v1/things/"+thing+"/secret", "", 201)["clientSecret"].(string)
+	}
+	token := func(s *server, thing, scope string) string {
+		return clientCredentials(t, s, thing, secrets[thing], scope)
+	}
+	pubTok := token(b, "pub", "publish")
+
+	subA := clusterConnect(t, a, "sub1", token(a, "sub1", "read"))
+	subA.subscribe(t, "cl/+")
+	pubB := clusterConnect(t, b, "pub", pubTok)
+
+	// The cluster forms asynchronously: publish QoS 1 from B until A's
+	// subscriber has one, then drain the repeats with a sentinel.
+	deadline := time.Now().Add(60 * time.Second)
+	for got := false; !got; {
+		pubB.send(t, "cl/ok", "hello", 1, false)
+		select {
+		case <-subA.msgs:
+			got = true
+		case <-time.After(500 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no message from B reached A's subscriber within 60s")
+			}
+		}
+	}
+	pubB.send(t, "cl/ok", "drained", 1, false)
+	for subA.next(t, "draining").payload != "drained" {
+	}
+
+	// QoS 1 and QoS 0 over MQTT from B reach A's subscriber.
+	pubB.send(t, "cl/ok", "qos1", 1, false)
+	if got := subA.expect(t, "QoS 1 from B", "cl/ok", "qos1"); got.qos != 1 {
+		t.Errorf("QoS 1 from B delivered with QoS %d", got.qos)
+	}
+	pubB.send(t, "cl/ok", "qos0", 0, false)
+	subA.expect(t, "QoS 0 from B", "cl/ok", "qos0")
+
+	// iot:Receive is checked on A for A's subscriber: cl/secret, published
+	// on B (which allows the publish), never arrives; the sentinel after it
+	// does, first.
+	pubB.send(t, "cl/secret", "not for sub1", 1, false)
+	pubB.send(t, "cl/ok", "sentinel", 1, false)
+	subA.expect(t, "after a message A's subscriber may not receive", "cl/ok", "sentinel")
+
+	// HTTPS publish on C reaches A's subscriber, QoS 1 and QoS 0.
+	if code := httpsPublishBody(t, c, "cl/ok", pubTok, "https1", "qos=1"); code != 200 {
+		t.Fatalf("HTTPS publish on C = %d", code)
+	}
+	subA.expect(t, "HTTPS QoS 1 on C", "cl/ok", "https1")
+	if code := httpsPublishBody(t, c, "cl/ok", pubTok, "https0", "qos=0"); code != 200 {
+		t.Fatalf("HTTPS publish on C = %d", code)
+	}
+	subA.expect(t, "HTTPS QoS 0 on C", "cl/ok", "https0")
+
+	// A retained message set on B is what a new subscriber on C gets.
+	pubB.send(t, "cl/ret", "lamp on", 1, true)
+	subA.expect(t, "retained publish on B, live", "cl/ret", "lamp on")
+	subC := clusterConnect(t, c, "sub2", token(c, "sub2", "read"))
+	subC.subscribe(t, "cl/ret")
+	subC.expect(t, "retained message set on B, subscribing on C", "cl/ret", "lamp on")
+	// Cleared on B, cleared everywhere: a new subscription on A gets the
+	// sentinel first, not the old retained message.
+	pubB.send(t, "cl/ret", "", 1, true)
+	subA.expect(t, "retained clear on B, live", "cl/ret", "")
+	subC.expect(t, "retained clear on B, live on C", "cl/ret", "")
+	subA2 := clusterConnect(t, a, "sub2", token(a, "sub2", "read"))
+	// sub2 connected on A: C's connection under the same client id is
+	// taken over (0x8E).
+	select {
+	case d := <-subC.gone:
+		if d.ReasonCode != 0x8E {
+			t.Errorf("C disconnected sub2 with %#x, want 0x8E", d.ReasonCode)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("sub2 connected on A stayed connected on C")
+	}
+	subA2.subscribe(t, "cl/ret")
+	pubB.send(t, "cl/ret", "sentinel", 1, false)
+	subA2.expect(t, "subscribing on A after the clear on B", "cl/ret", "sentinel")
+	subA.expect(t, "sentinel on the first subscriber", "cl/ret", "sentinel")
+
+	// kill -9 of C: B's messages keep reaching A, QoS 1 through the
+	// stream that C was keeping a copy of.
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	for i := range 5 {
+		pubB.send(t, "cl/ok", fmt.Sprintf("after kill %d", i), 1, false)
+		subA.expect(t, "QoS 1 from B after C was killed", "cl/ok", fmt.Sprintf("after kill %d", i))
+	}
+	if code := httpsPublishBody(t, b, "cl/ok", pubTok, "https after kill", url.Values{"qos": {"1"}}.Encode()); code != 200 {
+		t.Fatalf("HTTPS publish on B after the kill = %d", code)
+	}
+	subA.expect(t, "HTTPS on B after C was killed", "cl/ok", "https after kill")
+}
