@@ -20,8 +20,9 @@ import (
 
 // startClusterReplicas starts n replicas on one fresh PostgreSQL schema
 // (as startReplicas) that also form one embedded NATS cluster: each gets
-// its own route listener and every replica's routes.
-func startClusterReplicas(t *testing.T, n int) []*server {
+// its own route listener and every replica's routes. The last noMQTT of
+// them have no MQTT listeners (HTTP only).
+func startClusterReplicas(t *testing.T, n, noMQTT int) []*server {
 	t.Helper()
 	dsn := storetest.PostgresDSN(t) // skips without GATEHOUSE_TEST_POSTGRES
 	shared := t.TempDir()
@@ -46,9 +47,14 @@ func startClusterReplicas(t *testing.T, n int) []*server {
 		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s := startServer(t, "--config", cfg, "--data-dir", t.TempDir(), "--dsn", dsn, "--external-url", replicaIssuer)
-		if s.URL == "" || s.MQTT == "" {
-			t.Fatalf("replica %d banner lacks http or mqtt:\n%s", i, s.Stdout())
+		args := []string{"--config", cfg, "--data-dir", t.TempDir(), "--dsn", dsn, "--external-url", replicaIssuer}
+		httpOnly := i >= n-noMQTT
+		if httpOnly {
+			args = append(args, "--mqtt-addr=", "--ws-addr=", "--mqtts-addr=")
+		}
+		s := startServer(t, args...)
+		if s.URL == "" || (s.MQTT == "") != httpOnly {
+			t.Fatalf("replica %d banner lacks http or has the wrong mqtt listeners:\n%s", i, s.Stdout())
 		}
 		if i == 0 {
 			if s.Token == "" {
@@ -161,15 +167,16 @@ func httpsPublishBody(t *testing.T, s *server, topic, token, payload, query stri
 	return resp.StatusCode
 }
 
-// TestClusterReplicas runs three replicas on one PostgreSQL with the
-// embedded NATS cluster and checks that they are one MQTT system:
-// QoS 0 and 1 over MQTT and HTTPS publish cross replicas, iot:Receive is
+// TestClusterReplicas runs four replicas on one PostgreSQL with the
+// embedded NATS cluster (D without MQTT listeners) and checks that they are
+// one MQTT system: QoS 0 and 1 over MQTT and HTTPS publish (D's too) cross
+// replicas, iot:Receive is
 // checked on the subscriber's replica, retained messages are cluster-wide,
 // a client id is taken over across replicas, and delivery goes on when a
 // replica is killed with SIGKILL.
 func TestClusterReplicas(t *testing.T) {
-	rs := startClusterReplicas(t, 3)
-	a, b, c := rs[0], rs[1], rs[2]
+	rs := startClusterReplicas(t, 4, 1)
+	a, b, c, d := rs[0], rs[1], rs[2], rs[3]
 	a.admin(t, "POST", "/api/v1/policies", `{"name":"cl-pub","document":{"Version":"2012-10-17","Statement":[
 	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
 	  {"Effect":"Allow","Action":["iot:Publish","iot:RetainPublish"],"Resource":"topic/cl/*"}]}}`, 201)
@@ -237,6 +244,11 @@ func TestClusterReplicas(t *testing.T) {
 		t.Fatalf("HTTPS publish on C = %d", code)
 	}
 	subA.expect(t, "HTTPS QoS 0 on C", "cl/ok", "https0")
+	// D has no MQTT listener: its HTTPS publishes go to the cluster.
+	if code := httpsPublishBody(t, d, "cl/ok", pubTok, "from D", "qos=1"); code != 200 {
+		t.Fatalf("HTTPS publish on D = %d", code)
+	}
+	subA.expect(t, "HTTPS on D, a replica without MQTT listeners", "cl/ok", "from D")
 
 	// A retained message set on B is what a new subscriber on C gets.
 	pubB.send(t, "cl/ret", "lamp on", 1, true)
@@ -264,6 +276,11 @@ func TestClusterReplicas(t *testing.T) {
 	pubB.send(t, "cl/ret", "sentinel", 1, false)
 	subA2.expect(t, "subscribing on A after the clear on B", "cl/ret", "sentinel")
 	subA.expect(t, "sentinel on the first subscriber", "cl/ret", "sentinel")
+
+	// Each replica's metrics carry its name.
+	if code, body := curl(t, "GET", b.URL+"/metrics", "", ""); code != 200 || !strings.Contains(body, `gatehouse_things{replica="replica-1"}`) {
+		t.Errorf("B's /metrics = %d, lacks replica=\"replica-1\" on gatehouse_things", code)
+	}
 
 	// kill -9 of C: B's messages keep reaching A, QoS 1 through the
 	// stream that C was keeping a copy of.

@@ -114,8 +114,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.metrics = prometheus.NewRegistry()
-	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_things", Help: "Registered things."}, func() float64 {
+	// Replicas of a cluster label their metrics with the replica's name.
+	var reg prometheus.Registerer = a.metrics
+	if name := replicaName(cfg); name != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, a.metrics)
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_things", Help: "Registered things."}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		n, err := s.CountThings(ctx)
@@ -125,7 +130,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return float64(n)
 	}))
 
-	limits, err := newLimits(cfg, a.metrics, opts.Now)
+	limits, err := newLimits(cfg, reg, opts.Now)
 	if err != nil {
 		return nil, fmt.Errorf("app: limits: %w", err)
 	}
@@ -202,7 +207,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	if err := a.OAuth.RegisterMetrics(a.metrics); err != nil {
+	if err := a.OAuth.RegisterMetrics(reg); err != nil {
 		return nil, fmt.Errorf("app: oauth metrics: %w", err)
 	}
 	a.Certs, err = certs.New(certs.Config{
@@ -292,7 +297,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 		a.log.Warn("unauthenticated MQTT test listener enabled", "addr", addr, "policy", cfg.MQTT.AnonymousPolicy)
 	}
-	if err := a.Broker.RegisterMetrics(a.metrics); err != nil {
+	if err := a.Broker.RegisterMetrics(reg); err != nil {
 		return nil, fmt.Errorf("app: broker metrics: %w", err)
 	}
 	if addr := a.Broker.Addr("mqtts"); addr != "" {
@@ -356,7 +361,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		// Per-request read and write deadlines rather than the server's
 		// ReadTimeout and WriteTimeout, which would end the event stream.
 		Handler: httpapi.Deadlines(cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout,
-			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux))),
+			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(reg, mux))),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -505,6 +510,20 @@ func (a *App) Run(ctx context.Context) error {
 		return a.httpSrv.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// replicaName labels a cluster replica's metrics: its embedded NATS
+// server's name, else (external NATS) the host name; "" without a cluster.
+func replicaName(cfg config.Config) string {
+	n := cfg.Cluster.NATS
+	switch {
+	case n.Embedded.Listen != "":
+		return n.Embedded.Name
+	case n.URL != "":
+		h, _ := os.Hostname()
+		return h
+	}
+	return ""
 }
 
 // retentionInterval is how often the server prunes events past

@@ -39,16 +39,29 @@ type clusterHook struct {
 func (h *clusterHook) ID() string { return "gatehouse-cluster" }
 
 func (h *clusterHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished}, []byte{b})
+}
+
+// OnPublish forwards a client's QoS 1 or 2 message before mochi answers
+// it: this hook runs after the gatehouse hook's OnPublish (iot:Publish was
+// checked before either, iot:RetainPublish and the limits by the gatehouse
+// hook), and the PUBACK (PUBREC) goes out only once the stream has the
+// message. QoS 0 and the server's publishes are forwarded in OnPublished.
+func (h *clusterHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !cl.Net.Inline && pk.FixedHeader.Qos > 0 {
+		h.forward(pk)
+	}
+	return pk, nil
 }
 
 // OnPublished forwards a message mochi delivered here (after iot:Publish,
-// iot:RetainPublish and the limits passed): from MQTT clients, HTTPS
-// publishes and delayed wills. Reserved topics stay local: the server's
-// own publishes there (event mirror, lobby) come from the shared event log
-// on every replica, and a knock is handled by the replica it reached.
+// iot:RetainPublish and the limits passed): QoS 0 from MQTT clients, HTTPS
+// publishes and delayed wills (QoS 1 and 2 from clients went in
+// OnPublish). Reserved topics stay local: the server's own publishes there
+// (event mirror, lobby) come from the shared event log on every replica,
+// and a knock is handled by the replica it reached.
 func (h *clusterHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	if cl == h.inject {
+	if cl == h.inject || (!cl.Net.Inline && pk.FixedHeader.Qos > 0) {
 		return
 	}
 	h.forward(pk)
