@@ -277,6 +277,12 @@ func TestClusterReplicas(t *testing.T) {
 	subA2.expect(t, "subscribing on A after the clear on B", "cl/ret", "sentinel")
 	subA.expect(t, "sentinel on the first subscriber", "cl/ret", "sentinel")
 
+	// A's connections view shows pub's connection on B, labelled.
+	items, _ := a.admin(t, "GET", "/api/v1/things/pub/connections", "", 200)["items"].([]any)
+	if len(items) != 1 || items[0].(map[string]any)["replica"] != "replica-1" || items[0].(map[string]any)["clientId"] != "pub" {
+		t.Errorf("A's connections of pub = %v, want its one connection on replica-1", items)
+	}
+
 	// Each replica's metrics carry its name.
 	if code, body := curl(t, "GET", b.URL+"/metrics", "", ""); code != 200 || !strings.Contains(body, `gatehouse_things{replica="replica-1"}`) {
 		t.Errorf("B's /metrics = %d, lacks replica=\"replica-1\" on gatehouse_things", code)

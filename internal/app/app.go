@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -447,9 +449,46 @@ func (a *App) banner(boot *registry.Bootstrap) {
 
 // connections lists the broker's live connections of a thing for the API.
 func (a *App) connections(thing string) []httpapi.Connection {
+	out := a.localConnections(thing)
+	if a.cluster == nil {
+		return out
+	}
+	answers, err := a.cluster.Connections(context.Background(), thing, connectionsWindow)
+	if err != nil {
+		a.log.Warn("cluster connections", "err", err)
+	}
+	for _, raw := range answers {
+		var cs []httpapi.Connection
+		if err := json.Unmarshal(raw, &cs); err != nil {
+			a.log.Warn("cluster connections: bad answer", "err", err)
+			continue
+		}
+		out = append(out, cs...)
+	}
+	slices.SortStableFunc(out, func(x, y httpapi.Connection) int {
+		if c := x.ConnectedAt.Compare(y.ConnectedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ClientID, y.ClientID)
+	})
+	return out
+}
+
+// connectionsWindow is how long a connections view waits for the other
+// replicas' answers.
+const connectionsWindow = 300 * time.Millisecond
+
+// localConnections lists this replica's connections of thing, labelled
+// with the replica's name in a cluster.
+func (a *App) localConnections(thing string) []httpapi.Connection {
 	var out []httpapi.Connection
 	for _, c := range a.Broker.Connections(thing) {
-		out = append(out, httpapi.Connection(c))
+		hc := httpapi.Connection{ClientID: c.ClientID, Username: c.Username, RemoteAddr: c.RemoteAddr, Listener: c.Listener,
+			ProtocolVersion: c.ProtocolVersion, ConnectedAt: c.ConnectedAt}
+		if a.cluster != nil {
+			hc.Replica = a.cluster.Replica()
+		}
+		out = append(out, hc)
 	}
 	return out
 }
@@ -491,6 +530,15 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Broker.Run(ctx) })
 	if a.cluster != nil {
 		g.Go(func() error { return a.cluster.Run(ctx, a.Broker.ClusterHandler()) })
+		stop, err := a.cluster.ServeConnections(func(thing string) []byte {
+			b, _ := json.Marshal(a.localConnections(thing))
+			return b
+		})
+		if err != nil {
+			a.log.Warn("cluster: connections view shows this replica only", "err", err)
+		} else {
+			defer stop()
+		}
 	}
 	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })

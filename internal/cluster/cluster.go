@@ -50,6 +50,7 @@ const (
 	subjectQoS0     = "gatehouse.mqtt.qos0"
 	subjectStream   = "gatehouse.mqtt.stream"
 	subjectConnects = "gatehouse.mqtt.connected"
+	subjectListConn = "gatehouse.connections"
 	streamName      = "GATEHOUSE_MQTT"
 	retainedBucket  = "gatehouse_retained"
 
@@ -334,6 +335,45 @@ func (n *Node) AnnounceClient(clientID string) error {
 		return fmt.Errorf("cluster: announce client: %w", err)
 	}
 	return nil
+}
+
+// ServeConnections answers other replicas' Connections requests with
+// list(thing), until stop is called.
+func (n *Node) ServeConnections(list func(thing string) []byte) (stop func(), err error) {
+	sub, err := n.nc.Subscribe(subjectListConn, func(msg *nats.Msg) {
+		if msg.Reply != "" {
+			_ = msg.Respond(list(string(msg.Data)))
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: serve connections: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// Connections asks every other replica for its connections of thing and
+// returns the answers that arrive within window (NATS does not say how
+// many replicas will answer, so the window bounds the wait).
+func (n *Node) Connections(ctx context.Context, thing string, window time.Duration) ([][]byte, error) {
+	inbox := n.nc.NewRespInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connections: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := n.nc.PublishRequest(subjectListConn, inbox, []byte(thing)); err != nil {
+		return nil, fmt.Errorf("cluster: connections: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	var out [][]byte
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return out, nil
+		}
+		out = append(out, msg.Data)
+	}
 }
 
 // Ready is closed once the stream and the retained bucket are available.
