@@ -80,8 +80,18 @@ type clusterClient struct {
 	msgs chan received
 }
 
-// clusterConnect connects clientID to s with a token as password.
+// clusterConnect connects clientID to s with a token as password, clean
+// start.
 func clusterConnect(t *testing.T, s *server, clientID, token string) *clusterClient {
+	t.Helper()
+	m, _ := clusterConnectSession(t, s, clientID, token, false)
+	return m
+}
+
+// clusterConnectSession connects clientID to s, with clean start false and
+// a session expiry of 5 minutes if persistent, and reports whether the
+// CONNACK said a session was present.
+func clusterConnectSession(t *testing.T, s *server, clientID, token string, persistent bool) (*clusterClient, bool) {
 	t.Helper()
 	conn, err := net.Dial("tcp", s.MQTT)
 	if err != nil {
@@ -104,12 +114,17 @@ func clusterConnect(t *testing.T, s *server, clientID, token string) *clusterCli
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	ca, err := m.c.Connect(ctx, &paho.Connect{ClientID: clientID, Username: clientID, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: true})
+	cp := &paho.Connect{ClientID: clientID, Username: clientID, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: !persistent}
+	if persistent {
+		expiry := uint32(300)
+		cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: &expiry}
+	}
+	ca, err := m.c.Connect(ctx, cp)
 	if ca == nil || ca.ReasonCode != 0 {
 		t.Fatalf("connect %s to %s: %v %v", clientID, s.MQTT, ca, err)
 	}
 	t.Cleanup(func() { _ = m.c.Disconnect(&paho.Disconnect{}); conn.Close() })
-	return m
+	return m, ca.SessionPresent
 }
 
 func (m *clusterClient) subscribe(t *testing.T, filter string) {
@@ -253,7 +268,8 @@ func TestClusterReplicas(t *testing.T) {
 	// A retained message set on B is what a new subscriber on C gets.
 	pubB.send(t, "cl/ret", "lamp on", 1, true)
 	subA.expect(t, "retained publish on B, live", "cl/ret", "lamp on")
-	subC := clusterConnect(t, c, "sub2", token(c, "sub2", "read"))
+	sub2Tok := token(c, "sub2", "read")
+	subC, _ := clusterConnectSession(t, c, "sub2", sub2Tok, true)
 	subC.subscribe(t, "cl/ret")
 	subC.expect(t, "retained message set on B, subscribing on C", "cl/ret", "lamp on")
 	// Cleared on B, cleared everywhere: a new subscription on A gets the
@@ -261,9 +277,11 @@ func TestClusterReplicas(t *testing.T) {
 	pubB.send(t, "cl/ret", "", 1, true)
 	subA.expect(t, "retained clear on B, live", "cl/ret", "")
 	subC.expect(t, "retained clear on B, live on C", "cl/ret", "")
-	subA2 := clusterConnect(t, a, "sub2", token(a, "sub2", "read"))
-	// sub2 connected on A: C's connection under the same client id is
-	// taken over (0x8E).
+	// sub2 (a persistent session on C) connects on A: C's connection
+	// under the same client id is taken over (0x8E), and C ends its
+	// session there, so that it does not queue messages nobody collects:
+	// coming back to C, sub2 finds no session present.
+	subA2 := clusterConnect(t, a, "sub2", sub2Tok)
 	select {
 	case d := <-subC.gone:
 		if d.ReasonCode != 0x8E {
@@ -272,6 +290,20 @@ func TestClusterReplicas(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("sub2 connected on A stayed connected on C")
 	}
+	back, present := clusterConnectSession(t, c, "sub2", sub2Tok, true)
+	if present {
+		t.Error("sub2's session taken over on A was still present on C")
+	}
+	select {
+	case d := <-subA2.gone:
+		if d.ReasonCode != 0x8E {
+			t.Errorf("A disconnected sub2 with %#x, want 0x8E", d.ReasonCode)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("sub2 back on C stayed connected on A")
+	}
+	_ = back.c.Disconnect(&paho.Disconnect{})
+	subA2 = clusterConnect(t, a, "sub2", sub2Tok)
 	subA2.subscribe(t, "cl/ret")
 	pubB.send(t, "cl/ret", "sentinel", 1, false)
 	subA2.expect(t, "subscribing on A after the clear on B", "cl/ret", "sentinel")

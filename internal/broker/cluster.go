@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -34,12 +35,15 @@ type clusterHook struct {
 	c Cluster
 	// inject is the inline client that publishes remote messages.
 	inject *mqtt.Client
+	// takenOver holds the clients disconnected because their client id
+	// connected on another replica, until their connection ends.
+	takenOver sync.Map // *mqtt.Client -> struct{}
 }
 
 func (h *clusterHook) ID() string { return "gatehouse-cluster" }
 
 func (h *clusterHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
 }
 
 // OnPublish forwards a client's QoS 1 or 2 message before mochi answers
@@ -94,6 +98,16 @@ func (h *clusterHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
+// OnDisconnect ends the session of a client taken over on another
+// replica: the client id lives there now, so a persistent session left
+// here would only queue messages nobody collects (the gatehouse hook
+// forgot it already, see takenOverElsewhere).
+func (h *clusterHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if _, ok := h.takenOver.LoadAndDelete(cl); ok && !expire {
+		h.b.hook.endSession(cl)
+	}
+}
+
 // installCluster adds the cluster hook when a cluster is configured.
 func (b *Broker) installCluster() error {
 	if b.cfg.Cluster == nil {
@@ -139,9 +153,15 @@ func (b *Broker) setRetained(m cluster.Message) {
 // OnWill as on one replica).
 func (b *Broker) takenOverElsewhere(clientID string) {
 	cl, ok := b.server.Clients.Get(clientID)
-	if !ok || cl.Net.Inline || cl.Closed() {
+	if b.cluster == nil || !ok || cl.Net.Inline || cl.Closed() {
 		return
 	}
 	b.log.Info("mqtt client id connected on another replica", "client", clientID)
+	b.cluster.takenOver.Store(cl, struct{}{})
+	if s := b.hook.session(cl); s != nil {
+		// As for a takeover here: its will is still authorized as this
+		// session, which OnDisconnect then forgets.
+		s.takenOver.Store(true)
+	}
 	_ = b.server.DisconnectClient(cl, packets.ErrSessionTakenOver)
 }
