@@ -72,6 +72,7 @@ func startClusterReplicas(t *testing.T, n, noMQTT int) []*server {
 type received struct {
 	topic, payload string
 	qos            byte
+	props          *paho.PublishProperties
 }
 
 // clusterClient is an MQTT 5 connection that records what it receives.
@@ -108,7 +109,7 @@ func clusterConnectSession(t *testing.T, s *server, clientID, token string, pers
 		},
 		OnClientError: func(error) {},
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			m.msgs <- received{pr.Packet.Topic, string(pr.Packet.Payload), pr.Packet.QoS}
+			m.msgs <- received{pr.Packet.Topic, string(pr.Packet.Payload), pr.Packet.QoS, pr.Packet.Properties}
 			return true, nil
 		}},
 	})
@@ -242,6 +243,17 @@ func TestClusterReplicas(t *testing.T) {
 	}
 	pubB.send(t, "cl/ok", "qos0", 0, false)
 	subA.expect(t, "QoS 0 from B", "cl/ok", "qos0")
+	// MQTT 5 properties travel with the message.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := pubB.c.Publish(ctx, &paho.Publish{Topic: "cl/ok", QoS: 1, Payload: []byte("props"), Properties: &paho.PublishProperties{
+		ContentType: "text/plain", ResponseTopic: "cl/reply", CorrelationData: []byte{7}, User: paho.UserProperties{{Key: "trace", Value: "abc"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := subA.expect(t, "QoS 1 with properties from B", "cl/ok", "props"); got.props == nil || got.props.ContentType != "text/plain" ||
+		got.props.ResponseTopic != "cl/reply" || string(got.props.CorrelationData) != "\x07" || got.props.User.Get("trace") != "abc" {
+		t.Errorf("properties across replicas: got %+v", got.props)
+	}
 
 	// iot:Receive is checked on A for A's subscriber: cl/secret, published
 	// on B (which allows the publish), never arrives; the sentinel after it

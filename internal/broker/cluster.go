@@ -81,7 +81,8 @@ func (h *clusterHook) forward(pk packets.Packet) {
 	if pk.Ignore || h.b.hook.reservedTopic(pk.TopicName) {
 		return
 	}
-	m := cluster.Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain}
+	m := cluster.Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain,
+		Properties: clusterProperties(pk.Properties)}
 	if err := h.c.Publish(context.Background(), m); err != nil {
 		h.b.log.Warn("broker: forward to cluster", "err", err)
 	}
@@ -133,7 +134,7 @@ func (b *Broker) injectRemote(m cluster.Message) {
 	}
 	err := b.server.InjectPacket(b.cluster.inject, packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain},
-		TopicName:   m.Topic, Payload: m.Payload, PacketID: uint16(m.QoS),
+		TopicName:   m.Topic, Payload: m.Payload, PacketID: uint16(m.QoS), Properties: mqttProperties(m.Properties),
 	})
 	if err != nil {
 		b.log.Warn("broker: inject cluster message", "err", err)
@@ -142,10 +143,16 @@ func (b *Broker) injectRemote(m cluster.Message) {
 
 // setRetained stores a retained message without delivering it.
 func (b *Broker) setRetained(m cluster.Message) {
-	b.server.Topics.RetainMessage(packets.Packet{
+	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: true},
-		TopicName:   m.Topic, Payload: m.Payload, Origin: clusterClientID,
-	})
+		TopicName:   m.Topic, Payload: m.Payload, Origin: clusterClientID, Properties: mqttProperties(m.Properties),
+		Created: b.now().Unix(),
+	}
+	if e := pk.Properties.MessageExpiryInterval; e > 0 {
+		// Counted from when this replica learnt of it.
+		pk.Expiry = pk.Created + int64(e)
+	}
+	b.server.Topics.RetainMessage(pk)
 }
 
 // takenOverElsewhere disconnects the local connection under clientID
@@ -164,4 +171,40 @@ func (b *Broker) takenOverElsewhere(clientID string) {
 		s.takenOver.Store(true)
 	}
 	_ = b.server.DisconnectClient(cl, packets.ErrSessionTakenOver)
+}
+
+// clusterProperties are the MQTT 5 properties of a PUBLISH that travel to
+// the other replicas; nil when it has none.
+func clusterProperties(p packets.Properties) *cluster.Properties {
+	if !p.PayloadFormatFlag && p.MessageExpiryInterval == 0 && p.ContentType == "" && p.ResponseTopic == "" &&
+		len(p.CorrelationData) == 0 && len(p.User) == 0 {
+		return nil
+	}
+	cp := &cluster.Properties{MessageExpiry: p.MessageExpiryInterval, ContentType: p.ContentType,
+		ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData}
+	if p.PayloadFormatFlag {
+		f := p.PayloadFormat
+		cp.PayloadFormat = &f
+	}
+	for _, u := range p.User {
+		cp.User = append(cp.User, [2]string{u.Key, u.Val})
+	}
+	return cp
+}
+
+// mqttProperties turns what clusterProperties kept back into PUBLISH
+// properties.
+func mqttProperties(cp *cluster.Properties) packets.Properties {
+	var p packets.Properties
+	if cp == nil {
+		return p
+	}
+	p.MessageExpiryInterval, p.ContentType, p.ResponseTopic, p.CorrelationData = cp.MessageExpiry, cp.ContentType, cp.ResponseTopic, cp.CorrelationData
+	if cp.PayloadFormat != nil {
+		p.PayloadFormat, p.PayloadFormatFlag = *cp.PayloadFormat, true
+	}
+	for _, u := range cp.User {
+		p.User = append(p.User, packets.UserProperty{Key: u[0], Val: u[1]})
+	}
+	return p
 }

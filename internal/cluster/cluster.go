@@ -27,7 +27,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,11 +58,13 @@ const (
 
 	routeUser = "gatehouse"
 
-	hdrOrigin   = "Gatehouse-Origin"
-	hdrTopic    = "Mqtt-Topic"
-	hdrQoS      = "Mqtt-Qos"
-	hdrRetain   = "Mqtt-Retain"
-	hdrClientID = "Mqtt-Client-Id"
+	hdrOrigin = "Gatehouse-Origin"
+	// hdrMessage carries everything of the message but its payload (see
+	// envelope), base64: MQTT topics and properties may hold bytes a NATS
+	// header value cannot (CR, LF), which would otherwise let a client
+	// forge headers.
+	hdrMessage  = "Gatehouse-Message"
+	hdrClientID = "Gatehouse-Client-Id"
 )
 
 // Embedded configures the NATS server a Node runs in-process.
@@ -102,6 +106,44 @@ type Message struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
+	// Properties are the MQTT 5 properties that travel with it; nil for
+	// none.
+	Properties *Properties
+}
+
+// Properties are the MQTT 5 PUBLISH properties a message keeps across
+// replicas (topic aliases and subscription identifiers are per
+// connection and do not travel).
+type Properties struct {
+	PayloadFormat   *byte       `json:"pf,omitempty"`
+	MessageExpiry   uint32      `json:"me,omitempty"`
+	ContentType     string      `json:"ct,omitempty"`
+	ResponseTopic   string      `json:"rt,omitempty"`
+	CorrelationData []byte      `json:"cd,omitempty"`
+	User            [][2]string `json:"u,omitempty"`
+}
+
+// envelope is a message without its payload, as it travels in hdrMessage
+// and in the retained bucket.
+type envelope struct {
+	Topic  string      `json:"t"`
+	QoS    byte        `json:"q,omitempty"`
+	Retain bool        `json:"r,omitempty"`
+	Props  *Properties `json:"p,omitempty"`
+}
+
+func (m Message) envelope() []byte {
+	b, _ := json.Marshal(envelope{Topic: m.Topic, QoS: m.QoS, Retain: m.Retain, Props: m.Properties})
+	return b
+}
+
+// fromEnvelope rebuilds a message; false for a malformed one.
+func fromEnvelope(raw, payload []byte) (Message, bool) {
+	var e envelope
+	if err := json.Unmarshal(raw, &e); err != nil || e.Topic == "" || e.QoS > 2 {
+		return Message{}, false
+	}
+	return Message{Topic: e.Topic, QoS: e.QoS, Retain: e.Retain, Properties: e.Props, Payload: payload}, true
 }
 
 // Handler is what a Node delivers to its replica's broker.
@@ -278,13 +320,7 @@ const publishTimeout = 2 * time.Second
 func (n *Node) Publish(ctx context.Context, m Message) error {
 	msg := nats.NewMsg(subjectQoS0)
 	msg.Header.Set(hdrOrigin, n.replica)
-	msg.Header.Set(hdrTopic, m.Topic)
-	if m.QoS > 0 {
-		msg.Header.Set(hdrQoS, strconv.Itoa(int(m.QoS)))
-	}
-	if m.Retain {
-		msg.Header.Set(hdrRetain, "1")
-	}
+	msg.Header.Set(hdrMessage, base64.RawStdEncoding.EncodeToString(m.envelope()))
 	msg.Data = m.Payload
 	if m.QoS == 0 && !m.Retain {
 		return n.corePublish(msg)
@@ -486,7 +522,7 @@ func (n *Node) loadRetained(ctx context.Context, kv jetstream.KeyValue, h Handle
 		if err != nil {
 			return fmt.Errorf("retained %s: %w", k, err)
 		}
-		m, ok := decodeRetained(k, e.Value())
+		m, ok := decodeRetained(e.Value())
 		if ok {
 			h.Retained(m)
 		}
@@ -500,11 +536,11 @@ func (n *Node) decode(hdr nats.Header, data []byte) (Message, bool) {
 	if hdr == nil || hdr.Get(hdrOrigin) == n.replica {
 		return Message{}, false
 	}
-	m := Message{Topic: hdr.Get(hdrTopic), Payload: data, Retain: hdr.Get(hdrRetain) == "1"}
-	if q := hdr.Get(hdrQoS); q == "1" || q == "2" {
-		m.QoS = q[0] - '0'
+	raw, err := base64.RawStdEncoding.DecodeString(hdr.Get(hdrMessage))
+	if err != nil {
+		return Message{}, false
 	}
-	return m, m.Topic != ""
+	return fromEnvelope(raw, data)
 }
 
 // retainedKey is a topic as a bucket key: base64url, since topics hold
@@ -513,18 +549,23 @@ func retainedKey(topic string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(topic))
 }
 
-// encodeRetained is a retained message's bucket value: its QoS, then the
-// payload.
+// encodeRetained is a retained message's bucket value: the length of its
+// envelope (4 bytes, big-endian), the envelope, the payload.
 func encodeRetained(m Message) []byte {
-	return append([]byte{m.QoS}, m.Payload...)
+	e := m.envelope()
+	out := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(e)+len(m.Payload)), uint32(len(e)))
+	return append(append(out, e...), m.Payload...)
 }
 
-func decodeRetained(key string, v []byte) (Message, bool) {
-	topic, err := base64.RawURLEncoding.DecodeString(key)
-	if err != nil || len(v) == 0 || v[0] > 2 {
+func decodeRetained(v []byte) (Message, bool) {
+	if len(v) < 4 {
 		return Message{}, false
 	}
-	return Message{Topic: string(topic), QoS: v[0], Payload: v[1:], Retain: true}, true
+	n := binary.BigEndian.Uint32(v)
+	if uint64(n) > uint64(len(v)-4) {
+		return Message{}, false
+	}
+	return fromEnvelope(v[4:4+n], v[4+n:])
 }
 
 // natsLogger hands the embedded server's logs to slog.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -113,6 +114,24 @@ func TestClusterCarriesMessagesRetainedAndConnects(t *testing.T) {
 	// topics NATS subjects could not hold.
 	deliver(t, nodes[0], boxes[1], Message{Topic: "sensors/a b/*/>/ü", Payload: []byte("q0")})
 	deliver(t, nodes[1], boxes[2], Message{Topic: "sensors/x", Payload: []byte("q1"), QoS: 1})
+	// A topic with CR LF cannot forge headers, and MQTT 5 properties
+	// travel with the message.
+	pf := byte(1)
+	props := &Properties{PayloadFormat: &pf, MessageExpiry: 60, ContentType: "text/plain", ResponseTopic: "r/\r\nGatehouse-Origin: r0",
+		CorrelationData: []byte{0, 1, 2}, User: [][2]string{{"k\r\n", "v"}, {"k", "v2"}}}
+	forged := Message{Topic: "a\r\nGatehouse-Origin: r0\r\n", Payload: []byte("crlf"), QoS: 1, Properties: props}
+	deliver(t, nodes[2], boxes[0], forged)
+	if err := nodes[2].Publish(context.Background(), Message{Topic: forged.Topic, Payload: []byte("again"), Properties: props}); err != nil {
+		t.Fatal(err)
+	}
+	for got := <-boxes[0].messages; ; got = <-boxes[0].messages {
+		if string(got.Payload) == "again" {
+			if got.Topic != forged.Topic || !reflect.DeepEqual(got.Properties, props) {
+				t.Fatalf("got %q %+v, want %q %+v", got.Topic, got.Properties, forged.Topic, props)
+			}
+			break
+		}
+	}
 	// A node never gets its own messages back: the sentinel from the
 	// other node arrives after the message node 0 sent itself.
 	if err := nodes[0].Publish(context.Background(), Message{Topic: "own", Payload: []byte("own"), QoS: 1}); err != nil {
@@ -121,7 +140,7 @@ func TestClusterCarriesMessagesRetainedAndConnects(t *testing.T) {
 	deliver(t, nodes[2], boxes[0], Message{Topic: "sentinel", Payload: []byte("s"), QoS: 1})
 
 	// A retained message reaches a node started afterwards.
-	if err := nodes[0].Publish(context.Background(), Message{Topic: "state/lamp", Payload: []byte("on"), QoS: 1, Retain: true}); err != nil {
+	if err := nodes[0].Publish(context.Background(), Message{Topic: "state/lamp", Payload: []byte("on"), QoS: 1, Retain: true, Properties: &Properties{ContentType: "text/plain"}}); err != nil {
 		t.Fatal(err)
 	}
 	late, err := Start(Config{Replica: "late", Embedded: &Embedded{Name: "late", Listen: "127.0.0.1:0", Routes: []string{nodes[0].RouteAddr()}, StoreDir: t.TempDir()}})
@@ -136,7 +155,7 @@ func TestClusterCarriesMessagesRetainedAndConnects(t *testing.T) {
 	go func() { defer close(done); _ = late.Run(ctx, lateBox.handler()) }()
 	select {
 	case got := <-lateBox.retained:
-		if got.Topic != "state/lamp" || string(got.Payload) != "on" || !got.Retain || got.QoS != 1 {
+		if got.Topic != "state/lamp" || string(got.Payload) != "on" || !got.Retain || got.QoS != 1 || got.Properties.ContentType != "text/plain" {
 			t.Fatalf("retained: got %+v", got)
 		}
 	case <-time.After(60 * time.Second):
