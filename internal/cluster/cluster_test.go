@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"reflect"
 	"sync"
 	"testing"
@@ -215,4 +216,31 @@ func TestStartRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExternalNATS joins two nodes through an external NATS server with
+// JetStream (GATEHOUSE_TEST_NATS, e.g. nats://127.0.0.1:4222).
+func TestExternalNATS(t *testing.T) {
+	url := os.Getenv("GATEHOUSE_TEST_NATS")
+	if url == "" {
+		t.Skip("GATEHOUSE_TEST_NATS not set")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	var nodes []*Node
+	var boxes []*inbox
+	for i := range 2 {
+		node, err := Start(Config{URL: url, Replica: fmt.Sprintf("ext-%d-%d", os.Getpid(), i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(node.Close)
+		box := newInbox()
+		wg.Go(func() { _ = node.Run(ctx, box.handler()) })
+		nodes, boxes = append(nodes, node), append(boxes, box)
+	}
+	waitReady(t, nodes...)
+	deliver(t, nodes[0], boxes[1], Message{Topic: "ext/q1", Payload: []byte("q1"), QoS: 1})
+	deliver(t, nodes[1], boxes[0], Message{Topic: "ext/q0", Payload: []byte("q0")})
 }
