@@ -205,7 +205,7 @@ func TestClusterReplicas(t *testing.T) {
 	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clpub","scopes":["publish"],"defaultPolicies":["cl-pub"]}`, 201)
 	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clsub","scopes":["read"],"defaultPolicies":["cl-sub"]}`, 201)
 	secrets := map[string]string{}
-	for thing, typ := range map[string]string{"pub": "clpub", "sub1": "clsub", "sub2": "clsub"} {
+	for thing, typ := range map[string]string{"pub": "clpub", "sub1": "clsub", "sub2": "clsub", "sub3": "clsub"} {
 		a.admin(t, "POST", "/api/v1/things", `{"name":"`+thing+`","thingType":"`+typ+`"}`, 201)
 		secrets[thing] = a.admin(t, "POST", "/api/v1/things/"+thing+"/secret", "", 201)["clientSecret"].(string)
 	}
@@ -334,6 +334,9 @@ func TestClusterReplicas(t *testing.T) {
 
 	// kill -9 of C: B's messages keep reaching A, QoS 1 through the
 	// stream that C was keeping a copy of.
+	sub3Tok := token(c, "sub3", "read")
+	onC, _ := clusterConnectSession(t, c, "sub3", sub3Tok, true)
+	onC.subscribe(t, "cl/ok")
 	if err := c.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -346,4 +349,18 @@ func TestClusterReplicas(t *testing.T) {
 		t.Fatalf("HTTPS publish on B after the kill = %d", code)
 	}
 	subA.expect(t, "HTTPS on B after C was killed", "cl/ok", "https after kill")
+
+	// C's client reconnects to B with clean start false: its session
+	// stayed on C (docs/deploy.md), so it subscribes again and receives
+	// what is published on D.
+	onB, present := clusterConnectSession(t, b, "sub3", sub3Tok, true)
+	if present {
+		t.Error("sub3's session from the killed C present on B")
+	}
+	onB.subscribe(t, "cl/ok")
+	if code := httpsPublishBody(t, d, "cl/ok", pubTok, "to sub3 on B", "qos=1"); code != 200 {
+		t.Fatalf("HTTPS publish on D after the kill = %d", code)
+	}
+	onB.expect(t, "C's client reconnected to B", "cl/ok", "to sub3 on B")
+	subA.expect(t, "A's subscriber too", "cl/ok", "to sub3 on B")
 }
