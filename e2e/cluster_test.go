@@ -21,25 +21,15 @@ import (
 // startClusterReplicas starts n replicas on one fresh PostgreSQL schema
 // (as startReplicas) that also form one embedded NATS cluster: each gets
 // its own route listener and every replica's routes. The last noMQTT of
-// them have no MQTT listeners (HTTP only).
-func startClusterReplicas(t *testing.T, n, noMQTT int) []*server {
+// them have no MQTT listeners (HTTP only). It also returns each one's
+// arguments, to restart it.
+func startClusterReplicas(t *testing.T, n, noMQTT int) ([]*server, [][]string) {
 	t.Helper()
 	dsn := storetest.PostgresDSN(t) // skips without GATEHOUSE_TEST_POSTGRES
 	shared := t.TempDir()
-	var routes []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		routes = append(routes, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
+	routes := routePorts(t, n)
 	var out []*server
+	var argv [][]string
 	for i := range n {
 		cfg := filepath.Join(shared, fmt.Sprintf("gatehouse-%d.yaml", i))
 		yaml := fmt.Sprintf("secrets:\n  masterKeyFile: %s\ncluster:\n  nats:\n    replicas: %d\n    embedded:\n      name: replica-%d\n      listen: %s\n      routePassword: route-secret\n      routes: [%s]\n",
@@ -63,7 +53,42 @@ func startClusterReplicas(t *testing.T, n, noMQTT int) []*server {
 		} else {
 			s.Token = out[0].Token
 		}
-		out = append(out, s)
+		out, argv = append(out, s), append(argv, args)
+	}
+	// Until JetStream is up QoS 1 crosses over core NATS: wait, so that
+	// the tests go through the stream and the retained bucket.
+	for _, s := range out {
+		waitJoined(t, s)
+	}
+	return out, argv
+}
+
+// waitJoined waits until a replica logs that it joined the cluster with
+// JetStream (the stream and the retained bucket).
+func waitJoined(t *testing.T, s *server) {
+	t.Helper()
+	took := eventually(t, 60*time.Second, "replica joins the cluster", func() bool {
+		return strings.Contains(s.Stderr(), "cluster: joined")
+	})
+	t.Logf("%s joined the cluster after a further %v", s.URL, took)
+}
+
+// routePorts picks n free loopback addresses below the ephemeral port
+// range, so that no listener of the replicas started meanwhile on port 0
+// is given one of them before its NATS server binds it.
+func routePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for port := 20000 + os.Getpid()%8000; len(out) < n && port < 32000; port++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		out = append(out, ln.Addr().String())
+		ln.Close()
+	}
+	if len(out) < n {
+		t.Fatal("no free route ports")
 	}
 	return out
 }
@@ -191,7 +216,7 @@ func httpsPublishBody(t *testing.T, s *server, topic, token, payload, query stri
 // a client id is taken over across replicas, and delivery goes on when a
 // replica is killed with SIGKILL.
 func TestClusterReplicas(t *testing.T) {
-	rs := startClusterReplicas(t, 4, 1)
+	rs, argv := startClusterReplicas(t, 4, 1)
 	a, b, c, d := rs[0], rs[1], rs[2], rs[3]
 	a.admin(t, "POST", "/api/v1/policies", `{"name":"cl-pub","document":{"Version":"2012-10-17","Statement":[
 	  {"Effect":"Allow","Action":"iot:Connect","Resource":"client/${iot:Connection.Thing.ThingName}"},
@@ -302,6 +327,10 @@ func TestClusterReplicas(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("sub2 connected on A stayed connected on C")
 	}
+	// (C ends it once the connection is closed, just after the 0x8E.)
+	eventually(t, 10*time.Second, "C ends sub2's session", func() bool {
+		return strings.Contains(c.Stderr(), "session ended: client id taken over on another replica")
+	})
 	back, present := clusterConnectSession(t, c, "sub2", sub2Tok, true)
 	if present {
 		t.Error("sub2's session taken over on A was still present on C")
@@ -363,4 +392,14 @@ func TestClusterReplicas(t *testing.T) {
 	}
 	onB.expect(t, "C's client reconnected to B", "cl/ok", "to sub3 on B")
 	subA.expect(t, "A's subscriber too", "cl/ok", "to sub3 on B")
+
+	// A retained message set while C is down is there when C comes back
+	// (the bucket), once C has rejoined.
+	pubB.send(t, "cl/ret", "set while C was down", 1, true)
+	subA.expect(t, "retained set while C was down", "cl/ret", "set while C was down")
+	c2 := startServer(t, argv[2]...)
+	waitJoined(t, c2)
+	late := clusterConnect(t, c2, "sub2", sub2Tok)
+	late.subscribe(t, "cl/ret")
+	late.expect(t, "retained message on the restarted C", "cl/ret", "set while C was down")
 }

@@ -104,8 +104,11 @@ func (h *clusterHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 // here would only queue messages nobody collects (the gatehouse hook
 // forgot it already, see takenOverElsewhere).
 func (h *clusterHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	if _, ok := h.takenOver.LoadAndDelete(cl); ok && !expire {
-		h.b.hook.endSession(cl)
+	if _, ok := h.takenOver.LoadAndDelete(cl); ok {
+		if !expire {
+			h.b.hook.endSession(cl)
+		}
+		h.b.log.Debug("mqtt session ended: client id taken over on another replica", "client", cl.ID)
 	}
 }
 

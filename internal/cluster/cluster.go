@@ -24,6 +24,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -98,6 +99,8 @@ type Config struct {
 	StreamReplicas int
 	// Logger receives the Node's and the embedded server's logs.
 	Logger *slog.Logger
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
 }
 
 // Message is one MQTT publish travelling between replicas.
@@ -174,6 +177,8 @@ type Node struct {
 	js atomic.Pointer[jsState]
 	// ready is closed when js is set.
 	ready chan struct{}
+	// seq numbers this replica's stream messages (their Nats-Msg-Id).
+	seq atomic.Uint64
 }
 
 type jsState struct {
@@ -191,6 +196,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.StreamReplicas <= 0 {
 		cfg.StreamReplicas = 1
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, replica: cfg.Replica, ready: make(chan struct{})}
 	if n.replica == "" {
@@ -260,11 +268,21 @@ func startServer(e *Embedded, token string, log *slog.Logger) (*server.Server, e
 	if err != nil {
 		return nil, fmt.Errorf("cluster: nats server: %w", err)
 	}
-	srv.SetLoggerV2(&natsLogger{log.With("component", "nats")}, false, false, false)
+	lg := &natsLogger{log: log.With("component", "nats"), fatal: make(chan string, 1)}
+	srv.SetLoggerV2(lg, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("cluster: nats server did not start")
+	// Up to 30s; a fatal error (the route port is taken) ends it at once.
+	for i := 0; !srv.ReadyForConnections(100 * time.Millisecond); i++ {
+		select {
+		case msg := <-lg.fatal:
+			srv.Shutdown()
+			return nil, fmt.Errorf("cluster: nats server: %s", msg)
+		default:
+		}
+		if i == 300 {
+			srv.Shutdown()
+			return nil, errors.New("cluster: nats server did not start")
+		}
 	}
 	return srv, nil
 }
@@ -309,9 +327,15 @@ func (n *Node) Close() {
 	}
 }
 
-// publishTimeout bounds a JetStream publish: the publisher's connection
-// waits for it.
-const publishTimeout = 2 * time.Second
+// staleMargin is how much older than this replica's joining a stream
+// message may be and still be delivered (clock differences between
+// servers).
+const staleMargin = 2 * time.Second
+
+// publishTimeout bounds a JetStream publish, retries included: the
+// publisher's connection waits for it (a leader election after a NATS
+// server died takes a few seconds).
+const publishTimeout = 5 * time.Second
 
 // Publish sends a message accepted on this replica to the others. QoS 0
 // messages go over core NATS; QoS 1 and 2 and retained messages through
@@ -329,29 +353,54 @@ func (n *Node) Publish(ctx context.Context, m Message) error {
 	if st == nil {
 		return n.corePublish(msg)
 	}
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
 	if m.Retain {
 		// The bucket first, then the stream: a replica starting reads the
 		// bucket after its consumer is positioned, so the stream message
 		// (last) wins over whatever it read.
-		var err error
-		if len(m.Payload) == 0 {
-			err = st.kv.Delete(ctx, retainedKey(m.Topic))
-		} else {
-			_, err = st.kv.Put(ctx, retainedKey(m.Topic), encodeRetained(m))
-		}
+		err := n.retry(ctx, func(ctx context.Context) error {
+			if len(m.Payload) == 0 {
+				return st.kv.Delete(ctx, retainedKey(m.Topic))
+			}
+			_, err := st.kv.Put(ctx, retainedKey(m.Topic), encodeRetained(m))
+			return err
+		})
 		if err != nil {
 			n.log.Warn("cluster: store retained message", "err", err)
 		}
 	}
 	msg.Subject = subjectStream
-	if _, err := st.js.PublishMsg(ctx, msg); err != nil {
+	// A retry after a publish whose acknowledgement was lost is dropped by
+	// the stream's duplicate window.
+	msg.Header.Set(jetstream.MsgIDHeader, n.replica+"-"+strconv.FormatUint(n.seq.Add(1), 36))
+	err := n.retry(ctx, func(ctx context.Context) error {
+		_, err := st.js.PublishMsg(ctx, msg)
+		return err
+	})
+	if err != nil {
 		n.log.Warn("cluster: stream publish failed, sent at most once", "err", err)
 		msg.Subject = subjectQoS0
 		return n.corePublish(msg)
 	}
 	return nil
+}
+
+// retry runs op until it succeeds or publishTimeout passes: when a NATS
+// server holding a stream's leader dies, the others elect a new one
+// within seconds, and meanwhile the stream does not answer.
+func (n *Node) retry(ctx context.Context, op func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	for {
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func (n *Node) corePublish(msg *nats.Msg) error {
@@ -441,7 +490,7 @@ func (n *Node) Run(ctx context.Context, h Handler) error {
 	}
 	defer func() { _ = csub.Unsubscribe() }()
 	var cc jetstream.ConsumeContext
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		cc, err = n.setUp(ctx, h)
 		if err == nil {
 			break
@@ -463,7 +512,9 @@ func (n *Node) Run(ctx context.Context, h Handler) error {
 // consumer at the stream's end, loads the retained messages and then
 // starts consuming.
 func (n *Node) setUp(ctx context.Context, h Handler) (jetstream.ConsumeContext, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Short: until JetStream has a meta leader its API does not answer,
+	// and the next attempt should come soon after it does.
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	js, err := jetstream.New(n.nc)
 	if err != nil {
@@ -489,10 +540,17 @@ func (n *Node) setUp(ctx context.Context, h Handler) (jetstream.ConsumeContext, 
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	if err := n.loadRetained(ctx, kv, h); err != nil {
+	if err := n.loadRetained(ctx, js, h); err != nil {
 		return nil, err
 	}
+	// The consumer may be served by this server's copy of the stream,
+	// which after a crash catches up with what was published while it
+	// was away: those messages are not for clients connected now.
+	notBefore := n.cfg.Now().Add(-staleMargin)
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if md, err := msg.Metadata(); err == nil && md.Timestamp.Before(notBefore) {
+			return
+		}
 		if m, ok := n.decode(msg.Headers(), msg.Data()); ok {
 			h.Message(m)
 		}
@@ -506,24 +564,50 @@ func (n *Node) setUp(ctx context.Context, h Handler) (jetstream.ConsumeContext, 
 }
 
 // loadRetained hands every retained message of the bucket to h.Retained.
-func (n *Node) loadRetained(ctx context.Context, kv jetstream.KeyValue, h Handler) error {
-	keys, err := kv.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil
-	}
+// It asks the bucket's leader (its subjects, then the last message of
+// each), never this server's own copy: a replica restarted after a crash
+// rejoins with an empty or old copy that catches up only later, and a
+// watcher or direct get may be served from it.
+func (n *Node) loadRetained(ctx context.Context, js jetstream.JetStream, h Handler) error {
+	const stream = "KV_" + retainedBucket
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		return fmt.Errorf("retained keys: %w", err)
+		return fmt.Errorf("retained: %w", err)
 	}
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("$KV."+retainedBucket+".>"))
+	if err != nil {
+		return fmt.Errorf("retained: %w", err)
+	}
+	for subject := range info.State.Subjects {
+		req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
+		resp, err := n.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
 		if err != nil {
-			return fmt.Errorf("retained %s: %w", k, err)
+			return fmt.Errorf("retained %s: %w", subject, err)
 		}
-		m, ok := decodeRetained(e.Value())
-		if ok {
+		var r struct {
+			Message *struct {
+				Hdrs []byte `json:"hdrs"`
+				Data []byte `json:"data"`
+			} `json:"message"`
+			Error *struct {
+				Code        int    `json:"code"`
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(resp.Data, &r); err != nil {
+			return fmt.Errorf("retained %s: %w", subject, err)
+		}
+		if r.Error != nil && r.Error.Code == 404 {
+			continue // purged meanwhile
+		}
+		if r.Error != nil || r.Message == nil {
+			return fmt.Errorf("retained %s: %v", subject, r.Error)
+		}
+		if bytes.Contains(r.Message.Hdrs, []byte("KV-Operation")) {
+			continue // deleted: the retained message was cleared
+		}
+		key, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(subject, "$KV."+retainedBucket+"."))
+		if m, ok := decodeRetained(r.Message.Data); ok && err == nil && string(key) == m.Topic {
 			h.Retained(m)
 		}
 	}
@@ -568,12 +652,23 @@ func decodeRetained(v []byte) (Message, bool) {
 	return fromEnvelope(v[4:4+n], v[4+n:])
 }
 
-// natsLogger hands the embedded server's logs to slog.
-type natsLogger struct{ log *slog.Logger }
+// natsLogger hands the embedded server's logs to slog, and its fatal
+// errors to startServer.
+type natsLogger struct {
+	log   *slog.Logger
+	fatal chan string
+}
 
 func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	select {
+	case l.fatal <- msg:
+	default:
+	}
+}
+func (l *natsLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

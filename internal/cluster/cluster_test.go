@@ -6,26 +6,28 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// freePorts reserves n loopback addresses for route listeners.
+// freePorts picks n free loopback addresses for route listeners, below
+// the ephemeral port range: the servers' client listeners (port 0) cannot
+// be given one of them before its route listener binds it.
 func freePorts(t *testing.T, n int) []string {
 	t.Helper()
 	var addrs []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for port := 20000 + (os.Getpid()*7)%8000; len(addrs) < n && port < 32000; port++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		lns = append(lns, ln)
 		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
 		ln.Close()
+	}
+	if len(addrs) < n {
+		t.Fatal("no free route ports")
 	}
 	return addrs
 }
@@ -243,4 +245,18 @@ func TestExternalNATS(t *testing.T) {
 	waitReady(t, nodes...)
 	deliver(t, nodes[0], boxes[1], Message{Topic: "ext/q1", Payload: []byte("q1"), QoS: 1})
 	deliver(t, nodes[1], boxes[0], Message{Topic: "ext/q0", Payload: []byte("q0")})
+}
+
+// TestRoutePortTaken: a route listener that cannot bind fails Start at
+// once, with the reason.
+func TestRoutePortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = Start(Config{Embedded: &Embedded{Name: "x", Listen: ln.Addr().String(), Routes: []string{ln.Addr().String()}, StoreDir: t.TempDir()}})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start on a taken route port: got %v, want address already in use", err)
+	}
 }

@@ -762,6 +762,9 @@ func (c ClusterNATS) validate() []error {
 				bad("cluster.nats.embedded.routes: %q: want host:port", r)
 			}
 		}
+		if len(e.Routes) == 0 {
+			bad("cluster.nats.embedded.routes: list every replica's route listener (this one's may be among them); a JetStream cluster needs them")
+		}
 		if c.Replicas > len(e.Routes)+1 {
 			bad("cluster.nats.replicas: %d is more than the %d servers routes name", c.Replicas, len(e.Routes)+1)
 		}

@@ -99,6 +99,7 @@ func TestRejects(t *testing.T) {
 		{name: "cluster more replicas than servers", env: map[string]string{"GATEHOUSE_CLUSTER_NATS_EMBEDDED_LISTEN": "127.0.0.1:6222", "GATEHOUSE_CLUSTER_NATS_EMBEDDED_NAME": "a", "GATEHOUSE_CLUSTER_NATS_REPLICAS": "3"},
 			want: []string{"cluster.nats.replicas: 3 is more"}},
 		{name: "cluster replicas out of range", set: [2]string{"cluster.nats.replicas", "0"}, want: []string{"cluster.nats.replicas: 0"}},
+		{name: "cluster embedded without routes", file: "cluster:\n  nats:\n    embedded:\n      listen: 127.0.0.1:6222\n      name: a\n", want: []string{"cluster.nats.embedded.routes"}},
 		{name: "cluster bad route", file: "cluster:\n  nats:\n    embedded:\n      listen: 127.0.0.1:6222\n      name: a\n      routes: [nowhere]\n", want: []string{"cluster.nats.embedded.routes"}},
 		{name: "exempt source is everyone", env: map[string]string{"GATEHOUSE_LIMITS_EXEMPT_SOURCES": "192.0.2.0/28, 0.0.0.0/0"}, want: []string{"limits.exemptSources", `"0.0.0.0/0" exempts every address`}},
 	}
