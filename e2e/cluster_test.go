@@ -261,6 +261,19 @@ func TestClusterReplicas(t *testing.T) {
 	for subA.next(t, "draining").payload != "drained" {
 	}
 
+	// For the record (no assertion): QoS 1 from B's publisher to A's
+	// subscriber, PUBACK included (the stream acknowledges first).
+	var total, worst time.Duration
+	const rounds = 20
+	for i := range rounds {
+		start := time.Now()
+		pubB.send(t, "cl/ok", fmt.Sprintf("timed %d", i), 1, false)
+		subA.expect(t, "timed QoS 1 from B", "cl/ok", fmt.Sprintf("timed %d", i))
+		d := time.Since(start)
+		total, worst = total+d, max(worst, d)
+	}
+	t.Logf("QoS 1 B->A publish to delivery: mean %v, max %v over %d", total/rounds, worst, rounds)
+
 	// QoS 1 and QoS 0 over MQTT from B reach A's subscriber.
 	pubB.send(t, "cl/ok", "qos1", 1, false)
 	if got := subA.expect(t, "QoS 1 from B", "cl/ok", "qos1"); got.qos != 1 {
