@@ -110,14 +110,14 @@ type clusterClient struct {
 // start.
 func clusterConnect(t *testing.T, s *server, clientID, token string) *clusterClient {
 	t.Helper()
-	m, _ := clusterConnectSession(t, s, clientID, token, false)
+	m, _ := clusterConnectSession(t, s, clientID, token, false, nil)
 	return m
 }
 
 // clusterConnectSession connects clientID to s, with clean start false and
-// a session expiry of 5 minutes if persistent, and reports whether the
-// CONNACK said a session was present.
-func clusterConnectSession(t *testing.T, s *server, clientID, token string, persistent bool) (*clusterClient, bool) {
+// a session expiry of 5 minutes if persistent, and a will if not nil, and
+// reports whether the CONNACK said a session was present.
+func clusterConnectSession(t *testing.T, s *server, clientID, token string, persistent bool, will *paho.WillMessage) (*clusterClient, bool) {
 	t.Helper()
 	conn, err := net.Dial("tcp", s.MQTT)
 	if err != nil {
@@ -140,7 +140,8 @@ func clusterConnectSession(t *testing.T, s *server, clientID, token string, pers
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	cp := &paho.Connect{ClientID: clientID, Username: clientID, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: !persistent}
+	cp := &paho.Connect{ClientID: clientID, Username: clientID, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: !persistent,
+		WillMessage: will}
 	if persistent {
 		expiry := uint32(300)
 		cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: &expiry}
@@ -165,7 +166,9 @@ func (m *clusterClient) subscribe(t *testing.T, filter string) {
 
 func (m *clusterClient) send(t *testing.T, topic, payload string, qos byte, retain bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	// The PUBACK waits for the stream, up to 15s while NATS elects a new
+	// leader after a replica was killed.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	pr, err := m.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: []byte(payload)})
 	if err != nil || (pr != nil && pr.ReasonCode != 0) {
@@ -230,7 +233,7 @@ func TestClusterReplicas(t *testing.T) {
 	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clpub","scopes":["publish"],"defaultPolicies":["cl-pub"]}`, 201)
 	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clsub","scopes":["read"],"defaultPolicies":["cl-sub"]}`, 201)
 	secrets := map[string]string{}
-	for thing, typ := range map[string]string{"pub": "clpub", "sub1": "clsub", "sub2": "clsub", "sub3": "clsub"} {
+	for thing, typ := range map[string]string{"pub": "clpub", "pub2": "clpub", "sub1": "clsub", "sub2": "clsub", "sub3": "clsub"} {
 		a.admin(t, "POST", "/api/v1/things", `{"name":"`+thing+`","thingType":"`+typ+`"}`, 201)
 		secrets[thing] = a.admin(t, "POST", "/api/v1/things/"+thing+"/secret", "", 201)["clientSecret"].(string)
 	}
@@ -319,7 +322,7 @@ func TestClusterReplicas(t *testing.T) {
 	pubB.send(t, "cl/ret", "lamp on", 1, true)
 	subA.expect(t, "retained publish on B, live", "cl/ret", "lamp on")
 	sub2Tok := token(c, "sub2", "read")
-	subC, _ := clusterConnectSession(t, c, "sub2", sub2Tok, true)
+	subC, _ := clusterConnectSession(t, c, "sub2", sub2Tok, true, nil)
 	subC.subscribe(t, "cl/ret")
 	subC.expect(t, "retained message set on B, subscribing on C", "cl/ret", "lamp on")
 	// Cleared on B, cleared everywhere: a new subscription on A gets the
@@ -344,7 +347,7 @@ func TestClusterReplicas(t *testing.T) {
 	eventually(t, 10*time.Second, "C ends sub2's session", func() bool {
 		return strings.Contains(c.Stderr(), "session ended: client id taken over on another replica")
 	})
-	back, present := clusterConnectSession(t, c, "sub2", sub2Tok, true)
+	back, present := clusterConnectSession(t, c, "sub2", sub2Tok, true, nil)
 	if present {
 		t.Error("sub2's session taken over on A was still present on C")
 	}
@@ -363,6 +366,21 @@ func TestClusterReplicas(t *testing.T) {
 	subA2.expect(t, "subscribing on A after the clear on B", "cl/ret", "sentinel")
 	subA.expect(t, "sentinel on the first subscriber", "cl/ret", "sentinel")
 
+	// A client id taken over across replicas: its will is published by the
+	// replica that loses it, and reaches subscribers everywhere.
+	pub2Tok := token(c, "pub2", "publish")
+	willOnC, _ := clusterConnectSession(t, c, "pub2", pub2Tok, false, &paho.WillMessage{Topic: "cl/ok", Payload: []byte("pub2's will"), QoS: 1})
+	clusterConnect(t, a, "pub2", pub2Tok)
+	select {
+	case d := <-willOnC.gone:
+		if d.ReasonCode != 0x8E {
+			t.Errorf("C disconnected pub2 with %#x, want 0x8E", d.ReasonCode)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("pub2 connected on A stayed connected on C")
+	}
+	subA.expect(t, "the will of pub2 taken over from C", "cl/ok", "pub2's will")
+
 	// A's connections view shows pub's connection on B, labelled.
 	items, _ := a.admin(t, "GET", "/api/v1/things/pub/connections", "", 200)["items"].([]any)
 	if len(items) != 1 || items[0].(map[string]any)["replica"] != "replica-1" || items[0].(map[string]any)["clientId"] != "pub" {
@@ -377,7 +395,7 @@ func TestClusterReplicas(t *testing.T) {
 	// kill -9 of C: B's messages keep reaching A, QoS 1 through the
 	// stream that C was keeping a copy of.
 	sub3Tok := token(c, "sub3", "read")
-	onC, _ := clusterConnectSession(t, c, "sub3", sub3Tok, true)
+	onC, _ := clusterConnectSession(t, c, "sub3", sub3Tok, true, nil)
 	onC.subscribe(t, "cl/ok")
 	if err := c.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -395,7 +413,7 @@ func TestClusterReplicas(t *testing.T) {
 	// C's client reconnects to B with clean start false: its session
 	// stayed on C (docs/deploy.md), so it subscribes again and receives
 	// what is published on D.
-	onB, present := clusterConnectSession(t, b, "sub3", sub3Tok, true)
+	onB, present := clusterConnectSession(t, b, "sub3", sub3Tok, true, nil)
 	if present {
 		t.Error("sub3's session from the killed C present on B")
 	}

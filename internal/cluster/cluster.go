@@ -332,10 +332,11 @@ func (n *Node) Close() {
 // servers).
 const staleMargin = 2 * time.Second
 
-// publishTimeout bounds a JetStream publish, retries included: the
-// publisher's connection waits for it (a leader election after a NATS
-// server died takes a few seconds).
-const publishTimeout = 5 * time.Second
+// publishTimeout bounds a JetStream publish (and a retained message's
+// bucket update), retries included: the publisher's connection waits for
+// it. NATS elects a new stream leader 4 to 10 seconds after the server
+// holding it died.
+const publishTimeout = 15 * time.Second
 
 // Publish sends a message accepted on this replica to the others. QoS 0
 // messages go over core NATS; QoS 1 and 2 and retained messages through
@@ -353,6 +354,8 @@ func (n *Node) Publish(ctx context.Context, m Message) error {
 	if st == nil {
 		return n.corePublish(msg)
 	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	if m.Retain {
 		// The bucket first, then the stream: a replica starting reads the
 		// bucket after its consumer is positioned, so the stream message
@@ -384,12 +387,10 @@ func (n *Node) Publish(ctx context.Context, m Message) error {
 	return nil
 }
 
-// retry runs op until it succeeds or publishTimeout passes: when a NATS
-// server holding a stream's leader dies, the others elect a new one
-// within seconds, and meanwhile the stream does not answer.
+// retry runs op until it succeeds or ctx ends: when a NATS server holding
+// a stream's leader dies, the others elect a new one within seconds, and
+// meanwhile the stream does not answer.
 func (n *Node) retry(ctx context.Context, op func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
 	for {
 		err := op(ctx)
 		if err == nil {
