@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/awsiot"
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
+	"github.com/gatehouse-iot/gatehouse/internal/cluster"
 	"github.com/gatehouse-iot/gatehouse/internal/config"
 	"github.com/gatehouse-iot/gatehouse/internal/console"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
@@ -68,14 +71,16 @@ type App struct {
 	Certs    *certs.Service
 	Lobby    *lobby.Service
 	Broker   *broker.Broker
-	Console  *console.Console
-	api      *httpapi.API
-	series   *httpapi.Sampler
-	metrics  *prometheus.Registry
-	httpLn   net.Listener
-	httpsLn  net.Listener
-	httpSrv  *http.Server
-	issuer   string
+	// cluster joins the broker to the other replicas; nil for one.
+	cluster *cluster.Node
+	Console *console.Console
+	api     *httpapi.API
+	series  *httpapi.Sampler
+	metrics *prometheus.Registry
+	httpLn  net.Listener
+	httpsLn net.Listener
+	httpSrv *http.Server
+	issuer  string
 }
 
 // New opens the store, builds the services and binds the listeners. The
@@ -115,8 +120,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.metrics = prometheus.NewRegistry()
-	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_things", Help: "Registered things."}, func() float64 {
+	// Replicas of a cluster label their metrics with the replica's name.
+	var reg prometheus.Registerer = a.metrics
+	if name := replicaName(cfg); name != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, a.metrics)
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_things", Help: "Registered things."}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		n, err := s.CountThings(ctx)
@@ -129,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	// ARN resources of every policy decision are pinned to this region
 	// and account.
 	popts := policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account}
-	limits, err := newLimits(cfg, a.metrics, opts.Now)
+	limits, err := newLimits(cfg, reg, opts.Now)
 	if err != nil {
 		return nil, fmt.Errorf("app: limits: %w", err)
 	}
@@ -207,7 +217,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	if err := a.OAuth.RegisterMetrics(a.metrics); err != nil {
+	if err := a.OAuth.RegisterMetrics(reg); err != nil {
 		return nil, fmt.Errorf("app: oauth metrics: %w", err)
 	}
 	a.Certs, err = certs.New(certs.Config{
@@ -260,6 +270,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			return nil, fmt.Errorf("app: mqtt.anonymousPolicy: %w", err)
 		}
 	}
+	var brokerCluster broker.Cluster
+	if n := cfg.Cluster.NATS; n.Enabled() {
+		cc := cluster.Config{URL: n.URL, StreamReplicas: n.Replicas, Logger: opts.Logger.With("component", "cluster")}
+		if e := n.Embedded; e.Listen != "" {
+			cc.Replica = e.Name
+			cc.Embedded = &cluster.Embedded{Name: e.Name, Listen: e.Listen, Routes: e.Routes, StoreDir: e.StoreDir, RoutePassword: e.RoutePassword}
+		}
+		if a.cluster, err = cluster.Start(cc); err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		brokerCluster = a.cluster
+		a.log.Info("cluster joined", "replica", a.cluster.Replica(), "routes", a.cluster.RouteAddr())
+	}
 	a.Broker, err = broker.New(broker.Config{
 		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
 		Policy:  popts,
@@ -272,6 +295,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, PendingConnectionsPerIP: cfg.Limits.PendingConnectionsPerIP,
 		MaxTopicBytes: cfg.MQTT.MaxTopicBytes, MaxTopicLevels: cfg.MQTT.MaxTopicLevels, DenialWindow: cfg.Events.DenialWindow,
 		DropDeniedQoS0: cfg.MQTT.DeniedQoS0Publish == config.DeniedQoS0Drop,
+		Cluster:        brokerCluster,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -284,7 +308,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 		a.log.Warn("unauthenticated MQTT test listener enabled", "addr", addr, "policy", cfg.MQTT.AnonymousPolicy)
 	}
-	if err := a.Broker.RegisterMetrics(a.metrics); err != nil {
+	if err := a.Broker.RegisterMetrics(reg); err != nil {
 		return nil, fmt.Errorf("app: broker metrics: %w", err)
 	}
 	dataEndpoint := "" // host:port of the MQTT TLS listener, for AWS IoT's DescribeEndpoint
@@ -336,7 +360,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		// Per-request read and write deadlines rather than the server's
 		// ReadTimeout and WriteTimeout, which would end the event stream.
 		Handler: httpapi.Deadlines(cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout,
-			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(a.metrics, mux))),
+			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(reg, mux))),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -427,9 +451,46 @@ func (a *App) banner(boot *registry.Bootstrap) {
 
 // connections lists the broker's live connections of a thing for the API.
 func (a *App) connections(thing string) []httpapi.Connection {
+	out := a.localConnections(thing)
+	if a.cluster == nil {
+		return out
+	}
+	answers, err := a.cluster.Connections(context.Background(), thing, connectionsWindow)
+	if err != nil {
+		a.log.Warn("cluster connections", "err", err)
+	}
+	for _, raw := range answers {
+		var cs []httpapi.Connection
+		if err := json.Unmarshal(raw, &cs); err != nil {
+			a.log.Warn("cluster connections: bad answer", "err", err)
+			continue
+		}
+		out = append(out, cs...)
+	}
+	slices.SortStableFunc(out, func(x, y httpapi.Connection) int {
+		if c := x.ConnectedAt.Compare(y.ConnectedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ClientID, y.ClientID)
+	})
+	return out
+}
+
+// connectionsWindow is how long a connections view waits for the other
+// replicas' answers.
+const connectionsWindow = 300 * time.Millisecond
+
+// localConnections lists this replica's connections of thing, labelled
+// with the replica's name in a cluster.
+func (a *App) localConnections(thing string) []httpapi.Connection {
 	var out []httpapi.Connection
 	for _, c := range a.Broker.Connections(thing) {
-		out = append(out, httpapi.Connection(c))
+		hc := httpapi.Connection{ClientID: c.ClientID, Username: c.Username, RemoteAddr: c.RemoteAddr, Listener: c.Listener,
+			ProtocolVersion: c.ProtocolVersion, ConnectedAt: c.ConnectedAt}
+		if a.cluster != nil {
+			hc.Replica = a.cluster.Replica()
+		}
+		out = append(out, hc)
 	}
 	return out
 }
@@ -469,6 +530,18 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.Broker.Run(ctx) })
+	if a.cluster != nil {
+		g.Go(func() error { return a.cluster.Run(ctx, a.Broker.ClusterHandler()) })
+		stop, err := a.cluster.ServeConnections(func(thing string) []byte {
+			b, _ := json.Marshal(a.localConnections(thing))
+			return b
+		})
+		if err != nil {
+			a.log.Warn("cluster: connections view shows this replica only", "err", err)
+		} else {
+			defer stop()
+		}
+	}
 	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
 	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
@@ -489,6 +562,20 @@ func (a *App) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// replicaName labels a cluster replica's metrics: its embedded NATS
+// server's name, else (external NATS) the host name; "" without a cluster.
+func replicaName(cfg config.Config) string {
+	n := cfg.Cluster.NATS
+	switch {
+	case n.Embedded.Listen != "":
+		return n.Embedded.Name
+	case n.URL != "":
+		h, _ := os.Hostname()
+		return h
+	}
+	return ""
+}
+
 // retentionInterval is how often the server prunes events past
 // events.retention (and once at start).
 const retentionInterval = time.Hour
@@ -503,6 +590,10 @@ func (a *App) Close() error {
 		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.cluster != nil {
+		a.cluster.Close()
+		a.cluster = nil
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())

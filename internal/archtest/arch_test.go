@@ -73,6 +73,9 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/jsonbody": {"net/http", module + "internal/store", module + "internal/registry"},
 		// Limits are mechanism only: no storage, no domain packages.
 		"internal/ratelimit": {"database/sql", module + "internal/store", module + "internal/registry", module + "internal/oauth", module + "internal/broker"},
+		// The cluster carries messages; deciding what may be published or
+		// received stays in the broker.
+		"internal/cluster": {"database/sql", module + "internal/store", module + "internal/registry", module + "internal/broker", module + "internal/policy"},
 		// Test support builds the stack from the domain packages, never
 		// from the wiring or the edges that tests of those edges build.
 		"internal/testenv": {module + "internal/app", module + "internal/cli", module + "internal/httpapi", module + "internal/console", module + "internal/broker"},

@@ -116,6 +116,9 @@ type Config struct {
 	// and reason: the first of a window is written at once, the rest as
 	// one event with their count when it ends. 0 writes every denial.
 	DenialWindow time.Duration
+	// Cluster joins this broker to the other replicas' (cluster.go); nil
+	// for one replica.
+	Cluster Cluster
 }
 
 // anonymousListener is the id of the unauthenticated test listener.
@@ -139,6 +142,8 @@ type Broker struct {
 	wsServers []*wsListener
 
 	metrics *metrics
+	// cluster is the cluster hook, or nil (cluster.go).
+	cluster *clusterHook
 
 	// followFrom is the newest event when the broker was built: the
 	// follower applies everything after it, so a change made between New
@@ -181,6 +186,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.hook = newHook(b)
 	if err := b.server.AddHook(b.hook, nil); err != nil {
+		return nil, err
+	}
+	if err := b.installCluster(); err != nil {
 		return nil, err
 	}
 	if err := b.listen(); err != nil {

@@ -53,7 +53,47 @@ type Config struct {
 	// Events configures the event log's growth: denial aggregation and
 	// retention.
 	Events Events `yaml:"events"`
+	// Cluster makes several replicas one MQTT system (off by default).
+	Cluster Cluster `yaml:"cluster"`
 }
+
+// Cluster joins replicas' brokers (internal/cluster).
+type Cluster struct {
+	NATS ClusterNATS `yaml:"nats"`
+}
+
+// ClusterNATS is where replicas exchange MQTT messages: an embedded NATS
+// server per replica (Embedded.Listen set) or an external NATS cluster
+// (URL); neither (the default) is one replica on its own.
+type ClusterNATS struct {
+	// URL is an external NATS cluster, e.g. nats://nats-1:4222,nats://nats-2:4222.
+	URL string `yaml:"url" secret:"urls"`
+	// Embedded runs a NATS server in this process.
+	Embedded ClusterEmbedded `yaml:"embedded"`
+	// Replicas is how many NATS servers keep each QoS 1/2 and retained
+	// message (1 to 5; 3 for three or more replicas survives losing one).
+	Replicas int `yaml:"replicas"`
+}
+
+// ClusterEmbedded configures the embedded NATS server.
+type ClusterEmbedded struct {
+	// Listen is the route listener (host:port) the other replicas dial;
+	// set, it enables the embedded server.
+	Listen string `yaml:"listen"`
+	// Routes are every replica's route listener (this one's may be
+	// listed too, so that all replicas share one list).
+	Routes []string `yaml:"routes"`
+	// Name is this replica's unique name in the NATS cluster.
+	Name string `yaml:"name"`
+	// StoreDir holds JetStream state; "" is <dataDir>/nats.
+	StoreDir string `yaml:"storeDir"`
+	// RoutePassword, the same on every replica, authenticates route
+	// connections; required unless Listen is a loopback address.
+	RoutePassword string `yaml:"routePassword" secret:"true"`
+}
+
+// Enabled reports whether the replica joins a cluster.
+func (c ClusterNATS) Enabled() bool { return c.URL != "" || c.Embedded.Listen != "" }
 
 // Events bounds the event log.
 type Events struct {
@@ -355,7 +395,8 @@ func Default() Config {
 			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m", PendingConnectionsPerIP: 100,
 			ConsoleLoginPerIP: "10/m", DeviceUserCodePerCode: "10/10m", DeviceUserCodeTotal: "2000/20s",
 			SignInFreeFailures: 5, SignInMaxDelay: 30 * time.Second},
-		Events: Events{Retention: 90 * 24 * time.Hour, DenialWindow: time.Minute},
+		Events:  Events{Retention: 90 * 24 * time.Hour, DenialWindow: time.Minute},
+		Cluster: Cluster{NATS: ClusterNATS{Replicas: 1}},
 	}
 }
 
@@ -510,6 +551,9 @@ func (c *Config) Finish() {
 		c.HTTP.TLSExternalURL = listenerURL("https", c.HTTP.TLSAddr)
 	}
 	c.HTTP.TLSExternalURL = strings.TrimRight(c.HTTP.TLSExternalURL, "/")
+	if e := &c.Cluster.NATS.Embedded; e.Listen != "" && e.StoreDir == "" && c.DataDir != "" {
+		e.StoreDir = filepath.Join(c.DataDir, "nats")
+	}
 	if c.Secrets.MasterKeyFile == "" && c.DataDir != "" {
 		c.Secrets.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
 	}
@@ -728,7 +772,58 @@ func (c *Config) Validate() error {
 	if c.OAuth.AccessTokenTTL > 24*time.Hour {
 		bad("oauth.accessTokenTTL: %s is longer than 24h", c.OAuth.AccessTokenTTL)
 	}
+	errs = append(errs, c.Cluster.NATS.validate()...)
 	return errors.Join(errs...)
+}
+
+// validate checks the cluster settings.
+func (c ClusterNATS) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	e := c.Embedded
+	if c.URL != "" && e.Listen != "" {
+		bad("cluster.nats: set url (external NATS) or embedded.listen, not both")
+	}
+	if c.URL != "" {
+		for _, u := range strings.Split(c.URL, ",") {
+			if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Host == "" || (p.Scheme != "nats" && p.Scheme != "tls") {
+				bad("cluster.nats.url: %q: want nats://host:port or tls://host:port, comma-separated", u)
+			}
+		}
+	}
+	if e.Listen == "" && (len(e.Routes) > 0 || e.Name != "" || e.RoutePassword != "") {
+		bad("cluster.nats.embedded: routes, name and routePassword need listen")
+	}
+	if e.Listen != "" {
+		host, _, err := net.SplitHostPort(e.Listen)
+		if err != nil {
+			bad("cluster.nats.embedded.listen: %q: %v", e.Listen, err)
+		} else if !IsLoopbackHost(host) && e.RoutePassword == "" {
+			bad("cluster.nats.embedded.routePassword: needed when listen (%q) is not a loopback address", e.Listen)
+		}
+		if e.Name == "" || strings.ContainsAny(e.Name, " \t\r\n.*>") {
+			bad("cluster.nats.embedded.name: %q: each replica needs a unique name without spaces, dots or wildcards", e.Name)
+		}
+		for _, r := range e.Routes {
+			hp := r
+			if _, after, ok := strings.Cut(r, "://"); ok {
+				hp = after
+			}
+			if _, _, err := net.SplitHostPort(hp); err != nil {
+				bad("cluster.nats.embedded.routes: %q: want host:port", r)
+			}
+		}
+		if len(e.Routes) == 0 {
+			bad("cluster.nats.embedded.routes: list every replica's route listener (this one's may be among them); a JetStream cluster needs them")
+		}
+		if c.Replicas > len(e.Routes)+1 {
+			bad("cluster.nats.replicas: %d is more than the %d servers routes name", c.Replicas, len(e.Routes)+1)
+		}
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad("cluster.nats.replicas: %d: want 1 to 5", c.Replicas)
+	}
+	return errs
 }
 
 // IsLoopbackHost reports whether host (of a listen address) is "localhost"
@@ -782,10 +877,23 @@ func redact(dsn string) string {
 	return u.String()
 }
 
+// redactURLs masks passwords in a comma-separated list of URLs.
+func redactURLs(list string) string {
+	if list == "" {
+		return ""
+	}
+	parts := strings.Split(list, ",")
+	for i, u := range parts {
+		parts[i] = redact(strings.TrimSpace(u))
+	}
+	return strings.Join(parts, ",")
+}
+
 // Redacted returns the configuration as YAML with secrets masked, for
 // logging at debug level and `gatehouse config`. A field tagged
 // secret:"true" is masked whole (each element of a list), one tagged
-// secret:"dsn" keeps all but its passwords.
+// secret:"dsn" keeps all but its passwords, secret:"urls" likewise for a
+// comma-separated list of URLs.
 func (c Config) Redacted() string {
 	v := reflect.ValueOf(&c).Elem()
 	maskSecrets(v)
@@ -806,6 +914,8 @@ func maskSecrets(v reflect.Value) {
 		switch tag := f.Tag.Get("secret"); {
 		case tag == "dsn" && fv.Kind() == reflect.String:
 			fv.SetString(redact(fv.String()))
+		case tag == "urls" && fv.Kind() == reflect.String:
+			fv.SetString(redactURLs(fv.String()))
 		case tag != "" && fv.Kind() == reflect.String:
 			if fv.String() != "" {
 				fv.SetString(mask)

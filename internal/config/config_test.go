@@ -97,6 +97,16 @@ func TestRejects(t *testing.T) {
 		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
 			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
 		{name: "exempt source not a prefix", file: "limits:\n  exemptSources: [10.1.2.3, 192.0.2.0/28]\n", want: []string{"limits.exemptSources", `"10.1.2.3" is not a CIDR prefix`}},
+		{name: "cluster url and embedded", file: "cluster:\n  nats:\n    url: nats://n:4222\n    embedded:\n      listen: 127.0.0.1:6222\n      name: a\n", want: []string{"cluster.nats: set url"}},
+		{name: "cluster bad url", set: [2]string{"cluster.nats.url", "http://n"}, want: []string{"cluster.nats.url"}},
+		{name: "cluster routes without listen", file: "cluster:\n  nats:\n    embedded:\n      routes: [127.0.0.1:6222]\n", want: []string{"need listen"}},
+		{name: "cluster embedded without name", set: [2]string{"cluster.nats.embedded.listen", "127.0.0.1:6222"}, want: []string{"cluster.nats.embedded.name"}},
+		{name: "cluster routes open beyond loopback without password", file: "cluster:\n  nats:\n    embedded:\n      listen: 0.0.0.0:6222\n      name: a\n", want: []string{"cluster.nats.embedded.routePassword"}},
+		{name: "cluster more replicas than servers", env: map[string]string{"GATEHOUSE_CLUSTER_NATS_EMBEDDED_LISTEN": "127.0.0.1:6222", "GATEHOUSE_CLUSTER_NATS_EMBEDDED_NAME": "a", "GATEHOUSE_CLUSTER_NATS_REPLICAS": "3"},
+			want: []string{"cluster.nats.replicas: 3 is more"}},
+		{name: "cluster replicas out of range", set: [2]string{"cluster.nats.replicas", "0"}, want: []string{"cluster.nats.replicas: 0"}},
+		{name: "cluster embedded without routes", file: "cluster:\n  nats:\n    embedded:\n      listen: 127.0.0.1:6222\n      name: a\n", want: []string{"cluster.nats.embedded.routes"}},
+		{name: "cluster bad route", file: "cluster:\n  nats:\n    embedded:\n      listen: 127.0.0.1:6222\n      name: a\n      routes: [nowhere]\n", want: []string{"cluster.nats.embedded.routes"}},
 		{name: "exempt source is everyone", env: map[string]string{"GATEHOUSE_LIMITS_EXEMPT_SOURCES": "192.0.2.0/28, 0.0.0.0/0"}, want: []string{"limits.exemptSources", `"0.0.0.0/0" exempts every address`}},
 	}
 	for _, tc := range tests {
@@ -135,6 +145,8 @@ func TestAnonymousListenerAccepted(t *testing.T) {
 		{"IPv6 loopback", "mqtt:\n  anonymousAddr: \"[::1]:0\"\n  anonymousPolicy: interop\n"},
 		{"localhost", "mqtt:\n  anonymousAddr: localhost:1885\n  anonymousPolicy: interop\n"},
 		{"beyond loopback when allowed", "mqtt:\n  anonymousAddr: 0.0.0.0:1885\n  anonymousPolicy: interop\n  anonymousAllowNonLoopback: true\n"},
+		{"embedded NATS cluster", "cluster:\n  nats:\n    replicas: 3\n    embedded:\n      listen: 0.0.0.0:6222\n      name: a\n      routePassword: s3cret\n      routes: [a:6222, b:6222, nats-route://c:6222]\n"},
+		{"external NATS", "cluster:\n  nats:\n    url: nats://n1:4222, tls://n2:4222\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,12 +216,15 @@ func TestRedactedMasksEverySecret(t *testing.T) {
 			t.Errorf("%s is not tagged secret; secret fields: %v", want, fields)
 		}
 	}
-	sentinels := []string{"sentinel-user-pass", "sentinel-query-pass", "sentinel-ssl-pass", "sentinel-hs256-0123456789abcdef01234", "sentinel-adapter-key-1", "sentinel-adapter-key-2"}
+	sentinels := []string{"sentinel-user-pass", "sentinel-query-pass", "sentinel-ssl-pass", "sentinel-hs256-0123456789abcdef01234", "sentinel-adapter-key-1", "sentinel-adapter-key-2",
+		"sentinel-nats-pass-1", "sentinel-nats-pass-2", "sentinel-route-pass"}
 	c := Default()
 	set := map[string]string{
-		"store.dsn":         "postgres://gh:sentinel-user-pass@db:5432/gh?sslmode=verify-full&password=sentinel-query-pass&sslpassword=sentinel-ssl-pass",
-		"oauth.hs256Secret": "sentinel-hs256-0123456789abcdef01234",
-		"authorizer.keys":   "sentinel-adapter-key-1,sentinel-adapter-key-2",
+		"store.dsn":                           "postgres://gh:sentinel-user-pass@db:5432/gh?sslmode=verify-full&password=sentinel-query-pass&sslpassword=sentinel-ssl-pass",
+		"oauth.hs256Secret":                   "sentinel-hs256-0123456789abcdef01234",
+		"authorizer.keys":                     "sentinel-adapter-key-1,sentinel-adapter-key-2",
+		"cluster.nats.url":                    "nats://gh:sentinel-nats-pass-1@nats-1:4222,nats://gh:sentinel-nats-pass-2@nats-2:4222",
+		"cluster.nats.embedded.routePassword": "sentinel-route-pass",
 	}
 	for path := range fields {
 		val, ok := set[path]

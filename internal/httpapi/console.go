@@ -56,9 +56,12 @@ type Connection struct {
 	Listener        string    `json:"listener"`
 	ProtocolVersion int       `json:"protocolVersion"`
 	ConnectedAt     time.Time `json:"connectedAt"`
+	// Replica names the replica the connection is on (cluster.nats only).
+	Replica string `json:"replica,omitempty"`
 }
 
-// Connections lists this replica's live MQTT connections acting for a thing.
+// Connections lists the live MQTT connections acting for a thing: this
+// replica's, and with cluster.nats every replica's.
 type Connections interface {
 	Connections(thing string) []Connection
 }
