@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // binary is the gatehouse binary built once for all tests.
@@ -76,16 +78,27 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// stdoutSentinel is the line startServer writes after a server's banner.
+const stdoutSentinel = "\x00e2e: end of the banner"
+
 // startServer runs the binary with args and waits for its banner.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{done: make(chan error, 1)}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--mqtts-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "GATEHOUSE_LOG_LEVEL=debug")
-	pr, pw := io.Pipe()
-	s.cmd.Stdout = io.MultiWriter(pw, lockedWriter{&s.mu, &s.stdout})
+	// The server writes its stdout into a pipe that the test holds open
+	// too, so that it can write a sentinel line after the server's output
+	// and know, once the sentinel is read, that everything before it was.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout = pw
 	s.cmd.Stderr = lockedWriter{&s.mu, &s.stderr}
 	if err := s.cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
 		t.Fatal(err)
 	}
 	go func() { s.done <- s.cmd.Wait(); pw.Close() }()
@@ -98,16 +111,23 @@ func startServer(t *testing.T, args ...string) *server {
 			t.Logf("server stdout:\n%s\nserver stderr:\n%s", s.Stdout(), s.Stderr())
 		}
 	})
-	found := make(chan struct{})
+	found, drained := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer pr.Close()
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "data dir") {
+			line := sc.Text()
+			if line == stdoutSentinel {
+				close(drained)
+				continue
+			}
+			s.mu.Lock()
+			s.stdout.WriteString(line + "\n")
+			s.mu.Unlock()
+			if strings.Contains(line, "data dir") {
 				close(found)
-				break
 			}
 		}
-		io.Copy(io.Discard, pr)
 	}()
 	select {
 	case <-found:
@@ -116,9 +136,28 @@ func startServer(t *testing.T, args ...string) *server {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("server did not start\nstderr:\n%s", s.Stderr())
 	}
-	// The banner is written in one go; the bootstrap lines, if any, follow
-	// the data dir line at once.
-	time.Sleep(200 * time.Millisecond)
+	// The bootstrap lines, if any, follow the data dir line, all written
+	// before the server serves HTTP: once it answers, they are in the
+	// pipe, and the sentinel written after them is read after them.
+	if m := listenRE.FindStringSubmatch(s.Stdout()); m != nil {
+		health := "http://" + m[1] + "/healthz"
+		testenv.Eventually(t, 30*time.Second, "the server answering "+health, func() bool {
+			resp, err := http.Get(health)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return true
+		})
+	}
+	if _, err := pw.WriteString(stdoutSentinel + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-drained:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sentinel written after the server's banner was not read")
+	}
 	out := s.Stdout()
 	if m := listenRE.FindStringSubmatch(out); m != nil {
 		s.URL = "http://" + m[1]
