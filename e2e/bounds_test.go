@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/gatehouse-iot/gatehouse/internal/store"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // closedByServer reads from conn until the server closes it, failing if
@@ -189,12 +190,11 @@ func TestDenialAggregation(t *testing.T) {
 			start := time.Now()
 			failConnects(t, s.MQTT, attempts)
 			// The aggregated rows come when their window ends.
-			deadline := time.Now().Add(30 * time.Second)
-			rows, n := deniedRows(t, s)
-			for n < attempts && time.Now().Before(deadline) {
-				time.Sleep(100 * time.Millisecond)
+			var rows, n int
+			testenv.Eventually(t, 30*time.Second, fmt.Sprintf("broker.denied events standing for %d attempts", attempts), func() bool {
 				rows, n = deniedRows(t, s)
-			}
+				return n >= attempts
+			})
 			if n != attempts {
 				t.Fatalf("broker.denied events stand for %d attempts, want %d", n, attempts)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // startClusterReplicas starts n replicas on one fresh PostgreSQL schema
@@ -67,7 +68,7 @@ func startClusterReplicas(t *testing.T, n, noMQTT int) ([]*server, [][]string) {
 // JetStream (the stream and the retained bucket).
 func waitJoined(t *testing.T, s *server) {
 	t.Helper()
-	took := eventually(t, 60*time.Second, "replica joins the cluster", func() bool {
+	took := testenv.Eventually(t, 60*time.Second, "replica joins the cluster", func() bool {
 		return strings.Contains(s.Stderr(), "cluster: joined")
 	})
 	t.Logf("%s joined the cluster after a further %v", s.URL, took)
@@ -344,7 +345,7 @@ func TestClusterReplicas(t *testing.T) {
 		t.Fatal("sub2 connected on A stayed connected on C")
 	}
 	// (C ends it once the connection is closed, just after the 0x8E.)
-	eventually(t, 10*time.Second, "C ends sub2's session", func() bool {
+	testenv.Eventually(t, 10*time.Second, "C ends sub2's session", func() bool {
 		return strings.Contains(c.Stderr(), "session ended: client id taken over on another replica")
 	})
 	back, present := clusterConnectSession(t, c, "sub2", sub2Tok, true, nil)

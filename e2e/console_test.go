@@ -241,7 +241,7 @@ func TestConsoleBrowser(t *testing.T) {
 		if i == 10 || (tok["error"] != "slow_down" && tok["error"] != "authorization_pending") {
 			t.Fatalf("token poll after the browser's approval = %d %v", code, tok)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the interval the server asks for (device flow under test)
 	}
 	if tok["access_token"] == nil {
 		t.Errorf("no access token after approval: %v", tok)

@@ -32,6 +32,7 @@ import (
 	_ "modernc.org/sqlite" // reads the database between the crashes
 
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // fleetDevice is a device certificate of a manufacturer fleet.
@@ -204,7 +205,7 @@ func testCrashSafety(t *testing.T, dsn string) {
 		go worker(func() bool {
 			i := int(claimNext.Add(1)) - 1
 			if i >= len(batch) {
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond) // load pacing: every device claimed, idle until the kill
 				return false
 			}
 			d := batch[i]
@@ -218,10 +219,9 @@ func testCrashSafety(t *testing.T, dsn string) {
 			}, &toks)
 		}
 		// Kill in the middle of the load: after some of everything.
-		deadline := time.Now().Add(30 * time.Second)
-		for (registered.Load() < 20 || claims.Load() < 5 || toks.Load() < 20) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.Eventually(t, 30*time.Second, "the load under way (20 registrations, 5 claims, 20 tokens)", func() bool {
+			return registered.Load() >= 20 && claims.Load() >= 5 && toks.Load() >= 20
+		})
 		if err := s.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // awsCLI returns the path of the AWS CLI v2 (Debian package awscli, which
@@ -504,7 +505,7 @@ func TestDropInOpenAMDeviceFlowRFCForm(t *testing.T) {
 		if code == 200 || (tok["error"] != "slow_down" && tok["error"] != "authorization_pending") {
 			break
 		}
-		time.Sleep(time.Duration(5+i) * time.Second / 5)
+		time.Sleep(time.Duration(5+i) * time.Second / 5) // the interval the server asks for (device flow under test)
 	}
 	if code != 200 || tok["access_token"] == nil {
 		t.Fatalf("access_token = %d %v", code, tok)
@@ -641,7 +642,7 @@ func TestDropInSyncWatchFromEnvironment(t *testing.T) {
 	}
 	for _, name := range []string{"second", "third"} {
 		mustCurl(t, b, "POST", "/api/v1/things", `{"name":"`+name+`"}`, 201)
-		eventually(t, 30*time.Second, name+" synced by --watch", func() bool { return strings.Contains(registryState(t, a), name) })
+		testenv.Eventually(t, 30*time.Second, name+" synced by --watch", func() bool { return strings.Contains(registryState(t, a), name) })
 	}
 	cancel()
 	// Wait reports the cancellation itself; the exit status tells how

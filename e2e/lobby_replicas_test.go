@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
@@ -56,7 +57,7 @@ func TestLobbyReplicas(t *testing.T) {
 	<-a.done
 	dev := b.admin(t, "GET", "/api/v1/lobby/devices/"+fp1, "", 200)
 	seenAtA, _ := dev["lastSeenAt"].(string)
-	eventually(t, 30*time.Second, "device 1 knocking at B", func() bool {
+	testenv.Eventually(t, 30*time.Second, "device 1 knocking at B", func() bool {
 		code, out := curl(t, "GET", b.URL+"/api/v1/lobby/devices/"+fp1, b.Token, "")
 		var d map[string]any
 		_ = json.Unmarshal([]byte(out), &d)

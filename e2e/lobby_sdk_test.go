@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
@@ -48,19 +49,14 @@ func setupLobby(t *testing.T, s *server, caPEM string) {
 // not seen yet is 404 meanwhile).
 func awaitLobbyState(t *testing.T, s *server, fp, state string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var dev map[string]any
+	testenv.Eventually(t, 60*time.Second, "lobby device on "+s.URL+" in state "+state, func() bool {
 		code, out := curl(t, "GET", s.URL+"/api/v1/lobby/devices/"+fp, s.Token, "")
-		var dev map[string]any
+		dev = nil
 		_ = json.Unmarshal([]byte(out), &dev)
-		if code == 200 && dev["state"] == state {
-			return dev
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lobby device on %s: %d %v, want state %s", s.URL, code, dev["state"], state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return code == 200 && dev["state"] == state
+	})
+	return dev
 }
 
 type joinResult struct {
@@ -148,7 +144,7 @@ func TestSDKJoinLobby(t *testing.T) {
 	reset := s.admin(t, "POST", "/api/v1/lobby/devices/"+fp+"/factory-reset", "", 200)
 	cfg.Lobbies = []string{"mqtts://" + s.MQTTS}
 	done = joinInBackground(t, cfg)
-	eventually(t, 60*time.Second, "the device knocking again after the reset", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the device knocking again after the reset", func() bool {
 		code, out := curl(t, "GET", s.URL+"/api/v1/lobby/devices/"+fp, s.Token, "")
 		var d map[string]any
 		_ = json.Unmarshal([]byte(out), &d)

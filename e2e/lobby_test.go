@@ -25,6 +25,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
@@ -142,23 +143,20 @@ func TestSeed004Lobby(t *testing.T) {
 	if out, errOut, err := s.cli(t, "", "lobby", "claim", payload, "--target", "here"); err != nil {
 		t.Fatalf("gatehouse lobby claim: %v %s %s", err, out, errOut)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, "a signed assignment after the claim", func() bool {
 		mu.Lock()
 		got := assignment
 		mu.Unlock()
 		// The lobby signs what it tells the device (docs/security.md).
-		if a, err := thing.VerifyLobbyMessage(got, fp, []string{"127.0.0.1"}, roots, time.Now()); err == nil && a.Endpoint != "" {
-			if a.Config != "report every 60s" || a.ThingName != "meter-9" {
-				t.Errorf("assignment = %+v", a)
-			}
-			break
+		a, err := thing.VerifyLobbyMessage(got, fp, []string{"127.0.0.1"}, roots, time.Now())
+		if err != nil || a.Endpoint == "" {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no assignment after the claim")
+		if a.Config != "report every 60s" || a.ThingName != "meter-9" {
+			t.Errorf("assignment = %+v", a)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return true
+	})
 	_ = c.Disconnect(&paho.Disconnect{})
 
 	// The device goes to its target, as its thing.
@@ -183,15 +181,10 @@ func TestSeed004Lobby(t *testing.T) {
 
 func waitLobbyState(t *testing.T, s *server, fp, state string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		dev := s.admin(t, "GET", "/api/v1/lobby/devices/"+fp, "", 200)
-		if dev["state"] == state {
-			return dev
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lobby device is %v, want %s", dev["state"], state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var dev map[string]any
+	testenv.Eventually(t, 10*time.Second, "lobby device in state "+state, func() bool {
+		dev = s.admin(t, "GET", "/api/v1/lobby/devices/"+fp, "", 200)
+		return dev["state"] == state
+	})
+	return dev
 }

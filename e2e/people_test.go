@@ -18,6 +18,7 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // lampPolicy lets a lamp connect as itself, publish its telemetry and read
@@ -136,7 +137,7 @@ func TestPeopleAndTheirDevices(t *testing.T) {
 
 	// Taking the relationship away applies to the live connection.
 	run("", "relationships", "remove", "user", "bob", "viewer", "thing", "lamp-1")
-	eventually(t, 10*time.Second, "bob's subscription refused after the relationship was removed", func() bool {
+	testenv.Eventually(t, 10*time.Second, "bob's subscription refused after the relationship was removed", func() bool {
 		return bob.subscribe(t, "things/lamp-1/telemetry/#") == 0x87
 	})
 }
@@ -291,7 +292,7 @@ func (m *mqttPeer) got(topic string) bool {
 
 func (m *mqttPeer) waitFor(t *testing.T, topic string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "a message on "+topic, func() bool { return m.got(topic) })
+	testenv.Eventually(t, 10*time.Second, "a message on "+topic, func() bool { return m.got(topic) })
 }
 
 // TestGatewayActsForChildren: a gateway thing gets tokens for its children

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // readmeBlocks returns the ```sh blocks of the README section titled
@@ -69,7 +71,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	// The device was at the broker four times (token, certificate, the
 	// denied publish, custom authorizer).
-	eventually(t, 30*time.Second, "four broker.connected events", func() bool {
+	testenv.Eventually(t, 30*time.Second, "four broker.connected events", func() bool {
 		return len(s.admin(t, "GET", "/api/v1/events?type=broker.connected&limit=100", "", 200)["items"].([]any)) == 4
 	})
 	th := s.admin(t, "GET", "/api/v1/things/sensor-1", "", 200)

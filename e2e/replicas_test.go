@@ -18,6 +18,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // replicaIssuer is the external URL every replica is given: the OAuth
@@ -165,19 +166,6 @@ func httpsPublish(t *testing.T, s *server, topic, token string) int {
 	return resp.StatusCode
 }
 
-// eventually polls cond every 100ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // TestReplicas runs three `gatehouse serve` processes on one PostgreSQL
 // schema with the same master key and external URL and checks that they
 // behave as one service: tokens, key rotation, revocation, the device flow
@@ -233,7 +221,7 @@ func TestReplicas(t *testing.T) {
 	if newKID == oldKID {
 		t.Fatalf("A signs with %s after rotation, the old key", newKID)
 	}
-	took := eventually(t, 35*time.Second, "B verifies a token of the new key", func() bool {
+	took := testenv.Eventually(t, 35*time.Second, "B verifies a token of the new key", func() bool {
 		return introspect(t, b, "thingymabot", botSecret, newTok)
 	})
 	t.Logf("B verified a token of the rotated key after %v", took)
@@ -284,7 +272,7 @@ func TestReplicas(t *testing.T) {
 	}
 	// Introspection and HTTPS publish go by B's revocation cache, reloaded
 	// from the database every 2s.
-	took = eventually(t, 5*time.Second, "B refuses the revoked token at introspection and HTTPS publish", func() bool {
+	took = testenv.Eventually(t, 5*time.Second, "B refuses the revoked token at introspection and HTTPS publish", func() bool {
 		return !introspect(t, b, "thingymabot", botSecret, live) && httpsPublish(t, b, "test", live) == 401
 	})
 	t.Logf("B's revocation cache had the revocation %v after the kick", took)
@@ -316,6 +304,9 @@ func TestReplicas(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("device flow not complete on A 30s after approval on B: %v", dtok)
 		}
+		// A device polls at the interval the server asks for (faster
+		// polls are answered slow_down and lengthen it): this sleep is
+		// part of the device flow under test, not a wait for Eventually.
 		time.Sleep(time.Second)
 	}
 	if at, _ := dtok["access_token"].(string); at == "" || dtok["refresh_token"] == nil {
@@ -340,7 +331,7 @@ func TestReplicas(t *testing.T) {
 	  {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
 	  {"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:*:*:topic/test2"}]}}`, 201)
 	changedAt := time.Now()
-	eventually(t, 10*time.Second, "B applies the new policy version to the live session", func() bool {
+	testenv.Eventually(t, 10*time.Second, "B applies the new policy version to the live session", func() bool {
 		return c.publish(t, "test2") == 0
 	})
 	t.Logf("B applied the policy version created on A after %v", time.Since(changedAt))
@@ -355,7 +346,7 @@ func TestReplicas(t *testing.T) {
 
 	// 6. C saw no token of the new key; its periodic reload (every 30s)
 	// publishes the new key all the same, keeping the previous one.
-	eventually(t, 40*time.Second-time.Since(rotatedAt), "C publishes the rotated key in its JWKS", func() bool {
+	testenv.Eventually(t, 40*time.Second-time.Since(rotatedAt), "C publishes the rotated key in its JWKS", func() bool {
 		keys := jwks(c3)
 		return strings.Contains(keys, `"`+newKID+`"`) && strings.Contains(keys, `"`+oldKID+`"`)
 	})

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // admin sends an admin API request and decodes the JSON answer.
@@ -263,7 +266,7 @@ func TestSeed001DeviceFlowCustomAuthorizer(t *testing.T) {
 		if tok["error"] != "slow_down" && tok["error"] != "authorization_pending" {
 			t.Fatalf("poll = %d %v", code, tok)
 		}
-		time.Sleep(time.Duration(5+i) * time.Second / 5)
+		time.Sleep(time.Duration(5+i) * time.Second / 5) // the interval the server asks for (device flow under test)
 	}
 	accessToken, _ := tok["access_token"].(string)
 	if accessToken == "" || tok["refresh_token"] == nil {
@@ -333,19 +336,15 @@ func jsonString(v any) string {
 // or above min.
 func waitMetric(t *testing.T, s *server, name string, min float64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%s reaching %v", name, min), func() bool {
 		_, body := curl(t, "GET", s.URL+"/metrics", "", "")
 		for _, line := range strings.Split(body, "\n") {
 			if v, ok := strings.CutPrefix(line, name+" "); ok {
 				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= min {
-					return
+					return true
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not reach %v", name, min)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/console"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 const connectPolicy = `{"Version":"2012-10-17","Statement":[
@@ -184,13 +185,7 @@ func TestConsoleConnectionsOfALiveThing(t *testing.T) {
 	if err := client.Disconnect(&paho.Disconnect{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(connections("s-1")) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection is still listed after the client disconnected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "the connection unlisted after the client disconnected", func() bool { return len(connections("s-1")) == 0 })
 
 	// The metrics series are served from the app's own registry.
 	status, _, raw = b.do("GET", "/api/v1/metrics/series", "")

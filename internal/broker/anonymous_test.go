@@ -77,7 +77,7 @@ func TestAnonymousListener(t *testing.T) {
 	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "unrelated", Document: []byte(httpPublish)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	f.caughtUp(t)
 
 	pubs := []struct {
 		topic  string

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
 	"github.com/gatehouse-iot/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // serverTLS is a TLS server configuration with httptest's certificate.
@@ -156,7 +157,7 @@ func TestPendingConnectionsPerIP(t *testing.T) {
 	}
 	// Closing an idle one frees its place.
 	first.Close()
-	eventually(t, "a place never came free", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a pending place coming free", func() bool {
 		c, code, _ := f.connect("s-1", "s-1", tok, nil)
 		if c != nil && code == 0 {
 			_ = c.Disconnect(&paho.Disconnect{})

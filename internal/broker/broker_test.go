@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,10 +18,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
@@ -54,6 +58,8 @@ type fixture struct {
 	broker  *broker.Broker
 	secrets map[string]string
 	env     *testenv.Env
+	// sentinels counts the sentinel things caughtUp has created.
+	sentinels atomic.Int64
 }
 
 func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
@@ -139,17 +145,17 @@ func (c *client) messages() []*paho.Publish {
 // waitFor waits until a message on topic arrives.
 func (c *client) waitFor(t *testing.T, topic string) *paho.Publish {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var got *paho.Publish
+	testenv.Eventually(t, 10*time.Second, "a message on "+topic, func() bool {
 		for _, m := range c.messages() {
 			if m.Topic == topic {
-				return m
+				got = m
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no message on %s; got %d messages", topic, len(c.messages()))
-	return nil
+		return false
+	})
+	return got
 }
 
 // waitDisconnect waits for the server's DISCONNECT to c and checks its
@@ -166,16 +172,34 @@ func waitDisconnect(t *testing.T, c *client, want byte, failure string) {
 	}
 }
 
-// eventually polls ok until it holds, failing with failure after 10 s (a
-// change reaching a live session is asynchronous).
-func eventually(t *testing.T, failure string, ok func() bool) {
+// caughtUp waits until the broker's follower has applied every event
+// recorded before the call (a change reaching sessions, live or offline,
+// is asynchronous). The follower reads the log in batches and mirrors each
+// event of a batch to the event topics before applying the batch; so once
+// a first sentinel event is mirrored, the batch holding what came before
+// it has been read, and once a second one, recorded after that, is
+// mirrored, that batch has been applied. The sentinels are things without
+// a type (thing.created), which the follower applies to no session.
+func (f *fixture) caughtUp(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal(failure)
+	for range 2 {
+		n := int(f.sentinels.Add(1))
+		name := fmt.Sprintf("sentinel-%d", n)
+		filter := "$gatehouse/events/thing.created/thing/" + name
+		seen := make(chan struct{})
+		var once sync.Once
+		if err := f.broker.Server().Subscribe(filter, 1000+n, func(*mqtt.Client, packets.Subscription, packets.Packet) { once.Do(func() { close(seen) }) }); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if _, err := f.reg.CreateThing(f.env.As("test"), registry.NewThing{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-seen:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the follower did not mirror %s within 10s", filter)
+		}
+		_ = f.broker.Server().Unsubscribe(filter, 1000+n)
 	}
 }
 
@@ -287,14 +311,10 @@ func TestConnectAuthentication(t *testing.T) {
 		})
 	}
 	evs, _ := f.store.ListEvents(context.Background(), store.EventFilter{Type: "broker.denied", Limit: 100})
-	deadline := time.Now().Add(5 * time.Second)
-	for len(evs) < 8 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	testenv.Eventually(t, 5*time.Second, "a broker.denied event per refused connect (8)", func() bool {
 		evs, _ = f.store.ListEvents(context.Background(), store.EventFilter{Type: "broker.denied", Limit: 100})
-	}
-	if len(evs) < 8 {
-		t.Errorf("broker.denied events = %d, want one per refused connect", len(evs))
-	}
+		return len(evs) >= 8
+	})
 	for _, ev := range evs {
 		if strings.Contains(string(ev.Details), tok[:20]) {
 			t.Errorf("event leaks the token: %s", ev.Details)
@@ -371,7 +391,7 @@ func TestLivePolicyChangeAndDisable(t *testing.T) {
 	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(noTemp), true); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the new policy version did not apply to the live connection within 10s", func() bool { return publish(t, s1, "things/s-1/temp", 1, false) != 0 })
+	testenv.Eventually(t, 10*time.Second, "the new policy version applying to the live connection", func() bool { return publish(t, s1, "things/s-1/temp", 1, false) != 0 })
 	if got := publish(t, s1, "things/s-1/humidity", 1, false); got != 0 {
 		t.Errorf("publish still allowed by the new version = %#x, want 0", got)
 	}
@@ -586,7 +606,7 @@ func TestHTTPSPublish(t *testing.T) {
 	if _, err := f.reg.AttachPolicy(ctx, "alert-reader", store.TargetThing, "s-2"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "attached policy did not apply", func() bool { return subscribe(t, sub, "alerts/#") == 1 })
+	testenv.Eventually(t, 10*time.Second, "the attached policy applying", func() bool { return subscribe(t, sub, "alerts/#") == 1 })
 	if code, body := post("/topics/alerts/flood?qos=1", map[string]string{"Authorization": "Bearer " + alerts}, "water"); code != 200 {
 		t.Fatalf("publish = %d %s", code, body)
 	}

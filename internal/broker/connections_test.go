@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 func TestConnectionsListsLiveClientsOfAThing(t *testing.T) {
@@ -44,11 +45,7 @@ func TestConnectionsListsLiveClientsOfAThing(t *testing.T) {
 	// A persistent session whose client left is not a live connection.
 	_ = persistent.Disconnect(&paho.Disconnect{})
 	_ = plain.Disconnect(&paho.Disconnect{})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.broker.Connections("s-1"))+len(f.broker.Connections("s-2")) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after disconnecting: s-1 %v, s-2 %v", clients("s-1"), clients("s-2"))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "no live connection of s-1 or s-2 after disconnecting", func() bool {
+		return len(f.broker.Connections("s-1"))+len(f.broker.Connections("s-2")) == 0
+	})
 }

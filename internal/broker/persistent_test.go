@@ -41,14 +41,14 @@ func TestPersistentSessionQueues(t *testing.T) {
 		t.Fatalf("subscribe = %#x", got)
 	}
 	_ = c.Disconnect(&paho.Disconnect{})
-	time.Sleep(100 * time.Millisecond)
+	f.waitGone(t, "s-1")
 	if got := publish(t, pub, "commands/reboot", 1, false); got != 0 {
 		t.Fatalf("publish while away = %#x", got)
 	}
 	back := f.connectPersistent(t, "s-1", tok)
 	back.waitFor(t, "commands/reboot")
 	_ = back.Disconnect(&paho.Disconnect{})
-	time.Sleep(100 * time.Millisecond)
+	f.waitGone(t, "s-1")
 
 	// While s-1 is away, a new policy version denies it commands/ping.
 	ctx := events.WithActor(context.Background(), "test")
@@ -56,7 +56,7 @@ func TestPersistentSessionQueues(t *testing.T) {
 	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(noPing), true); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // the follower rebinds offline sessions too
+	f.caughtUp(t) // the follower rebinds offline sessions too
 	publish(t, pub, "commands/ping", 1, false)
 	publish(t, pub, "commands/update", 1, false)
 	again := f.connectPersistent(t, "s-1", tok)

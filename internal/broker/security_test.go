@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // These tests pin the defects of mochi-mqtt's stock authorization (see
@@ -62,14 +63,10 @@ func (f *fixture) connectSession(t *testing.T, thing string) (c *client, resumed
 // waitGone waits until the broker has no live connection for id.
 func (f *fixture) waitGone(t *testing.T, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cl, ok := f.broker.Server().Clients.Get(id); !ok || cl.Closed() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("client %s still connected", id)
+	testenv.Eventually(t, 10*time.Second, "client "+id+" gone", func() bool {
+		cl, ok := f.broker.Server().Clients.Get(id)
+		return !ok || cl.Closed()
+	})
 }
 
 // TestResumedSessionSubscriptionRechecked: mochi re-adds a resumed
@@ -102,43 +99,36 @@ func TestResumedSessionSubscriptionRechecked(t *testing.T) {
 	if _, err := f.reg.CreatePolicyVersion(ctx, "telemetry", 0, []byte(noSub), true); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c2, resumed := f.connectSession(t, "s-1")
-		if !resumed {
-			t.Fatal("the session was not resumed; the test needs CleanStart false to keep it")
+	f.caughtUp(t)
+	c2, resumed := f.connectSession(t, "s-1")
+	if !resumed {
+		t.Fatal("the session was not resumed; the test needs CleanStart false to keep it")
+	}
+	cl, ok := f.broker.Server().Clients.Get("s-1")
+	if !ok {
+		t.Fatal("no client s-1 on the server")
+	}
+	_, kept := cl.State.Subscriptions.Get(filter)
+	_, other := cl.State.Subscriptions.Get("commands/#")
+	if !other {
+		t.Fatal("an allowed subscription of the resumed session was dropped")
+	}
+	if kept {
+		t.Fatal("a resumed session kept a subscription its policy forbids")
+	}
+	// Nor is anything delivered under it: the server publishes in order,
+	// so commands/ping arriving proves things/s-1/cmd was not sent.
+	if err := f.broker.Server().Publish("things/s-1/cmd", []byte("x"), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.broker.Server().Publish("commands/ping", []byte("x"), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	c2.waitFor(t, "commands/ping")
+	for _, m := range c2.messages() {
+		if m.Topic == "things/s-1/cmd" {
+			t.Error("delivered under a subscription the policy no longer allows")
 		}
-		cl, ok := f.broker.Server().Clients.Get("s-1")
-		if !ok {
-			t.Fatal("no client s-1 on the server")
-		}
-		_, kept := cl.State.Subscriptions.Get(filter)
-		_, other := cl.State.Subscriptions.Get("commands/#")
-		if !other {
-			t.Fatal("an allowed subscription of the resumed session was dropped")
-		}
-		if !kept {
-			// Nor is anything delivered under it.
-			if err := f.broker.Server().Publish("things/s-1/cmd", []byte("x"), false, 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.broker.Server().Publish("commands/ping", []byte("x"), false, 0); err != nil {
-				t.Fatal(err)
-			}
-			c2.waitFor(t, "commands/ping")
-			for _, m := range c2.messages() {
-				if m.Topic == "things/s-1/cmd" {
-					t.Error("delivered under a subscription the policy no longer allows")
-				}
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a resumed session kept a subscription its policy forbids")
-		}
-		_ = c2.Disconnect(&paho.Disconnect{})
-		f.waitGone(t, "s-1")
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -158,7 +148,18 @@ func TestRetainedNeedsReceive(t *testing.T) {
 		t.Fatalf("SUBACK = %#x", got)
 	}
 	s1.waitFor(t, "commands/config")
-	time.Sleep(200 * time.Millisecond)
+	// mochi queues the retained messages after it writes the SUBACK, in
+	// the connection's read loop; a second SUBSCRIBE is handled by that
+	// loop after the first is done, so a sentinel published once its
+	// SUBACK is back is queued after every retained message, and its
+	// arrival proves the denied one was not sent.
+	if got := subscribe(t, s1, "things/s-1/temp"); got != 1 {
+		t.Fatalf("SUBACK for the sentinel = %#x", got)
+	}
+	if err := f.broker.Server().Publish("things/s-1/temp", []byte("sentinel"), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	s1.waitFor(t, "things/s-1/temp")
 	for _, m := range s1.messages() {
 		if m.Topic == "commands/firmware" {
 			t.Error("retained message on a topic denied for iot:Receive was delivered")
@@ -188,8 +189,10 @@ func TestLiteralSubscribeNeedsReceive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The server publishes in order on one connection: things/s-1/temp,
+	// published after things/s-1/firmware, is the sentinel whose arrival
+	// proves the firmware message was not sent.
 	s1.waitFor(t, "things/s-1/temp")
-	time.Sleep(100 * time.Millisecond)
 	for _, m := range s1.messages() {
 		if m.Topic == "things/s-1/firmware" {
 			t.Error("delivered a topic denied for iot:Receive")
@@ -225,14 +228,22 @@ func TestWillRevokedByPolicyChange(t *testing.T) {
 	}
 	// Wait for the live session to pick the version up (the probe's
 	// payload is not the will's).
-	eventually(t, "the policy change did not reach the live session", func() bool { return publish(t, c1, "things/s-1/status", 1, false) != 0 })
+	testenv.Eventually(t, 10*time.Second, "the policy change reaching the live session", func() bool { return publish(t, c1, "things/s-1/status", 1, false) != 0 })
 	// Abrupt disconnects: wills fire for both, if allowed.
 	cl1, _ := f.broker.Server().Clients.Get("s-1")
 	cl2, _ := f.broker.Server().Clients.Get("s-2")
 	cl1.Net.Conn.Close()
 	cl2.Net.Conn.Close()
 	obs.waitFor(t, "things/s-2/status")
-	time.Sleep(200 * time.Millisecond)
+	// mochi sends a will before it marks the client closed; once both are
+	// gone, a sentinel published now is queued to the observer after any
+	// will, and its arrival proves what was not sent.
+	f.waitGone(t, "s-1")
+	f.waitGone(t, "s-2")
+	if err := f.broker.Server().Publish("things/sentinel", []byte("x"), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	obs.waitFor(t, "things/sentinel")
 	for _, m := range obs.messages() {
 		if m.Topic == "things/s-1/status" && string(m.Payload) == "gone" {
 			t.Error("a will the policy no longer allows was published")

@@ -12,13 +12,14 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // waitWillDenied waits for the broker.denied event the broker records when
 // it withholds clientID's will to topic.
 func (f *fixture) waitWillDenied(t *testing.T, clientID, topic string) {
 	t.Helper()
-	eventually(t, "no broker.denied event for the will of "+clientID, func() bool {
+	testenv.Eventually(t, 10*time.Second, "a broker.denied event for the will of "+clientID, func() bool {
 		evs, _ := f.store.ListEvents(context.Background(), store.EventFilter{Type: "broker.denied", Subject: "client/" + clientID, Limit: 100})
 		for _, ev := range evs {
 			var d struct{ Action, Resource string }
@@ -81,7 +82,7 @@ func TestWillOnTakeover(t *testing.T) {
 	// s-1's will is forbidden by the time it is taken over: withheld.
 	old := f.connectWill(t, "s-1", 0)
 	f.denyStatus(t, "s-1")
-	eventually(t, "the policy change did not reach the live session", func() bool { return publish(t, old, "things/s-1/status", 1, false) != 0 })
+	testenv.Eventually(t, 10*time.Second, "the policy change reaching the live session", func() bool { return publish(t, old, "things/s-1/status", 1, false) != 0 })
 	newer := f.mustConnect("s-1", "s-1", []byte(f.token("s-1", "mqtt")))
 	f.waitWillDenied(t, "s-1", "things/s-1/status")
 	if got := publish(t, newer, "things/s-1/sentinel", 1, false); got != 0 {
@@ -144,7 +145,7 @@ func TestDisabledOfflineSessionEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 		if state == store.StateDisabled {
-			eventually(t, "the offline session of the disabled thing is still there", func() bool {
+			testenv.Eventually(t, 10*time.Second, "the offline session of the disabled thing going", func() bool {
 				_, ok := f.broker.Server().Clients.Get("s-1")
 				return !ok
 			})

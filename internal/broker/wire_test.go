@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // recordingConn keeps every byte the server sent, to tell afterwards which
@@ -308,7 +309,7 @@ func TestTopicAliases(t *testing.T) {
 // waitForPayload waits until a message on topic with payload arrives.
 func (c *client) waitForPayload(t *testing.T, topic, payload string) {
 	t.Helper()
-	eventually(t, "no message "+payload+" on "+topic, func() bool {
+	testenv.Eventually(t, 10*time.Second, "message "+payload+" on "+topic, func() bool {
 		for _, m := range c.messages() {
 			if m.Topic == topic && string(m.Payload) == payload {
 				return true
@@ -413,13 +414,13 @@ func TestReceiveRevokedAndRestored(t *testing.T) {
 	setPolicy(noTempReceive)
 	// Applied once a round's sentinel arrives without its temp; the
 	// sentinel is delivered after the temp, on the same session.
-	eventually(t, "iot:Receive was not withdrawn within 10s", func() bool {
+	testenv.Eventually(t, 10*time.Second, "iot:Receive being withdrawn", func() bool {
 		temp, sentinel := round()
 		waitReceived(t, received, sentinel)
 		return !received(temp)
 	})
 	setPolicy(telemetry)
-	eventually(t, "deliveries did not resume when iot:Receive was restored", func() bool {
+	testenv.Eventually(t, 10*time.Second, "deliveries resuming when iot:Receive is restored", func() bool {
 		temp, sentinel := round()
 		waitReceived(t, received, sentinel)
 		return received(temp)
@@ -431,7 +432,7 @@ func fmtRound(what string, n int) string { return fmt.Sprintf("%s %d", what, n) 
 // waitReceived waits until received(msg) holds.
 func waitReceived(t *testing.T, received func(string) bool, msg string) {
 	t.Helper()
-	eventually(t, "sentinel "+msg+" not received", func() bool { return received(msg) })
+	testenv.Eventually(t, 10*time.Second, "sentinel "+msg, func() bool { return received(msg) })
 }
 
 // TestV311SubackCodes: a filter the policy refuses gets SUBACK 0x80, the

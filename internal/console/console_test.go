@@ -761,13 +761,15 @@ func TestEventStreamEndsWhenTheClientGoes(t *testing.T) {
 		t.Fatalf("%d streams served, want 1", got)
 	}
 	cancel()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.streams.Load() != 0 {
-		if time.Now().After(deadline) {
-			f.api.CloseStreams() // so that the server can close
-			t.Fatal("the stream handler still runs after the client went away")
-		}
-		time.Sleep(5 * time.Millisecond)
+	defer f.closeStreamsIfRunning()
+	testenv.Eventually(t, 10*time.Second, "the stream handler ending after the client went away", func() bool { return f.streams.Load() == 0 })
+}
+
+// closeStreamsIfRunning ends the event streams still served, so that the
+// server can close when a test fails waiting for them to end.
+func (f *fixture) closeStreamsIfRunning() {
+	if f.streams.Load() != 0 {
+		f.api.CloseStreams()
 	}
 }
 
@@ -778,14 +780,8 @@ func TestEventStreamEndsAtLogout(t *testing.T) {
 	if r := f.change(s, "POST", "/console/api/logout", ""); r.status != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", r.status, r.raw)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for f.streams.Load() != 0 {
-		if time.Now().After(deadline) {
-			f.api.CloseStreams()
-			t.Fatal("the stream still runs after logout")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	defer f.closeStreamsIfRunning()
+	testenv.Eventually(t, 10*time.Second, "the stream ending at logout", func() bool { return f.streams.Load() == 0 })
 	if ev, ok := st.next(); ok {
 		t.Errorf("the stream sent %+v after logout", ev)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
@@ -45,30 +46,36 @@ func TestRecordCarriesActorAndDetails(t *testing.T) {
 	}
 }
 
+// TestWaitWakesOnNotify: a Wait blocked on an empty log returns the event
+// Notify announces at once, not at its next poll. In a synctest bubble,
+// synctest.Wait returns once Wait is blocked (no sleep to guess when), and
+// the bubble's clock proves no poll interval passed.
 func TestWaitWakesOnNotify(t *testing.T) {
-	l, s := newLog(t)
-	got := make(chan []store.Event, 1)
-	go func() {
-		evs, err := l.Wait(context.Background(), store.EventFilter{}, 30*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		l, s := newLog(t)
+		got := make(chan []store.Event, 1)
+		go func() {
+			evs, err := l.Wait(context.Background(), store.EventFilter{}, 30*time.Second)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- evs
+		}()
+		synctest.Wait()
+		start := time.Now()
+		ev, err := l.Record(context.Background(), s, "user.created", "user/bob", nil)
 		if err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
-		got <- evs
-	}()
-	time.Sleep(50 * time.Millisecond)
-	ev, err := l.Record(context.Background(), s, "user.created", "user/bob", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Notify(ev)
-	select {
-	case evs := <-got:
+		l.Notify(ev)
+		evs := <-got
 		if len(evs) != 1 || evs[0].ID != ev.ID {
 			t.Errorf("Wait = %+v, want the new event", evs)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Wait did not return after Notify")
-	}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("Wait returned after %v, want at once (on Notify, not a poll)", waited)
+		}
+	})
 }
 
 func TestWaitTimesOutAndCancels(t *testing.T) {

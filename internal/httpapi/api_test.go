@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
@@ -277,20 +278,49 @@ func TestConcurrentUpdatesOverHTTP(t *testing.T) {
 	})
 }
 
+// TestEventsLongPoll: a long poll blocked on /api/v1/events?wait= returns
+// the next event as soon as it is recorded. The handler is called directly
+// in a synctest bubble: synctest.Wait returns once the poll is blocked (no
+// sleep to guess when), and the bubble's clock shows it returned at once,
+// not at a poll interval or its timeout.
 func TestEventsLongPoll(t *testing.T) {
-	f := newFixture(t, storetest.SQLiteDSN(t))
-	r := f.do(t, f.admin, "GET", "/api/v1/events", "")
-	last := r.body["next"].(string)
-	done := make(chan response)
-	go func() { done <- f.do(t, f.admin, "GET", "/api/v1/events?wait=20s&after="+last, "") }()
-	time.Sleep(100 * time.Millisecond)
-	f.do(t, f.admin, "POST", "/api/v1/users", `{"username":"zoe","password":"long enough pw"}`)
-	got := <-done
-	items, _ := got.body["items"].([]any)
-	if len(items) != 1 || items[0].(map[string]any)["type"] != "user.created" {
-		t.Errorf("long poll returned %s, want the user.created event", got.raw)
-	}
-	if r := f.do(t, f.admin, "GET", "/api/v1/events?wait=1h", ""); r.status != 400 {
-		t.Errorf("wait=1h = %d, want 400", r.status)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		env := testenv.Core(t)
+		boot, err := env.Registry.EnsureBootstrap(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := httpapi.New(httpapi.Config{Registry: env.Registry, Events: env.Events, MaxBodyBytes: 4096})
+		do := func(method, path, body string) response {
+			req := httptest.NewRequestWithContext(t.Context(), method, path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+boot.Token)
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			r := response{status: rec.Code, header: rec.Header(), raw: rec.Body.String()}
+			_ = json.Unmarshal(rec.Body.Bytes(), &r.body)
+			return r
+		}
+		last := do("GET", "/api/v1/events", "").body["next"].(string)
+		done := make(chan response)
+		go func() { done <- do("GET", "/api/v1/events?wait=20s&after="+last, "") }()
+		synctest.Wait()
+		start := time.Now()
+		if r := do("POST", "/api/v1/users", `{"username":"zoe","password":"long enough pw"}`); r.status != http.StatusCreated {
+			t.Fatalf("create user: %d %s", r.status, r.raw)
+		}
+		got := <-done
+		items, _ := got.body["items"].([]any)
+		if len(items) != 1 || items[0].(map[string]any)["type"] != "user.created" {
+			t.Errorf("long poll returned %s, want the user.created event", got.raw)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("long poll returned %v after the event, want at once", waited)
+		}
+		if r := do("GET", "/api/v1/events?wait=1h", ""); r.status != 400 {
+			t.Errorf("wait=1h = %d, want 400", r.status)
+		}
+	})
 }

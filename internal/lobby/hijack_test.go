@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
@@ -51,13 +52,9 @@ func TestLobbyHijack(t *testing.T) {
 	}
 	// The attacker's session now holds the broad policy (a policy change
 	// re-binds live sessions): it may publish anywhere outside $gatehouse/.
-	deadline := time.Now().Add(10 * time.Second)
-	for publish(t, a, "things/anything", []byte("x")) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the broad policy did not reach the attacker's session")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "the broad policy reaching the attacker's session", func() bool {
+		return publish(t, a, "things/anything", []byte("x")) == 0
+	})
 
 	forged := []byte(`{"kind":"mqtt","endpoint":"mqtts://evil.example:8883","caChain":"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----"}`)
 	for _, topic := range []string{lobby.AssignmentTopic(fp), lobby.KnockTopic(fp)} {
@@ -81,14 +78,10 @@ func TestLobbyHijack(t *testing.T) {
 	if got := publish(t, v, lobby.KnockTopic(fp), []byte(`{"state":"factory default","config":"v2"}`)); got != 0 {
 		t.Fatalf("victim knock = %#x", got)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if d, _ := f.lobby.Get(context.Background(), fp); d.DeviceConfig == "v2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the device's own knock was not recorded")
-		}
-	}
+	testenv.Eventually(t, 10*time.Second, "the device's own knock recorded", func() bool {
+		d, _ := f.lobby.Get(context.Background(), fp)
+		return d.DeviceConfig == "v2"
+	})
 }
 
 // TestSDKRefusesForgedAssignment: a device waiting in the lobby

@@ -135,20 +135,19 @@ type client struct {
 
 func (c *client) waitFor(t *testing.T, topic string, match func([]byte) bool) []byte {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var got []byte
+	testenv.Eventually(t, 10*time.Second, "a matching message on "+topic, func() bool {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		for _, m := range c.got {
 			if m.Topic == topic && match(m.Payload) {
-				c.mu.Unlock()
-				return m.Payload
+				got = m.Payload
+				return true
 			}
 		}
-		c.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no matching message on %s", topic)
-	return nil
+		return false
+	})
+	return got
 }
 
 func (f *fixture) connect(clientID string, cert tls.Certificate) (*client, byte) {
@@ -198,17 +197,15 @@ func publish(t *testing.T, c *client, topic string, payload []byte) byte {
 
 func (f *fixture) waitState(fp, want string) *lobby.Device {
 	f.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, err := f.lobby.Get(context.Background(), fp)
-		if err == nil && d.State == want {
-			return d
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("device %s: state %v (%v), want %s", fp[:8], d, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var (
+		d   *lobby.Device
+		err error
+	)
+	testenv.Eventually(f.t, 10*time.Second, "device "+fp[:8]+" in state "+want, func() bool {
+		d, err = f.lobby.Get(context.Background(), fp)
+		return err == nil && d.State == want
+	})
+	return d
 }
 
 // The whole flow over MQTT: knock -> inlobby, claim -> commissioned ->

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 func TestDiscovery(t *testing.T) {
@@ -410,17 +411,10 @@ func TestRunBatchesEventsAndCaches(t *testing.T) {
 	if _, err := e.registry.UpdateThing(t.Context(), "sensor-1", 0, registryPatchState(disabled)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	testenv.Eventually(t, 2*time.Second, "the disabled thing refused tokens (401 invalid_client)", func() bool {
 		status, body := e.postForm(oauth.PathToken, url.Values{"grant_type": {"client_credentials"}}, "sensor-1", e.secrets["sensor-1"])
-		if status == 401 && body["error"] == "invalid_client" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("disabled thing still gets tokens: %d %v", status, body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return status == 401 && body["error"] == "invalid_client"
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

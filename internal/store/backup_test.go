@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/store"
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // TestBackupWhileWriting backs up a SQLite database while writers commit
@@ -45,6 +46,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		}
 	}
 	stop := make(chan struct{})
+	var written atomic.Int64 // pairs the writers below committed
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
@@ -61,10 +63,12 @@ func TestBackupWhileWriting(t *testing.T) {
 					errs <- err
 					return
 				}
+				written.Add(1)
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The backup starts while the writers are under way.
+	testenv.Eventually(t, 10*time.Second, "the writers committing 10 pairs", func() bool { return written.Load() >= 10 })
 	before := countEvents(t, s, "pair.a")
 	out := filepath.Join(dir, "backup", "copy.db")
 	if err := os.Mkdir(filepath.Dir(out), 0o700); err != nil {

@@ -2,6 +2,9 @@ package testenv_test
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +59,53 @@ func TestCoreClockAndCerts(t *testing.T) {
 	ca, err := env.Certs().CA(env.Ctx)
 	if err != nil || ca.Root() == nil {
 		t.Fatalf("CA = %v, %v", ca, err)
+	}
+}
+
+// TestEventually: it returns as soon as the condition holds, after the
+// condition held, and reports how long that took.
+func TestEventually(t *testing.T) {
+	start := time.Now()
+	n := 0
+	took := testenv.Eventually(t, 10*time.Second, "the third poll", func() bool { n++; return n == 3 })
+	if n != 3 {
+		t.Errorf("polled %d times, want 3", n)
+	}
+	if took <= 0 || took > time.Since(start) {
+		t.Errorf("took = %v, want in (0, %v]", took, time.Since(start))
+	}
+	if took := testenv.Eventually(t, time.Second, "true", func() bool { return true }); took > 100*time.Millisecond {
+		t.Errorf("a condition that holds at once took %v", took)
+	}
+}
+
+// failTB records Fatalf and stops the goroutine, as testing.T does.
+type failTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *failTB) Helper() {}
+func (f *failTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestEventuallyFails: a condition that never holds fails the test after
+// within, naming what was awaited and how long the test waited.
+func TestEventuallyFails(t *testing.T) {
+	f := &failTB{TB: t}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		testenv.Eventually(f, 50*time.Millisecond, "the impossible", func() bool { return false })
+	}()
+	<-done
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("failed after %v, before within passed", waited)
+	}
+	if !strings.HasPrefix(f.msg, "the impossible: not within 50ms (waited ") {
+		t.Errorf("failure = %q", f.msg)
 	}
 }
