@@ -78,7 +78,8 @@ func startServer(t *testing.T, args ...string) *server {
 	s.cmd = exec.Command(binary, append([]string{"serve", "--ready-file", ready, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--mqtts-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "GATEHOUSE_LOG_LEVEL=debug")
 	pr, pw := io.Pipe()
-	s.cmd.Stdout = io.MultiWriter(pw, lockedWriter{&s.mu, &s.stdout})
+	// The buffer first: once the scanner below has read a line, Stdout has it.
+	s.cmd.Stdout = io.MultiWriter(lockedWriter{&s.mu, &s.stdout}, pw)
 	s.cmd.Stderr = lockedWriter{&s.mu, &s.stderr}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -93,12 +94,17 @@ func startServer(t *testing.T, args ...string) *server {
 			t.Logf("server stdout:\n%s\nserver stderr:\n%s", s.Stdout(), s.Stderr())
 		}
 	})
-	found := make(chan struct{})
+	// The banner ends with its "data dir" line, or, on a first start, with
+	// the bootstrap credentials' "try:" line.
+	found, bootstrapped := make(chan struct{}), make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "data dir") {
+			if strings.Contains(sc.Text(), "  data dir  ") {
 				close(found)
+			}
+			if strings.Contains(sc.Text(), "  try: curl") {
+				close(bootstrapped)
 				break
 			}
 		}
@@ -122,6 +128,13 @@ func startServer(t *testing.T, args ...string) *server {
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("ready file: %v\n%s", err, b)
+	}
+	if r.AdminToken != "" {
+		select {
+		case <-bootstrapped:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the banner's bootstrap lines did not follow:\n%s", s.Stdout())
+		}
 	}
 	s.URL, s.Token, s.Pass = "http://"+r.HTTP, r.AdminToken, r.AdminPassword
 	s.MQTT, s.WS, s.MQTTS, s.HTTPS = r.MQTT, r.WS, r.MQTTS, r.HTTPS
