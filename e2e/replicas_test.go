@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -156,14 +155,7 @@ func (m *mqtt5Client) publish(t *testing.T, topic string) byte {
 // httpsPublish publishes to s's HTTP publish endpoint with a bearer token.
 func httpsPublish(t *testing.T, s *server, topic, token string) int {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", s.URL+"/topics/"+topic, strings.NewReader("hello"))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return httpsPublishBody(t, s, topic, token, "hello", "")
 }
 
 // TestReplicas runs three `gatehouse serve` processes on one PostgreSQL
