@@ -127,6 +127,9 @@ func clusterConnectSession(t *testing.T, s *server, clientID, token string, pers
 	m := &clusterClient{mqtt5Client: &mqtt5Client{gone: make(chan *paho.Disconnect, 1)}, msgs: make(chan received, 100)}
 	m.c = paho.NewClient(paho.ClientConfig{
 		Conn: packets.NewThreadSafeConn(conn),
+		// A PUBACK can wait up to 15s for the stream while NATS elects a
+		// new leader after a replica was killed (paho's default is 10s).
+		PacketTimeout: 30 * time.Second,
 		OnServerDisconnect: func(d *paho.Disconnect) {
 			select {
 			case m.gone <- d:
@@ -174,6 +177,20 @@ func (m *clusterClient) send(t *testing.T, topic, payload string, qos byte, reta
 	pr, err := m.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: []byte(payload)})
 	if err != nil || (pr != nil && pr.ReasonCode != 0) {
 		t.Fatalf("publish %s: %v %v", topic, pr, err)
+	}
+}
+
+// takenOver waits for the server to close the client's connection with
+// 0x8E (session taken over); what is the failure if it does not.
+func (m *clusterClient) takenOver(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case d := <-m.gone:
+		if d.ReasonCode != 0x8E {
+			t.Errorf("%s: disconnected with %#x, want 0x8E", what, d.ReasonCode)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal(what)
 	}
 }
 
@@ -234,7 +251,7 @@ func TestClusterReplicas(t *testing.T) {
 	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clpub","scopes":["publish"],"defaultPolicies":["cl-pub"]}`, 201)
 	a.admin(t, "POST", "/api/v1/thing-types", `{"name":"clsub","scopes":["read"],"defaultPolicies":["cl-sub"]}`, 201)
 	secrets := map[string]string{}
-	for thing, typ := range map[string]string{"pub": "clpub", "pub2": "clpub", "sub1": "clsub", "sub2": "clsub", "sub3": "clsub"} {
+	for thing, typ := range map[string]string{"pub": "clpub", "pub2": "clpub", "sub1": "clsub", "sub2": "clsub", "sub3": "clsub", "sub4": "clsub"} {
 		a.admin(t, "POST", "/api/v1/things", `{"name":"`+thing+`","thingType":"`+typ+`"}`, 201)
 		secrets[thing] = a.admin(t, "POST", "/api/v1/things/"+thing+"/secret", "", 201)["clientSecret"].(string)
 	}
@@ -336,14 +353,7 @@ func TestClusterReplicas(t *testing.T) {
 	// session there, so that it does not queue messages nobody collects:
 	// coming back to C, sub2 finds no session present.
 	subA2 := clusterConnect(t, a, "sub2", sub2Tok)
-	select {
-	case d := <-subC.gone:
-		if d.ReasonCode != 0x8E {
-			t.Errorf("C disconnected sub2 with %#x, want 0x8E", d.ReasonCode)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("sub2 connected on A stayed connected on C")
-	}
+	subC.takenOver(t, "sub2 connected on A stayed connected on C")
 	// (C ends it once the connection is closed, just after the 0x8E.)
 	testenv.Eventually(t, 10*time.Second, "C ends sub2's session", func() bool {
 		return strings.Contains(c.Stderr(), "session ended: client id taken over on another replica")
@@ -352,14 +362,7 @@ func TestClusterReplicas(t *testing.T) {
 	if present {
 		t.Error("sub2's session taken over on A was still present on C")
 	}
-	select {
-	case d := <-subA2.gone:
-		if d.ReasonCode != 0x8E {
-			t.Errorf("A disconnected sub2 with %#x, want 0x8E", d.ReasonCode)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("sub2 back on C stayed connected on A")
-	}
+	subA2.takenOver(t, "sub2 back on C stayed connected on A")
 	_ = back.c.Disconnect(&paho.Disconnect{})
 	subA2 = clusterConnect(t, a, "sub2", sub2Tok)
 	subA2.subscribe(t, "cl/ret")
@@ -367,19 +370,40 @@ func TestClusterReplicas(t *testing.T) {
 	subA2.expect(t, "subscribing on A after the clear on B", "cl/ret", "sentinel")
 	subA.expect(t, "sentinel on the first subscriber", "cl/ret", "sentinel")
 
+	// A persistent session moves with its client: sub4, subscribed on A,
+	// connects on B with clean start false. A's connection is taken over
+	// (0x8E); B resumes the session from the cluster (session present),
+	// so sub4 receives there without subscribing again.
+	sub4Tok := token(a, "sub4", "read")
+	sub4A, _ := clusterConnectSession(t, a, "sub4", sub4Tok, true, nil)
+	sub4A.subscribe(t, "cl/ok")
+	sub4B, present := clusterConnectSession(t, b, "sub4", sub4Tok, true, nil)
+	if !present {
+		t.Error("sub4's session from A not present on B")
+	}
+	sub4A.takenOver(t, "sub4 connected on B stayed connected on A")
+	pubB.send(t, "cl/ok", "to sub4 on B", 1, false)
+	sub4B.expect(t, "sub4's subscription resumed on B", "cl/ok", "to sub4 on B")
+	subA.expect(t, "the first subscriber too", "cl/ok", "to sub4 on B")
+	// sub4 leaves B (its session stays there, offline), then connects on
+	// A with clean start: the session is discarded everywhere, so coming
+	// back persistent on C, it has none.
+	_ = sub4B.c.Disconnect(&paho.Disconnect{})
+	sub4Clean := clusterConnect(t, a, "sub4", sub4Tok)
+	testenv.Eventually(t, 10*time.Second, "B ends sub4's offline session", func() bool {
+		return strings.Contains(b.Stderr(), "offline session ended: client id connected on another replica")
+	})
+	_ = sub4Clean.c.Disconnect(&paho.Disconnect{})
+	if _, present := clusterConnectSession(t, c, "sub4", sub4Tok, true, nil); present {
+		t.Error("sub4's session present on C after a clean start on A")
+	}
+
 	// A client id taken over across replicas: its will is published by the
 	// replica that loses it, and reaches subscribers everywhere.
 	pub2Tok := token(c, "pub2", "publish")
 	willOnC, _ := clusterConnectSession(t, c, "pub2", pub2Tok, false, &paho.WillMessage{Topic: "cl/ok", Payload: []byte("pub2's will"), QoS: 1})
 	clusterConnect(t, a, "pub2", pub2Tok)
-	select {
-	case d := <-willOnC.gone:
-		if d.ReasonCode != 0x8E {
-			t.Errorf("C disconnected pub2 with %#x, want 0x8E", d.ReasonCode)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("pub2 connected on A stayed connected on C")
-	}
+	willOnC.takenOver(t, "pub2 connected on A stayed connected on C")
 	subA.expect(t, "the will of pub2 taken over from C", "cl/ok", "pub2's will")
 
 	// A's connections view shows pub's connection on B, labelled.
@@ -411,14 +435,14 @@ func TestClusterReplicas(t *testing.T) {
 	}
 	subA.expect(t, "HTTPS on B after C was killed", "cl/ok", "https after kill")
 
-	// C's client reconnects to B with clean start false: its session
-	// stayed on C (docs/deploy.md), so it subscribes again and receives
-	// what is published on D.
+	// C's client reconnects to B with clean start false: B resumes its
+	// session from the cluster (session present, its subscription kept;
+	// what was queued on C is not carried, docs/deploy.md), so it
+	// receives what is published on D without subscribing again.
 	onB, present := clusterConnectSession(t, b, "sub3", sub3Tok, true, nil)
-	if present {
-		t.Error("sub3's session from the killed C present on B")
+	if !present {
+		t.Error("sub3's session from the killed C not present on B")
 	}
-	onB.subscribe(t, "cl/ok")
 	if code := httpsPublishBody(t, d, "cl/ok", pubTok, "to sub3 on B", "qos=1"); code != 200 {
 		t.Fatalf("HTTPS publish on D after the kill = %d", code)
 	}

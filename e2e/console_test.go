@@ -33,11 +33,7 @@ func browserTools(t *testing.T) (node, chromium string) {
 	}
 	missing := func(format string, args ...any) {
 		t.Helper()
-		msg := fmt.Sprintf(format, args...)
-		if os.Getenv("GATEHOUSE_TEST_BROWSER_REQUIRED") == "1" {
-			t.Fatal(msg + " (GATEHOUSE_TEST_BROWSER_REQUIRED=1)")
-		}
-		t.Skip(msg)
+		missingBrowserTool(t, fmt.Sprintf(format, args...))
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -54,6 +50,17 @@ func browserTools(t *testing.T) (node, chromium string) {
 		missing("browser test dependencies are not installed (npm ci --prefix e2e/browser)")
 	}
 	return node, chromium
+}
+
+// missingBrowserTool skips the test for want of a browser-test tool (node,
+// Chromium, the npm packages), or fails it under
+// GATEHOUSE_TEST_BROWSER_REQUIRED=1 (CI).
+func missingBrowserTool(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("GATEHOUSE_TEST_BROWSER_REQUIRED") == "1" {
+		t.Fatal(msg + " (GATEHOUSE_TEST_BROWSER_REQUIRED=1)")
+	}
+	t.Skip(msg)
 }
 
 // TestConsoleBrowser drives the web console in a real Chromium
@@ -181,7 +188,7 @@ func TestConsoleBrowser(t *testing.T) {
 	})
 
 	// A device-flow request of a thing whose approver becomes its owner.
-	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"tv","scopes":["publish"],"approverRelation":"owner"}`, 201)
+	s.admin(t, "POST", "/api/v1/thing-types", `{"name":"tv","scopes":["publish"],"scopeDescriptions":{"publish":"Show what is playing"},"approverRelation":"owner"}`, 201)
 	s.admin(t, "POST", "/api/v1/things", `{"name":"tv-1","thingType":"tv"}`, 201)
 	secret := s.admin(t, "POST", "/api/v1/things/tv-1/secret", "", 201)["clientSecret"].(string)
 	s.admin(t, "POST", "/api/v1/users", `{"username":"alice","password":"correct horse battery","roles":["user"]}`, 201)

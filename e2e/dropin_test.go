@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -652,5 +653,50 @@ func TestDropInSyncWatchFromEnvironment(t *testing.T) {
 	}
 	if strings.Contains(werr.String(), "sync aws-iot:") {
 		t.Errorf("a round failed: %s", werr.String())
+	}
+}
+
+// TestDropInProvisioningTemplatesAWSCLI: the AWS CLI v2's fleet
+// provisioning commands, as an AWS IoT user types them, against /aws-iot.
+func TestDropInProvisioningTemplatesAWSCLI(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--data-dir", t.TempDir())
+	sh := newAWSShell(t, s)
+	body := `{"Parameters":{"SerialNumber":{"Type":"String"}},"Resources":{"thing":{"Type":"AWS::IoT::Thing","Properties":{"ThingName":{"Ref":"SerialNumber"}}}}}`
+	role := "ROLE=arn:aws:iam::123456789012:role/Provisioning"
+	created := sh.json(t, `aws iot create-provisioning-template --template-name fleet --description sensors --enabled --provisioning-role-arn "$ROLE" --template-body "$BODY" $EP`, role, "BODY="+body)
+	if created["templateName"] != "fleet" || created["defaultVersionId"] != float64(1) || !strings.Contains(fmt.Sprint(created["templateArn"]), ":provisioningtemplate/fleet") {
+		t.Errorf("create-provisioning-template = %v", created)
+	}
+	if out, err := sh.run(t, `aws iot create-provisioning-template --template-name fleet --provisioning-role-arn "$ROLE" --template-body "$BODY" $EP`, role, "BODY="+body); err == nil || !strings.Contains(out, "ResourceAlreadyExistsException") {
+		t.Errorf("create-provisioning-template twice: %v\n%s", err, out)
+	}
+	if out, err := sh.run(t, `aws iot create-provisioning-template --template-name bad --provisioning-role-arn "$ROLE" --template-body '{"Resources":{"x":{"Type":"AWS::S3::Bucket"}}}' $EP`, role); err == nil || !strings.Contains(out, "InvalidRequestException") {
+		t.Errorf("create-provisioning-template with a bad body: %v\n%s", err, out)
+	}
+	v2 := sh.json(t, `aws iot create-provisioning-template-version --template-name fleet --set-as-default --template-body "$BODY" $EP`,
+		"BODY="+strings.Replace(body, `{"Ref":"SerialNumber"}`, `{"Fn::Join":["-",["s",{"Ref":"SerialNumber"}]]}`, 1))
+	if v2["versionId"] != float64(2) || v2["isDefaultVersion"] != true {
+		t.Errorf("create-provisioning-template-version = %v", v2)
+	}
+	sh.must(t, `aws iot update-provisioning-template --template-name fleet --no-enabled $EP`)
+	d := sh.json(t, `aws iot describe-provisioning-template --template-name fleet $EP`)
+	if d["defaultVersionId"] != float64(2) || d["enabled"] != false || !strings.Contains(fmt.Sprint(d["templateBody"]), "Fn::Join") {
+		t.Errorf("describe-provisioning-template = %v", d)
+	}
+	if vs := sh.json(t, `aws iot list-provisioning-template-versions --template-name fleet $EP`); len(vs["versions"].([]any)) != 2 {
+		t.Errorf("list-provisioning-template-versions = %v", vs)
+	}
+	if l := sh.json(t, `aws iot list-provisioning-templates $EP`); !strings.Contains(jsonString(l), `"templateName":"fleet"`) {
+		t.Errorf("list-provisioning-templates = %v", l)
+	}
+	sh.must(t, `aws iot update-provisioning-template --template-name fleet --enabled $EP`)
+	claim := sh.json(t, `aws iot create-provisioning-claim --template-name fleet $EP`)
+	if kp, _ := claim["keyPair"].(map[string]any); kp == nil || !strings.Contains(fmt.Sprint(kp["PrivateKey"]), "PRIVATE KEY") || !strings.Contains(fmt.Sprint(claim["certificatePem"]), "BEGIN CERTIFICATE") {
+		t.Errorf("create-provisioning-claim = %v", claim)
+	}
+	sh.must(t, `aws iot delete-provisioning-template --template-name fleet $EP`)
+	if out, err := sh.run(t, `aws iot describe-provisioning-template --template-name fleet $EP`); err == nil || !strings.Contains(out, "ResourceNotFoundException") {
+		t.Errorf("describe-provisioning-template after delete: %v\n%s", err, out)
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,12 +187,24 @@ func TestSDKJoinLobbyRefused(t *testing.T) {
 
 // TestDeviceLobbyCLI: `gatehouse device lobby` waits in the lobby until
 // the device is claimed with `gatehouse lobby claim`, then prints where it
-// arrived.
+// arrived. Started before its manufacturer CA is registered, it is refused
+// and tries again rather than exiting.
 func TestDeviceLobbyCLI(t *testing.T) {
 	t.Parallel()
+	for _, lateCA := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lateCA=%v", lateCA), func(t *testing.T) {
+			t.Parallel()
+			testDeviceLobbyCLI(t, lateCA)
+		})
+	}
+}
+
+func testDeviceLobbyCLI(t *testing.T, lateCA bool) {
 	s := startServer(t, "--data-dir", t.TempDir())
 	caPEM, device, devicePEM, fp := manufacturer(t, "meter-5")
-	setupLobby(t, s, caPEM)
+	if !lateCA {
+		setupLobby(t, s, caPEM)
+	}
 	dir := t.TempDir()
 	keyDER, err := x509.MarshalPKCS8PrivateKey(device.PrivateKey)
 	if err != nil {
@@ -214,6 +228,12 @@ func TestDeviceLobbyCLI(t *testing.T) {
 			"--state-dir", filepath.Join(dir, "state"), "--knock-interval", "300ms")
 		done <- result{out, errOut, err}
 	}()
+	if lateCA {
+		testenv.Eventually(t, 30*time.Second, "the server refusing the device's first connect", func() bool {
+			return strings.Contains(s.Stdout()+s.Stderr(), "client="+fp)
+		})
+		setupLobby(t, s, caPEM)
+	}
 	awaitLobbyState(t, s, fp, "inlobby")
 	if out, errOut, err := s.cli(t, "", "lobby", "claim", "GH1:"+fp, "--target", "here"); err != nil {
 		t.Fatalf("gatehouse lobby claim: %v %s %s", err, out, errOut)

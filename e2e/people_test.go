@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +12,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -192,20 +196,58 @@ func authCodePKCE(t *testing.T, s *server, clientID, user, pass string) string {
 	return tok["access_token"].(string)
 }
 
-// deviceFlowToken gets a person's token with the device flow of the
-// public gatehouse-cli client, approving on the verification page.
+// deviceFlowToken gets a person's token as a person does: `gatehouse
+// device-login` (the SDK's device flow as the public gatehouse-cli
+// client), approved on the verification page it prints.
 func deviceFlowToken(t *testing.T, s *server, user, pass string) string {
 	t.Helper()
-	code, da := postForm(t, s.URL+"/oauth2/device/code", url.Values{"client_id": {"gatehouse-cli"}, "scope": {"openid"}})
-	if code != 200 {
-		t.Fatalf("device code = %d %v", code, da)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "device-login", "--scope", "openid")
+	cmd.Env = append(os.Environ(), "GATEHOUSE_SERVER="+s.URL)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	approveInBrowser(t, s, da["verification_uri_complete"].(string), user, pass, "gatehouse-cli")
-	code, tok := postForm(t, s.URL+"/oauth2/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da["device_code"].(string)}, "client_id": {"gatehouse-cli"}})
-	if code != 200 || tok["access_token"] == nil {
-		t.Fatalf("device token = %d %v", code, tok)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	return tok["access_token"].(string)
+	var said strings.Builder
+	uri := ""
+	for sc := bufio.NewScanner(stderr); uri == "" && sc.Scan(); {
+		said.WriteString(sc.Text() + "\n")
+		if u, ok := strings.CutPrefix(sc.Text(), "(or open "); ok {
+			uri = strings.TrimSuffix(u, ")")
+		}
+	}
+	// Read the rest to the end so that the command never blocks on it;
+	// Wait only once it is read.
+	rest := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(stderr)
+		rest <- string(b)
+	}()
+	if uri == "" {
+		said.WriteString(<-rest)
+		cmd.Wait()
+		t.Fatalf("device-login printed no verification URI:\n%s", said.String())
+	}
+	approveInBrowser(t, s, uri, user, pass, "gatehouse-cli")
+	said.WriteString(<-rest)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("device-login: %v\n%s", err, said.String())
+	}
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+		Scope        string `json:"scope"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &tok); err != nil || tok.AccessToken == "" || tok.RefreshToken == "" || !strings.Contains(tok.Scope, "openid") {
+		t.Fatalf("device-login printed %q (%v), want access and refresh tokens with scope openid", out.String(), err)
+	}
+	return tok.AccessToken
 }
 
 // mqttPeer is an MQTT 5 connection that keeps what it receives.
@@ -223,6 +265,13 @@ func tryMQTT(t *testing.T, s *server, clientID, username, token string) (*mqttPe
 	if err != nil {
 		t.Fatal(err)
 	}
+	return connectPeer(t, conn, &paho.Connect{ClientID: clientID, Username: username, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: true})
+}
+
+// connectPeer sends connect over conn; it returns the client (nil if
+// refused, conn closed) and the CONNACK reason code.
+func connectPeer(t *testing.T, conn net.Conn, connect *paho.Connect) (*mqttPeer, byte) {
+	t.Helper()
 	m := &mqttPeer{}
 	m.c = paho.NewClient(paho.ClientConfig{
 		Conn: packets.NewThreadSafeConn(conn),
@@ -236,9 +285,9 @@ func tryMQTT(t *testing.T, s *server, clientID, username, token string) (*mqttPe
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	ca, err := m.c.Connect(ctx, &paho.Connect{ClientID: clientID, Username: username, UsernameFlag: true, Password: []byte(token), PasswordFlag: true, KeepAlive: 30, CleanStart: true})
+	ca, err := m.c.Connect(ctx, connect)
 	if ca == nil {
-		t.Fatalf("connect %s: %v", clientID, err)
+		t.Fatalf("connect %s: %v", connect.ClientID, err)
 	}
 	if ca.ReasonCode != 0 {
 		conn.Close()

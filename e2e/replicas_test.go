@@ -33,10 +33,17 @@ const replicaIssuer = "http://gatehouse.test"
 // the DSN.
 func startReplicas(t *testing.T, n int) ([]*server, string) {
 	t.Helper()
+	return startReplicasWith(t, n, "")
+}
+
+// startReplicasWith is startReplicas with more settings (YAML) in the
+// shared configuration file.
+func startReplicasWith(t *testing.T, n int, settings string) ([]*server, string) {
+	t.Helper()
 	dsn := storetest.PostgresDSN(t) // skips without GATEHOUSE_TEST_POSTGRES
 	shared := t.TempDir()
 	cfg := filepath.Join(shared, "gatehouse.yaml")
-	yaml := "secrets:\n  masterKeyFile: " + filepath.Join(shared, "master.key") + "\n"
+	yaml := "secrets:\n  masterKeyFile: " + filepath.Join(shared, "master.key") + "\n" + settings
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -156,7 +156,7 @@ func TestSeed003TokenAsMQTTPassword(t *testing.T) {
 	_, metrics := curl(t, "GET", s.URL+"/metrics", "", "")
 	for _, want := range []string{`gatehouse_mqtt_connects_total{result="accepted"}`, `gatehouse_mqtt_connects_total{result="refused"}`,
 		`gatehouse_mqtt_denied_total{action="iot:Publish"}`, "gatehouse_mqtt_messages_received_total", "gatehouse_mqtt_clients_connected",
-		`gatehouse_oauth_tokens_issued_total{grant="client_credentials"} 2`} {
+		`gatehouse_oauth_tokens_issued_total{grant="client_credentials"} 2`, "gatehouse_mqtt_events_dropped_total 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -101,6 +101,7 @@ func main() {
 	registerCorpus(csrs)
 	oauthCorpus()
 	authnCorpus()
+	fleetprovCorpus()
 	fmt.Printf("fuzz corpus: %d files written, %d kept\n", written, kept)
 }
 
@@ -196,7 +197,7 @@ const lobbyAssumeRole = `{
 }`
 
 // authorizerResponse is the policy an AWS IoT custom authorizer returns
-// (reference/mqtt-broker-and-aws-authorizer.md section 3).
+// (AWS IoT Core's custom authorizer response format).
 const authorizerResponse = `{"Version":"2012-10-17","Statement":[
    {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/myClientName"},
    {"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/telemetry/${iot:ClientId}"}]}`
@@ -210,10 +211,10 @@ func policyCorpus() {
 	parse := func(name, doc, resource, clientID string) {
 		write(pkg, "FuzzParse", name, byts([]byte(doc)), str(resource), str(clientID))
 	}
-	parse("seed-002-registration-policy", registrationPolicy, "tlm/x/sensor-42/d2c", "sensor-42")
-	parse("seed-002-registration-policy-shadow", registrationPolicy, "$aws/things/sensor-42/shadow/update/accepted", "sensor-42")
-	parse("seed-004-commissioner-role", lobbyCommissionerPolicy, "*", "lobby")
-	parse("seed-004-assume-role-single-statement", lobbyAssumeRole, "lobby_commissioner_role", "x")
+	parse("registration-policy", registrationPolicy, "tlm/x/sensor-42/d2c", "sensor-42")
+	parse("registration-policy-shadow", registrationPolicy, "$aws/things/sensor-42/shadow/update/accepted", "sensor-42")
+	parse("commissioner-role", lobbyCommissionerPolicy, "*", "lobby")
+	parse("assume-role-single-statement", lobbyAssumeRole, "lobby_commissioner_role", "x")
 	parse("aws-custom-authorizer-response", authorizerResponse, "telemetry/myClientName", "myClientName")
 	parse("deny-wins", policyDoc(`{"Effect":"Allow","Action":"iot:*","Resource":"*"}`,
 		`{"Effect":"Deny","Action":["iot:Publish","iot:Receive"],"Resource":"arn:aws:iot:*:*:topic/$aws/*"}`), "$aws/things/a/shadow/update", "a")
@@ -514,8 +515,8 @@ func registerCorpus(csrs map[string]string) {
 		return str(string(b))
 	}
 	// The registration contract: {"thingName", "version"}, optional csr.
-	write(pkg, "FuzzRegister", "seed-002-minimal", str(`{"thingName": "multa-sensor-0001", "version": "1.0.0"}`))
-	write(pkg, "FuzzRegister", "seed-002-pretty", str("{\n  \"thingName\": \"multa-sensor-0002\",\n  \"version\": \"v2\"\n}\n"))
+	write(pkg, "FuzzRegister", "register-minimal", str(`{"thingName": "multa-sensor-0001", "version": "1.0.0"}`))
+	write(pkg, "FuzzRegister", "register-pretty", str("{\n  \"thingName\": \"multa-sensor-0002\",\n  \"version\": \"v2\"\n}\n"))
 	for _, name := range []string{"p256", "ed25519", "rsa2048", "rsa1024-weak", "p256-asks-for-ca", "p256-unknown-critical-ext", "p384"} {
 		write(pkg, "FuzzRegister", "csr-"+name, body(map[string]string{"thingName": "sensor-42", "version": "1", "csr": csrs[name]}))
 	}
@@ -707,8 +708,8 @@ func authnCorpus() {
 	const pkg = "internal/authn"
 	tok := es256(map[string]any{"alg": "ES256", "kid": "kid-1", "typ": "at+jwt"},
 		map[string]any{"iss": "http://127.0.0.1:8080", "sub": "s-1", "exp": 1796003600, "jti": "j", "client_id": "s-1", "scope": "mqtt"})
-	// An AWS-style signature: RSA-SHA256 of the token, base64, URL-escaped
-	// (reference/mqtt-broker-and-aws-authorizer.md section 3).
+	// An AWS-style signature: RSA-SHA256 of the token, base64, URL-escaped,
+	// as AWS IoT's custom authorizers verify token signatures.
 	sum := sha256.Sum256([]byte(tok))
 	rsaSig, err := rsa.SignPKCS1v15(nil, rsaKey(2048), crypto.SHA256, sum[:])
 	if err != nil {
@@ -753,4 +754,28 @@ func authnCorpus() {
 	} {
 		write(pkg, "FuzzAuthenticateUsername", name, str(up[0]), str(up[1]))
 	}
+}
+
+// fleetprovCorpus seeds the provisioning template evaluator (AWS's fleet
+// provisioning sample template and the intrinsic functions it supports) and
+// the CBOR decoder of the /cbor topics.
+func fleetprovCorpus() {
+	const pkg = "internal/fleetprov"
+	sample := `{"Parameters":{"DeviceLocation":{"Type":"String"},"AWS::IoT::Certificate::Id":{"Type":"String"},"SerialNumber":{"Type":"String"}},` +
+		`"Mappings":{"LocationTable":{"Seattle":{"LocationUrl":"https://example.aws"}}},` +
+		`"Resources":{"thing":{"Type":"AWS::IoT::Thing","Properties":{"ThingName":{"Fn::Join":["",["ThingPrefix_",{"Ref":"SerialNumber"}]]},"AttributePayload":{"version":"v1"}}},` +
+		`"certificate":{"Type":"AWS::IoT::Certificate","Properties":{"CertificateId":{"Ref":"AWS::IoT::Certificate::Id"},"Status":"Active"}},` +
+		`"policy":{"Type":"AWS::IoT::Policy","Properties":{"PolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}}}},` +
+		`"DeviceConfiguration":{"LocationUrl":{"Fn::FindInMap":["LocationTable",{"Ref":"DeviceLocation"},"LocationUrl"]}}}`
+	write(pkg, "FuzzTemplate", "aws-sample", byts([]byte(sample)), str("1"), str("Seattle"))
+	write(pkg, "FuzzTemplate", "conditions", byts([]byte(`{"Parameters":{"SerialNumber":{},"DeviceLocation":{"Default":"x"}},`+
+		`"Conditions":{"Here":{"Fn::And":[{"Fn::Equals":[{"Ref":"DeviceLocation"},"x"]},{"Fn::Not":[{"Fn::Equals":["a","b"]}]}]},"There":{"Fn::Or":[{"Condition":"Here"},{"Fn::Equals":["1","1"]}]}},`+
+		`"Resources":{"t":{"Type":"AWS::IoT::Thing","Condition":"There","Properties":{"ThingName":{"Fn::If":["Here",{"Fn::Sub":"s-${SerialNumber}-${!x}"},"other"]},`+
+		`"ThingGroups":[{"Fn::Select":["1",{"Fn::Split":[",",{"Ref":"SerialNumber"}]}]}]}}}}`)), str("a,b"), str("x"))
+	write(pkg, "FuzzTemplate", "self-condition", byts([]byte(`{"Conditions":{"C":{"Fn::Not":[{"Condition":"C"}]}},"Resources":{"t":{"Type":"AWS::IoT::Thing","Condition":"C","Properties":{"ThingName":"x"}}}}`)), str(""), str(""))
+	write(pkg, "FuzzTemplate", "deep", byts([]byte(`{"Resources":{"t":{"Type":"AWS::IoT::Thing","Properties":{"ThingName":`+strings.Repeat(`{"Fn::Join":["",[`, 40)+`"x"`+strings.Repeat(`]]}`, 40)+`}}}}`)), str(""), str(""))
+	write(pkg, "FuzzCBOR", "empty-map", byts([]byte{0xa0}))
+	write(pkg, "FuzzCBOR", "register-thing", byts([]byte("\xa2\x78\x19certificateOwnershipToken\x63tok\x6aparameters\xa1\x6cSerialNumber\x611")))
+	write(pkg, "FuzzCBOR", "huge-length", byts([]byte{0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}))
+	write(pkg, "FuzzCBOR", "nested", byts([]byte(strings.Repeat("\x81", 40)+"\x00")))
 }

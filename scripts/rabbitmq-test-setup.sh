@@ -1,7 +1,9 @@
 #!/bin/sh
 # Prepare a local RabbitMQ for internal/authorizer's end-to-end test
 # (TestRabbitMQEndToEnd): the MQTT plugin on 127.0.0.1:$PORT (1883 is often
-# Mosquitto's), no anonymous MQTT logins, and the HTTP auth backend plugin.
+# Mosquitto's), no anonymous MQTT logins, the HTTP auth backend plugin, and
+# the management plugin (HTTP API on 127.0.0.1:15672, guest/guest), through
+# which Gatehouse closes the connections of revoked or expired credentials.
 # The test itself points the HTTP backend at its own server at runtime and
 # restores RabbitMQ's auth settings afterwards. Safe to run repeatedly.
 #
@@ -32,15 +34,18 @@ fi
 rabbitmqctl -q eval "application:load(rabbitmq_mqtt),
   application:set_env(rabbitmq_mqtt, tcp_listeners, [{\"127.0.0.1\", $PORT}]),
   application:set_env(rabbitmq_mqtt, allow_anonymous, false)." >/dev/null
-rabbitmq-plugins -q enable rabbitmq_auth_backend_http rabbitmq_mqtt >/dev/null
+rabbitmq-plugins -q enable rabbitmq_auth_backend_http rabbitmq_mqtt rabbitmq_management >/dev/null
 rabbitmqctl -q eval 'application:ensure_all_started(rabbitmq_mqtt).' >/dev/null
 
+listening() {
+	rabbitmqctl -q eval "case gen_tcp:connect({127,0,0,1}, $1, []) of {ok, S} -> gen_tcp:close(S), ok; E -> E end." | grep -qx ok
+}
 for _ in $(seq 1 30); do
-	if rabbitmqctl -q eval "case gen_tcp:connect({127,0,0,1}, $PORT, []) of {ok, S} -> gen_tcp:close(S), ok; E -> E end." | grep -qx ok; then
-		echo "RabbitMQ MQTT listening on 127.0.0.1:$PORT"
+	if listening "$PORT" && listening 15672; then
+		echo "RabbitMQ MQTT listening on 127.0.0.1:$PORT, management API on 127.0.0.1:15672"
 		exit 0
 	fi
 	sleep 1
 done
-echo "RabbitMQ MQTT is not listening on 127.0.0.1:$PORT" >&2
+echo "RabbitMQ MQTT (127.0.0.1:$PORT) or its management API (127.0.0.1:15672) is not listening" >&2
 exit 1

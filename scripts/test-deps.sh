@@ -13,11 +13,15 @@
 #                  GATEHOUSE_TEST_POSTGRES= (empty) skips PostgreSQL; another
 #                  URL is only checked, never managed.
 #   Mosquitto's command-line clients (mosquitto-clients), curl, jq, openssl,
-#                  the AWS CLI v2 (awscli).
+#                  the AWS CLI v2 (awscli), HAProxy (haproxy).
+#   Mosquitto      the broker (mosquitto; its service is left as it is) and the
+#                  headers the plugin is built with (mosquitto-dev,
+#                  libmosquitto-dev, libssl-dev, gcc), for e2e/mosquitto_test.go.
 #   Chromium (/usr/bin/chromium, or $CHROMIUM), Node.js and npm, and the
-#                  console browser tests' packages (npm ci --prefix e2e/browser).
+#                  console browser tests' packages and the AWS IoT Device SDK of the
+#                  fleet provisioning test (npm ci --prefix e2e/browser).
 #                  GATEHOUSE_TEST_BROWSER_REQUIRED=0 skips them.
-#   RabbitMQ       (rabbitmq-server) with its MQTT and HTTP-auth plugins
+#   RabbitMQ       (rabbitmq-server) with its MQTT, HTTP-auth and management plugins
 #                  (scripts/rabbitmq-test-setup.sh).
 #                  GATEHOUSE_TEST_RABBITMQ_REQUIRED=0 skips it.
 #
@@ -66,9 +70,20 @@ have mosquitto_pub || need "mosquitto_pub/mosquitto_sub" mosquitto-clients
 have curl || need curl curl
 have jq || need jq jq
 have openssl || need openssl openssl
+# The Mosquitto plugin (cmd/gatehouse-mosquitto, cgo) and the broker that
+# loads it in e2e/mosquitto_test.go.
+[ -x /usr/sbin/mosquitto ] || need "the Mosquitto broker" mosquitto
+[ -f /usr/include/mosquitto_plugin.h ] && [ -f /usr/include/mosquitto_broker.h ] && [ -f /usr/include/mosquitto.h ] ||
+	need "Mosquitto's plugin headers" mosquitto-dev libmosquitto-dev
+[ -f /usr/include/openssl/x509.h ] || need "OpenSSL's headers (the plugin reads client certificates)" libssl-dev
+have gcc || need "a C compiler (cgo, for the Mosquitto plugin)" gcc
 # The AWS CLI v2 (Debian's awscli is 2.x) runs the seeds' aws iot commands
 # against /aws-iot (e2e/dropin_test.go).
 have aws && aws --version 2>&1 | grep -q '^aws-cli/2\.' || [ -x /usr/bin/aws ] || need "the AWS CLI" awscli
+# HAProxy in front of replicas (e2e/haproxy_test.go starts its own process
+# with the configuration docs/deploy.md shows; Debian's service, which has no
+# listeners, is not used).
+have haproxy || [ -x /usr/sbin/haproxy ] || need HAProxy haproxy
 
 # PostgreSQL.
 default_pg="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -127,21 +142,21 @@ else
 	if [ ! -f e2e/browser/node_modules/playwright-core/package.json ] || [ "$lock" -nt "$installed" ]; then
 		say "installing the browser tests' npm packages (npm ci --prefix e2e/browser)"
 		npm ci --prefix e2e/browser --no-audit --no-fund --prefer-offline >/dev/null ||
-			fail "npm ci --prefix e2e/browser failed: the console browser tests need playwright-core"
+			fail "npm ci --prefix e2e/browser failed: the console browser tests need playwright-core, the fleet provisioning test aws-iot-device-sdk-v2"
 	fi
 fi
 
-# RabbitMQ with its MQTT and HTTP auth plugins.
+# RabbitMQ with its MQTT, HTTP auth and management plugins.
 if [ "${GATEHOUSE_TEST_RABBITMQ_REQUIRED:-1}" = 0 ]; then
 	say "GATEHOUSE_TEST_RABBITMQ_REQUIRED=0: the RabbitMQ adapter test will skip"
 else
 	have rabbitmqctl || need RabbitMQ rabbitmq-server
-	if (exec 3<>/dev/tcp/127.0.0.1/"${RABBITMQ_MQTT_PORT:-11883}") 2>/dev/null; then
-		: # set up already: its MQTT listener answers
+	if (exec 3<>/dev/tcp/127.0.0.1/"${RABBITMQ_MQTT_PORT:-11883}") 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null; then
+		: # set up already: its MQTT listener and management API answer
 	else
 		can_root || fail "RabbitMQ's MQTT listener is not set up and that needs root or sudo (or set GATEHOUSE_TEST_RABBITMQ_REQUIRED=0)"
 		root bash scripts/rabbitmq-test-setup.sh >/dev/null ||
-			fail "RabbitMQ's MQTT and HTTP auth plugins could not be set up (run scripts/rabbitmq-test-setup.sh to see why)"
+			fail "RabbitMQ's MQTT, HTTP auth and management plugins could not be set up (run scripts/rabbitmq-test-setup.sh to see why)"
 	fi
 fi
 

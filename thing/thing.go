@@ -46,6 +46,11 @@ const (
 	// AuthPrivateKeyJWT sends a client assertion (RFC 7523) signed with the
 	// thing's key; its public JWK must be registered with the server.
 	AuthPrivateKeyJWT
+	// AuthNone is a public client (RFC 6749 section 2.1): it sends its
+	// client id and no credential, as a tool in a person's hands does
+	// (the gatehouse CLI's device-login). Such a client gets tokens only
+	// through DeviceFlow, where a person approves.
+	AuthNone
 )
 
 // TokenEndpoint is where the thing asks for access tokens.
@@ -65,8 +70,15 @@ type Config struct {
 	ServerURL string
 	// Name is the thing name. Optional once the state directory knows it.
 	Name string
-	// StateDir holds the thing's credentials. Required; created 0700.
+	// StateDir holds the thing's credentials, created 0700. It may be
+	// empty for a client whose credentials come from Config (a public
+	// client, AuthNone, or a ClientSecret): then the tokens stay in
+	// memory and nothing is written anywhere.
 	StateDir string
+	// ClientSecret is a client secret the caller holds instead of
+	// StateDir/client_secret (e.g. from the environment); it is never
+	// written.
+	ClientSecret string
 	// HTTPClient talks to the server; default: a client with a 30 s timeout
 	// that trusts the stored root CA besides the system roots.
 	HTTPClient *http.Client
@@ -122,11 +134,13 @@ func New(cfg Config) (*Thing, error) {
 	if cfg.ServerURL == "" {
 		return nil, errors.New("thing: Config.ServerURL is required")
 	}
-	if cfg.StateDir == "" {
-		return nil, errors.New("thing: Config.StateDir is required")
-	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("thing: state dir: %w", err)
+	switch {
+	case cfg.StateDir == "" && (cfg.Name == "" || cfg.Auth != AuthNone && cfg.ClientSecret == ""):
+		return nil, errors.New("thing: Config.StateDir is required, but for a named client whose credentials come from Config (AuthNone, or a ClientSecret)")
+	case cfg.StateDir != "":
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("thing: state dir: %w", err)
+		}
 	}
 	t := &Thing{cfg: cfg, server: strings.TrimRight(cfg.ServerURL, "/"), log: cfg.Logger, now: cfg.Now, retryPolicy: cfg.Retry.withDefaults()}
 	if t.log == nil {
@@ -146,7 +160,9 @@ func New(cfg Config) (*Thing, error) {
 	case t.st.Name == "":
 		return nil, errors.New("thing: Config.Name is required for a new state dir")
 	}
-	if b, err := t.readFile(fileClientSecret); err == nil {
+	if cfg.ClientSecret != "" {
+		t.secret = cfg.ClientSecret
+	} else if b, err := t.readFile(fileClientSecret); err == nil {
 		t.secret = strings.TrimSpace(string(b))
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -341,7 +357,14 @@ func (t *Thing) writeKey(name string, k crypto.Signer) error {
 
 func (t *Thing) path(name string) string { return filepath.Join(t.cfg.StateDir, name) }
 
-func (t *Thing) readFile(name string) ([]byte, error) { return os.ReadFile(t.path(name)) }
+// readFile reads a state file; without a state directory (a public
+// client in memory) there is none.
+func (t *Thing) readFile(name string) ([]byte, error) {
+	if t.cfg.StateDir == "" {
+		return nil, fs.ErrNotExist
+	}
+	return os.ReadFile(t.path(name))
+}
 
 func (t *Thing) readJSON(name string, v any) error {
 	b, err := t.readFile(name)
@@ -356,6 +379,9 @@ func (t *Thing) readJSON(name string, v any) error {
 
 // writeFile replaces a state file atomically, readable by the owner only.
 func (t *Thing) writeFile(name string, b []byte) error {
+	if t.cfg.StateDir == "" {
+		return nil // a public client in memory keeps nothing
+	}
 	f, err := os.CreateTemp(t.cfg.StateDir, "."+name+".*")
 	if err != nil {
 		return fmt.Errorf("thing: write %s: %w", name, err)

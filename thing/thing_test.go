@@ -6,8 +6,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,5 +131,73 @@ func TestDeviceFlowSlowDown(t *testing.T) {
 	})
 	if _, err := th.DeviceFlow(context.Background(), nil); !errors.Is(err, ErrAccessDenied) {
 		t.Errorf("DeviceFlow after denial = %v, want ErrAccessDenied", err)
+	}
+}
+
+// TestPublicClient: a public client (AuthNone, as the CLI's device-login)
+// sends its client id and no credential, needs no state directory, and
+// writes nothing.
+func TestPublicClient(t *testing.T) {
+	var forms []url.Values
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			r.ParseForm()
+			mu.Lock()
+			forms = append(forms, r.PostForm)
+			mu.Unlock()
+		}
+		if _, _, ok := r.BasicAuth(); ok {
+			t.Errorf("%s sent HTTP Basic credentials", r.URL.Path)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/oauth2/device/code":
+			json.NewEncoder(w).Encode(map[string]any{"device_code": "dc", "user_code": "BCDF-GHJK", "verification_uri": "http://x/device", "expires_in": 60, "interval": 1})
+		case "/oauth2/token":
+			json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "token_type": "Bearer", "scope": "openid"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	if _, err := New(Config{ServerURL: srv.URL, Name: "gatehouse-cli"}); err == nil {
+		t.Error("New without StateDir and credentials from Config succeeded")
+	}
+	if _, err := New(Config{ServerURL: srv.URL, Auth: AuthNone}); err == nil {
+		t.Error("New public client without a Name succeeded")
+	}
+	c, err := New(Config{ServerURL: srv.URL, Name: "gatehouse-cli", Auth: AuthNone, Scopes: []string{"openid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.DeviceFlow(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "at" || tok.RefreshToken != "rt" {
+		t.Errorf("tokens = %+v", tok)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, f := range forms {
+		if got := f.Get("client_id"); got != "gatehouse-cli" {
+			t.Errorf("client_id = %q, want gatehouse-cli", got)
+		}
+		for _, k := range []string{"client_secret", "client_assertion", "client_assertion_type"} {
+			if f.Has(k) {
+				t.Errorf("a public client sent %s", k)
+			}
+		}
+	}
+	if len(forms) != 2 || forms[0].Get("scope") != "openid" || forms[1].Get("device_code") != "dc" {
+		t.Errorf("requests = %v, want the device code request with scope openid, then one token poll", forms)
+	}
+	c2, err := New(Config{ServerURL: srv.URL, Name: "gatehouse-cli", Auth: AuthNone, Endpoint: EndpointThings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Token(t.Context()); err == nil || !strings.Contains(err.Error(), "DeviceFlow only") {
+		t.Errorf("Token of a public client at the things endpoint = %v, want a refusal", err)
 	}
 }

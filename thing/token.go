@@ -232,6 +232,9 @@ func (t *Thing) authMethod() (AuthMethod, error) {
 	hasSecret, hasKey := t.secret != "", t.key != nil
 	t.mu.Unlock()
 	m := t.cfg.Auth
+	if m == AuthNone {
+		return m, nil
+	}
 	if m == AuthAuto {
 		switch {
 		case hasSecret:
@@ -254,6 +257,9 @@ func (t *Thing) thingsEndpoint(ctx context.Context) (*Token, error) {
 	method, err := t.authMethod()
 	if err != nil {
 		return nil, err
+	}
+	if method == AuthNone {
+		return nil, errors.New("thing: a public client (AuthNone) gets tokens through DeviceFlow only")
 	}
 	body, err := json.Marshal(map[string]any{"scope": t.cfg.Scopes})
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -35,6 +34,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/config"
 	"github.com/gatehouse-iot/gatehouse/internal/console"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/fleetprov"
 	"github.com/gatehouse-iot/gatehouse/internal/httpapi"
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
@@ -70,21 +70,27 @@ type App struct {
 	OAuth    *oauth.Server
 	Certs    *certs.Service
 	Lobby    *lobby.Service
-	Broker   *broker.Broker
+	// FleetProv keeps provisioning templates and answers AWS IoT fleet
+	// provisioning over MQTT.
+	FleetProv *fleetprov.Service
+	Broker    *broker.Broker
 	// cluster joins the broker to the other replicas; nil for one.
-	cluster *cluster.Node
-	Console *console.Console
-	api     *httpapi.API
-	series  *httpapi.Sampler
-	metrics *prometheus.Registry
-	httpLn  net.Listener
-	httpsLn net.Listener
-	httpSrv *http.Server
-	issuer  string
+	cluster  *cluster.Node
+	Console  *console.Console
+	api      *httpapi.API
+	adapters *authorizer.Adapters
+	series   *httpapi.Sampler
+	metrics  *prometheus.Registry
+	httpLn   net.Listener
+	httpsLn  net.Listener
+	httpSrv  *http.Server
+	issuer   string
 }
 
 // New opens the store, builds the services and binds the listeners. The
-// caller must Run or Close it.
+// caller must Run or Close it. It is three steps, each in its own
+// function: the services over the store (services), the MQTT broker over
+// them (startBroker), and the HTTP surface over both (serveHTTP).
 func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -113,6 +119,57 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			a.Close()
 		}
 	}()
+	w, err := a.services(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.startBroker(ctx, w); err != nil {
+		return nil, err
+	}
+	a.serveHTTP(w)
+	if opts.ReadyFile != "" {
+		if err := a.writeReady(opts.ReadyFile, w.boot); err != nil {
+			return nil, err
+		}
+	}
+	a.banner(w.boot)
+	ok = true
+	return a, nil
+}
+
+// wiring is what New's steps hand each other: values every later step
+// needs but no service keeps.
+type wiring struct {
+	// reg registers metrics, labelled with the replica's name in a cluster.
+	reg prometheus.Registerer
+	// popts pins the ARN resources of every policy decision to this
+	// region and account.
+	popts  policy.Options
+	limits *limits
+	sealer *seal.Sealer
+	boot   *registry.Bootstrap
+	// tlsConfig serves the server certificate on every TLS listener; nil
+	// when there is none.
+	tlsConfig *tls.Config
+	// httpsRaw is the bound mutual-TLS HTTPS listener before TLS; nil
+	// when none is configured.
+	httpsRaw net.Listener
+	// base authenticates tokens, certificates and custom authorizers;
+	// authenticator puts the lobby's devices in front of it.
+	base          *authn.Authenticator
+	authenticator *lobby.Authenticator
+	// dataEndpoint is host:port of the MQTT TLS listener, for AWS IoT's
+	// DescribeEndpoint; "" without one.
+	dataEndpoint string
+}
+
+// services builds everything that lives on the store — events, registry,
+// secrets, OAuth, certificates, the lobby — and binds the HTTP listeners,
+// whose addresses the OAuth issuer and metadata name.
+func (a *App) services(ctx context.Context) (*wiring, error) {
+	cfg, opts, s := a.cfg, a.opts, a.Store
+	w := &wiring{popts: policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account}}
+	var err error
 	a.Events = events.NewLog(s, opts.Now)
 	a.Registry, err = registry.New(registry.Config{Store: s, Events: a.Events, Now: opts.Now, Rand: opts.Rand, Logger: opts.Logger.With("component", "registry"),
 		SignIn: registry.SignInThrottle{FreeFailures: cfg.Limits.SignInFreeFailures, MaxDelay: cfg.Limits.SignInMaxDelay}})
@@ -121,12 +178,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	}
 	a.metrics = prometheus.NewRegistry()
 	// Replicas of a cluster label their metrics with the replica's name.
-	var reg prometheus.Registerer = a.metrics
+	w.reg = a.metrics
 	if name := replicaName(cfg); name != "" {
-		reg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, a.metrics)
+		w.reg = prometheus.WrapRegistererWith(prometheus.Labels{"replica": name}, a.metrics)
 	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_things", Help: "Registered things."}, func() float64 {
+	w.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_things", Help: "Registered things."}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		n, err := s.CountThings(ctx)
@@ -135,17 +192,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 		return float64(n)
 	}))
-
-	// ARN resources of every policy decision are pinned to this region
-	// and account.
-	popts := policy.Options{Region: cfg.MQTT.Region, Account: cfg.MQTT.Account}
-	limits, err := newLimits(cfg, reg, opts.Now)
-	if err != nil {
+	if w.limits, err = newLimits(cfg, w.reg, opts.Now); err != nil {
 		return nil, fmt.Errorf("app: limits: %w", err)
 	}
-
-	boot, err := a.Registry.EnsureBootstrap(ctx)
-	if err != nil {
+	if w.boot, err = a.Registry.EnsureBootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("app: bootstrap: %w", err)
 	}
 	masterKey, err := seal.LoadOrCreateKeyFile(cfg.Secrets.MasterKeyFile, opts.Rand)
@@ -156,8 +206,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: previous master keys: %w", err)
 	}
-	sealer, err := seal.New(masterKey, seal.WithRand(opts.Rand), seal.WithOldKeys(previous...))
-	if err != nil {
+	if w.sealer, err = seal.New(masterKey, seal.WithRand(opts.Rand), seal.WithOldKeys(previous...)); err != nil {
 		return nil, fmt.Errorf("app: master key: %w", err)
 	}
 
@@ -173,24 +222,24 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	}
 	a.issuer = issuer
 	// The mutual-TLS HTTPS listener likewise: its URL is in the metadata.
-	var httpsRaw net.Listener
 	mtlsBase := ""
 	if cfg.HTTP.TLSAddr != "" {
-		if httpsRaw, err = net.Listen("tcp", cfg.HTTP.TLSAddr); err != nil {
+		if w.httpsRaw, err = net.Listen("tcp", cfg.HTTP.TLSAddr); err != nil {
 			return nil, fmt.Errorf("app: listen https: %w", err)
 		}
-		a.httpsLn = httpsRaw // wrapped in TLS once the CA is ready; closed on failure
+		a.httpsLn = w.httpsRaw // wrapped in TLS once the CA is ready; closed on failure
 		mtlsBase = cfg.HTTP.TLSExternalURL
 		if strings.HasSuffix(mtlsBase, ":0") {
-			mtlsBase = "https://" + httpsRaw.Addr().String()
+			mtlsBase = "https://" + w.httpsRaw.Addr().String()
 		}
 	}
 	var hs256 []byte
 	if cfg.OAuth.HS256Secret != "" {
 		hs256 = []byte(cfg.OAuth.HS256Secret)
 	}
+	limits := w.limits
 	a.OAuth, err = oauth.New(oauth.Config{
-		Store: s, Registry: a.Registry, Events: a.Events, Issuer: issuer, Sealer: sealer,
+		Store: s, Registry: a.Registry, Events: a.Events, Issuer: issuer, Sealer: w.sealer,
 		Algorithm: cfg.OAuth.Algorithm, HS256Secret: hs256,
 		AccessTokenTTL: cfg.OAuth.AccessTokenTTL, RefreshTokenTTL: cfg.OAuth.RefreshTokenTTL,
 		DeviceCodeTTL: cfg.OAuth.DeviceCodeTTL, KeyRotation: cfg.OAuth.KeyRotation,
@@ -217,11 +266,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	if err := a.OAuth.RegisterMetrics(reg); err != nil {
+	if err := a.OAuth.RegisterMetrics(w.reg); err != nil {
 		return nil, fmt.Errorf("app: oauth metrics: %w", err)
 	}
 	a.Certs, err = certs.New(certs.Config{
-		Store: s, Registry: a.Registry, Events: a.Events, Sealer: sealer, Now: opts.Now, Rand: opts.Rand,
+		Store: s, Registry: a.Registry, Events: a.Events, Sealer: w.sealer, Now: opts.Now, Rand: opts.Rand,
 		Logger: opts.Logger.With("component", "certs"), LeafValidity: cfg.PKI.LeafValidity,
 		RequireProofOfPossession: cfg.PKI.RequireProofOfPossession, Endpoints: endpoints(cfg, issuer),
 		RegisterPerIP: limits.registerPerIP,
@@ -232,22 +281,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := a.Certs.EnsureCA(ctx); err != nil {
 		return nil, fmt.Errorf("app: CA: %w", masterKeyHint(err, cfg.Secrets.MasterKeyFile, masterKey))
 	}
-	var tlsConfig *tls.Config
 	if cfg.MQTT.TLSAddr != "" || cfg.MQTT.WSSAddr != "" || cfg.HTTP.TLSAddr != "" {
-		if tlsConfig, err = a.Certs.ServerTLSConfig(ctx, cfg.MQTT.Hosts); err != nil {
+		if w.tlsConfig, err = a.Certs.ServerTLSConfig(ctx, cfg.MQTT.Hosts); err != nil {
 			return nil, fmt.Errorf("app: broker TLS: %w", err)
 		}
 	}
-	base := authn.New(authn.Config{Tokens: a.OAuth, Registry: a.Registry, Store: s, Now: opts.Now, Certificates: a.Certs})
+	w.base = authn.New(authn.Config{Tokens: a.OAuth, Registry: a.Registry, Store: s, Now: opts.Now, Certificates: a.Certs})
 	for _, e := range cfg.OAuth.ExternalIssuers {
-		if err := base.AddExternalIssuer(authn.ExternalIssuer(e)); err != nil {
+		if err := w.base.AddExternalIssuer(authn.ExternalIssuer(e)); err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 	}
 	lobbyCfg := lobby.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
 		Logger: opts.Logger.With("component", "lobby"), LocalEndpoint: endpoints(cfg, issuer)["mqtts"],
-		Sealer: sealer}
-	if tlsConfig != nil {
+		Sealer: w.sealer}
+	if tlsConfig := w.tlsConfig; tlsConfig != nil {
 		// The lobby signs what it tells devices with the server
 		// certificate they verified when they connected.
 		lobbyCfg.Signer = func() (*tls.Certificate, error) { return tlsConfig.GetCertificate(&tls.ClientHelloInfo{}) }
@@ -259,15 +307,28 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := a.Lobby.EnsurePolicy(ctx); err != nil {
 		return nil, fmt.Errorf("app: lobby: %w", err)
 	}
+	a.FleetProv, err = fleetprov.New(fleetprov.Config{Store: s, Registry: a.Registry, Certs: a.Certs, Events: a.Events, Now: opts.Now,
+		Rand: opts.Rand, Logger: opts.Logger.With("component", "fleetprov"), CertificatesPerClaim: limits.certificatesPerClaim})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	// Devices with a manufacturer certificate and their fingerprint as
 	// client id are lobby sessions; everything else authenticates as usual.
-	authenticator := a.Lobby.Authenticator(base)
+	w.authenticator = a.Lobby.Authenticator(w.base)
+	return w, nil
+}
+
+// startBroker joins the cluster (when configured) and binds the MQTT
+// listeners.
+func (a *App) startBroker(ctx context.Context, w *wiring) error {
+	cfg, opts := a.cfg, a.opts
+	var err error
 	// The unauthenticated interop test listener, bound to one stored policy.
 	var anonymousPolicy *policy.Set
 	if cfg.MQTT.AnonymousAddr != "" {
-		anonymousPolicy, err = a.Registry.CompileStoredPolicy(ctx, cfg.MQTT.AnonymousPolicy, popts)
+		anonymousPolicy, err = a.Registry.CompileStoredPolicy(ctx, cfg.MQTT.AnonymousPolicy, w.popts)
 		if err != nil {
-			return nil, fmt.Errorf("app: mqtt.anonymousPolicy: %w", err)
+			return fmt.Errorf("app: mqtt.anonymousPolicy: %w", err)
 		}
 	}
 	var brokerCluster broker.Cluster
@@ -278,17 +339,20 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			cc.Embedded = &cluster.Embedded{Name: e.Name, Listen: e.Listen, Routes: e.Routes, StoreDir: e.StoreDir, RoutePassword: e.RoutePassword}
 		}
 		if a.cluster, err = cluster.Start(cc); err != nil {
-			return nil, fmt.Errorf("app: %w", err)
+			return fmt.Errorf("app: %w", err)
 		}
 		brokerCluster = a.cluster
 		a.log.Info("cluster joined", "replica", a.cluster.Replica(), "routes", a.cluster.RouteAddr())
 	}
+	limits := w.limits
 	a.Broker, err = broker.New(broker.Config{
-		Authn: authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
-		Policy:  popts,
-		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: tlsConfig,
-		EventTopicPrefix: cfg.MQTT.EventTopicPrefix, Reserved: []broker.ReservedGrant{lobby.ReservedGrant},
-		AnonymousAddr: cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
+		Authn: w.authenticator, Registry: a.Registry, Events: a.Events, Logger: opts.Logger.With("component", "broker"), Now: opts.Now,
+		Policy:  w.popts,
+		TCPAddr: cfg.MQTT.Addr, WSAddr: cfg.MQTT.WSAddr, TLSAddr: cfg.MQTT.TLSAddr, WSSAddr: cfg.MQTT.WSSAddr, TLSConfig: w.tlsConfig,
+		EventTopicPrefix: cfg.MQTT.EventTopicPrefix, Reserved: []broker.ReservedGrant{lobby.ReservedGrant, lobby.AWSReservedGrant},
+		ReservedTopics: []broker.ReservedSpace{lobby.AWSReservedTopic},
+		Answerers:      []broker.Answerer{fleetProvAnswerer(a.FleetProv)},
+		AnonymousAddr:  cfg.MQTT.AnonymousAddr, AnonymousPolicy: anonymousPolicy,
 		MaxKeepAlive: cfg.MQTT.MaxKeepAlive,
 		ConnectPerIP: limits.connectPerIP, ConnectionsPerThing: cfg.Limits.ConnectionsPerThing,
 		MaxPacketSize: cfg.MQTT.MaxPacketSize, MaxMessageSize: cfg.MQTT.MaxMessageSize, Rejections: limits.rejections,
@@ -298,20 +362,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Cluster:        brokerCluster,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
+		return fmt.Errorf("app: %w", err)
 	}
 	if addr := a.Broker.Addr("anonymous"); addr != "" {
 		// Validate checked the configured host; this checks what it
 		// resolved to.
 		if host, _, _ := net.SplitHostPort(addr); !config.IsLoopbackHost(host) && !cfg.MQTT.AnonymousAllowNonLoopback {
-			return nil, fmt.Errorf("app: the anonymous MQTT listener bound to %s, not loopback (set mqtt.anonymousAllowNonLoopback to allow)", addr)
+			return fmt.Errorf("app: the anonymous MQTT listener bound to %s, not loopback (set mqtt.anonymousAllowNonLoopback to allow)", addr)
 		}
 		a.log.Warn("unauthenticated MQTT test listener enabled", "addr", addr, "policy", cfg.MQTT.AnonymousPolicy)
 	}
-	if err := a.Broker.RegisterMetrics(reg); err != nil {
-		return nil, fmt.Errorf("app: broker metrics: %w", err)
+	if err := a.Broker.RegisterMetrics(w.reg); err != nil {
+		return fmt.Errorf("app: broker metrics: %w", err)
 	}
-	dataEndpoint := "" // host:port of the MQTT TLS listener, for AWS IoT's DescribeEndpoint
 	if addr := a.Broker.Addr("mqtts"); addr != "" {
 		// With an ephemeral port the configured address says ":0".
 		_, port, _ := net.SplitHostPort(addr)
@@ -319,62 +382,60 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		if len(cfg.MQTT.Hosts) > 0 {
 			host = cfg.MQTT.Hosts[0]
 		}
-		dataEndpoint = net.JoinHostPort(host, port)
-		a.Lobby.SetLocalEndpoint("mqtts://" + dataEndpoint)
+		w.dataEndpoint = net.JoinHostPort(host, port)
+		a.Lobby.SetLocalEndpoint("mqtts://" + w.dataEndpoint)
 	}
+	return nil
+}
 
-	var sources []netip.Prefix
-	for _, p := range cfg.Authorizer.AllowedSources {
-		if pr, err := netip.ParsePrefix(p); err == nil {
-			sources = append(sources, pr)
-		}
-	}
-	adapters := authorizer.New(authorizer.Config{
-		Authn: authenticator, Registry: a.Registry, Logger: opts.Logger.With("component", "authorizer"), Now: opts.Now,
-		Policy: popts,
-		Keys:   cfg.Authorizer.Keys, AllowedSources: sources,
+// serveHTTP builds the HTTP surface — API, console, OAuth, the adapters
+// for external brokers, the AWS IoT control plane — on the one route
+// table, and the server that serves it on the bound listeners.
+func (a *App) serveHTTP(w *wiring) {
+	cfg, opts, s := a.cfg, a.opts, a.Store
+	limits := w.limits
+	a.adapters = authorizer.New(authorizer.Config{
+		Authn: w.authenticator, Registry: a.Registry, Store: s, Revoked: a.OAuth.Revoked, Events: a.Events,
+		Logger: opts.Logger.With("component", "authorizer"), Now: opts.Now,
+		Policy: w.popts,
+		Keys:   cfg.Authorizer.Keys, AllowedSources: cfg.Authorizer.AllowedSources,
 		MaxSessions: cfg.Authorizer.MaxSessions, SessionTTL: cfg.Authorizer.SessionTTL, ResolveByThingName: cfg.Authorizer.ResolveByThingName,
 		RabbitMQVHosts: cfg.Authorizer.RabbitMQVHosts, RabbitMQExchange: cfg.Authorizer.RabbitMQExchange,
+		RabbitMQManagement: authorizer.RabbitMQManagement{URL: cfg.Authorizer.RabbitMQManagementURL,
+			Username: cfg.Authorizer.RabbitMQManagementUser, Password: cfg.Authorizer.RabbitMQManagementPassword},
 	})
-
 	mux := http.NewServeMux()
 	a.Console = console.New(console.Config{Registry: a.Registry, Store: s, Events: a.Events, Logger: opts.Logger.With("component", "console"),
 		Now: opts.Now, Rand: opts.Rand, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout,
-		SecureCookies: strings.HasPrefix(issuer, "https://"), LoginPerIP: limits.consoleLoginPerIP})
+		SecureCookies: strings.HasPrefix(a.issuer, "https://"), LoginPerIP: limits.consoleLoginPerIP,
+		Tokens: a.OAuth, MQTTWS: a.Broker.Addr("ws"), MQTTWSS: a.Broker.Addr("wss")})
 	a.series = httpapi.NewSampler(a.metrics, opts.Now, 10*time.Second, time.Hour)
-	awsKeys := awsiot.NewKeys(s, a.Events, sealer, opts.Rand, opts.Now)
-	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxImportBytes: cfg.HTTP.MaxImportBytes,
+	awsKeys := awsiot.NewKeys(s, a.Events, w.sealer, opts.Rand, opts.Now)
+	a.api = httpapi.New(httpapi.Config{AWSKeys: awsKeys, Registry: a.Registry, Events: a.Events, OAuth: a.OAuth, Certs: a.Certs, FleetProv: a.FleetProv, Lobby: a.Lobby, Logger: opts.Logger.With("component", "httpapi"), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxImportBytes: cfg.HTTP.MaxImportBytes,
 		Sessions: a.Console, Connections: httpapi.ConnectionsFunc(a.connections), Series: a.series, AuthFailures: authFailures(limits.apiAuthFailuresPerIP)})
 	var awsIoT http.Handler
 	if p := cfg.AWSIoT.Prefix; p != "" {
+		dataEndpoint := w.dataEndpoint
 		awsIoT = awsiot.New(awsiot.Config{Registry: a.Registry, Keys: awsKeys, Prefix: p, Region: cfg.AWSIoT.Region, Account: cfg.AWSIoT.Account,
 			MaxSkew: cfg.AWSIoT.MaxSkew, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Now: opts.Now, Logger: opts.Logger.With("component", "awsiot"),
-			Certs: a.Certs, Authenticate: base.Authenticate, Policy: popts,
+			Certs: a.Certs, FleetProv: a.FleetProv, Authenticate: w.base.Authenticate, Policy: w.popts,
 			DataEndpoint: func() string { return dataEndpoint }})
 	}
-	a.routes(mux, adapters.Handler(), awsIoT)
-	if httpsRaw != nil {
-		a.httpsLn = tls.NewListener(httpsRaw, tlsConfig)
+	a.routes(mux, a.adapters.Handler(), awsIoT)
+	if w.httpsRaw != nil {
+		a.httpsLn = tls.NewListener(w.httpsRaw, w.tlsConfig)
 	}
 	a.httpSrv = &http.Server{
 		// Per-request read and write deadlines rather than the server's
 		// ReadTimeout and WriteTimeout, which would end the event stream.
 		Handler: httpapi.Deadlines(cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout,
-			ratelimit.TrustProxies(limits.trustedProxies, httpapi.Instrument(reg, mux))),
+			ratelimit.TrustProxies(cfg.HTTP.TrustedProxies, httpapi.Instrument(w.reg, mux))),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	a.httpSrv.RegisterOnShutdown(a.api.CloseStreams)
-	if opts.ReadyFile != "" {
-		if err := a.writeReady(opts.ReadyFile, boot); err != nil {
-			return nil, err
-		}
-	}
-	a.banner(boot)
-	ok = true
-	return a, nil
 }
 
 // Offline is the store and registry without any listener, for commands
@@ -480,12 +541,16 @@ func (a *App) connections(thing string) []httpapi.Connection {
 // replicas' answers.
 const connectionsWindow = 300 * time.Millisecond
 
-// localConnections lists this replica's connections of thing, labelled
-// with the replica's name in a cluster.
+// localConnections lists this replica's connections of thing (every one
+// for httpapi.AllThings), labelled with the replica's name in a cluster.
 func (a *App) localConnections(thing string) []httpapi.Connection {
 	var out []httpapi.Connection
-	for _, c := range a.Broker.Connections(thing) {
-		hc := httpapi.Connection{ClientID: c.ClientID, Username: c.Username, RemoteAddr: c.RemoteAddr, Listener: c.Listener,
+	list := a.Broker.Connections(thing)
+	if thing == httpapi.AllThings {
+		list = a.Broker.AllConnections()
+	}
+	for _, c := range list {
+		hc := httpapi.Connection{Thing: c.Thing, ClientID: c.ClientID, Username: c.Username, RemoteAddr: c.RemoteAddr, Listener: c.Listener,
 			ProtocolVersion: c.ProtocolVersion, ConnectedAt: c.ConnectedAt}
 		if a.cluster != nil {
 			hc.Replica = a.cluster.Replica()
@@ -544,6 +609,8 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.Lobby.Run(ctx, a.Broker) })
 	g.Go(func() error { return a.OAuth.Run(ctx) })
+	g.Go(func() error { return a.adapters.Run(ctx) })
+	g.Go(func() error { return a.Certs.Run(ctx) })
 	g.Go(func() error { return a.Registry.RunExpiry(ctx, a.cfg.Access.PurgeInterval, a.cfg.Access.PendingTTL) })
 	g.Go(func() error {
 		return a.series.Run(ctx, func(err error) { a.log.Warn("metrics sample", "err", err) })
@@ -610,4 +677,20 @@ func authFailures(l *ratelimit.Limiter) httpapi.AuthFailureLimiter {
 		return nil
 	}
 	return l
+}
+
+// fleetProvAnswerer serves AWS IoT fleet provisioning's MQTT API on the
+// broker: its $aws/certificates/ and $aws/provisioning-templates/ topics are
+// answered to the requesting connection alone.
+func fleetProvAnswerer(f *fleetprov.Service) broker.Answerer {
+	return broker.Answerer{
+		Owns: fleetprov.Owns,
+		IsRequest: func(topic string) bool {
+			_, ok := fleetprov.ParseTopic(topic)
+			return ok
+		},
+		Answer: func(ctx context.Context, id *authn.Identity, clientID, topic string, payload []byte) (string, []byte, bool) {
+			return f.Answer(ctx, fleetprov.Claim{Principal: id.Principal, CredentialID: id.CredentialID, ClientID: clientID}, topic, payload)
+		},
+	}
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,26 +17,18 @@ type limits struct {
 	tokenPerIP, tokenPerClient, deviceUserCodePerIP, registerPerIP, connectPerIP *ratelimit.Limiter
 	apiAuthFailuresPerIP, consoleLoginPerIP                                      *ratelimit.Limiter
 	deviceUserCodePerCode, deviceUserCodeTotal                                   *ratelimit.Limiter
-	trustedProxies                                                               []netip.Prefix
+	certificatesPerClaim                                                         *ratelimit.Limiter
 }
 
 func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Time) (*limits, error) {
 	rej, err := ratelimit.NewRejections(reg, "tokenPerIP", "tokenPerClient", "deviceUserCodePerIP", "registerPerIP",
 		"connectPerIP", "connectionsPerThing", "mqtt.maxPacketSize", "mqtt.maxMessageSize", "apiAuthFailuresPerIP",
 		"pendingConnectionsPerIP", "mqtt.maxTopicBytes", "mqtt.maxTopicLevels",
-		"consoleLoginPerIP", "deviceUserCodePerCode", "deviceUserCodeTotal")
+		"consoleLoginPerIP", "deviceUserCodePerCode", "deviceUserCodeTotal", "certificatesPerClaim")
 	if err != nil {
 		return nil, err
 	}
 	l := &limits{rejections: rej}
-	var exempt []netip.Prefix
-	for _, p := range cfg.Limits.ExemptSources {
-		pr, err := netip.ParsePrefix(p)
-		if err != nil {
-			return nil, fmt.Errorf("limits.exemptSources: %w", err)
-		}
-		exempt = append(exempt, pr)
-	}
 	for _, x := range []struct {
 		name string
 		rate string
@@ -54,6 +45,7 @@ func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Tim
 		{"consoleLoginPerIP", cfg.Limits.ConsoleLoginPerIP, &l.consoleLoginPerIP, false},
 		{"deviceUserCodePerCode", cfg.Limits.DeviceUserCodePerCode, &l.deviceUserCodePerCode, false},
 		{"deviceUserCodeTotal", cfg.Limits.DeviceUserCodeTotal, &l.deviceUserCodeTotal, false},
+		{"certificatesPerClaim", cfg.Limits.CertificatesPerClaim, &l.certificatesPerClaim, false},
 	} {
 		r, err := ratelimit.ParseRate(x.rate)
 		if err != nil {
@@ -61,19 +53,12 @@ func newLimits(cfg config.Config, reg prometheus.Registerer, now func() time.Tim
 		}
 		o := ratelimit.Options{Now: now, Rejections: rej}
 		if x.onboarding {
-			o.Exempt = exempt
+			o.Exempt = cfg.Limits.ExemptSources
 		}
 		if x.name == "deviceUserCodeTotal" {
 			o.MaxKeys = 1 // one bucket shared by every address
 		}
 		*x.dst = ratelimit.New(x.name, r, o)
-	}
-	for _, p := range cfg.HTTP.TrustedProxies {
-		pr, err := netip.ParsePrefix(p)
-		if err != nil {
-			return nil, fmt.Errorf("http.trustedProxies: %w", err)
-		}
-		l.trustedProxies = append(l.trustedProxies, pr)
 	}
 	return l, nil
 }

@@ -76,6 +76,9 @@ func TestDependencyDirection(t *testing.T) {
 		// The cluster carries messages; deciding what may be published or
 		// received stays in the broker.
 		"internal/cluster": {"database/sql", module + "internal/store", module + "internal/registry", module + "internal/broker", module + "internal/policy"},
+		// Fleet provisioning is a service: the broker answers its MQTT API
+		// through the app's wiring, the edges call it.
+		"internal/fleetprov": {module + "internal/broker", module + "internal/httpapi", module + "internal/awsiot", module + "internal/app"},
 		// Test support builds the stack from the domain packages, never
 		// from the wiring or the edges that tests of those edges build.
 		"internal/testenv": {module + "internal/app", module + "internal/cli", module + "internal/httpapi", module + "internal/console", module + "internal/broker"},

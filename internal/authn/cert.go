@@ -25,6 +25,11 @@ type CertificateAuthenticator interface {
 	CheckBoundCertificate(ctx context.Context, fingerprint string) error
 }
 
+// ClaimPrincipalPrefix starts the principal of a certificate that belongs
+// to no thing and logs in by the policies attached to it (a fleet
+// provisioning claim).
+const ClaimPrincipalPrefix = "certificate:"
+
 // certificate authenticates a client certificate of a TLS connection. The
 // MQTT username, if any, is ignored (as AWS IoT does with mTLS); policies
 // bind the client id.
@@ -36,10 +41,14 @@ func (a *Authenticator) certificate(ctx context.Context, c Credentials) (*Identi
 	if err != nil {
 		return nil, certError(err)
 	}
+	principal := "thing:" + au.ThingName
+	if au.ThingName == "" {
+		principal = ClaimPrincipalPrefix + au.Fingerprint // a claim certificate of no thing
+	}
 	id := &Identity{
 		Method:       MethodCertificate,
 		ThingName:    au.ThingName,
-		Principal:    "thing:" + au.ThingName,
+		Principal:    principal,
 		Subject:      registry.Subject{ThingName: au.ThingName, CertificateFingerprint: au.Fingerprint},
 		Certificate:  au.Certificate,
 		CredentialID: au.Fingerprint,

@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -26,15 +26,29 @@ const KeyHeader = "X-Gatehouse-Adapter-Key"
 // (RabbitMQ) that cannot send headers.
 const KeyParam = "adapter_key"
 
-// Authenticator checks credentials; *authn.Authenticator is one.
+// Authenticator checks credentials, and rechecks an identity that
+// authenticated earlier; *authn.Authenticator is one.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c authn.Credentials) (*authn.Identity, error)
+	Recheck(ctx context.Context, id *authn.Identity) error
 }
 
 // Config holds the adapters' dependencies and settings.
 type Config struct {
 	Authn    Authenticator
 	Registry *registry.Service
+	// Store keeps the sessions brokers authenticated, shared by every
+	// replica.
+	Store *store.Store
+	// Revoked tells whether the access token with a jti was revoked
+	// (*oauth.Server.Revoked); nil: never.
+	Revoked func(ctx context.Context, jti string) bool
+	// Events is the log Run follows: revocations and registry changes end
+	// RabbitMQ connections.
+	Events *events.Log
+	// RabbitMQManagement is where Run closes RabbitMQ connections whose
+	// credential was revoked, disabled or expired; no URL: it does not.
+	RabbitMQManagement RabbitMQManagement
 	// Policy pins the region and account of ARN resources, as for the
 	// embedded broker.
 	Policy policy.Options
@@ -46,7 +60,8 @@ type Config struct {
 	// AllowedSources are networks whose requests need no key.
 	AllowedSources []netip.Prefix
 
-	// MaxSessions bounds the in-memory sessions (default 100,000).
+	// MaxSessions bounds the unexpired sessions in the store (default
+	// 100,000).
 	MaxSessions int
 	// SessionTTL bounds a session whose credential never expires (default
 	// 24 hours).
@@ -65,12 +80,14 @@ type Config struct {
 
 // Adapters serves the external-broker endpoints.
 type Adapters struct {
-	cfg      Config
-	log      *slog.Logger
-	now      func() time.Time
-	keys     [][sha256.Size]byte
-	sessions *sessions
-	vhosts   map[string]bool
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	keys   [][sha256.Size]byte
+	count  sessionCount
+	recent recentSessions
+	vhosts map[string]bool
+	rabbit *rabbitManagement
 }
 
 // New returns the adapters for c.
@@ -93,8 +110,10 @@ func New(c Config) *Adapters {
 	if c.RabbitMQExchange == "" {
 		c.RabbitMQExchange = "amq.topic"
 	}
-	a := &Adapters{cfg: c, log: c.Logger, now: c.Now, vhosts: map[string]bool{},
-		sessions: &sessions{m: map[sessionKey]*session{}, max: c.MaxSessions}}
+	if c.Revoked == nil {
+		c.Revoked = func(context.Context, string) bool { return false }
+	}
+	a := &Adapters{cfg: c, log: c.Logger, now: c.Now, vhosts: map[string]bool{}, rabbit: newRabbitManagement(c.RabbitMQManagement)}
 	for _, k := range c.Keys {
 		if k != "" {
 			a.keys = append(a.keys, sha256.Sum256([]byte(k)))
@@ -131,8 +150,15 @@ func (a *Adapters) guard(next http.Handler) http.Handler {
 			return
 		}
 		if !a.admitted(r) {
+			// A refusal the broker understands as one: EMQX takes a 4xx
+			// for "ignore" (and then, by default, allows), RabbitMQ for an
+			// error.
 			a.log.Warn("authorizer request refused: no valid adapter key and source not allowed", "remote", r.RemoteAddr, "path", r.URL.Path)
-			http.Error(w, "forbidden", http.StatusForbidden)
+			if strings.HasPrefix(r.URL.Path, "/authorizer/emqx/") {
+				writeEMQX(w, emqxResponse{Result: resultDeny})
+			} else {
+				writeRabbit(w, false)
+			}
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -171,90 +197,27 @@ func remoteIP(addr string) netip.Addr {
 	return ip.Unmap()
 }
 
-// sessionKey names a broker connection: EMQX's client id and username;
-// RabbitMQ's username (and client id when the broker sends one).
-type sessionKey struct{ broker, clientID, username string }
+// ErrThingDisabled refuses sessions whose thing was disabled since.
+var ErrThingDisabled = errors.New("authorizer: thing is not enabled")
 
-// session is an identity a broker authenticated through us.
-type session struct {
-	id       *authn.Identity
-	clientID string
-	sourceIP netip.Addr
-	expires  time.Time
-}
-
-// sessions is the bounded, expiring session cache.
-type sessions struct {
-	mu  sync.Mutex
-	m   map[sessionKey]*session
-	max int
-}
-
-var errTooManySessions = errors.New("authorizer: session cache full")
-
-func (c *sessions) put(k sessionKey, s *session, now time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
-		for k2, s2 := range c.m {
-			if !now.Before(s2.expires) {
-				delete(c.m, k2)
-			}
-		}
-		if len(c.m) >= c.max {
-			return errTooManySessions
-		}
-	}
-	c.m[k] = s
-	return nil
-}
-
-func (c *sessions) get(k sessionKey, now time.Time) *session {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, ok := c.m[k]
-	if !ok {
-		return nil
-	}
-	if !now.Before(s.expires) {
-		delete(c.m, k)
-		return nil
-	}
-	return s
-}
-
-// Sessions returns how many sessions are cached (expired ones included
-// until they are swept), for metrics.
-func (a *Adapters) Sessions() int {
-	a.sessions.mu.Lock()
-	defer a.sessions.mu.Unlock()
-	return len(a.sessions.m)
-}
-
-// newSession records id for a broker connection; its expiry is the
-// credential's, capped by SessionTTL.
-func (a *Adapters) newSession(id *authn.Identity, clientID string, ip netip.Addr) *session {
-	exp := a.now().Add(a.cfg.SessionTTL)
-	if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(exp) {
-		exp = id.ExpiresAt
-	}
-	return &session{id: id, clientID: clientID, sourceIP: ip, expires: exp}
-}
-
-// errThingDisabled refuses sessions whose thing was disabled since.
-var errThingDisabled = errors.New("authorizer: thing is not enabled")
-
-// bind resolves the subject's policies now (the registry caches them and
-// drops the cache on changes, so edits apply at once) and binds them.
-// Thing variables resolve only when thingAs, the client id (or for
-// RabbitMQ without one, the username), is the thing's name.
+// bind is Bind with the adapters' registry and policy options; thingAs is
+// the client id (or for RabbitMQ without one, the username).
 func (a *Adapters) bind(ctx context.Context, sub registry.Subject, id *authn.Identity, clientID, thingAs string, ip netip.Addr) (*policy.Bound, error) {
-	res, err := a.cfg.Registry.ResolvePolicies(ctx, sub, a.cfg.Policy)
+	return Bind(ctx, a.cfg.Registry, a.cfg.Policy, sub, id, clientID, thingAs, ip)
+}
+
+// Bind resolves sub's policies now (the registry caches them and drops the
+// cache on changes, so edits apply at once) and binds them for a broker
+// connection of id with clientID from ip; a disabled thing is refused
+// (ErrThingDisabled). Thing variables resolve only when thingAs is the
+// thing's name.
+func Bind(ctx context.Context, reg *registry.Service, opts policy.Options, sub registry.Subject, id *authn.Identity, clientID, thingAs string, ip netip.Addr) (*policy.Bound, error) {
+	res, err := reg.ResolvePolicies(ctx, sub, opts)
 	if err != nil {
 		return nil, fmt.Errorf("authorizer: resolve policies: %w", err)
 	}
 	if res.Thing != nil && res.Thing.State != store.StateEnabled {
-		return nil, errThingDisabled
+		return nil, ErrThingDisabled
 	}
 	var (
 		cert *policy.Certificate
@@ -270,9 +233,9 @@ func (a *Adapters) bind(ctx context.Context, sub registry.Subject, id *authn.Ide
 	return res.Set.Bind(pctx), nil
 }
 
-// subscribeAllowed is the embedded broker's SUBSCRIBE decision: a literal
+// SubscribeAllowed is the embedded broker's SUBSCRIBE decision: a literal
 // (wildcard-free, unshared) filter also needs iot:Receive.
-func subscribeAllowed(b *policy.Bound, filter string) bool {
+func SubscribeAllowed(b *policy.Bound, filter string) bool {
 	if policy.ValidateTopicFilter(filter) != nil || !b.Allowed(policy.ActionSubscribe, filter) {
 		return false
 	}
@@ -282,8 +245,8 @@ func subscribeAllowed(b *policy.Bound, filter string) bool {
 	return b.Allowed(policy.ActionReceive, filter)
 }
 
-// publishAllowed is the PUBLISH decision.
-func publishAllowed(b *policy.Bound, topic string, retain bool) bool {
+// PublishAllowed is the PUBLISH decision.
+func PublishAllowed(b *policy.Bound, topic string, retain bool) bool {
 	if policy.ValidateTopicName(topic) != nil || !b.Allowed(policy.ActionPublish, topic) {
 		return false
 	}

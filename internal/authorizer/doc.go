@@ -20,15 +20,18 @@
 //
 // GET with the same fields as query parameters works too. EMQX authz
 // requests carry no password, so an allowed authn request leaves a session
-// in memory, keyed by client id and username and expiring with the
-// credential (EMQX disconnects the client at expire_at); authz answers
-// deny for a client without one. Sessions are per process: behind a load
-// balancer with several Gatehouse replicas, either pin EMQX to one replica
-// (or use sticky routing on the client id) or set
-// Config.ResolveByThingName, which, on a miss, trusts that EMQX only asks
-// for clients it authenticated and evaluates the thing's policies when the
-// client id is the username and names an enabled thing (policies attached
-// to token scopes are then not applied).
+// in the store (store.AdapterSession), keyed by client id and username and
+// expiring with the credential (EMQX disconnects the client at
+// expire_at): whichever replica EMQX's authz calls reach, and after a
+// restart, it finds the session there (and keeps what it read for a
+// second: a publish per call would otherwise be a query), and on every
+// call checks that the
+// token is not revoked (within 2 s of a revocation on another replica)
+// and the thing still enabled. Authz answers deny for a client without a
+// session, unless Config.ResolveByThingName, which, on a miss, trusts that
+// EMQX only asks for clients it authenticated and evaluates the thing's
+// policies when the client id is the username and names an enabled thing
+// (policies attached to token scopes are then not applied).
 // Publish checks iot:Publish (and iot:RetainPublish when "retain" is
 // true); subscribe checks iot:Subscribe on the filter and, for a literal
 // filter, iot:Receive. EMQX does not ask per delivery, so iot:Receive
@@ -54,17 +57,22 @@
 // /resource and variable_map.client_id to /topic, so iot:Connect is checked
 // at /user and ${iot:ClientId} resolves; for a broker that sends no client
 // id, iot:Connect is skipped and thing variables resolve only when the
-// username is the thing's name. A /user success leaves a session (keyed by
-// username, and by client id when sent) that the later checks need. When
-// the credential expires, topic checks are denied, but RabbitMQ itself
-// keeps the connection open (the HTTP backend has no expiry), and it asks
-// topic permissions only at publish and subscribe time (and caches the
-// last few topic answers per connection): a subscription outlives both the
-// credential and later policy changes until the client reconnects. Set mqtt.allow_anonymous = false, or anonymous MQTT clients
+// username is the thing's name. A /user success leaves a session in the
+// store (keyed by username, and by client id when sent) that the later
+// checks need, on any replica; each check also rechecks revocation and the
+// thing's state. RabbitMQ asks topic permissions only at publish and
+// subscribe time (and caches the last few answers per connection), and its
+// HTTP backend cannot end a connection: with Config.RabbitMQManagement
+// set, Run closes it through the management API when its token is revoked,
+// its thing or person disabled or deleted, or its credential expires
+// (within about a second, on whichever replica deletes the session from
+// the store first). Without it, a connection outlives its credential until
+// the client reconnects. Policy changes apply only to later checks.
+// Set mqtt.allow_anonymous = false, or anonymous MQTT clients
 // log in as RabbitMQ's default user through the next backend.
 //
-// A non-200 answer (500 for a store failure, 503 when the session cache is
-// full) is "ignore" to EMQX (the next authenticator in its chain decides)
+// A non-200 answer (500 for a store failure, 503 when MaxSessions
+// unexpired sessions exist) is "ignore" to EMQX (the next authenticator in its chain decides)
 // and an error to RabbitMQ (the login tries the next backend; an
 // authorization check fails).
 //
@@ -75,5 +83,7 @@
 // cannot send headers, in the adapter_key query parameter of the configured
 // URLs (use http_method = post so the query survives), or come from an
 // address in Config.AllowedSources. With neither configured, every request
-// is refused.
+// is refused. A refusal is a 200 answer the broker takes as one
+// ({"result":"deny"} for EMQX, which takes a 4xx for "ignore" and then, with
+// its default authorization.no_match = allow, allows; "deny" for RabbitMQ).
 package authorizer

@@ -124,10 +124,13 @@ func (a *Adapters) emqxAuthn(w http.ResponseWriter, r *http.Request) {
 	}
 	// Usernames of custom-authorizer clients carry the token; the session
 	// is keyed by what EMQX will send back, so that does not matter.
-	s := a.newSession(id, q.ClientID, ip)
-	if err := a.sessions.put(sessionKey{"emqx", q.ClientID, q.Username}, s, a.now()); err != nil {
+	if err := a.putSession(ctx, brokerEMQX, q.ClientID, q.Username, a.newSession(id, q.ClientID, ip)); err != nil {
 		a.log.Error("emqx authn", "client", truncate(q.ClientID), "err", err)
-		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
+		status := http.StatusInternalServerError
+		if errors.Is(err, errTooManySessions) {
+			status = http.StatusServiceUnavailable
+		}
+		http.Error(w, "session not stored", status) // EMQX: ignore
 		return
 	}
 	a.log.Debug("emqx authn allowed", "client", truncate(q.ClientID), "principal", id.Principal)
@@ -148,7 +151,12 @@ func (a *Adapters) emqxAuthz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	allowed, why := a.emqxDecide(ctx, q)
+	allowed, why, err := a.emqxDecide(ctx, q)
+	if err != nil {
+		a.log.Error("emqx authz", "client", truncate(q.ClientID), "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError) // EMQX: ignore
+		return
+	}
 	res := resultDeny
 	if allowed {
 		res = resultAllow
@@ -158,32 +166,45 @@ func (a *Adapters) emqxAuthz(w http.ResponseWriter, r *http.Request) {
 	writeEMQX(w, emqxResponse{Result: res})
 }
 
-func (a *Adapters) emqxDecide(ctx context.Context, q *emqxRequest) (bool, string) {
+// emqxDecide decides from the session the client's authentication left
+// in the store, whichever replica it reached, checking on each call that
+// the credential is neither revoked nor expired and that the thing is
+// still enabled. An error is a failure to decide.
+func (a *Adapters) emqxDecide(ctx context.Context, q *emqxRequest) (bool, string, error) {
 	var b *policy.Bound
-	s := a.sessions.get(sessionKey{"emqx", q.ClientID, q.Username}, a.now())
+	s, err := a.session(ctx, brokerEMQX, q.ClientID, q.Username)
+	if err != nil {
+		return false, "", err
+	}
 	switch {
 	case s != nil:
+		if err := a.check(ctx, s); err != nil {
+			if !errors.Is(err, authn.ErrNotAuthorized) {
+				return false, "", err
+			}
+			return false, err.Error(), nil
+		}
 		bb, err := a.bind(ctx, s.id.Subject, s.id, s.clientID, s.clientID, s.sourceIP)
 		if err != nil {
-			return false, err.Error()
+			return false, err.Error(), nil
 		}
 		b = bb
 	case a.cfg.ResolveByThingName && q.ClientID != "" && q.ClientID == q.Username:
 		bb, err := a.bind(ctx, registry.Subject{ThingName: q.Username}, nil, q.ClientID, q.ClientID, parsePeer(q.PeerHost))
 		if err != nil {
-			return false, err.Error()
+			return false, err.Error(), nil
 		}
 		b = bb
 	default:
-		return false, "no session (client did not authenticate through this Gatehouse, or it expired)"
+		return false, errNoSession.Error(), nil
 	}
 	switch strings.ToLower(q.Action) {
 	case "publish":
-		return publishAllowed(b, q.Topic, isTrue(q.Retain)), "policy"
+		return PublishAllowed(b, q.Topic, isTrue(q.Retain)), "policy", nil
 	case "subscribe":
-		return subscribeAllowed(b, q.Topic), "policy"
+		return SubscribeAllowed(b, q.Topic), "policy", nil
 	}
-	return false, "unknown action " + truncate(q.Action)
+	return false, "unknown action " + truncate(q.Action), nil
 }
 
 func isTrue(v any) bool {

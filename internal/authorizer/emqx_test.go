@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/authorizer"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
 )
 
 type emqxResult struct {
@@ -158,6 +161,10 @@ func TestEMQXResolveByThingName(t *testing.T) {
 	}
 }
 
+// TestGuard: a request without a valid key (or from a source not
+// allowed) is answered 200 with a refusal the broker understands (EMQX
+// takes a 4xx for "ignore", and then allows by default), whatever its
+// credentials.
 func TestGuard(t *testing.T) {
 	f := newFixture(t, nil)
 	open := newFixture(t, func(c *authorizer.Config) {
@@ -165,32 +172,45 @@ func TestGuard(t *testing.T) {
 		c.AllowedSources = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})
 	closed := newFixture(t, func(c *authorizer.Config) { c.Keys = nil })
-	body := `{"clientid":"s-1","username":"s-1","topic":"t","action":"publish"}`
 	for _, c := range []struct {
 		name   string
 		f      *fixture
+		path   string
 		header string
 		query  string
-		want   int
+		want   string
 	}{
-		{"key header", f, testKey, "", 200},
-		{"key query", f, "", testKey, 200},
-		{"wrong key", f, "nope", "", 403},
-		{"no key", f, "", "", 403},
-		{"allowed source", open, "", "", 200},
-		{"nothing configured", closed, testKey, "", 403},
+		{"key header", f, "emqx/authn", testKey, "", `"allow"`},
+		{"key query", f, "emqx/authn", "", testKey, `"allow"`},
+		{"wrong key", f, "emqx/authn", "nope", "", `{"result":"deny"}`},
+		{"no key", f, "emqx/authn", "", "", `{"result":"deny"}`},
+		{"no key, authz", f, "emqx/authz", "", "", `{"result":"deny"}`},
+		{"allowed source", open, "emqx/authn", "", "", `"allow"`},
+		{"nothing configured", closed, "emqx/authn", testKey, "", `{"result":"deny"}`},
+		{"rabbitmq key", f, "rabbitmq/user", "", testKey, "allow"},
+		{"rabbitmq wrong key", f, "rabbitmq/user", "", "nope", "deny"},
+		{"rabbitmq no key", f, "rabbitmq/user", "", "", "deny"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			u := c.f.http.URL + "/authorizer/emqx/authz"
+			tok := c.f.token("s-1")
+			u := c.f.http.URL + "/authorizer/" + c.path
 			if c.query != "" {
 				u += "?" + authorizer.KeyParam + "=" + c.query
 			}
-			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+			var req *http.Request
+			if strings.HasPrefix(c.path, "emqx/") {
+				body, _ := json.Marshal(map[string]string{"clientid": "s-1", "username": "s-1", "password": tok, "topic": "things/s-1/t", "action": "publish"})
+				req, _ = http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+			} else {
+				req, _ = http.NewRequest(http.MethodPost, u, strings.NewReader(url.Values{"username": {"s-1"}, "password": {tok}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
 			if c.header != "" {
 				req.Header.Set(authorizer.KeyHeader, c.header)
 			}
-			if got, b := c.f.do(req); got != c.want {
-				t.Fatalf("status %d (%s), want %d", got, b, c.want)
+			got, b := c.f.do(req)
+			if got != http.StatusOK || !strings.Contains(b, c.want) {
+				t.Fatalf("answer %d %s, want 200 with %s", got, b, c.want)
 			}
 		})
 	}
@@ -210,8 +230,8 @@ func TestSessionCacheBound(t *testing.T) {
 	if st, _ := f.postJSON("/authorizer/emqx/authn", map[string]string{"clientid": "s-1", "username": "", "password": tok}); st != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", st)
 	}
-	if n := f.adapters.Sessions(); n != 1 {
-		t.Fatalf("%d sessions", n)
+	if n, err := f.env.Store.CountAdapterSessions(t.Context(), time.Now()); n != 1 || err != nil {
+		t.Fatalf("%d sessions (%v), want 1", n, err)
 	}
 }
 
@@ -278,4 +298,52 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestEMQXAuthzAnyReplica: the session an authentication leaves is in the
+// store, so another replica (or this one restarted) answers the
+// authorization calls; each call checks that the token is not revoked and
+// the thing still enabled.
+func TestEMQXAuthzAnyReplica(t *testing.T) {
+	f := newFixture(t, nil)
+	other := authorizer.New(authorizer.Config{Authn: f.env.Authn, Registry: f.reg, Store: f.env.Store, Revoked: f.oauth.Revoked, Keys: []string{testKey}})
+	b := httptest.NewServer(other.Handler())
+	t.Cleanup(b.Close)
+	authz := func(clientID string) string {
+		t.Helper()
+		raw, _ := json.Marshal(map[string]string{"clientid": clientID, "username": clientID, "topic": "things/" + clientID + "/t", "action": "publish"})
+		req, _ := http.NewRequest(http.MethodPost, b.URL+"/authorizer/emqx/authz", bytes.NewReader(raw))
+		req.Header.Set(authorizer.KeyHeader, testKey)
+		st, body := f.do(req)
+		return decodeEMQX(t, st, body).Result
+	}
+	tok1, tok2 := f.token("s-1"), f.token("s-2")
+	for _, c := range []string{"s-1", "s-2"} {
+		if got := authz(c); got != "deny" {
+			t.Fatalf("authz of %s before authn = %q, want deny", c, got)
+		}
+	}
+	for c, tok := range map[string]string{"s-1": tok1, "s-2": tok2} {
+		if r := emqxPost(t, f, "/authorizer/emqx/authn", map[string]string{"clientid": c, "username": c, "password": tok}); r.Result != "allow" {
+			t.Fatalf("authn of %s = %q", c, r.Result)
+		}
+	}
+	for _, c := range []string{"s-1", "s-2"} {
+		if got := authz(c); got != "allow" {
+			t.Fatalf("authz of %s on the other replica = %q, want allow", c, got)
+		}
+	}
+	ctx := t.Context()
+	if err := f.oauth.RevokeAccessToken(ctx, tok1); err != nil {
+		t.Fatal(err)
+	}
+	disabled := "disabled"
+	if _, err := f.reg.UpdateThing(events.WithActor(ctx, "test"), "s-2", 0, registry.ThingPatch{State: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"s-1", "s-2"} {
+		if got := authz(c); got != "deny" {
+			t.Errorf("authz of %s after revoking its token or disabling it = %q, want deny", c, got)
+		}
+	}
 }

@@ -48,6 +48,9 @@ func newFixture(t testing.TB, mod func(*authorizer.Config)) *fixture {
 	cfg := authorizer.Config{
 		Authn:    env.Authn,
 		Registry: env.Registry,
+		Store:    env.Store,
+		Revoked:  env.OAuth.Revoked,
+		Events:   env.Events,
 		Keys:     []string{testKey},
 	}
 	if stdos.Getenv("GATEHOUSE_TEST_LOG") != "" {

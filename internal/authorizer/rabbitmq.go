@@ -93,29 +93,54 @@ func (a *Adapters) rabbitUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := a.newSession(id, clientID, netip.Addr{})
-	now := a.now()
-	err = a.sessions.put(sessionKey{"rabbitmq", "", username}, s, now)
+	err = a.putSession(ctx, brokerRabbitMQ, "", username, s)
 	if err == nil && clientID != "" {
-		err = a.sessions.put(sessionKey{"rabbitmq", clientID, username}, s, now)
+		err = a.putSession(ctx, brokerRabbitMQ, clientID, username, s)
 	}
 	if err != nil {
 		a.log.Error("rabbitmq user", "username", logName(username), "err", err)
-		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
+		status := http.StatusInternalServerError
+		if errors.Is(err, errTooManySessions) {
+			status = http.StatusServiceUnavailable
+		}
+		http.Error(w, "session not stored", status)
 		return
 	}
 	a.log.Debug("rabbitmq user allowed", "username", logName(username), "principal", id.Principal)
 	writeRabbit(w, true)
 }
 
-// rabbitSession finds the session of a username (and client id, if sent).
-func (a *Adapters) rabbitSession(username, clientID string) *session {
-	now := a.now()
+// rabbitSession finds the session of a username (and client id, if sent)
+// and checks that its credential may still act; nil (after answering
+// "deny", or 500 when the store fails) if not.
+func (a *Adapters) rabbitSession(w http.ResponseWriter, r *http.Request, username, clientID string) *session {
+	ctx := r.Context()
+	var (
+		s   *session
+		err error
+	)
 	if clientID != "" {
-		if s := a.sessions.get(sessionKey{"rabbitmq", clientID, username}, now); s != nil {
-			return s
-		}
+		s, err = a.session(ctx, brokerRabbitMQ, clientID, username)
 	}
-	return a.sessions.get(sessionKey{"rabbitmq", "", username}, now)
+	if s == nil && err == nil {
+		s, err = a.session(ctx, brokerRabbitMQ, "", username)
+	}
+	if err == nil && s == nil {
+		err = errNoSession
+	} else if err == nil {
+		err = a.check(ctx, s)
+	}
+	switch {
+	case err == nil:
+		return s
+	case errors.Is(err, errNoSession), errors.Is(err, authn.ErrNotAuthorized):
+		a.log.Debug("rabbitmq request denied", "path", r.URL.Path, "username", logName(username), "why", err)
+		writeRabbit(w, false)
+	default:
+		a.log.Error("rabbitmq request", "path", r.URL.Path, "username", logName(username), "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	}
+	return nil
 }
 
 // rabbitVHost allows the configured vhosts to authenticated users.
@@ -123,8 +148,9 @@ func (a *Adapters) rabbitVHost(w http.ResponseWriter, r *http.Request) {
 	if !a.rabbitForm(w, r) {
 		return
 	}
-	s := a.rabbitSession(r.Form.Get("username"), rabbitClientID(r))
-	writeRabbit(w, s != nil && a.vhosts[r.Form.Get("vhost")])
+	if a.rabbitSession(w, r, r.Form.Get("username"), rabbitClientID(r)) != nil {
+		writeRabbit(w, a.vhosts[r.Form.Get("vhost")])
+	}
 }
 
 // rabbitResource allows what the MQTT plugin needs and nothing else: read
@@ -137,8 +163,11 @@ func (a *Adapters) rabbitResource(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.Form
 	username := f.Get("username")
-	s := a.rabbitSession(username, rabbitClientID(r))
-	if s == nil || !a.vhosts[f.Get("vhost")] {
+	s := a.rabbitSession(w, r, username, rabbitClientID(r))
+	if s == nil {
+		return
+	}
+	if !a.vhosts[f.Get("vhost")] {
 		writeRabbit(w, false)
 		return
 	}
@@ -180,8 +209,11 @@ func (a *Adapters) rabbitTopic(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.Form
 	username, clientID := f.Get("username"), rabbitClientID(r)
-	s := a.rabbitSession(username, clientID)
-	if s == nil || !a.vhosts[f.Get("vhost")] || f.Get("name") != a.cfg.RabbitMQExchange {
+	s := a.rabbitSession(w, r, username, clientID)
+	if s == nil {
+		return
+	}
+	if !a.vhosts[f.Get("vhost")] || f.Get("name") != a.cfg.RabbitMQExchange {
 		writeRabbit(w, false)
 		return
 	}
@@ -204,9 +236,9 @@ func (a *Adapters) rabbitTopic(w http.ResponseWriter, r *http.Request) {
 	ok := false
 	switch f.Get("permission") {
 	case "write":
-		ok = publishAllowed(b, topic, false)
+		ok = PublishAllowed(b, topic, false)
 	case "read":
-		ok = subscribeAllowed(b, topic)
+		ok = SubscribeAllowed(b, topic)
 	}
 	if !ok {
 		a.log.Debug("rabbitmq topic denied", "username", logName(username), "client", truncate(clientID), "permission", f.Get("permission"), "topic", truncate(topic))

@@ -1,18 +1,24 @@
 package authorizer_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/gatehouse-iot/gatehouse/internal/authorizer"
+	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
@@ -23,6 +29,43 @@ func rabbitMQTTAddr() string {
 		return a
 	}
 	return "127.0.0.1:11883"
+}
+
+// rabbitManagementURL is RabbitMQ's management API as
+// scripts/rabbitmq-test-setup.sh enables it (guest/guest).
+func rabbitManagementURL() string {
+	if u := os.Getenv("GATEHOUSE_TEST_RABBITMQ_MANAGEMENT"); u != "" {
+		return u
+	}
+	return "http://127.0.0.1:15672"
+}
+
+// rabbitKnows tells whether the management API's statistics show a
+// connection of username with the MQTT client id.
+func rabbitKnows(t *testing.T, username, clientID string) bool {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, rabbitManagementURL()+"/api/connections?columns=user,client_properties", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var conns []struct {
+		User             string `json:"user"`
+		ClientProperties struct {
+			ClientID string `json:"client_id"`
+		} `json:"client_properties"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&conns); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		if c.User == username && c.ClientProperties.ClientID == clientID {
+			return true
+		}
+	}
+	return false
 }
 
 // rabbitctl runs rabbitmqctl eval and returns its output.
@@ -83,7 +126,21 @@ func TestRabbitMQEndToEnd(t *testing.T) {
 		}
 	})
 
-	f := newFixture(t, nil)
+	// The adapters close connections through the management API when a
+	// token is revoked, a thing disabled or a credential expires; the
+	// adapters' clock is the test's, to let credentials expire.
+	var offset atomic.Int64
+	f := newFixture(t, func(c *authorizer.Config) {
+		c.RabbitMQManagement = authorizer.RabbitMQManagement{URL: rabbitManagementURL(), Username: "guest", Password: "guest"}
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { _ = f.adapters.Run(ctx); close(ran) }()
+	t.Cleanup(func() { stop(); <-ran })
+	if !reachable(strings.TrimPrefix(rabbitManagementURL(), "http://")) {
+		skip("RabbitMQ management API %s unreachable (run scripts/rabbitmq-test-setup.sh)", rabbitManagementURL())
+	}
 	base := f.http.URL + "/authorizer/rabbitmq/"
 	q := "?" + authorizer.KeyParam + "=" + testKey
 	set := fmt.Sprintf(`application:set_env(rabbitmq_auth_backend_http, http_method, post),
@@ -217,4 +274,48 @@ func TestRabbitMQEndToEnd(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+
+	// Revoked, disabled, expired: RabbitMQ keeps an open connection
+	// whatever its HTTP backend would now answer; the adapters close it
+	// through the management API (within about a second: the time is
+	// logged, not asserted).
+	closed := func(what string, c mqtt.Client) {
+		t.Helper()
+		took := testenv.Eventually(t, 15*time.Second, "connection closed after "+what, func() bool { return !c.IsConnectionOpen() })
+		t.Logf("%s: connection closed in %s", what, took.Round(time.Millisecond))
+	}
+	tokRevoked := f.token("s-1")
+	victim, err := connect("s-1", "s-1", tokRevoked)
+	if err != nil {
+		t.Fatalf("s-1 connect before revocation: %v", err)
+	}
+	if err := f.oauth.RevokeAccessToken(t.Context(), tokRevoked); err != nil {
+		t.Fatal(err)
+	}
+	closed("token revoked", victim)
+	if _, err := connect("s-1", "s-1", tokRevoked); err == nil {
+		t.Error("connect with the revoked token succeeded")
+	}
+
+	disabled := "disabled"
+	tokDisabled := f.token("s-2")
+	victim, err = connect("s-2", "s-2", tokDisabled)
+	if err != nil {
+		t.Fatalf("s-2 connect before it is disabled: %v", err)
+	}
+	if _, err := f.reg.UpdateThing(events.WithActor(t.Context(), "test"), "s-2", 0, registry.ThingPatch{State: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	closed("thing disabled", victim)
+
+	victim, err = connect("s-1", "s-1", f.token("s-1"))
+	if err != nil {
+		t.Fatalf("s-1 connect before expiry: %v", err)
+	}
+	// This time RabbitMQ's statistics know the connection first, so it is
+	// closed by name after its client id is checked (a younger one closes
+	// with all of its user's connections).
+	testenv.Eventually(t, 30*time.Second, "RabbitMQ's statistics know s-1's connection", func() bool { return rabbitKnows(t, "s-1", "s-1") })
+	offset.Store(int64(2 * time.Hour)) // past the token's expiry (1 h)
+	closed("token expired", victim)
 }

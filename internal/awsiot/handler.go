@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/fleetprov"
 	"github.com/gatehouse-iot/gatehouse/internal/jsonbody"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
@@ -41,6 +42,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Certs serves the certificate and CA operations; nil refuses them.
 	Certs *certs.Service
+	// FleetProv serves the provisioning template operations; nil refuses
+	// them.
+	FleetProv *fleetprov.Service
 	// Authenticate checks custom-authorizer credentials for
 	// TestInvokeAuthorizer, as a connection would; nil refuses it.
 	Authenticate func(context.Context, authn.Credentials) (*authn.Identity, error)
@@ -87,6 +91,7 @@ func New(cfg Config) *Handler {
 	h.route("GET /thing-types/{thingTypeName}", false, h.describeThingType)
 	h.route("POST /thing-types/{thingTypeName}", true, h.createThingType)
 	h.controlRoutes()
+	h.provisioningRoutes()
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, r, cfg.Logger, &apiError{status: http.StatusNotFound, typ: "UnknownOperationException", msg: "no operation " + r.Method + " " + r.URL.Path})
 	})

@@ -59,6 +59,15 @@ type Config struct {
 	// EventTopicPrefix) to the sessions a feature defines them for (see
 	// ReservedGrant); everything else there is the server's alone.
 	Reserved []ReservedGrant
+	// Answerers are topic spaces where the server answers clients'
+	// requests to the requesting connection alone (answered.go), such as
+	// AWS IoT fleet provisioning's $aws/certificates/ and
+	// $aws/provisioning-templates/. They are reserved like the topics above.
+	Answerers []Answerer
+	// ReservedTopics reserve more topic spaces to the server, as
+	// $gatehouse/ is (see ReservedSpace): the AWS Device Lobby protocol's
+	// lobby/ and $aws/rules/lobby.
+	ReservedTopics []ReservedSpace
 
 	// AnonymousAddr, for interoperability testing only, serves plain MQTT
 	// without authentication (listener id "anonymous"): every client is
@@ -150,6 +159,8 @@ type Broker struct {
 	// and Run is not missed.
 	followFrom  int64
 	followKnown bool
+	// rebinds is the follower's work for the rebinder (rebind.go).
+	rebinds *rebinds
 }
 
 // New builds the broker and binds its listeners.
@@ -175,7 +186,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}, metrics: &metrics{}}
+	b := &Broker{cfg: cfg, log: cfg.Logger, now: cfg.Now, server: mqtt.New(opts), addrs: map[string]string{}, metrics: &metrics{}, rebinds: newRebinds()}
 	b.pending = newPendingConns(cfg.ConnectTimeout, cfg.PendingConnectionsPerIP, func() { cfg.Rejections.Inc(pendingLimit) })
 	if cfg.Events != nil {
 		b.batch = cfg.Events.NewBatcher(4096, cfg.Logger)
@@ -301,6 +312,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 	if b.cfg.Events != nil {
 		wg.Go(func() { b.follow(ctx) })
+		wg.Go(func() { b.rebinder(ctx) })
 	}
 	<-ctx.Done()
 	b.hook.stopWills()

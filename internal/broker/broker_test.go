@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,13 +17,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-iot/gatehouse/internal/broker"
@@ -58,8 +55,8 @@ type fixture struct {
 	broker  *broker.Broker
 	secrets map[string]string
 	env     *testenv.Env
-	// sentinels counts the sentinel things caughtUp has created.
-	sentinels atomic.Int64
+	// metrics has the broker's series (Broker.RegisterMetrics).
+	metrics *prometheus.Registry
 }
 
 func newFixture(t testing.TB, tokenTTL time.Duration) *fixture {
@@ -84,9 +81,13 @@ func newFixtureWith(t testing.TB, tokenTTL time.Duration, configure func(*broker
 		t.Fatal(err)
 	}
 	env.Mux.Handle("POST /topics/{topic...}", b.PublishHandler())
+	metrics := prometheus.NewRegistry()
+	if err := b.RegisterMetrics(metrics); err != nil {
+		t.Fatal(err)
+	}
 	env.Go(b.Run)
 
-	f := &fixture{t: t, store: env.Store, reg: env.Registry, oauth: env.OAuth, http: env.HTTP, broker: b}
+	f := &fixture{t: t, store: env.Store, reg: env.Registry, oauth: env.OAuth, http: env.HTTP, broker: b, metrics: metrics}
 	admin := env.As("test")
 	if _, err := f.reg.CreatePolicy(admin, registry.NewPolicy{Name: "telemetry", Document: []byte(telemetry)}); err != nil {
 		t.Fatal(err)
@@ -172,35 +173,15 @@ func waitDisconnect(t *testing.T, c *client, want byte, failure string) {
 	}
 }
 
-// caughtUp waits until the broker's follower has applied every event
-// recorded before the call (a change reaching sessions, live or offline,
-// is asynchronous). The follower reads the log in batches and mirrors each
-// event of a batch to the event topics before applying the batch; so once
-// a first sentinel event is mirrored, the batch holding what came before
-// it has been read, and once a second one, recorded after that, is
-// mirrored, that batch has been applied. The sentinels are things without
-// a type (thing.created), which the follower applies to no session.
+// caughtUp returns once the broker has applied every event in the log so
+// far to its sessions, re-binds included (Broker.Applied).
 func (f *fixture) caughtUp(t *testing.T) {
 	t.Helper()
-	for range 2 {
-		n := int(f.sentinels.Add(1))
-		name := fmt.Sprintf("sentinel-%d", n)
-		filter := "$gatehouse/events/thing.created/thing/" + name
-		seen := make(chan struct{})
-		var once sync.Once
-		if err := f.broker.Server().Subscribe(filter, 1000+n, func(*mqtt.Client, packets.Subscription, packets.Packet) { once.Do(func() { close(seen) }) }); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.reg.CreateThing(f.env.As("test"), registry.NewThing{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-seen:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the follower did not mirror %s within 10s", filter)
-		}
-		_ = f.broker.Server().Unsubscribe(filter, 1000+n)
+	latest, err := f.env.Events.LatestID(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
+	testenv.Eventually(t, 10*time.Second, "the broker applying the event log", func() bool { return f.broker.Applied() >= latest })
 }
 
 func (f *fixture) dial(network string) net.Conn {

@@ -17,8 +17,15 @@ import (
 type Cluster interface {
 	// Publish sends a message this replica accepted to the others.
 	Publish(ctx context.Context, m cluster.Message) error
-	// AnnounceClient tells the others that clientID connected here.
-	AnnounceClient(clientID string) error
+	// AnnounceClient tells the others that clientID connected here, and
+	// returns the announcement's stamp.
+	AnnounceClient(clientID string) (cluster.Stamp, error)
+	// SaveSession, LoadSession and DeleteSession keep persistent
+	// sessions' subscriptions where every replica finds them
+	// (cluster.Node's, with their revisions).
+	SaveSession(ctx context.Context, clientID string, s cluster.Session, rev uint64) (uint64, error)
+	LoadSession(ctx context.Context, clientID string) (cluster.Session, uint64, bool, error)
+	DeleteSession(ctx context.Context, clientID string, rev uint64) error
 }
 
 // clusterClientID is the inline client that injects the other replicas'
@@ -38,12 +45,19 @@ type clusterHook struct {
 	// takenOver holds the clients disconnected because their client id
 	// connected on another replica, until their connection ends.
 	takenOver sync.Map // *mqtt.Client -> struct{}
+	// revs holds, per connection of a persistent session, what it wrote
+	// to the cluster (sessions.go).
+	revs sync.Map // *mqtt.Client -> *stored
+	// announced holds the stamp of each connection's announcement, while
+	// its session lives here (an offline one too).
+	announced sync.Map // *mqtt.Client -> cluster.Stamp
 }
 
 func (h *clusterHook) ID() string { return "gatehouse-cluster" }
 
 func (h *clusterHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnDisconnect, mqtt.OnClientExpired}, []byte{b})
 }
 
 // OnPublish forwards a client's QoS 1 or 2 message before mochi answers
@@ -88,15 +102,37 @@ func (h *clusterHook) forward(pk packets.Packet) {
 	}
 }
 
-// OnSessionEstablished announces the client id, so that another replica
-// with a connection under it closes that one (session taken over).
+// OnSessionEstablished stores a persistent session's subscriptions in the
+// cluster, then announces the client id, so that another replica with a
+// connection under it closes that one (session taken over): that replica
+// can then no longer overwrite what this one stored.
 func (h *clusterHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
-	if err := h.c.AnnounceClient(cl.ID); err != nil {
+	if persistent(cl) {
+		h.saveSession(cl, true)
+	}
+	at, err := h.c.AnnounceClient(cl.ID)
+	h.announced.Store(cl, at)
+	if err != nil {
 		h.b.log.Warn("broker: announce client to cluster", "client", cl.ID, "err", err)
 	}
+}
+
+// newerHere reports whether the session of cl here is the newer of it and
+// the connection another replica announced at at: announced later here, or
+// not announced yet (it will be, later). The other replica then ends its
+// own connection on this one's announcement.
+func (h *clusterHook) newerHere(cl *mqtt.Client, at cluster.Stamp) bool {
+	mine, ok := h.announced.Load(cl)
+	return !ok || mine.(cluster.Stamp).After(at)
+}
+
+// forget drops what the hook keeps for a session that ended here.
+func (h *clusterHook) forget(cl *mqtt.Client) {
+	h.dropSession(cl)
+	h.announced.Delete(cl)
 }
 
 // OnDisconnect ends the session of a client taken over on another
@@ -105,10 +141,19 @@ func (h *clusterHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 // forgot it already, see takenOverElsewhere).
 func (h *clusterHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if _, ok := h.takenOver.LoadAndDelete(cl); ok {
+		// Stored by the other replica since if it keeps the session (it
+		// wrote before announcing the client): then this delete does
+		// nothing. If it started clean, the session ends here.
+		h.forget(cl)
 		if !expire {
 			h.b.hook.endSession(cl)
 		}
 		h.b.log.Debug("mqtt session ended: client id taken over on another replica", "client", cl.ID)
+		return
+	}
+	h.sessionDisconnected(cl, expire)
+	if expire || cl.IsTakenOver() {
+		h.announced.Delete(cl)
 	}
 }
 
@@ -160,10 +205,23 @@ func (b *Broker) setRetained(m cluster.Message) {
 
 // takenOverElsewhere disconnects the local connection under clientID
 // (0x8E session taken over; mochi then publishes its will, authorized by
-// OnWill as on one replica).
-func (b *Broker) takenOverElsewhere(clientID string) {
+// OnWill as on one replica), or ends the offline session held under it.
+//
+// Two connections announced at about the same time on two replicas each
+// reach the other replica after it established its own: only the one
+// with the earlier stamp ends (newerHere), so exactly one survives.
+func (b *Broker) takenOverElsewhere(clientID string, at cluster.Stamp) {
 	cl, ok := b.server.Clients.Get(clientID)
-	if b.cluster == nil || !ok || cl.Net.Inline || cl.Closed() {
+	if b.cluster == nil || !ok || cl.Net.Inline || b.cluster.newerHere(cl, at) {
+		return
+	}
+	if cl.Closed() {
+		// An offline session here: the client is back elsewhere, which
+		// resumed the session from the cluster or started clean. Either
+		// way nothing is to be queued here any more.
+		b.hook.forget(cl)
+		b.hook.endSession(cl)
+		b.log.Debug("mqtt offline session ended: client id connected on another replica", "client", clientID)
 		return
 	}
 	b.log.Info("mqtt client id connected on another replica", "client", clientID)

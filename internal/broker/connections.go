@@ -10,6 +10,9 @@ import (
 
 // Connection describes one live MQTT connection of this broker.
 type Connection struct {
+	// Thing is the thing the connection acts for (authenticated as, or
+	// named as MQTT username); empty for a person or an anonymous client.
+	Thing           string    `json:"thing,omitempty"`
 	ClientID        string    `json:"clientId"`
 	Username        string    `json:"username"`
 	RemoteAddr      string    `json:"remoteAddr"`
@@ -23,10 +26,20 @@ type Connection struct {
 // it as MQTT username. Offline persistent sessions are left out. The list
 // is ordered by connection time, then client id. It only reads.
 func (b *Broker) Connections(thing string) []Connection {
-	out := []Connection{}
 	if thing == "" {
-		return out
+		return []Connection{}
 	}
+	return b.connections(func(c Connection) bool { return c.Thing == thing || c.Username == thing })
+}
+
+// AllConnections lists every live connection of this broker (not of other
+// replicas), ordered as Connections orders them. It only reads.
+func (b *Broker) AllConnections() []Connection {
+	return b.connections(func(Connection) bool { return true })
+}
+
+func (b *Broker) connections(keep func(Connection) bool) []Connection {
+	out := []Connection{}
 	b.hook.sessions.Range(func(k, v any) bool {
 		cl, s := k.(*mqtt.Client), v.(*session)
 		if s.offline.Load() || cl.Closed() {
@@ -38,11 +51,11 @@ func (b *Broker) Connections(thing string) []Connection {
 		cl.RUnlock()
 		// A custom-authorizer username carries the token after '?'.
 		name, _, _ := strings.Cut(username, "?")
-		if s.id.ThingName != thing && name != thing {
-			return true
+		c := Connection{Thing: s.id.ThingName, ClientID: cl.ID, Username: name, RemoteAddr: cl.Net.Remote, Listener: cl.Net.Listener,
+			ProtocolVersion: version, ConnectedAt: s.connectedAt.UTC()}
+		if keep(c) {
+			out = append(out, c)
 		}
-		out = append(out, Connection{ClientID: cl.ID, Username: name, RemoteAddr: cl.Net.Remote, Listener: cl.Net.Listener,
-			ProtocolVersion: version, ConnectedAt: s.connectedAt.UTC()})
 		return true
 	})
 	slices.SortFunc(out, func(a, b Connection) int {

@@ -42,6 +42,14 @@ func TestConnectionsListsLiveClientsOfAThing(t *testing.T) {
 		}
 	}
 
+	var all []string
+	for _, c := range f.broker.AllConnections() {
+		all = append(all, c.Thing+":"+c.ClientID)
+	}
+	if !slices.Equal(all, []string{"s-1:s-1", "s-2:s-2"}) && !slices.Equal(all, []string{"s-2:s-2", "s-1:s-1"}) {
+		t.Errorf("AllConnections = %v, want s-1 and s-2 with their things", all)
+	}
+
 	// A persistent session whose client left is not a live connection.
 	_ = persistent.Disconnect(&paho.Disconnect{})
 	_ = plain.Disconnect(&paho.Disconnect{})

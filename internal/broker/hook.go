@@ -32,7 +32,9 @@ type session struct {
 	clientID string
 	sourceIP netip.Addr
 	bound    atomic.Pointer[policy.Bound]
-	policies atomic.Pointer[[]string]
+	// res is what bound was bound from: the policies and what the
+	// rebinder matches changes against (nil for anonymous sessions).
+	res atomic.Pointer[registry.Resolved]
 	// anonymous marks a connection on the anonymous test listener: bound
 	// to Config.AnonymousPolicy, never to anything in the registry.
 	anonymous bool
@@ -56,6 +58,10 @@ type session struct {
 	// id: it stays known until its connection ends, so that its will is
 	// authorized (and published) as the session it is.
 	takenOver atomic.Bool
+	// replaced marks a session a connection to this broker took over
+	// (OnSessionEstablish), not one ended for another replica's: mochi
+	// marks its client taken over moments later (see awaitTakenOver).
+	replaced atomic.Bool
 }
 
 // maxDenialEvents is how many denials one connection records in the event
@@ -70,7 +76,8 @@ func (s *session) ctx() context.Context {
 type hook struct {
 	mqtt.HookBase
 	b        *Broker
-	sessions sync.Map // *mqtt.Client -> *session
+	sessions sync.Map // *mqtt.Client -> *session (remember, forget)
+	index    sessionIndex
 	// revoked holds the jtis of tokens the event log said were revoked,
 	// until the time.Time stored with them. A revocation made on another
 	// replica reaches this replica's event follower before its token
@@ -240,12 +247,12 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.b.cfg.Rejections.Inc("connectionsPerThing")
 		return refuse(packets.ErrQuotaExceeded, id, fmt.Sprintf("thing %s already has %d connections (limits.connectionsPerThing)", id.ThingName, h.b.cfg.ConnectionsPerThing))
 	}
-	h.sessions.Store(cl, s)
+	h.remember(cl, s)
 	h.byConn.Store(cl.Net.Conn, s)
 	// Checked after the session is visible: a concurrent follower either
 	// finds the session to kick or has marked the credential already.
 	if h.isRevoked(id.CredentialID) {
-		h.sessions.Delete(cl)
+		h.forget(cl)
 		h.release(s)
 		return refuse(packets.ErrBadUsernameOrPassword, id, "credential revoked") // as the authenticator answers later
 	}
@@ -271,7 +278,7 @@ func (h *hook) connectionEnded(conn net.Conn) {
 	if cur, ok := h.sessions.Load(s.cl); !ok || cur != s {
 		return
 	}
-	h.sessions.Delete(s.cl)
+	h.forget(s.cl)
 	h.release(s)
 	s.mu.Lock()
 	if s.timer != nil {
@@ -334,17 +341,33 @@ var anonymousIdentity = &authn.Identity{Method: "anonymous", Principal: "anonymo
 // anonymousPolicies names the policy anonymous sessions are bound to.
 var anonymousPolicies = []string{"(anonymous policy)"}
 
+// policies names the policies the session is bound to.
+func (s *session) policies() []string {
+	if s.anonymous {
+		return anonymousPolicies
+	}
+	if res := s.res.Load(); res != nil {
+		return res.Policies
+	}
+	return nil
+}
+
 // bind resolves the session's policies and binds them to its context.
 func (h *hook) bind(ctx context.Context, s *session) error {
 	if s.anonymous {
 		s.bound.Store(h.b.cfg.AnonymousPolicy.Bind(policy.Context{ClientID: s.clientID, SourceIP: s.sourceIP}))
-		s.policies.Store(&anonymousPolicies)
 		return nil
 	}
 	res, err := h.b.cfg.Registry.ResolvePolicies(ctx, s.id.Subject, h.b.cfg.Policy)
 	if err != nil {
 		return err
 	}
+	h.bindTo(s, res)
+	return nil
+}
+
+// bindTo binds the resolved policies to the session's context.
+func (h *hook) bindTo(s *session, res *registry.Resolved) {
 	pctx := registry.PolicyContext(res, s.clientID, s.sourceIP, s.id.Certificate, s.id.Token)
 	if res.Thing == nil || res.Thing.Name != s.clientID {
 		// As in AWS IoT, thing variables resolve only for a client whose
@@ -352,8 +375,7 @@ func (h *hook) bind(ctx context.Context, s *session) error {
 		pctx.Thing = nil
 	}
 	s.bound.Store(res.Set.Bind(pctx))
-	s.policies.Store(&res.Policies)
-	return nil
+	s.res.Store(res)
 }
 
 // OnConnectAuthenticate accepts exactly the clients OnConnect admitted.
@@ -371,11 +393,32 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.b.metrics.connect("accepted")
 	h.recheckSubscriptions(s)
 	h.armExpiry(s)
-	policies := *s.policies.Load()
+	policies := s.policies()
 	h.b.log.Debug("mqtt connected", "client", cl.ID, "principal", s.id.Principal, "method", s.id.Method, "policies", policies)
-	h.b.record(s.ctx(), "broker.connected", "client/"+cl.ID, map[string]any{
-		"clientId": cl.ID, "remote": cl.Net.Remote, "listener": cl.Net.Listener, "method": s.id.Method,
-		"thing": s.id.ThingName, "policies": policies, "protocol": cl.Properties.ProtocolVersion})
+	h.b.record(s.ctx(), "broker.connected", "client/"+cl.ID, &connectedDetails{
+		ClientID: cl.ID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Method: s.id.Method,
+		Thing: s.id.ThingName, Policies: policies, Protocol: cl.Properties.ProtocolVersion})
+}
+
+// connectedDetails and disconnectedDetails are the details of the
+// broker.connected and broker.disconnected events, written for every
+// connection: structs encode for less than maps (no map to build, no keys
+// to sort). Their fields are in the order of their JSON names, so the
+// details read exactly as the maps once written were (TestConnectionEventDetails).
+type connectedDetails struct {
+	ClientID string   `json:"clientId"`
+	Listener string   `json:"listener"`
+	Method   string   `json:"method"`
+	Policies []string `json:"policies"`
+	Protocol byte     `json:"protocol"`
+	Remote   string   `json:"remote"`
+	Thing    string   `json:"thing"`
+}
+
+type disconnectedDetails struct {
+	ClientID    string `json:"clientId"`
+	Reason      string `json:"reason"`
+	SessionKept bool   `json:"sessionKept"`
 }
 
 // expired reports whether the session's credential has expired by the
@@ -445,8 +488,11 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 	s := v.(*session)
 	h.release(s)
+	if s.replaced.Load() {
+		awaitTakenOver(cl)
+	}
 	if expire || s.takenOver.Load() {
-		h.sessions.Delete(cl)
+		h.forget(cl)
 	} else {
 		// A persistent session: keep it, so QoS 1/2 messages published
 		// while the client is away are queued (and Receive-checked).
@@ -461,12 +507,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if err != nil {
 		reason = err.Error()
 	}
-	h.b.record(s.ctx(), "broker.disconnected", "client/"+cl.ID, map[string]any{"clientId": cl.ID, "reason": reason, "sessionKept": !expire})
+	h.b.record(s.ctx(), "broker.disconnected", "client/"+cl.ID, &disconnectedDetails{ClientID: cl.ID, Reason: reason, SessionKept: !expire})
 }
 
 // OnClientExpired forgets an offline session whose expiry interval passed.
 func (h *hook) OnClientExpired(cl *mqtt.Client) {
-	h.sessions.Delete(cl)
+	h.forget(cl)
 }
 
 // OnSessionEstablish runs before mochi hands a client id's earlier session
@@ -500,14 +546,37 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.release(old)
 	if old.offline.Load() || existing.Closed() {
-		h.sessions.Delete(existing)
+		h.forget(existing)
 		return
 	}
 	// Still connected: mochi disconnects it next and publishes its will
 	// (MQTT 5 §3.1.4; AWS IoT does on DUPLICATE_CLIENTID), which OnWill
 	// authorizes against this session's binding of that moment; its
 	// OnDisconnect then forgets it.
+	old.replaced.Store(true)
 	old.takenOver.Store(true)
+}
+
+// takeoverPolls bounds awaitTakenOver: up to about a second.
+const takeoverPolls = 1000
+
+// awaitTakenOver returns once mochi has marked cl, whose client id a new
+// connection takes over, as taken over (or after about a second). mochi
+// (v2.7.9, Server.inheritClientSession) disconnects the old client first
+// and marks it afterwards, and the old client's goroutine, after
+// OnDisconnect, removes the client id's entry and subscriptions unless
+// the mark is set: when it read the mark before the new connection set
+// it and removed them after the new connection registered under that id,
+// it removed the new connection's. That one then stayed connected but
+// unknown to the broker: nothing delivered to it, and its publishes
+// without a publisher (CI: TestAWSLobbyOverMQTT). OnDisconnect returning
+// only once the mark is set closes the window; the wait is the old
+// connection's own, and the new one sets the mark right after it
+// disconnected the old.
+func awaitTakenOver(cl *mqtt.Client) {
+	for i, wait := 0, 10*time.Microsecond; i < takeoverPolls && !cl.IsTakenOver(); i, wait = i+1, min(2*wait, time.Millisecond) {
+		time.Sleep(wait)
+	}
 }
 
 // kick disconnects a session's client (MQTT 5 clients get the reason).
@@ -518,7 +587,7 @@ func (h *hook) kick(s *session, code packets.Code, why string) {
 		// session with it, so that a client coming back (a thing disabled
 		// and enabled again) is told there is no session present rather
 		// than resuming one whose queue was dead meanwhile.
-		h.sessions.Delete(s.cl)
+		h.forget(s.cl)
 		h.endSession(s.cl)
 		h.b.log.Info("mqtt offline session dropped by gatehouse", "client", s.cl.ID, "principal", s.id.Principal, "why", why)
 		return
@@ -614,6 +683,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.cfg.Rejections.Inc("mqtt.maxMessageSize")
 		h.b.log.Debug("mqtt publish too large", "client", cl.ID, "topic", pk.TopicName, "bytes", len(pk.Payload))
 		return h.refusePublish(cl, pk, packets.ErrPacketTooLarge, fmt.Sprintf("publish of %d bytes over mqtt.maxMessageSize", len(pk.Payload)))
+	}
+	if ok, err := h.answer(cl, pk); ok {
+		return pk, err
 	}
 	if cl.Net.Inline || !pk.FixedHeader.Retain {
 		return pk, nil

@@ -24,24 +24,33 @@ import (
 // rejections reads gatehouse_limit_rejections_total{limit=name} from reg.
 func rejections(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
+	v, ok := counter(t, reg, "gatehouse_limit_rejections_total", "limit", name)
+	if !ok {
+		t.Fatalf("no rejection counter for %s", name)
+	}
+	return v
+}
+
+// counter reads the counter metric{label=value} from reg.
+func counter(t *testing.T, reg *prometheus.Registry, metric, label, value string) (float64, bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "gatehouse_limit_rejections_total" {
+		if mf.GetName() != metric {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "limit" && lp.GetValue() == name {
-					return m.GetCounter().GetValue()
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue(), true
 				}
 			}
 		}
 	}
-	t.Fatalf("no rejection counter for %s", name)
-	return 0
+	return 0, false
 }
 
 func newRejections(t *testing.T) (*prometheus.Registry, *ratelimit.Rejections) {

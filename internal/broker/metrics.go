@@ -12,6 +12,7 @@ type metrics struct {
 	connects *prometheus.CounterVec // result: accepted, refused
 	denied   *prometheus.CounterVec // action: iot:Publish, ...
 	kicked   prometheus.Counter
+	rebound  *prometheus.CounterVec // how: recompiled, refreshed
 }
 
 func (m *metrics) connect(result string) {
@@ -26,6 +27,12 @@ func (m *metrics) deny(action string) {
 	}
 }
 
+func (m *metrics) rebind(how string) {
+	if m.rebound != nil {
+		m.rebound.WithLabelValues(how).Inc()
+	}
+}
+
 func (m *metrics) kick() {
 	if m.kicked != nil {
 		m.kicked.Inc()
@@ -33,14 +40,17 @@ func (m *metrics) kick() {
 }
 
 // RegisterMetrics exports the broker's counters to reg: CONNECTs accepted
-// and refused, denials by action, clients disconnected by Gatehouse, and
+// and refused, denials by action, clients disconnected by Gatehouse, sessions re-bound, and
 // mochi's own gauges and totals (connected clients, messages received, sent
-// and dropped, in-flight, retained, subscriptions). Call it before Run.
+// and dropped, in-flight, retained, subscriptions), and the connection
+// events the full event queue dropped. Call it before Run.
 func (b *Broker) RegisterMetrics(reg prometheus.Registerer) error {
 	m := &metrics{
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatehouse_mqtt_connects_total", Help: "MQTT CONNECTs by result (accepted, refused)."}, []string{"result"}),
 		denied:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatehouse_mqtt_denied_total", Help: "Policy denials by action (iot:Publish, iot:Subscribe, iot:RetainPublish, iot:Connect)."}, []string{"action"}),
 		kicked:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_mqtt_kicked_total", Help: "Clients disconnected by Gatehouse (revocation, expiry, policy change)."}),
+		rebound: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatehouse_mqtt_sessions_rebound_total",
+			Help: "Sessions re-bound after a change by how: recompiled (new policy documents or attachments, subject unchanged) or refreshed (re-authorized and resolved)."}, []string{"how"}),
 	}
 	info := b.server.Info
 	gauges := []struct {
@@ -56,7 +66,12 @@ func (b *Broker) RegisterMetrics(reg prometheus.Registerer) error {
 		{"gatehouse_mqtt_messages_sent_total", "PUBLISH packets sent.", &info.MessagesSent, true},
 		{"gatehouse_mqtt_messages_dropped_total", "Messages dropped to slow subscribers.", &info.MessagesDropped, true},
 	}
-	cs := []prometheus.Collector{m.connects, m.denied, m.kicked}
+	cs := []prometheus.Collector{m.connects, m.denied, m.kicked, m.rebound}
+	if b.batch != nil {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_mqtt_events_dropped_total",
+			Help: "Connection and denial events not written because 4096 were already waiting."},
+			func() float64 { return float64(b.batch.Dropped()) }))
+	}
 	for _, g := range gauges {
 		v := g.v
 		read := func() float64 { return float64(atomic.LoadInt64(v)) }

@@ -1,9 +1,8 @@
 package broker
 
 import (
-	"strings"
-
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/live"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
 )
 
@@ -17,9 +16,9 @@ import (
 // well, wherever it is configured.
 const (
 	// GatehouseTopics is Gatehouse's own topic space.
-	GatehouseTopics = "$gatehouse"
+	GatehouseTopics = live.GatehouseTopics
 	// SysTopics is mochi's statistics topic space.
-	SysTopics = "$SYS"
+	SysTopics = live.SysTopics
 )
 
 // A ReservedGrant opens part of the reserved topics to the sessions a
@@ -31,17 +30,11 @@ const (
 type ReservedGrant func(id *authn.Identity, clientID string, action policy.Action, topic string) bool
 
 // reservedTopic reports whether topic (a name or a filter) lies in the
-// reserved topic space. A shared subscription's filter is judged by the
-// filter it shares. A filter whose first level is a wildcard is not
-// reserved: it never matches a topic starting with $ [MQTT-4.7.1-1], and a
-// delivery from an event prefix not under $ is checked as it is made.
+// reserved topic space (live.ReservedTopic); a delivery from an event
+// prefix not under $ is checked as it is made.
 func (h *hook) reservedTopic(topic string) bool {
-	topic = unshared(topic)
-	first, _, _ := strings.Cut(topic, "/")
-	if first == GatehouseTopics || strings.EqualFold(first, SysTopics) {
-		return true
-	}
-	return h.eventTopic(topic)
+	u := live.Unshared(topic)
+	return live.ReservedTopic(h.b.cfg.EventTopicPrefix, topic) || h.answerer(u) != nil || h.featureTopic(u)
 }
 
 // reservedAllowed decides the reserved topics for a session, before its
@@ -64,17 +57,15 @@ func (h *hook) reservedAllowed(s *session, action policy.Action, topic string) b
 
 // eventTopic reports whether a topic or filter lies under the event mirror.
 func (h *hook) eventTopic(topic string) bool {
-	p := h.b.cfg.EventTopicPrefix
-	if p == "" {
-		return false
-	}
-	topic = unshared(topic)
-	return topic == p || strings.HasPrefix(topic, p+"/")
+	return live.EventTopic(h.b.cfg.EventTopicPrefix, topic)
 }
 
 func (h *hook) granted(s *session, action policy.Action, topic string) bool {
 	if s == nil || s.anonymous {
 		return false
+	}
+	if a := h.answerer(topic); a != nil {
+		return a.grant(action, live.Unshared(topic))
 	}
 	for _, g := range h.b.cfg.Reserved {
 		if g(s.id, s.clientID, action, topic) {
@@ -82,16 +73,4 @@ func (h *hook) granted(s *session, action policy.Action, topic string) bool {
 		}
 	}
 	return false
-}
-
-// unshared is the filter a shared subscription $share/NAME/FILTER shares
-// (mochi takes $share in any case), or topic itself.
-func unshared(topic string) string {
-	if len(topic) < 7 || !strings.EqualFold(topic[:7], "$share/") {
-		return topic
-	}
-	if _, sub, ok := strings.Cut(topic[7:], "/"); ok {
-		return sub
-	}
-	return topic
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // everything is the broadest policy a thing can hold.
@@ -43,6 +44,21 @@ func (w *witness) topics() []string {
 	return append([]string(nil), w.got...)
 }
 
+// intruder registers thing name with a policy that allows everything and
+// returns an MQTT token of it.
+func (f *fixture) intruder(name string) string {
+	f.t.Helper()
+	ctx := events.WithActor(context.Background(), "test")
+	if _, err := f.reg.CreatePolicy(ctx, registry.NewPolicy{Name: "everything", Document: []byte(everything)}); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.reg.CreateThingType(ctx, registry.ThingTypeSpec{Name: "intruder", Scopes: []string{"mqtt"}, DefaultPolicies: []string{"everything"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	maps.Copy(f.secrets, f.env.Things(ctx, "intruder", name))
+	return f.token(name, "mqtt")
+}
+
 // TestReservedTopics: $gatehouse/ and $SYS/ belong to the server, as $aws/
 // does in AWS IoT. A thing whose policy allows everything still may not
 // publish there - a forged lobby assignment (retained or not), a forged
@@ -50,15 +66,7 @@ func (w *witness) topics() []string {
 // HTTPS; nor subscribe there, except to the event mirror its policy grants.
 func TestReservedTopics(t *testing.T) {
 	f := newFixture(t, time.Hour)
-	ctx := events.WithActor(context.Background(), "test")
-	if _, err := f.reg.CreatePolicy(ctx, registry.NewPolicy{Name: "everything", Document: []byte(everything)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.reg.CreateThingType(ctx, registry.ThingTypeSpec{Name: "intruder", Scopes: []string{"mqtt"}, DefaultPolicies: []string{"everything"}}); err != nil {
-		t.Fatal(err)
-	}
-	maps.Copy(f.secrets, f.env.Things(ctx, "intruder", "evil"))
-	tok := f.token("evil", "mqtt")
+	tok := f.intruder("evil")
 
 	w := &witness{}
 	for i, filter := range []string{"$gatehouse/#", "things/#"} {
@@ -90,6 +98,9 @@ func TestReservedTopics(t *testing.T) {
 	if got := publish(t, evil, "things/evil/sentinel", 1, false); got != 0 {
 		t.Fatalf("sentinel PUBLISH = %#x", got)
 	}
+	// mochi acknowledges a QoS 1 PUBLISH before it delivers it: wait for
+	// the sentinel's delivery.
+	testenv.Eventually(t, 10*time.Second, "the sentinel at the witness", func() bool { return len(w.topics()) > 0 })
 	if got := w.topics(); len(got) != 1 || got[0] != "things/evil/sentinel" {
 		t.Errorf("published: %v, want only the sentinel", got)
 	}

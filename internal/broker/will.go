@@ -123,4 +123,7 @@ func (h *hook) endSession(cl *mqtt.Client) {
 	h.b.server.UnsubscribeClient(cl)
 	cl.ClearInflights()
 	h.b.server.Clients.Delete(cl.ID)
+	if h.b.cluster != nil {
+		h.b.cluster.forget(cl) // nor does another replica resume it
+	}
 }

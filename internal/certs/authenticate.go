@@ -91,6 +91,8 @@ type Authenticated struct {
 // unknown certificate of a manufacturer CA with auto-registration is
 // registered just in time - thing and certificate, in one transaction with
 // their events - and logs in at once if the CA's JIT status is ACTIVE.
+// A certificate of no thing logs in only with a policy attached to it (a
+// fleet provisioning claim); ThingName is then "".
 //
 // Errors: *pki.VerifyError (untrusted, expired, not a client certificate),
 // ErrUnknownCertificate, ErrCertificateInactive, ErrCertificatePending,
@@ -125,7 +127,16 @@ func (s *Service) AuthenticateCertificate(ctx context.Context, chain []*x509.Cer
 		return nil, err
 	}
 	if rec.ThingName == "" {
-		return nil, fmt.Errorf("%w: certificate %s belongs to no thing", ErrCertificateInactive, rec.Fingerprint)
+		// A certificate of no thing logs in only as a claim (AWS IoT's
+		// fleet provisioning): with policies attached to it, which are
+		// then all it may do.
+		names, err := s.store.PoliciesAttachedTo(ctx, map[string][]string{store.TargetCertificate: {rec.Fingerprint}})
+		if err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("%w: certificate %s belongs to no thing and has no policy attached", ErrCertificateInactive, rec.Fingerprint)
+		}
 	}
 	return &Authenticated{ThingName: rec.ThingName, Fingerprint: rec.Fingerprint, CA: vc.CA, NotAfter: vc.Leaf.NotAfter,
 		Certificate: policyCertificate(vc), Registered: registered}, nil

@@ -133,7 +133,7 @@ func (s *Service) RotateCertificate(ctx context.Context, id string, req RotateRe
 			return nil, err
 		}
 	}
-	issued, err := s.issue(cur, old.ThingName, req.CSR, alg)
+	issued, err := s.issue(cur, old.ThingName, req.CSR, alg, 0)
 	if err != nil {
 		return nil, err
 	}

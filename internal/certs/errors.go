@@ -49,3 +49,20 @@ func (e *ThingExistsError) Error() string { return fmt.Sprintf("thing %q already
 func (e *ThingExistsError) Is(target error) bool {
 	return target == ErrThingExists || target == store.ErrExists
 }
+
+// TokenRejectedError is ErrTokenRejected for one token; Detail says why
+// (revoked, expired, used up, its thing type gone), safe to show the
+// device.
+type TokenRejectedError struct {
+	TokenID string
+	Detail  string
+}
+
+func (e *TokenRejectedError) Error() string { return ErrTokenRejected.Error() + ": " + e.Detail }
+
+// Is makes errors.Is match ErrTokenRejected.
+func (e *TokenRejectedError) Is(target error) bool { return target == ErrTokenRejected }
+
+func tokenRejected(id, format string, args ...any) error {
+	return &TokenRejectedError{TokenID: id, Detail: fmt.Sprintf(format, args...)}
+}

@@ -161,17 +161,18 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, limit int64, v any) er
 // registerStatus maps a registration error to the registration contract's answer.
 func registerStatus(err error) (int, string) {
 	var (
-		bad     *badRequest
-		inv     *registry.InvalidError
-		request *pki.RequestError
+		bad      *badRequest
+		inv      *registry.InvalidError
+		request  *pki.RequestError
+		rejected *TokenRejectedError
 	)
 	switch {
 	case errors.As(err, &bad):
 		return bad.status, bad.msg
 	case errors.Is(err, ErrBadToken):
 		return http.StatusUnauthorized, "Unauthorized: missing or invalid DeviceToken"
-	case errors.Is(err, ErrTokenRejected):
-		return http.StatusForbidden, strings.TrimPrefix(err.Error(), "certs: ")
+	case errors.As(err, &rejected):
+		return http.StatusForbidden, "registration token not accepted: " + rejected.Detail
 	case errors.Is(err, ErrThingExists):
 		var te *ThingExistsError
 		if errors.As(err, &te) {

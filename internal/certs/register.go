@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
@@ -87,7 +88,7 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 		return nil, err
 	}
 	// Sign before the transaction: it is the costly part and needs no lock.
-	issued, err := s.issue(cur, req.ThingName, req.CSR, alg)
+	issued, err := s.issue(cur, req.ThingName, req.CSR, alg, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +107,11 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 			if err := usable(cur, now); err != nil {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: token %s cannot be used", ErrTokenRejected, tok.ID)
+			return nil, tokenRejected(tok.ID, "token %s cannot be used", tok.ID)
 		}
 		tt, err := tx.GetThingType(ctx, tok.ThingType)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("%w: the token's thing type %q no longer exists", ErrTokenRejected, tok.ThingType)
+			return nil, tokenRejected(tok.ID, "the token's thing type %q no longer exists", tok.ThingType)
 		} else if err != nil {
 			return nil, err
 		}
@@ -180,11 +181,12 @@ func filterAttributes(attrs map[string]string, tt *store.ThingType) {
 }
 
 // issue signs a certificate for thing from csrPEM, or for a generated key
-// of alg when csrPEM is empty, and returns its record (status ACTIVE). With
+// of alg when csrPEM is empty, valid for validity (0: the service's
+// LeafValidity), and returns its record (status ACTIVE). With
 // thing "" the certificate belongs to no thing yet: a CSR keeps its own
 // common name, a generated key gets UnattachedCommonName.
-func (s *Service) issue(cur *loadedCA, thing, csrPEM string, alg pki.KeyAlgorithm) (*Issued, error) {
-	opts := pki.IssueOptions{ExpectedCommonName: thing, ThingName: thing, KeyAlgorithm: alg}
+func (s *Service) issue(cur *loadedCA, thing, csrPEM string, alg pki.KeyAlgorithm, validity time.Duration) (*Issued, error) {
+	opts := pki.IssueOptions{ExpectedCommonName: thing, ThingName: thing, KeyAlgorithm: alg, Validity: validity}
 	cn := thing
 	if thing == "" {
 		cn = UnattachedCommonName

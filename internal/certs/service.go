@@ -171,6 +171,20 @@ func (s *Service) randomCode(n int) (string, error) {
 
 // ---- the CA ----
 
+// LoadCA loads Gatehouse's CA from the store, never creating one: for a
+// process that only verifies client certificates on a read-only store (the
+// Mosquitto plugin). ErrNoCA when no server has created it yet.
+func (s *Service) LoadCA(ctx context.Context) error {
+	rec, err := s.store.GetCA(ctx, OwnCA)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: the database has no CA yet (start gatehouse serve on it first)", ErrNoCA)
+	}
+	if err != nil {
+		return fmt.Errorf("certs: load CA: %w", err)
+	}
+	return s.install(rec)
+}
+
 // EnsureCA loads Gatehouse's CA from the store or, on first start, creates
 // an ECDSA P-256 root and an intermediate that issues, seals their keys and
 // stores them. Replicas starting together agree on one CA.

@@ -146,14 +146,14 @@ func (s *Service) checkToken(ctx context.Context, secret string) (*store.Registr
 func usable(tok *store.RegistrationToken, now time.Time) error {
 	switch {
 	case !tok.RevokedAt.IsZero():
-		return fmt.Errorf("%w: token %s was revoked", ErrTokenRejected, tok.ID)
+		return tokenRejected(tok.ID, "token %s was revoked", tok.ID)
 	case !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt):
-		return fmt.Errorf("%w: token %s expired at %s", ErrTokenRejected, tok.ID, tok.ExpiresAt.Format(time.RFC3339))
+		return tokenRejected(tok.ID, "token %s expired at %s", tok.ID, tok.ExpiresAt.Format(time.RFC3339))
 	case tok.MaxUses > 0 && tok.Uses >= tok.MaxUses:
 		if tok.MaxUses == 1 {
-			return fmt.Errorf("%w: single-use token %s was already used", ErrTokenRejected, tok.ID)
+			return tokenRejected(tok.ID, "single-use token %s was already used", tok.ID)
 		}
-		return fmt.Errorf("%w: token %s was used %d times, its limit", ErrTokenRejected, tok.ID, tok.Uses)
+		return tokenRejected(tok.ID, "token %s was used %d times, its limit", tok.ID, tok.Uses)
 	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -19,31 +21,69 @@ const UnattachedCommonName = "AWS IoT Certificate"
 // IoT's CreateCertificateFromCsr (csrPEM set: its key and common name) and
 // CreateKeysAndCertificate (csrPEM empty: a key of alg, default the
 // service's KeyAlgorithm, returned once). The certificate is ACTIVE when
-// active, else INACTIVE; it logs in only once AttachThing binds it.
+// active, else INACTIVE; it logs in only once AttachThing binds it (or, as
+// a claim, with a policy attached to it: see AuthenticateCertificate).
 func (s *Service) IssueUnattached(ctx context.Context, csrPEM string, alg pki.KeyAlgorithm, active bool) (*Issued, error) {
+	return s.IssueCertificate(ctx, Unattached{CSR: csrPEM, KeyAlgorithm: alg, Active: active, Via: "aws-iot"})
+}
+
+// Unattached describes a certificate IssueCertificate makes for no thing.
+type Unattached struct {
+	// CSR is a PEM request (its key and common name); "" generates a key
+	// of KeyAlgorithm (default the service's), returned once.
+	CSR          string
+	KeyAlgorithm pki.KeyAlgorithm
+	// Active makes it ACTIVE, else INACTIVE.
+	Active bool
+	// Validity of the certificate; 0: the service's LeafValidity.
+	Validity time.Duration
+	// Via names the caller in the certificate.issued event.
+	Via string
+	// InTx, if set, runs in the issuing transaction once the certificate is
+	// stored (e.g. to attach policies to it), returning its own events;
+	// its error rolls the issuance back.
+	InTx func(tx *store.Tx, c *store.Certificate) ([]events.Pending, error)
+}
+
+// IssueCertificate issues a certificate that belongs to no thing, as
+// described by u: the one path of AWS IoT's CreateKeysAndCertificate and
+// CreateCertificateFromCsr, whether over the control plane or over MQTT
+// (fleet provisioning), and of claim certificates.
+func (s *Service) IssueCertificate(ctx context.Context, u Unattached) (*Issued, error) {
 	cur, err := s.currentCA(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(csrPEM) > pki.MaxCSRSize {
+	if len(u.CSR) > pki.MaxCSRSize {
 		return nil, invalid("certificateSigningRequest", "larger than %d bytes", pki.MaxCSRSize)
 	}
+	alg := u.KeyAlgorithm
 	if alg == "" {
 		alg = s.cfg.KeyAlgorithm
 	}
-	out, err := s.issue(cur, "", csrPEM, alg)
+	out, err := s.issue(cur, "", u.CSR, alg, u.Validity)
 	if err != nil {
 		return nil, err
 	}
-	if !active {
+	if !u.Active {
 		out.Certificate.Status = store.CertInactive
 	}
 	err = s.change(ctx, func(tx *store.Tx) ([]event, error) {
 		if err := tx.CreateCertificate(ctx, out.Certificate); err != nil {
 			return nil, err
 		}
-		return []event{{"certificate.issued", "certificate/" + out.Certificate.Fingerprint, certDetails(out.Certificate, map[string]any{
-			"via": "aws-iot", "csr": csrPEM != ""})}}, nil
+		evs := []event{{"certificate.issued", "certificate/" + out.Certificate.Fingerprint, certDetails(out.Certificate, map[string]any{
+			"via": u.Via, "csr": u.CSR != ""})}}
+		if u.InTx != nil {
+			more, err := u.InTx(tx, out.Certificate)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range more {
+				evs = append(evs, event{e.Type, e.Subject, e.Details})
+			}
+		}
+		return evs, nil
 	})
 	if err != nil {
 		return nil, err

@@ -83,6 +83,7 @@ func commandGroups() []group {
 			{"cert", command{"list, show, activate, deactivate, revoke, rotate device certificates", runCert}},
 			{"registration-tokens", command{"list, create, revoke registration tokens of POST /register", runRegistrationTokens}},
 			{"manufacturer-cas", command{"list, add, show, remove trusted manufacturer CAs", runManufacturerCAs}},
+			{"provisioning-templates", command{"AWS IoT fleet provisioning templates: create, version, enable; mint claim certificates", runProvisioningTemplates}},
 			{"register", command{"register this device with a registration token; writes certificate, key and root CA", runRegister}},
 		}},
 		{"Lobby", []named{
@@ -98,7 +99,7 @@ func commandGroups() []group {
 			{"backup", command{"copy the SQLite database consistently, while the server runs (PostgreSQL: pg_dump)", runBackup}},
 			{"restore", command{"restore a SQLite backup made by `gatehouse backup` (server stopped)", runRestore}},
 			{"admin-token", command{"mint an admin API token directly in the database (recovery)", runAdminToken}},
-			{"dev", command{"load, soak and benchmark tools: bench, bench-target, soak, token-load", runDev}},
+			{"dev", command{"load, soak and benchmark tools: bench, bench-cluster, bench-target, soak, token-load", runDev}},
 		}},
 	}
 }
@@ -118,10 +119,11 @@ func commands() map[string]command {
 // than administer it.
 func runDev(ctx context.Context, env *Env, args []string) error {
 	return sub(ctx, env, "dev", args, map[string]func(context.Context, *Env, []string) error{
-		"bench":        runBench,
-		"bench-target": runBenchTarget,
-		"soak":         runSoak,
-		"token-load":   runTokenLoad,
+		"bench":         runBench,
+		"bench-cluster": runBenchCluster,
+		"bench-target":  runBenchTarget,
+		"soak":          runSoak,
+		"token-load":    runTokenLoad,
 	})
 }
 

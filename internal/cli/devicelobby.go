@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
 
 	"github.com/gatehouse-iot/gatehouse/thing"
 )
@@ -69,7 +72,7 @@ func runDeviceLobby(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "in the lobby as %s (QR GH1:%s); waiting to be claimed\n", fp, fp)
-	j, err := thing.JoinLobby(ctx, cfg)
+	j, err := joinLobby(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
@@ -77,4 +80,28 @@ func runDeviceLobby(ctx context.Context, env *Env, args []string) error {
 	a := j.Assignment
 	return printJSON(env.Stdout, map[string]any{"certificateId": fp, "kind": a.Kind, "endpoint": a.Endpoint, "thingName": j.Thing.Name(),
 		"config": a.Config, "serverUrl": a.ServerURL, "stateDir": *stateDir, "arrived": true})
+}
+
+// joinLobby is thing.JoinLobby, tried again every knock interval while the
+// lobby refuses the connection: a manufacturer CA registered a moment ago
+// on another replica may not be trusted by this one yet, and the device
+// should wait rather than give up.
+func joinLobby(ctx context.Context, env *Env, cfg thing.LobbyConfig) (*thing.Joined, error) {
+	wait := cfg.KnockInterval
+	if wait <= 0 {
+		wait = 5 * time.Second
+	}
+	for {
+		j, err := thing.JoinLobby(ctx, cfg)
+		var refused *autopaho.ConnackError
+		if err == nil || !errors.As(err, &refused) {
+			return j, err
+		}
+		fmt.Fprintf(env.Stderr, "the lobby refused the connection (%v); trying again in %s\n", err, wait)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
 }

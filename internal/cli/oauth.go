@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/oauth"
 	"github.com/gatehouse-iot/gatehouse/internal/oauth/oauthload"
+	"github.com/gatehouse-iot/gatehouse/thing"
 )
 
 // oauthFlags are the flags every OAuth client command shares.
@@ -94,30 +95,31 @@ func runDeviceLogin(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	f.resolve(env)
-	cfg := &oauth2.Config{ClientID: f.clientID, ClientSecret: f.clientSecret, Scopes: f.scopes(),
-		Endpoint: oauth2.Endpoint{TokenURL: f.server + oauth.PathToken, DeviceAuthURL: f.server + oauth.PathDeviceCode, AuthStyle: oauth2.AuthStyleInParams}}
-	var opts []oauth2.AuthCodeOption
+	// The device flow is the SDK's: a public client (the CLI) sends its
+	// client id only; a confidential one (a thing) its secret as well, at
+	// the device authorization endpoint too (RFC 8628 section 3.1).
+	cfg := thing.Config{ServerURL: f.server, Name: f.clientID, Auth: thing.AuthNone, Scopes: f.scopes(),
+		HTTPClient: &http.Client{Timeout: 30 * time.Second}}
 	if f.clientSecret != "" {
-		// A confidential client (a thing) authenticates at the device
-		// authorization endpoint too (RFC 8628 section 3.1).
-		opts = append(opts, oauth2.SetAuthURLParam("client_secret", f.clientSecret))
+		cfg.Auth, cfg.ClientSecret = thing.AuthClientSecretPost, f.clientSecret
 	}
-	octx := oauthContext(ctx)
-	da, err := cfg.DeviceAuth(octx, opts...)
+	client, err := thing.New(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "To sign in, open %s\nand enter the code %s\n", da.VerificationURI, da.UserCode)
-	if da.VerificationURIComplete != "" {
-		fmt.Fprintf(env.Stderr, "(or open %s)\n", da.VerificationURIComplete)
-	}
-	fmt.Fprintln(env.Stderr, "Waiting for approval...")
-	tok, err := cfg.DeviceAccessToken(octx, da, opts...)
+	tok, err := client.DeviceFlow(ctx, func(_ context.Context, dc thing.DeviceCode) error {
+		fmt.Fprintf(env.Stderr, "To sign in, open %s\nand enter the code %s\n", dc.VerificationURI, dc.UserCode)
+		if dc.VerificationURIComplete != "" {
+			fmt.Fprintf(env.Stderr, "(or open %s)\n", dc.VerificationURIComplete)
+		}
+		_, err := fmt.Fprintln(env.Stderr, "Waiting for approval...")
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	return printJSON(env.Stdout, map[string]any{"access_token": tok.AccessToken, "refresh_token": tok.RefreshToken, "token_type": tok.TokenType,
-		"expiry": tok.Expiry, "scope": tok.Extra("scope")})
+		"expiry": tok.Expiry, "scope": tok.Scope})
 }
 
 func runIntrospect(ctx context.Context, env *Env, args []string) error {

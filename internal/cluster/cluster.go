@@ -3,9 +3,10 @@
 // iot:Publish check) to a Node, which carries them to every other replica,
 // where they are injected into the local broker and delivered through its
 // normal per-delivery iot:Receive check. It also carries retained messages
-// (a JetStream key-value bucket, so a replica started later has them) and
+// (a JetStream key-value bucket, so a replica started later has them),
 // client-id announcements (so a client id is connected on one replica at a
-// time).
+// time) and persistent sessions' subscriptions (another bucket, so a client
+// resumes its session on whichever replica it reconnects to: sessions.go).
 //
 // A Node either embeds a NATS server (in-process, no client listener, one
 // route listener that forms a cluster with the other replicas' routes) or
@@ -66,6 +67,7 @@ const (
 	// forge headers.
 	hdrMessage  = "Gatehouse-Message"
 	hdrClientID = "Gatehouse-Client-Id"
+	hdrAt       = "Gatehouse-At"
 )
 
 // Embedded configures the NATS server a Node runs in-process.
@@ -157,8 +159,9 @@ type Handler struct {
 	// retained messages of the cluster as this replica starts). An empty
 	// payload clears the topic's retained message.
 	Retained func(Message)
-	// Connected is a client id that connected on another replica.
-	Connected func(clientID string)
+	// Connected is a client id that connected on another replica, with
+	// the stamp of that connection's announcement.
+	Connected func(clientID string, at Stamp)
 }
 
 // ErrConfig is a Config that cannot work.
@@ -179,11 +182,16 @@ type Node struct {
 	ready chan struct{}
 	// seq numbers this replica's stream messages (their Nats-Msg-Id).
 	seq atomic.Uint64
+	// lamport is the latest client announcement stamp sent or received
+	// (Stamp).
+	lamport atomic.Int64
 }
 
 type jsState struct {
 	js jetstream.JetStream
 	kv jetstream.KeyValue
+	// sessions holds persistent sessions' subscriptions (sessions.go).
+	sessions jetstream.KeyValue
 }
 
 // Start starts the embedded NATS server, if configured, and connects.
@@ -362,9 +370,9 @@ func (n *Node) Publish(ctx context.Context, m Message) error {
 		// (last) wins over whatever it read.
 		err := n.retry(ctx, func(ctx context.Context) error {
 			if len(m.Payload) == 0 {
-				return st.kv.Delete(ctx, retainedKey(m.Topic))
+				return st.kv.Delete(ctx, bucketKey(m.Topic))
 			}
-			_, err := st.kv.Put(ctx, retainedKey(m.Topic), encodeRetained(m))
+			_, err := st.kv.Put(ctx, bucketKey(m.Topic), encodeRetained(m))
 			return err
 		})
 		if err != nil {
@@ -411,16 +419,61 @@ func (n *Node) corePublish(msg *nats.Msg) error {
 	return nil
 }
 
+// Stamp orders the announcements of one client id's connections: a
+// Lamport clock (a replica's clock, but always past every announcement it
+// has received), then the replica. A connection established after its
+// replica received another's announcement is stamped later, whatever the
+// clocks; of two announced at once on two replicas (neither having seen
+// the other's), every replica picks the same one, so exactly one - the
+// later stamp - survives.
+type Stamp struct {
+	UnixNano int64
+	Replica  string
+}
+
+// After reports whether s is later than o.
+func (s Stamp) After(o Stamp) bool {
+	if s.UnixNano != o.UnixNano {
+		return s.UnixNano > o.UnixNano
+	}
+	return s.Replica > o.Replica
+}
+
+// tick returns the next stamp: now, or past the latest stamp seen.
+func (n *Node) tick(now int64) int64 {
+	for {
+		last := n.lamport.Load()
+		next := max(now, last+1)
+		if n.lamport.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
+// saw moves the clock past a stamp received.
+func (n *Node) saw(ns int64) {
+	for {
+		last := n.lamport.Load()
+		if ns <= last || n.lamport.CompareAndSwap(last, ns) {
+			return
+		}
+	}
+}
+
 // AnnounceClient tells the other replicas that clientID connected here:
-// they disconnect their connection with that id (session taken over).
-func (n *Node) AnnounceClient(clientID string) error {
+// each disconnects its connection under that id (session taken over)
+// unless that connection's own announcement is later. It returns this
+// announcement's stamp.
+func (n *Node) AnnounceClient(clientID string) (Stamp, error) {
+	at := Stamp{UnixNano: n.tick(n.cfg.Now().UnixNano()), Replica: n.replica}
 	msg := nats.NewMsg(subjectConnects)
 	msg.Header.Set(hdrOrigin, n.replica)
 	msg.Header.Set(hdrClientID, clientID)
+	msg.Header.Set(hdrAt, strconv.FormatInt(at.UnixNano, 10))
 	if err := n.nc.PublishMsg(msg); err != nil {
-		return fmt.Errorf("cluster: announce client: %w", err)
+		return at, fmt.Errorf("cluster: announce client: %w", err)
 	}
-	return nil
+	return at, nil
 }
 
 // ServeConnections answers other replicas' Connections requests with
@@ -462,7 +515,7 @@ func (n *Node) Connections(ctx context.Context, thing string, window time.Durati
 	}
 }
 
-// Ready is closed once the stream and the retained bucket are available.
+// Ready is closed once the stream and the buckets are available.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // Run delivers the other replicas' messages to h until ctx ends. Core
@@ -482,7 +535,9 @@ func (n *Node) Run(ctx context.Context, h Handler) error {
 	csub, err := n.nc.Subscribe(subjectConnects, func(msg *nats.Msg) {
 		if msg.Header.Get(hdrOrigin) != n.replica {
 			if id := msg.Header.Get(hdrClientID); id != "" {
-				h.Connected(id)
+				ns, _ := strconv.ParseInt(msg.Header.Get(hdrAt), 10, 64)
+				n.saw(ns)
+				h.Connected(id, Stamp{UnixNano: ns, Replica: msg.Header.Get(hdrOrigin)})
 			}
 		}
 	})
@@ -537,6 +592,13 @@ func (n *Node) setUp(ctx context.Context, h Handler) (jetstream.ConsumeContext, 
 	if err != nil {
 		return nil, fmt.Errorf("retained bucket: %w", err)
 	}
+	sessions, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: sessionsBucket, Storage: jetstream.MemoryStorage, Replicas: r, TTL: sessionsMaxAge})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		sessions, err = js.KeyValue(ctx, sessionsBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sessions bucket: %w", err)
+	}
 	cons, err := js.OrderedConsumer(ctx, streamName, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
@@ -559,7 +621,7 @@ func (n *Node) setUp(ctx context.Context, h Handler) (jetstream.ConsumeContext, 
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
 	}
-	n.js.Store(&jsState{js: js, kv: kv})
+	n.js.Store(&jsState{js: js, kv: kv, sessions: sessions})
 	close(n.ready)
 	return cc, nil
 }
@@ -578,6 +640,9 @@ func (n *Node) loadRetained(ctx context.Context, js jetstream.JetStream, h Handl
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter("$KV."+retainedBucket+".>"))
 	if err != nil {
 		return fmt.Errorf("retained: %w", err)
+	}
+	if !fromLeader(info.Cluster) {
+		return errNotFromLeader
 	}
 	for subject := range info.State.Subjects {
 		req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
@@ -615,6 +680,32 @@ func (n *Node) loadRetained(ctx context.Context, js jetstream.JetStream, h Handl
 	return nil
 }
 
+// errNotFromLeader: a stream's information came from a replica other than
+// its leader, whose copy may be behind.
+var errNotFromLeader = errors.New("retained: stream information not from the leader yet")
+
+// fromLeader reports whether stream information was given by the stream's
+// leader. Outside the leader, NATS answers while the group has no leader
+// or for a replica just (re)started that was the group's preferred one,
+// each from its own copy: a replica restarted after a crash answered with
+// its empty copy, and started without the retained messages. The leader
+// lists the other replicas and not itself; another replica lists the
+// leader.
+func fromLeader(c *jetstream.ClusterInfo) bool {
+	if c == nil {
+		return true // not clustered: the one server
+	}
+	if c.Leader == "" {
+		return false
+	}
+	for _, p := range c.Replicas {
+		if p != nil && p.Name == c.Leader {
+			return false
+		}
+	}
+	return true
+}
+
 // decode reads a message another replica published; false for this
 // replica's own and for malformed ones.
 func (n *Node) decode(hdr nats.Header, data []byte) (Message, bool) {
@@ -626,12 +717,6 @@ func (n *Node) decode(hdr nats.Header, data []byte) (Message, bool) {
 		return Message{}, false
 	}
 	return fromEnvelope(raw, data)
-}
-
-// retainedKey is a topic as a bucket key: base64url, since topics hold
-// characters keys cannot.
-func retainedKey(topic string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(topic))
 }
 
 // encodeRetained is a retained message's bucket value: the length of its

@@ -47,7 +47,7 @@ func (b *inbox) handler() Handler {
 	return Handler{
 		Message:   func(m Message) { b.messages <- m },
 		Retained:  func(m Message) { b.retained <- m },
-		Connected: func(id string) { b.connected <- id },
+		Connected: func(id string, _ Stamp) { b.connected <- id },
 	}
 }
 
@@ -165,7 +165,7 @@ func TestClusterCarriesMessagesRetainedAndConnects(t *testing.T) {
 		t.Fatal("retained message never reached the late node")
 	}
 
-	if err := nodes[1].AnnounceClient("dev-1"); err != nil {
+	if _, err := nodes[1].AnnounceClient("dev-1"); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range []int{0, 2} {

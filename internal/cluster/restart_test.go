@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestRestartedNodeGetsCurrentRetained: a node that was down while a
@@ -50,14 +52,42 @@ func TestRestartedNodeGetsCurrentRetained(t *testing.T) {
 	stops[2] = nil
 	pub("")
 	pub("new")
-	_, box, stop := start(2)
+	restarted, box, stop := start(2)
 	stops[2] = stop
+	// Rejoining takes a JetStream election or two, slow on a loaded
+	// machine under the race detector; the retained messages are loaded
+	// before the node says it is ready.
+	select {
+	case <-restarted.Ready():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the restarted node never became ready")
+	}
 	select {
 	case got := <-box.retained:
 		if string(got.Payload) != "new" {
 			t.Fatalf("restarted node loaded %q, want new", got.Payload)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("restarted node loaded no retained message")
+	case <-time.After(10 * time.Second):
+		t.Fatal("restarted node is ready but loaded no retained message")
+	}
+}
+
+func TestFromLeader(t *testing.T) {
+	peer := func(name string) *jetstream.PeerInfo { return &jetstream.PeerInfo{Name: name} }
+	tests := []struct {
+		name string
+		info *jetstream.ClusterInfo
+		want bool
+	}{
+		{"not clustered", nil, true},
+		{"the leader answered", &jetstream.ClusterInfo{Leader: "n0", Replicas: []*jetstream.PeerInfo{peer("n1"), peer("n2")}}, true},
+		{"a single replica", &jetstream.ClusterInfo{Leader: "n0"}, true},
+		{"a follower answered", &jetstream.ClusterInfo{Leader: "n0", Replicas: []*jetstream.PeerInfo{peer("n0"), peer("n1")}}, false},
+		{"no leader", &jetstream.ClusterInfo{Replicas: []*jetstream.PeerInfo{peer("n0"), peer("n1"), peer("n2")}}, false},
+	}
+	for _, tt := range tests {
+		if got := fromLeader(tt.info); got != tt.want {
+			t.Errorf("%s: fromLeader = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -134,6 +134,11 @@ type Limits struct {
 	DeviceUserCodePerIP string `yaml:"deviceUserCodePerIP"`
 	// RegisterPerIP: POST /register per client address.
 	RegisterPerIP string `yaml:"registerPerIP"`
+	// CertificatesPerClaim: certificates fleet provisioning issues
+	// (CreateKeysAndCertificate, CreateCertificateFromCsr over MQTT) per
+	// claim certificate, which a whole production line may share; over it
+	// the request is answered 429 Throttling.
+	CertificatesPerClaim string `yaml:"certificatesPerClaim"`
 	// ConnectPerIP: MQTT CONNECTs per client address, checked before
 	// authentication (refused with 0x9F connection rate exceeded).
 	ConnectPerIP string `yaml:"connectPerIP"`
@@ -168,7 +173,7 @@ type Limits struct {
 	// connectPerIP) do not count: a factory provisioning station, a site
 	// NAT. The limits per client and per thing, and the guessing limits
 	// (deviceUserCodePerIP, apiAuthFailuresPerIP), still apply.
-	ExemptSources []string `yaml:"exemptSources"`
+	ExemptSources Prefixes `yaml:"exemptSources"`
 	// PendingConnectionsPerIP: concurrent MQTT connections per client
 	// address that have not yet completed an authenticated CONNECT (TCP,
 	// TLS and WebSocket); a new one over it is closed at once. 0 disables.
@@ -181,12 +186,21 @@ type Limits struct {
 // configured every request is refused.
 type Authorizer struct {
 	Keys               []string      `yaml:"keys" secret:"true"`
-	AllowedSources     []string      `yaml:"allowedSources"`
+	AllowedSources     Prefixes      `yaml:"allowedSources"`
 	MaxSessions        int           `yaml:"maxSessions"`
 	SessionTTL         time.Duration `yaml:"sessionTTL"`
 	ResolveByThingName bool          `yaml:"resolveByThingName"`
 	RabbitMQVHosts     []string      `yaml:"rabbitmqVhosts"`
 	RabbitMQExchange   string        `yaml:"rabbitmqExchange"`
+	// RabbitMQManagementURL is RabbitMQ's management API (the
+	// rabbitmq_management plugin), e.g. http://127.0.0.1:15672: there
+	// Gatehouse closes the connections of credentials revoked, disabled or
+	// expired. Empty: it does not (RabbitMQ keeps them open).
+	RabbitMQManagementURL string `yaml:"rabbitmqManagementUrl"`
+	// RabbitMQManagementUser and RabbitMQManagementPassword log in to it as
+	// a user with the administrator tag.
+	RabbitMQManagementUser     string `yaml:"rabbitmqManagementUser"`
+	RabbitMQManagementPassword string `yaml:"rabbitmqManagementPassword" secret:"true"`
 }
 
 // PKI configures the certificate authority and registration gateway.
@@ -312,7 +326,7 @@ type HTTP struct {
 	// TrustedProxies are the CIDR prefixes of load balancers whose
 	// X-Forwarded-For header names the client address (for limits, audit
 	// and authorizer sources). Empty (the default): the header is ignored.
-	TrustedProxies []string `yaml:"trustedProxies"`
+	TrustedProxies Prefixes `yaml:"trustedProxies"`
 	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
 	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
 	// ReadTimeout bounds reading a request body, from the end of its
@@ -391,7 +405,7 @@ func Default() Config {
 			DeniedQoS0Publish: DeniedQoS0Disconnect},
 		PKI:     PKI{LeafValidity: 365 * 24 * time.Hour},
 		Console: Console{SessionTTL: 12 * time.Hour, IdleTimeout: time.Hour},
-		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m",
+		Limits: Limits{TokenPerIP: "6000/m", TokenPerClient: "120/m", DeviceUserCodePerIP: "10/5m", RegisterPerIP: "600/m", CertificatesPerClaim: "600/m",
 			ConnectPerIP: "6000/m", ConnectionsPerThing: 10, APIAuthFailuresPerIP: "30/m", PendingConnectionsPerIP: 100,
 			ConsoleLoginPerIP: "10/m", DeviceUserCodePerCode: "10/10m", DeviceUserCodeTotal: "2000/20s",
 			SignInFreeFailures: 5, SignInMaxDelay: 30 * time.Second},
@@ -457,7 +471,7 @@ func walk(v reflect.Value, path []string, fn func(path []string, field reflect.V
 			walk(v.Field(i), p, fn)
 			continue
 		}
-		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct && f.Type != reflect.TypeFor[Prefixes]() {
 			continue // lists of structures come from the file only
 		}
 		fn(p, v.Field(i))
@@ -523,6 +537,12 @@ func setField(f reflect.Value, val string) error {
 			return fmt.Errorf("%q is not true or false", val)
 		}
 		f.SetBool(b)
+	case f.Type() == reflect.TypeFor[Prefixes]():
+		ps, err := ParsePrefixes(val)
+		if err != nil {
+			return err
+		}
+		f.Set(reflect.ValueOf(ps))
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		var items []string
 		for _, s := range strings.Split(val, ",") {
@@ -711,9 +731,10 @@ func (c *Config) Validate() error {
 			bad("oauth.externalIssuers[%d]: leeway: %s: want 0 to 5m", i, e.Leeway)
 		}
 	}
-	for _, p := range c.Authorizer.AllowedSources {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			bad("authorizer.allowedSources: %q is not a CIDR prefix", p)
+	if u := c.Authorizer.RabbitMQManagementURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil {
+			// Not echoed: it may hold a password.
+			bad("authorizer.rabbitmqManagementUrl: not an http(s) URL without credentials (set rabbitmqManagementUser and rabbitmqManagementPassword)")
 		}
 	}
 	if c.Authorizer.MaxSessions < 0 || c.Authorizer.SessionTTL < 0 {
@@ -730,6 +751,7 @@ func (c *Config) Validate() error {
 	}
 	for name, r := range map[string]string{"limits.tokenPerIP": c.Limits.TokenPerIP, "limits.tokenPerClient": c.Limits.TokenPerClient,
 		"limits.deviceUserCodePerIP": c.Limits.DeviceUserCodePerIP, "limits.registerPerIP": c.Limits.RegisterPerIP, "limits.connectPerIP": c.Limits.ConnectPerIP,
+		"limits.certificatesPerClaim": c.Limits.CertificatesPerClaim,
 		"limits.apiAuthFailuresPerIP": c.Limits.APIAuthFailuresPerIP, "limits.consoleLoginPerIP": c.Limits.ConsoleLoginPerIP,
 		"limits.deviceUserCodePerCode": c.Limits.DeviceUserCodePerCode, "limits.deviceUserCodeTotal": c.Limits.DeviceUserCodeTotal} {
 		if _, err := ratelimit.ParseRate(r); err != nil {
@@ -749,9 +771,7 @@ func (c *Config) Validate() error {
 		bad("limits.signInMaxDelay: %s: want 1s to 10m (accounts are slowed, never locked)", c.Limits.SignInMaxDelay)
 	}
 	for _, p := range c.Limits.ExemptSources {
-		if pr, err := netip.ParsePrefix(p); err != nil {
-			bad("limits.exemptSources: %q is not a CIDR prefix (e.g. 192.0.2.0/28 or 2001:db8::/64)", p)
-		} else if pr.Bits() == 0 {
+		if p.Bits() == 0 {
 			bad("limits.exemptSources: %q exempts every address; set the limits off instead", p)
 		}
 	}
@@ -763,11 +783,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTT.MaxMessageSize < 0 || (c.MQTT.MaxPacketSize > 0 && c.MQTT.MaxMessageSize > c.MQTT.MaxPacketSize) {
 		bad("mqtt.maxMessageSize: %d: want 0 (no limit) to mqtt.maxPacketSize", c.MQTT.MaxMessageSize)
-	}
-	for _, p := range c.HTTP.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			bad("http.trustedProxies: %q is not a CIDR prefix", p)
-		}
 	}
 	if c.OAuth.AccessTokenTTL > 24*time.Hour {
 		bad("oauth.accessTokenTTL: %s is longer than 24h", c.OAuth.AccessTokenTTL)

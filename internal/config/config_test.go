@@ -40,7 +40,7 @@ func TestPrecedence(t *testing.T) {
 		{"derived external URL", c.HTTP.ExternalURL, "http://127.0.0.1:9100"},
 		{"derived mutual-TLS URL", c.HTTP.TLSExternalURL, "https://127.0.0.1:8443"},
 		{"limit from env", c.Limits.TokenPerClient, "5/m"},
-		{"trusted proxies from env", strings.Join(c.HTTP.TrustedProxies, " "), "10.0.0.0/8 192.168.1.0/24"},
+		{"trusted proxies from env", strings.Join(c.HTTP.TrustedProxies.Strings(), " "), "10.0.0.0/8 192.168.1.0/24"},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -74,6 +74,8 @@ func TestRejects(t *testing.T) {
 			want: []string{"log.level", "log.format", "oauth.algorithm", "http.addr"}},
 		{name: "hs256 needs secret", file: "oauth:\n  algorithm: HS256\n", want: []string{"hs256Secret"}},
 		{name: "bad dsn", file: "store:\n  dsn: mysql://x\n", want: []string{"store.dsn"}},
+		{name: "rabbitmq management url with a password", env: map[string]string{"GATEHOUSE_AUTHORIZER_RABBITMQ_MANAGEMENT_URL": "http://guest:guest@127.0.0.1:15672"}, want: []string{"authorizer.rabbitmqManagementUrl"}},
+		{name: "rabbitmq management url not http", file: "authorizer:\n  rabbitmqManagementUrl: amqp://127.0.0.1\n", want: []string{"authorizer.rabbitmqManagementUrl"}},
 		{name: "import limit below body limit", file: "http:\n  maxBodyBytes: 4096\n  maxImportBytes: 2048\n", want: []string{"http.maxImportBytes"}},
 		{name: "import limit over 1 GiB", file: "http:\n  maxImportBytes: 2147483648\n", want: []string{"http.maxImportBytes"}},
 		{name: "keep-alive cap below 5s", file: "mqtt:\n  maxKeepAlive: 2s\n", want: []string{"mqtt.maxKeepAlive"}},
@@ -94,9 +96,14 @@ func TestRejects(t *testing.T) {
 		{name: "anonymous listener bad address", file: "mqtt:\n  anonymousAddr: localhost\n  anonymousPolicy: interop\n", want: []string{"mqtt.anonymousAddr"}},
 		{name: "external issuer without audience, leeway too long", file: "oauth:\n  externalIssuers:\n    - issuer: https://idp\n      jwksURL: https://idp/jwks\n      leeway: 1h\n",
 			want: []string{"oauth.externalIssuers[0]: audience", "oauth.externalIssuers[0]: leeway"}},
-		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\nhttp:\n  trustedProxies: [10.0.0.1]\n",
-			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize", "http.trustedProxies"}},
-		{name: "exempt source not a prefix", file: "limits:\n  exemptSources: [10.1.2.3, 192.0.2.0/28]\n", want: []string{"limits.exemptSources", `"10.1.2.3" is not a CIDR prefix`}},
+		{name: "bad limits", file: "limits:\n  tokenPerIP: lots\n  connectPerIP: 5\n  connectionsPerThing: -1\nmqtt:\n  maxPacketSize: 100\n  maxMessageSize: 200\n",
+			want: []string{"limits.tokenPerIP", "limits.connectPerIP", "limits.connectionsPerThing", "mqtt.maxMessageSize"}},
+		{name: "trusted proxy not a prefix", file: "http:\n  trustedProxies: [10.0.0.1]\n", want: []string{"line 2", `"10.0.0.1" is not a CIDR prefix`}},
+		{name: "every bad prefix in the file at once", file: "limits:\n  exemptSources:\n    - 10.1.2.3\n    - 192.0.2.0/28\nauthorizer:\n  allowedSources: [nowhere]\n",
+			want: []string{"line 3", `"10.1.2.3" is not a CIDR prefix`, "line 6", `"nowhere" is not a CIDR prefix`}},
+		{name: "allowed source from env not a prefix", env: map[string]string{"GATEHOUSE_AUTHORIZER_ALLOWED_SOURCES": "127.0.0.0/8, 10.0.0.300/8"},
+			want: []string{"GATEHOUSE_AUTHORIZER_ALLOWED_SOURCES", `"10.0.0.300/8" is not a CIDR prefix`}},
+		{name: "exempt source flag not a prefix", set: [2]string{"limits.exemptSources", "192.0.2.1"}, want: []string{"limits.exemptSources", `"192.0.2.1" is not a CIDR prefix`}},
 		{name: "cluster url and embedded", file: "cluster:\n  nats:\n    url: nats://n:4222\n    embedded:\n      listen: 127.0.0.1:6222\n      name: a\n", want: []string{"cluster.nats: set url"}},
 		{name: "cluster bad url", set: [2]string{"cluster.nats.url", "http://n"}, want: []string{"cluster.nats.url"}},
 		{name: "cluster routes without listen", file: "cluster:\n  nats:\n    embedded:\n      routes: [127.0.0.1:6222]\n", want: []string{"need listen"}},
@@ -217,14 +224,15 @@ func TestRedactedMasksEverySecret(t *testing.T) {
 		}
 	}
 	sentinels := []string{"sentinel-user-pass", "sentinel-query-pass", "sentinel-ssl-pass", "sentinel-hs256-0123456789abcdef01234", "sentinel-adapter-key-1", "sentinel-adapter-key-2",
-		"sentinel-nats-pass-1", "sentinel-nats-pass-2", "sentinel-route-pass"}
+		"sentinel-nats-pass-1", "sentinel-nats-pass-2", "sentinel-route-pass", "sentinel-rabbitmq-pass"}
 	c := Default()
 	set := map[string]string{
-		"store.dsn":                           "postgres://gh:sentinel-user-pass@db:5432/gh?sslmode=verify-full&password=sentinel-query-pass&sslpassword=sentinel-ssl-pass",
-		"oauth.hs256Secret":                   "sentinel-hs256-0123456789abcdef01234",
-		"authorizer.keys":                     "sentinel-adapter-key-1,sentinel-adapter-key-2",
-		"cluster.nats.url":                    "nats://gh:sentinel-nats-pass-1@nats-1:4222,nats://gh:sentinel-nats-pass-2@nats-2:4222",
-		"cluster.nats.embedded.routePassword": "sentinel-route-pass",
+		"store.dsn":                             "postgres://gh:sentinel-user-pass@db:5432/gh?sslmode=verify-full&password=sentinel-query-pass&sslpassword=sentinel-ssl-pass",
+		"oauth.hs256Secret":                     "sentinel-hs256-0123456789abcdef01234",
+		"authorizer.keys":                       "sentinel-adapter-key-1,sentinel-adapter-key-2",
+		"cluster.nats.url":                      "nats://gh:sentinel-nats-pass-1@nats-1:4222,nats://gh:sentinel-nats-pass-2@nats-2:4222",
+		"cluster.nats.embedded.routePassword":   "sentinel-route-pass",
+		"authorizer.rabbitmqManagementPassword": "sentinel-rabbitmq-pass",
 	}
 	for path := range fields {
 		val, ok := set[path]

@@ -1,6 +1,7 @@
 // Package console is Gatehouse's web admin console: it serves the embedded
 // single-page application under /console/ and the JSON endpoints a browser
-// signs in with under /console/api/ (login, session, logout).
+// signs in with under /console/api/ (login, session, logout, and the MQTT
+// test client's token).
 //
 // It exists so that people can operate Gatehouse from a browser without an
 // API token in the page: a login creates a server-side session (only the
@@ -38,6 +39,8 @@ var assetsFS embed.FS
 
 // ContentSecurityPolicy is sent with every console response: no inline
 // scripts, styles or handlers, nothing from other origins, no framing.
+// With an MQTT WebSocket listener, connect-src also names that one
+// endpoint (contentSecurityPolicy).
 const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 	"media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
@@ -69,6 +72,13 @@ type Config struct {
 	// requests: set it when a TLS-terminating proxy is in front (the
 	// external URL is https). Requests over TLS always get Secure.
 	SecureCookies bool
+	// Tokens mints the MQTT test client's tokens; nil, or no WebSocket
+	// listener, leaves the test client out.
+	Tokens SessionTokens
+	// MQTTWS and MQTTWSS are the broker's MQTT-over-WebSocket listener
+	// addresses (host:port, "" if none): the test client connects there,
+	// and the Content-Security-Policy allows exactly that endpoint.
+	MQTTWS, MQTTWSS string
 }
 
 // Console serves /console/ and authenticates console sessions.
@@ -86,6 +96,8 @@ type Console struct {
 	limiter *ratelimit.Limiter
 	assets  fs.FS
 	mux     *http.ServeMux
+	tokens  SessionTokens
+	ws, wss string
 }
 
 // New returns the console.
@@ -114,6 +126,7 @@ func New(c Config) *Console {
 		ttl: c.SessionTTL, idle: c.IdleTimeout, maxBody: c.MaxBodyBytes, secure: c.SecureCookies,
 		limiter: c.LoginPerIP,
 		assets:  sub, mux: http.NewServeMux(),
+		tokens: c.Tokens, ws: c.MQTTWS, wss: c.MQTTWSS,
 	}
 	con.routes()
 	return con
@@ -134,6 +147,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("POST /console/api/login", c.api(c.login))
 	c.mux.HandleFunc("GET /console/api/session", c.api(c.session))
 	c.mux.HandleFunc("POST /console/api/logout", c.api(c.logout))
+	c.mux.HandleFunc("POST /console/api/mqtt-token", c.api(c.mintMQTTToken))
 	c.mux.HandleFunc("/console/api/", c.api(func(w http.ResponseWriter, r *http.Request) error {
 		return &httpapi.Error{Status: http.StatusNotFound, Msg: "no console route " + r.Method + " " + r.URL.Path}
 	}))
@@ -142,7 +156,7 @@ func (c *Console) routes() {
 // ServeHTTP serves everything under /console/ with the security headers.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
+	h.Set("Content-Security-Policy", c.contentSecurityPolicy(r))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")

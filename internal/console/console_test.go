@@ -44,6 +44,7 @@ type fixture struct {
 	// streams counts event stream requests being served.
 	streams *atomic.Int64
 	dsn     string
+	env     *testenv.Env
 }
 
 type options struct {
@@ -55,6 +56,9 @@ type options struct {
 	// replicaOf, when set, serves another replica on its database and
 	// clock instead of creating the users.
 	replicaOf *fixture
+	// mqttWS, when set, runs the OAuth server too and gives the console
+	// that MQTT WebSocket listener address for its test client's tokens.
+	mqttWS string
 }
 
 // newFixture serves the real API and console over HTTP, on the real
@@ -69,7 +73,11 @@ func newFixture(t testing.TB, o options) *fixture {
 	if o.replicaOf != nil {
 		o.dsn, clk = o.replicaOf.dsn, o.replicaOf.clock
 	}
-	env := testenv.Core(t, testenv.DSN(o.dsn), testenv.Now(clk.Now))
+	build := testenv.Core
+	if o.mqttWS != "" {
+		build = testenv.New
+	}
+	env := build(t, testenv.DSN(o.dsn), testenv.Now(clk.Now))
 	s, reg, log := env.Store, env.Registry, env.Events
 	var err error
 	var token string
@@ -91,6 +99,9 @@ func newFixture(t testing.TB, o options) *fixture {
 		}
 	}
 	cc := console.Config{Registry: reg, Store: s, Events: log, Now: clk.Now, Rand: rand.Reader}
+	if o.mqttWS != "" {
+		cc.Tokens, cc.MQTTWS = env.OAuth, o.mqttWS
+	}
 	if o.console != nil {
 		o.console(&cc)
 	}
@@ -116,7 +127,7 @@ func newFixture(t testing.TB, o options) *fixture {
 		srv = httptest.NewServer(mux)
 	}
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, clock: clk, store: s, reg: reg, api: api, token: token, streams: streams, dsn: o.dsn}
+	return &fixture{t: t, srv: srv, clock: clk, store: s, reg: reg, api: api, token: token, streams: streams, dsn: o.dsn, env: env}
 }
 
 type response struct {

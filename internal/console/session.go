@@ -191,15 +191,9 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpapi.ErrNoSession
 	}
-	username, _, csrf, err := c.Authenticate(r)
+	username, err := c.changer(r)
 	if err != nil {
 		return err
-	}
-	if username == "" {
-		return httpapi.ErrNoSession
-	}
-	if !httpapi.CSRFMatches(r, csrf) {
-		return httpapi.ErrCSRF
 	}
 	ctx := events.WithActor(r.Context(), "user:"+username)
 	_, err = c.events.Change(ctx, "console.logout", func(tx *store.Tx) (string, any, error) {
@@ -211,6 +205,26 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.secure || r.TLS != nil})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// changer is who may make the change r asks for: the user of a live
+// session whose request comes from the console's own origin with the
+// session's CSRF token.
+func (c *Console) changer(r *http.Request) (string, error) {
+	if err := checkOrigin(r); err != nil {
+		return "", err
+	}
+	username, _, csrf, err := c.Authenticate(r)
+	if err != nil {
+		return "", err
+	}
+	if username == "" {
+		return "", httpapi.ErrNoSession
+	}
+	if !httpapi.CSRFMatches(r, csrf) {
+		return "", httpapi.ErrCSRF
+	}
+	return username, nil
 }
 
 // Authenticate implements httpapi.Sessions: the user, current roles and

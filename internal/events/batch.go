@@ -22,9 +22,12 @@ import (
 // mode (a full queue makes the caller wait), for audit events that must
 // never be lost, such as an issued credential.
 type Batcher struct {
-	log     *Log
-	logger  *slog.Logger
-	queue   chan pending
+	log    *Log
+	logger *slog.Logger
+	queue  chan pending
+	// full is signalled when maxBatch events are waiting, so that a
+	// lingering batch commits at once (see Run).
+	full    chan struct{}
 	dropped atomic.Int64
 	running atomic.Bool
 	// entering counts Enqueue calls between their check of running and
@@ -48,8 +51,21 @@ func (b *Batcher) record(ctx context.Context, typ, subject string, details any, 
 	}
 	select {
 	case b.queue <- p:
+		b.queued()
 	default:
 		b.dropped.Add(1)
+	}
+}
+
+// queued tells a lingering Run when a whole batch is waiting. The queue's
+// length is read without waking Run: during the linger Run sleeps instead
+// of being woken by every event.
+func (b *Batcher) queued() {
+	if len(b.queue)+1 >= maxBatch {
+		select {
+		case b.full <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -59,7 +75,7 @@ func (l *Log) NewBatcher(queue int, logger *slog.Logger) *Batcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Batcher{log: l, logger: logger, queue: make(chan pending, queue)}
+	return &Batcher{log: l, logger: logger, queue: make(chan pending, queue), full: make(chan struct{}, 1)}
 }
 
 // Record queues an event. When Run is not active it writes the event at
@@ -83,19 +99,36 @@ func (b *Batcher) Enqueue(ctx context.Context, typ, subject string, details any)
 	defer b.entering.Add(-1)
 	select {
 	case b.queue <- p:
+		b.queued()
 		return nil
 	default:
 	}
 	select {
 	case b.queue <- p:
+		b.queued()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("events: queue %s: %w", typ, ctx.Err())
 	}
 }
 
-// lingerTime is how long a batch waits for more events before it commits.
-const lingerTime = 20 * time.Millisecond
+// lingerTime is how long a batch waits for more events before it commits,
+// and stormLinger how long while events keep coming: after a batch of at
+// least stormBatch events (so the first batch after a storm may wait
+// stormLinger once). A quiet log shows an event within lingerTime; under a
+// CONNECT storm a commit (its WAL frames, on SQLite) is shared by five
+// times as many events: about 6% more CONNECTs per core-second on the
+// embedded broker (docs/benchmarks.md). What a crash can lose grows to
+// that window (docs/architecture.md, "Durability of the batched events").
+const (
+	lingerTime  = 20 * time.Millisecond
+	stormLinger = 100 * time.Millisecond
+	stormBatch  = 32
+)
+
+// maxBatch is the most events one transaction writes; a batch commits
+// before lingerTime is over once that many are waiting.
+const maxBatch = 256
 
 // Dropped is how many events were dropped because the queue was full.
 func (b *Batcher) Dropped() int64 { return b.dropped.Load() }
@@ -106,38 +139,62 @@ func (b *Batcher) Run(ctx context.Context) error {
 	defer b.running.Store(false)
 	// A batch taken from the queue is written even if ctx ends meanwhile.
 	wctx := context.WithoutCancel(ctx)
-	batch := make([]pending, 0, 256)
+	batch := make([]pending, 0, maxBatch)
+	wait := lingerTime
 	for {
 		select {
 		case p := <-b.queue:
 			// Linger briefly so a burst (a CONNECT storm) commits as one
-			// transaction instead of one per event.
+			// transaction instead of one per event. Run sleeps meanwhile
+			// rather than take each event as it comes (a goroutine wake-up
+			// per event), unless a whole batch is waiting (full), then
+			// takes what is queued.
 			batch = append(batch[:0], p)
-			linger := time.NewTimer(lingerTime)
-			stopping := false
+			stopping := !b.linger(ctx, wait)
 		fill:
 			for len(batch) < cap(batch) {
 				select {
 				case p := <-b.queue:
 					batch = append(batch, p)
-				case <-linger.C:
-					break fill
-				case <-ctx.Done():
-					stopping = true
+				default:
 					break fill
 				}
 			}
-			linger.Stop()
 			if stopping {
 				b.drain(ctx, batch)
 				return nil
 			}
 			b.flush(wctx, batch)
+			wait = lingerTime
+			if len(batch) >= stormBatch {
+				wait = stormLinger
+			}
 		case <-ctx.Done():
 			b.drain(ctx, batch[:0])
 			return nil
 		}
 	}
+}
+
+// linger waits d, or until a whole batch is waiting, and reports false if
+// ctx ended meanwhile.
+func (b *Batcher) linger(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-b.full: // left by an earlier batch
+	default:
+	}
+	if len(b.queue)+1 >= maxBatch {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-b.full:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // drain writes what is queued once Run's context ended, in batches, with a
@@ -175,9 +232,13 @@ func (b *Batcher) flush(ctx context.Context, batch []pending) {
 }
 
 func (b *Batcher) write(ctx context.Context, batch []pending) error {
-	evs := make([]*store.Event, 0, len(batch))
-	for _, p := range batch {
-		ev := p.ev
+	// The events are written through pointers into out, which is then
+	// announced as stored (IDs set): no allocation per event.
+	out := make([]store.Event, len(batch))
+	evs := make([]*store.Event, len(batch))
+	for i, p := range batch {
+		ev := &out[i]
+		*ev = p.ev
 		ev.Time = b.log.now().UTC()
 		if p.details != nil {
 			d, err := json.Marshal(p.details)
@@ -186,14 +247,10 @@ func (b *Batcher) write(ctx context.Context, batch []pending) error {
 			}
 			ev.Details = d
 		}
-		evs = append(evs, &ev)
+		evs[i] = ev
 	}
 	if err := b.log.store.InTx(ctx, func(tx *store.Tx) error { return tx.AppendEvents(ctx, evs) }); err != nil {
 		return err
-	}
-	out := make([]store.Event, len(evs))
-	for i, ev := range evs {
-		out[i] = *ev
 	}
 	b.log.Notify(out...)
 	return nil
@@ -243,8 +300,24 @@ func (l *Log) ChangeAll(ctx context.Context, fn func(tx *store.Tx) ([]Pending, e
 	return recorded, err
 }
 
-// LatestID returns the newest event's ID (0 for an empty log), where a
-// follower starts.
+// LatestID returns the newest settled event's ID (0 for an empty log),
+// where a follower starts: one after it never misses an event that commits
+// from the call on.
 func (l *Log) LatestID(ctx context.Context) (int64, error) {
-	return l.store.LatestEventID(ctx)
+	id, _, err := l.latest(ctx)
+	return id, err
+}
+
+// latest is LatestID, and whether events seen behind a gap may settle
+// soon.
+func (l *Log) latest(ctx context.Context) (id int64, unsettled bool, err error) {
+	id, err = l.store.LatestEventID(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	h, err := l.settle(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	return min(id, h.Settled), h.Unsettled(), nil
 }

@@ -84,3 +84,55 @@ func TestBatcherEnqueueNeverDrops(t *testing.T) {
 		})
 	}
 }
+
+// TestBatcherWritesInOrderAndAnnouncesAsStored records more events than
+// one batch holds while Run is active: the store has them all in the
+// order recorded, and what the batcher announced is what was stored (IDs,
+// types, subjects, actors, details).
+func TestBatcherWritesInOrderAndAnnouncesAsStored(t *testing.T) {
+	l, s := newLog(t)
+	announced, stop := l.Subscribe(1000)
+	defer stop()
+	b := l.NewBatcher(1000, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	const n = 600 // more than one batch (256)
+	var want []string
+	for i := range n {
+		typ, details := "broker.connected", any(map[string]int{"n": i})
+		if i%3 == 2 {
+			typ, details = "broker.disconnected", nil
+		}
+		b.Record(events.WithActor(ctx, fmt.Sprintf("thing:t%d", i%7)), typ, fmt.Sprintf("client/c%d", i), details)
+		d := "{}"
+		if details != nil {
+			d = fmt.Sprintf(`{"n":%d}`, i)
+		}
+		want = append(want, fmt.Sprintf("%s client/c%d thing:t%d %s", typ, i, i%7, d))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.ListEvents(t.Context(), store.EventFilter{Limit: 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != n {
+		t.Fatalf("stored %d events, want %d (dropped %d)", len(stored), n, b.Dropped())
+	}
+	for i, ev := range stored {
+		if got := fmt.Sprintf("%s %s %s %s", ev.Type, ev.Subject, ev.Actor, ev.Details); got != want[i] {
+			t.Fatalf("stored event %d = %q, want %q", i, got, want[i])
+		}
+		a := <-announced
+		details := string(a.Details)
+		if details == "" {
+			details = "{}"
+		}
+		if a.ID != ev.ID || a.Type != ev.Type || a.Subject != ev.Subject || a.Actor != ev.Actor || details != string(ev.Details) {
+			t.Fatalf("announced %+v (details %s), want %+v (details %s)", a, a.Details, ev, ev.Details)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/gatehouse-iot/gatehouse/internal/store/storetest"
 )
 
-func newLog(t *testing.T) (*events.Log, *store.Store) {
+func newLog(t testing.TB) (*events.Log, *store.Store) {
 	t.Helper()
 	s, err := store.Open(t.Context(), storetest.SQLiteDSN(t))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
+	"github.com/gatehouse-iot/gatehouse/internal/fleetprov"
 	"github.com/gatehouse-iot/gatehouse/internal/lobby"
 	"github.com/gatehouse-iot/gatehouse/internal/registry"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -32,6 +33,8 @@ type Config struct {
 	MaxImportBytes int64
 	// Certs is the certificate service; nil leaves its routes out.
 	Certs *certs.Service
+	// FleetProv keeps provisioning templates; nil leaves their routes out.
+	FleetProv *fleetprov.Service
 	// Sessions authenticates the web console's session cookie as an
 	// alternative to a bearer token; nil accepts bearer tokens only.
 	Sessions Sessions
@@ -72,6 +75,7 @@ type API struct {
 	lobby     *lobby.Service
 	mux       *http.ServeMux
 	certs     *certs.Service
+	fleetprov *fleetprov.Service
 
 	sessions     Sessions
 	connections  Connections
@@ -96,7 +100,7 @@ func New(c Config) *API {
 	}
 	c.MaxImportBytes = max(c.MaxImportBytes, c.MaxBodyBytes)
 	a := &API{reg: c.Registry, events: c.Events, log: c.Logger, maxBody: c.MaxBodyBytes, maxImport: c.MaxImportBytes, creds: c.OAuth, lobby: c.Lobby, mux: http.NewServeMux()}
-	a.certs = c.Certs
+	a.certs, a.fleetprov = c.Certs, c.FleetProv
 	a.sessions, a.connections, a.series, a.heartbeat = c.Sessions, c.Connections, c.Series, c.StreamHeartbeat
 	a.authFailures = c.AuthFailures
 	if a.heartbeat <= 0 {
@@ -212,15 +216,18 @@ func (a *API) routes() {
 	a.handle("DELETE /api/v1/events", write, a.pruneEvents)
 	if a.connections != nil {
 		a.handle("GET /api/v1/things/{name}/connections", read, a.thingConnections)
+		a.handle("GET /api/v1/connections", read, a.listConnections)
 	}
 	if a.series != nil {
 		a.handle("GET /api/v1/metrics/series", read, a.metricsSeries)
 	}
+	a.handle("GET /api/v1/overview", read, a.overview)
 
 	a.handle("GET /api/v1/api-tokens", write, a.listAPITokens)
 	a.handle("POST /api/v1/api-tokens", write, a.createAPIToken)
 	a.handle("DELETE /api/v1/api-tokens/{id}", write, a.revokeAPIToken)
 	a.accessRoutes()
+	a.sessionRoutes()
 	a.transferRoutes()
 
 	a.policyRoutes()
@@ -228,6 +235,7 @@ func (a *API) routes() {
 	a.certRoutes()
 	a.credentialRoutes()
 	a.lobbyRoutes()
+	a.provisioningRoutes()
 	a.appRoutes()
 
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -611,15 +619,44 @@ func (a *API) removeRelationship(w http.ResponseWriter, r *http.Request) error {
 // maxWait bounds a long poll on /api/v1/events?wait=.
 const maxWait = 60 * time.Second
 
+// listEvents is GET /api/v1/events: oldest first after ?after=ID (the
+// cursor a follower keeps, with ?wait= to long-poll), or with ?order=newest
+// the latest first, paging backwards with ?before= set to the answer's
+// next; ?type= (exact, or a prefix ending in "."), ?subject=, ?actor= and
+// ?since= / ?until= (RFC 3339) narrow it.
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := store.EventFilter{Type: q.Get("type"), Subject: q.Get("subject"), Actor: q.Get("actor")}
-	if s := q.Get("after"); s != "" {
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || id < 0 {
-			return errorf(http.StatusBadRequest, "after %q: want an event id", s)
+	for _, p := range []struct {
+		name string
+		id   *int64
+	}{{"after", &f.AfterID}, {"before", &f.BeforeID}} {
+		if s := q.Get(p.name); s != "" {
+			id, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || id < 0 {
+				return errorf(http.StatusBadRequest, "%s %q: want an event id", p.name, s)
+			}
+			*p.id = id
 		}
-		f.AfterID = id
+	}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if s := q.Get(p.name); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return errorf(http.StatusBadRequest, "%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", p.name, s)
+			}
+			*p.t = t
+		}
+	}
+	switch o := q.Get("order"); o {
+	case "", "oldest":
+	case "newest":
+		f.Newest = true
+	default:
+		return errorf(http.StatusBadRequest, "order %q: want oldest or newest", o)
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -633,6 +670,9 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 		err error
 	)
 	if s := q.Get("wait"); s != "" {
+		if f.Newest || f.BeforeID > 0 {
+			return errorf(http.StatusBadRequest, "wait waits for new events: it goes with neither order=newest nor before")
+		}
 		d, perr := time.ParseDuration(s)
 		if perr != nil || d < 0 || d > maxWait {
 			return errorf(http.StatusBadRequest, "wait %q: want a duration up to %s", s, maxWait)

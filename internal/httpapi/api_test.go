@@ -324,3 +324,46 @@ func TestEventsLongPoll(t *testing.T) {
 		}
 	})
 }
+
+// TestEventsNewestFirst: order=newest lists the latest events first, and
+// its next cursor given as before= pages backwards through the rest; type,
+// actor and a time range narrow it; bad values are refused.
+func TestEventsNewestFirst(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, f *fixture) {
+		for _, u := range []string{"ann", "ben", "cat"} {
+			if r := f.do(t, f.admin, "POST", "/api/v1/users", `{"username":"`+u+`","password":"long enough pw"}`); r.status != http.StatusCreated {
+				t.Fatalf("create %s: %d %s", u, r.status, r.raw)
+			}
+		}
+		subjects := func(r response) []string {
+			var out []string
+			items, _ := r.body["items"].([]any)
+			for _, it := range items {
+				out = append(out, it.(map[string]any)["subject"].(string))
+			}
+			return out
+		}
+		first := f.do(t, f.admin, "GET", "/api/v1/events?order=newest&type=user.created&limit=2", "")
+		if got, want := fmt.Sprint(subjects(first)), "[user/cat user/ben]"; first.status != 200 || got != want {
+			t.Fatalf("newest page = %d %s, want %s", first.status, got, want)
+		}
+		next, _ := first.body["next"].(string)
+		second := f.do(t, f.admin, "GET", "/api/v1/events?order=newest&type=user.created&limit=2&before="+next, "")
+		if got := fmt.Sprint(subjects(second)); !strings.HasPrefix(got, "[user/ann") {
+			t.Errorf("page before %s = %s, want user/ann first", next, got)
+		}
+		future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		if r := f.do(t, f.admin, "GET", "/api/v1/events?type=user.created&since="+future, ""); len(subjects(r)) != 0 {
+			t.Errorf("since an hour ahead = %s, want none", r.raw)
+		}
+		if r := f.do(t, f.admin, "GET", "/api/v1/events?type=user.created&since="+past+"&until="+future, ""); len(subjects(r)) < 3 {
+			t.Errorf("within the last hour = %s, want the three users", r.raw)
+		}
+		for _, bad := range []string{"order=sideways", "before=x", "since=yesterday", "until=2026-13-01", "order=newest&wait=1s"} {
+			if r := f.do(t, f.admin, "GET", "/api/v1/events?"+bad, ""); r.status != http.StatusBadRequest {
+				t.Errorf("%s = %d %s, want 400", bad, r.status, r.raw)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/store"
@@ -23,6 +24,7 @@ func (a *API) certRoutes() {
 
 	a.handle("GET /api/v1/certificates", read, a.listCertificates)
 	a.handle("GET /api/v1/certificates/{id}", read, a.getCertificate)
+	a.handle("GET /api/v1/certificates/{id}/chain", read, a.certificateChain)
 	a.handle("POST /api/v1/certificates/{id}/activate", write, a.activateCertificate)
 	a.handle("POST /api/v1/certificates/{id}/deactivate", write, a.deactivateCertificate)
 	a.handle("POST /api/v1/certificates/{id}/revoke", write, a.revokeCertificate)
@@ -209,7 +211,38 @@ func (a *API) listManufacturerCAs(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return listPage(w, r, ms, func(m store.ManufacturerCA) string { return m.Name })
+	views := make([]manufacturerCAView, len(ms))
+	for i := range ms {
+		views[i] = viewManufacturerCA(&ms[i])
+	}
+	return listPage(w, r, views, func(m manufacturerCAView) string { return m.Name })
+}
+
+// manufacturerCAView is a manufacturer CA with its certificate's subject
+// and validity, for people choosing or checking one.
+type manufacturerCAView struct {
+	*store.ManufacturerCA
+	Subject   string    `json:"subject,omitempty"`
+	NotBefore time.Time `json:"notBefore,omitzero"`
+	NotAfter  time.Time `json:"notAfter,omitzero"`
+}
+
+func viewManufacturerCA(m *store.ManufacturerCA) manufacturerCAView {
+	v := manufacturerCAView{ManufacturerCA: m}
+	if sum, err := certs.SummarizePEM(m.CertificatePEM); err == nil {
+		v.Subject, v.NotBefore, v.NotAfter = sum.Subject, sum.NotBefore, sum.NotAfter
+	}
+	return v
+}
+
+// certificateChain serves GET /api/v1/certificates/{id}/chain: the
+// certificate and its issuers, leaf first.
+func (a *API) certificateChain(w http.ResponseWriter, r *http.Request) error {
+	chain, err := a.certs.CertificateChain(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, listResponse[certs.CertSummary]{Items: chain})
 }
 
 // addManufacturerCA serves POST /api/v1/manufacturer-cas.
@@ -232,7 +265,7 @@ func (a *API) getManufacturerCA(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeVersioned(w, http.StatusOK, m.Version, m)
+	return writeVersioned(w, http.StatusOK, m.Version, viewManufacturerCA(m))
 }
 
 // updateManufacturerCA serves PATCH /api/v1/manufacturer-cas/{name}.

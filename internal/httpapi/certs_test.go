@@ -84,6 +84,8 @@ func TestCertificateRoutes(t *testing.T) {
 		{"list certificates", f.operator, "GET", "/api/v1/certificates?thingName=s-1", "", 200, id},
 		{"bad status filter", f.operator, "GET", "/api/v1/certificates?status=ON", "", 400, "status"},
 		{"show by colon fingerprint", f.operator, "GET", "/api/v1/certificates/" + colons(id), "", 200, `"status":"ACTIVE"`},
+		{"chain: the leaf then Gatehouse's CA", f.operator, "GET", "/api/v1/certificates/" + id + "/chain", "", 200, `"subject":"CN=s-1`},
+		{"chain of unknown", f.operator, "GET", "/api/v1/certificates/" + strings.Repeat("ab", 32) + "/chain", "", 404, "not found"},
 		{"show unknown", f.operator, "GET", "/api/v1/certificates/" + strings.Repeat("ab", 32), "", 404, "not found"},
 		{"operator may not revoke", f.operator, "POST", "/api/v1/certificates/" + id + "/revoke", "", 403, "role"},
 		{"deactivate", f.admin, "POST", "/api/v1/certificates/" + id + "/deactivate", "", 200, `"status":"INACTIVE"`},
@@ -99,6 +101,8 @@ func TestCertificateRoutes(t *testing.T) {
 		{"manufacturer CA not a CA", f.admin, "POST", "/api/v1/manufacturer-cas", `{"name":"x","certificatePem":` + jsonString(registered.CertificatePEM) + `}`, 400, "not a CA"},
 		{"patch manufacturer CA", f.admin, "PATCH", "/api/v1/manufacturer-cas/acme", `{"status":"INACTIVE"}`, 200, `"status":"INACTIVE"`},
 		{"list manufacturer CAs", f.operator, "GET", "/api/v1/manufacturer-cas", "", 200, `"acme"`},
+		{"manufacturer CA subject", f.operator, "GET", "/api/v1/manufacturer-cas", "", 200, `"subject":"CN=Acme"`},
+		{"manufacturer CA expiry", f.operator, "GET", "/api/v1/manufacturer-cas/acme", "", 200, `"notAfter":"` + caTmpl.NotAfter.UTC().Truncate(time.Second).Format(time.RFC3339)},
 		{"remove manufacturer CA", f.admin, "DELETE", "/api/v1/manufacturer-cas/acme", "", 204, ""},
 		{"import unparseable CA", f.admin, "POST", "/api/v1/ca/import", `{"chainPem":"x","keyPem":"y"}`, 400, "keyPem"},
 	}
@@ -119,6 +123,13 @@ func TestCertificateRoutes(t *testing.T) {
 	}
 	if _, err := svc.Register(ctx, tokenSecret, certs.RegisterRequest{ThingName: "s-9"}); err == nil {
 		t.Error("a revoked token registered a thing")
+	}
+	r = f.do(t, f.operator, "GET", "/api/v1/certificates/"+id+"/chain", "")
+	var chain struct{ Items []certs.CertSummary }
+	_ = json.Unmarshal([]byte(r.raw), &chain)
+	info, _ := svc.Info(ctx)
+	if len(chain.Items) < 2 || chain.Items[0].Fingerprint != id || chain.Items[0].IsCA || chain.Items[1].Fingerprint != info.Fingerprint || !chain.Items[1].IsCA {
+		t.Errorf("chain = %s, want leaf %s then the CA %s", r.raw, id, info.Fingerprint)
 	}
 	resp, err := http.Get(srv.URL + "/api/v1/certificates")
 	if err == nil {

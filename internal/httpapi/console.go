@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,8 @@ func (a *API) listOwnedThings(w http.ResponseWriter, r *http.Request, username s
 // Connection is one live MQTT connection, as GET
 // /api/v1/things/{name}/connections lists it.
 type Connection struct {
+	// Thing is the thing the connection acts for, if any.
+	Thing           string    `json:"thing,omitempty"`
 	ClientID        string    `json:"clientId"`
 	Username        string    `json:"username"`
 	RemoteAddr      string    `json:"remoteAddr"`
@@ -60,8 +63,13 @@ type Connection struct {
 	Replica string `json:"replica,omitempty"`
 }
 
-// Connections lists the live MQTT connections acting for a thing: this
-// replica's, and with cluster.nats every replica's.
+// AllThings asks Connections for every live connection, of any thing or
+// none ("*" is no thing's name).
+const AllThings = "*"
+
+// Connections lists the live MQTT connections acting for a thing (every
+// one for AllThings): this replica's, and with cluster.nats every
+// replica's.
 type Connections interface {
 	Connections(thing string) []Connection
 }
@@ -82,4 +90,83 @@ func (a *API) thingConnections(w http.ResponseWriter, r *http.Request) error {
 		items = []Connection{}
 	}
 	return writeJSON(w, http.StatusOK, listResponse[Connection]{Items: items})
+}
+
+// maxConnectionsListed bounds GET /api/v1/connections.
+const maxConnectionsListed = 1000
+
+// listConnections is GET /api/v1/connections: every live MQTT connection
+// (of every replica with cluster.nats), newest first, those whose thing,
+// client id, username or address contain ?search= (case-insensitive), at
+// most ?limit= (default 100, up to 1000); total counts all that match.
+func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxConnectionsListed {
+			return errorf(http.StatusBadRequest, "limit %q: want 1 to %d", s, maxConnectionsListed)
+		}
+		limit = n
+	}
+	search := strings.ToLower(strings.TrimSpace(q.Get("search")))
+	items := []Connection{}
+	all := a.connections.Connections(AllThings)
+	for i := len(all) - 1; i >= 0; i-- {
+		c := all[i]
+		if search != "" && !strings.Contains(strings.ToLower(c.Thing+"\x00"+c.ClientID+"\x00"+c.Username+"\x00"+c.RemoteAddr), search) {
+			continue
+		}
+		items = append(items, c)
+	}
+	total := len(items)
+	if len(items) > limit {
+		items = items[:limit]
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "total": total})
+}
+
+// overviewView is GET /api/v1/overview: the counts the console's overview
+// shows beside its charts. A part this server does not run is left out.
+type overviewView struct {
+	Things       int64 `json:"things"`
+	Connected    *int  `json:"connected,omitempty"`
+	LobbyWaiting *int  `json:"lobbyWaiting,omitempty"`
+	// TokensIssuedLastHour and DenialsLastHour are what the metrics
+	// sampler counted over the hour it holds.
+	TokensIssuedLastHour *float64 `json:"tokensIssuedLastHour,omitempty"`
+	DenialsLastHour      *float64 `json:"denialsLastHour,omitempty"`
+}
+
+// maxLobbyWaitingCounted bounds the lobby devices counted as waiting.
+const maxLobbyWaitingCounted = 1000
+
+func (a *API) overview(w http.ResponseWriter, r *http.Request) error {
+	var out overviewView
+	n, err := a.reg.Store().CountThings(r.Context())
+	if err != nil {
+		return err
+	}
+	out.Things = n
+	if a.connections != nil {
+		c := len(a.connections.Connections(AllThings))
+		out.Connected = &c
+	}
+	if a.lobby != nil {
+		waiting := 0
+		for _, st := range []string{store.LobbyKnocking, store.LobbyInLobby} {
+			ds, err := a.lobby.List(r.Context(), store.LobbyFilter{State: st, Page: store.Page{Limit: maxLobbyWaitingCounted}})
+			if err != nil {
+				return err
+			}
+			waiting += len(ds)
+		}
+		out.LobbyWaiting = &waiting
+	}
+	if a.series != nil {
+		totals := a.series.Series().Totals
+		tokens, denials := totals["tokensIssued"], totals["denials"]
+		out.TokensIssuedLastHour, out.DenialsLastHour = &tokens, &denials
+	}
+	return writeJSON(w, http.StatusOK, out)
 }

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-iot/gatehouse/internal/certs"
@@ -129,7 +131,44 @@ func statusOf(err error) (int, Problem) {
 		p.Status, p.Detail = http.StatusInternalServerError, "internal error"
 	}
 	p.Title = http.StatusText(p.Status)
+	p.Detail = plain(p.Detail)
 	return p.Status, p
+}
+
+// packagePrefix is a Go package's name at the start of an error message
+// or of one of its wrapped parts ("store: thing ...", "lobby: invalid
+// request: pki: ...").
+var packagePrefix = regexp.MustCompile(`(^|: )(?:store|lobby|pki|registry|certs|policy|oauth|events|broker|invalid request): `)
+
+// namedRecord is what the store's errors start with: a kind of record and
+// its quoted name ("thing type \"lamp\"").
+var namedRecord = regexp.MustCompile(`^[a-z][a-z -]* ("[^"]*"|[^\s"]+)$`)
+
+// plainEnds turns the sentinels' bare endings after a named record into
+// sentences.
+var plainEnds = []struct{ suffix, replace string }{
+	{": not found", " not found"},
+	{": already exists", " already exists"},
+	{": still in use", " is still in use"},
+}
+
+// plain makes an error message read for a person: the Go package names
+// that wrapping puts in front ("lobby: invalid request: pki: ...") go, and
+// "thing \"x\": not found" becomes "thing \"x\" not found".
+func plain(msg string) string {
+	for {
+		next := packagePrefix.ReplaceAllString(msg, "$1")
+		if next == msg {
+			break
+		}
+		msg = next
+	}
+	for _, e := range plainEnds {
+		if rest, ok := strings.CutSuffix(msg, e.suffix); ok && namedRecord.MatchString(rest) {
+			return rest + e.replace
+		}
+	}
+	return msg
 }
 
 // writeError sends err as problem+json and logs it.

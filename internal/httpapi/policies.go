@@ -37,7 +37,11 @@ func document(raw json.RawMessage) ([]byte, error) {
 
 type policyView struct {
 	*store.Policy
-	Document json.RawMessage `json:"document"`
+	Document json.RawMessage `json:"document,omitempty"`
+	// BuiltIn marks a policy Gatehouse itself needs (the lobby's, the
+	// people's): it cannot be deleted, and its default version must keep
+	// allowing what Gatehouse requires.
+	BuiltIn bool `json:"builtIn,omitempty"`
 }
 
 func (a *API) listPolicies(w http.ResponseWriter, r *http.Request) error {
@@ -49,7 +53,11 @@ func (a *API) listPolicies(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return list(w, ps, limit, func(p store.Policy) string { return p.Name })
+	views := make([]policyView, len(ps))
+	for i := range ps {
+		views[i] = policyView{Policy: &ps[i], BuiltIn: a.reg.BuiltinPolicy(ps[i].Name)}
+	}
+	return list(w, views, limit, func(p policyView) string { return p.Name })
 }
 
 func (a *API) createPolicy(w http.ResponseWriter, r *http.Request) error {
@@ -70,7 +78,7 @@ func (a *API) createPolicy(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/policies/"+p.Name)
-	return writeVersioned(w, http.StatusCreated, p.Version, policyView{p, doc})
+	return writeVersioned(w, http.StatusCreated, p.Version, policyView{Policy: p, Document: doc, BuiltIn: a.reg.BuiltinPolicy(p.Name)})
 }
 
 func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) error {
@@ -83,7 +91,7 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	view := policyView{Policy: p}
+	view := policyView{Policy: p, BuiltIn: a.reg.BuiltinPolicy(name)}
 	for _, v := range versions {
 		if v.IsDefault {
 			view.Document = v.Document

@@ -121,3 +121,31 @@ func TestPolicies(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyBuiltInMarked: the people's policy, which Gatehouse needs, is
+// marked builtIn in the list and on its own (and refused deletion); an
+// operator's policy is not marked.
+func TestPolicyBuiltInMarked(t *testing.T) {
+	f := newFixture(t, "")
+	if r := f.do(t, f.admin, "POST", "/api/v1/policies", `{"name":"mine","document":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}}`); r.status != 201 || r.body["builtIn"] != nil {
+		t.Fatalf("create mine = %d %s", r.status, r.raw)
+	}
+	r := f.do(t, f.admin, "GET", "/api/v1/policies", "")
+	got := map[string]any{}
+	for _, it := range r.body["items"].([]any) {
+		p := it.(map[string]any)
+		got[p["name"].(string)] = p["builtIn"]
+		if _, ok := p["document"]; ok {
+			t.Errorf("list item %s carries a document", p["name"])
+		}
+	}
+	if got["gatehouse-people"] != true || got["mine"] != nil {
+		t.Errorf("builtIn in the list = %v, want gatehouse-people only", got)
+	}
+	if r := f.do(t, f.admin, "GET", "/api/v1/policies/gatehouse-people", ""); r.body["builtIn"] != true || r.body["document"] == nil {
+		t.Errorf("GET gatehouse-people = %s, want builtIn with its document", r.raw)
+	}
+	if r := f.do(t, f.admin, "DELETE", "/api/v1/policies/gatehouse-people", ""); r.status < 400 {
+		t.Errorf("DELETE gatehouse-people = %d, want refused", r.status)
+	}
+}

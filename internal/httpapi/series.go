@@ -46,6 +46,8 @@ type Sampler struct {
 type seriesPoint struct {
 	t      int64
 	values [5]float64
+	// counted is what each counter counted since the previous sample.
+	counted [5]float64
 }
 
 type rawSample struct {
@@ -123,6 +125,7 @@ func (s *Sampler) Sample() error {
 			if d < 0 {
 				d = v // the counter was reset (a restart): it counted v since
 			}
+			p.counted[i] = d
 			v = d / dt
 		}
 		p.values[i] = v
@@ -161,6 +164,9 @@ type SeriesResponse struct {
 	// Series maps each series to its [unixSeconds, value] points, oldest
 	// first.
 	Series map[string][][2]float64 `json:"series"`
+	// Totals maps each counter series to what it counted over the points
+	// held (the last hour): tokens issued, denials.
+	Totals map[string]float64 `json:"totals"`
 }
 
 // Series returns the points held, oldest first.
@@ -172,13 +178,18 @@ func (s *Sampler) Series() SeriesResponse {
 		ordered = append(ordered, s.points[s.next:]...)
 	}
 	ordered = append(ordered, s.points[:s.next]...)
-	out := SeriesResponse{Step: int(s.step / time.Second), Series: map[string][][2]float64{}}
+	out := SeriesResponse{Step: int(s.step / time.Second), Series: map[string][][2]float64{}, Totals: map[string]float64{}}
 	for i, m := range seriesMetrics {
 		pts := make([][2]float64, 0, len(ordered))
+		var total float64
 		for _, p := range ordered {
 			pts = append(pts, [2]float64{float64(p.t), p.values[i]})
+			total += p.counted[i]
 		}
 		out.Series[m.series] = pts
+		if m.counter {
+			out.Totals[m.series] = total
+		}
 	}
 	return out
 }

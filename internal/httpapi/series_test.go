@@ -81,6 +81,15 @@ func TestSamplerRates(t *testing.T) {
 			}
 		}
 	}
+	// Over the hour held: 2+0+4 denials and 50+0+100 messages received (the
+	// 1000 before the baseline not among them); gauges have no total.
+	totals := s.Series().Totals
+	if totals["denials"] != 6 || totals["messagesReceived"] != 150 || totals["tokensIssued"] != 0 {
+		t.Errorf("totals = %v, want 6 denials, 150 received, 0 tokens", totals)
+	}
+	if _, ok := totals["connections"]; ok {
+		t.Errorf("totals = %v: a gauge has no total", totals)
+	}
 }
 
 func TestSamplerCounterReset(t *testing.T) {

@@ -8,10 +8,12 @@ package loadtest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,8 +34,14 @@ type Credential struct {
 type Target struct {
 	Name string
 	Addr string
+	// SubAddr is where subscribers connect, when not Addr (another replica
+	// of a cluster).
+	SubAddr string
 	// PID is the broker's process, whose CPU time is measured; 0 skips it.
-	PID int
+	// PIDs are more processes of the same broker (a cluster's replicas),
+	// whose CPU time counts too.
+	PID  int
+	PIDs []int
 	// Publishers and Subscribers are the credentials the load uses; the
 	// i-th publisher publishes to Topic(i), which the i-th subscriber
 	// subscribes to.
@@ -125,7 +133,7 @@ func RunThroughput(ctx context.Context, t Target, cfg Throughput) (Result, error
 		}
 	}()
 	for i := range cfg.Pairs {
-		sc, err := connect(ctx, t.Addr, t.Subscribers[i], func() { delivered.Add(1) })
+		sc, err := connect(ctx, t.subAddr(), t.Subscribers[i], func() { delivered.Add(1) })
 		if err != nil {
 			return res, err
 		}
@@ -142,7 +150,7 @@ func RunThroughput(ctx context.Context, t Target, cfg Throughput) (Result, error
 	}
 	payload := make([]byte, cfg.Payload)
 	var sent, errs atomic.Int64
-	cpu0, _ := cpuTime(t.PID)
+	cpu0 := t.cpu()
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
@@ -171,8 +179,7 @@ func RunThroughput(ctx context.Context, t Target, cfg Throughput) (Result, error
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.Elapsed = time.Since(start)
-	cpu1, _ := cpuTime(t.PID)
-	res.BrokerCPU = cpu1 - cpu0
+	res.BrokerCPU = t.cpu() - cpu0
 	res.Sent, res.Delivered, res.Errors = sent.Load(), delivered.Load(), errs.Load()
 	return res, nil
 }
@@ -185,7 +192,7 @@ func RunConnects(ctx context.Context, t Target, creds []Credential, conc int, d 
 	}
 	res := Result{Target: t.Name}
 	var ok, errs, next atomic.Int64
-	cpu0, _ := cpuTime(t.PID)
+	cpu0 := t.cpu()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -205,9 +212,126 @@ func RunConnects(ctx context.Context, t Target, creds []Credential, conc int, d 
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
-	cpu1, _ := cpuTime(t.PID)
-	res.BrokerCPU = cpu1 - cpu0
+	res.BrokerCPU = t.cpu() - cpu0
 	res.Delivered, res.Errors = ok.Load(), errs.Load()
+	return res, nil
+}
+
+func (t Target) subAddr() string {
+	if t.SubAddr != "" {
+		return t.SubAddr
+	}
+	return t.Addr
+}
+
+// cpu is the CPU time of the broker's processes so far.
+func (t Target) cpu() time.Duration {
+	var sum time.Duration
+	for _, pid := range append([]int{t.PID}, t.PIDs...) {
+		d, _ := cpuTime(pid)
+		sum += d
+	}
+	return sum
+}
+
+// Latency is what a latency run measured: publish to delivery, by the
+// subscriber's clock (publisher and subscriber share the machine).
+type Latency struct {
+	P50, P99, Max  time.Duration
+	Received, Sent int
+}
+
+// RunLatency publishes count messages of QoS qos from the first publisher,
+// one every interval, to the first subscriber (at SubAddr), and measures
+// each one's time from publish to delivery. It first waits up to a minute
+// for a QoS 1 message to get through (a cluster forms asynchronously).
+func RunLatency(ctx context.Context, t Target, qos byte, count int, interval time.Duration) (Latency, error) {
+	if len(t.Publishers) == 0 || len(t.Subscribers) == 0 {
+		return Latency{}, errors.New("loadtest: no credentials")
+	}
+	type sample struct {
+		seq  int64
+		took time.Duration
+	}
+	got := make(chan sample, count+1024)
+	sc, err := connect(ctx, t.subAddr(), t.Subscribers[0], nil)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer sc.Disconnect(&paho.Disconnect{})
+	sc.AddOnPublishReceived(func(pr paho.PublishReceived) (bool, error) {
+		p := pr.Packet.Payload
+		if len(p) >= 16 {
+			seq, at := int64(binary.BigEndian.Uint64(p)), int64(binary.BigEndian.Uint64(p[8:]))
+			select {
+			case got <- sample{seq, time.Since(time.Unix(0, at))}:
+			default:
+			}
+		}
+		return true, nil
+	})
+	topic := t.Topic(0)
+	if sa, err := sc.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}}); err != nil || sa.Reasons[0] > 2 {
+		return Latency{}, fmt.Errorf("subscribe %s: %v %v", topic, sa, err)
+	}
+	pc, err := connect(ctx, t.Addr, t.Publishers[0], nil)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer pc.Disconnect(&paho.Disconnect{})
+	publish := func(seq int64, q byte) error {
+		p := make([]byte, 16)
+		binary.BigEndian.PutUint64(p, uint64(seq))
+		binary.BigEndian.PutUint64(p[8:], uint64(time.Now().UnixNano()))
+		_, err := pc.Publish(ctx, &paho.Publish{Topic: topic, QoS: q, Payload: p})
+		return err
+	}
+	// Warm up: negative sequence numbers until one arrives.
+	deadline := time.Now().Add(time.Minute)
+	for warm := int64(-1); ; warm-- {
+		if err := publish(warm, 1); err != nil {
+			return Latency{}, err
+		}
+		select {
+		case <-got:
+		case <-time.After(500 * time.Millisecond):
+			if time.Now().After(deadline) {
+				return Latency{}, errors.New("loadtest: no message got through within a minute")
+			}
+			continue
+		case <-ctx.Done():
+			return Latency{}, ctx.Err()
+		}
+		break
+	}
+	// Pacing: the latency of a lone message, not of a queue.
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for seq := range int64(count) {
+		<-tick.C
+		if err := publish(seq, qos); err != nil {
+			return Latency{}, err
+		}
+	}
+	var took []time.Duration
+	drain := time.After(5 * time.Second)
+	for len(took) < count {
+		select {
+		case s := <-got:
+			if s.seq >= 0 {
+				took = append(took, s.took)
+			}
+			continue
+		case <-drain:
+		}
+		break
+	}
+	res := Latency{Sent: count, Received: len(took)}
+	if len(took) == 0 {
+		return res, errors.New("loadtest: nothing received")
+	}
+	slices.Sort(took)
+	res.P50, res.P99, res.Max = took[len(took)/2], took[min(len(took)-1, len(took)*99/100)], took[len(took)-1]
 	return res, nil
 }
 

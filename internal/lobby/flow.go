@@ -17,6 +17,11 @@ import (
 // certificate and is commissioned at once. Rejected and decommissioned
 // devices are refused with ErrState.
 func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*store.LobbyDevice, error) {
+	return s.seen(ctx, dev, "")
+}
+
+// seen is Seen for a session of protocol ("" native, ProtocolAWS).
+func (s *Service) seen(ctx context.Context, dev *certs.ManufacturerDevice, protocol string) (*store.LobbyDevice, error) {
 	chain, err := s.localChain(ctx)
 	if err != nil {
 		return nil, err
@@ -32,6 +37,11 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 		}
 		d.LastSeenAt = now
 		if d.CertificatePEM != "" {
+			if protocol != "" && lobbyPoliciesAttached(d.State) {
+				// A ledger entry from before the AWS protocol policy
+				// existed gains it.
+				return l.attachLobbyPolicy()
+			}
 			return nil
 		}
 		d.CertificatePEM = string(pki.EncodeCertificatesPEM(dev.Leaf))
@@ -40,7 +50,7 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 			return err
 		}
 		if l.isNew {
-			return l.move(store.LobbyKnocking, "lobby.seen", "", map[string]any{"ca": dev.CA, "commonName": dev.CommonName})
+			return l.move(store.LobbyKnocking, "lobby.seen", "", withProtocol(map[string]any{"ca": dev.CA, "commonName": dev.CommonName}, protocol))
 		}
 		if d.State == store.LobbyClaimed {
 			return s.commission(l, chain)
@@ -57,6 +67,11 @@ func (s *Service) Seen(ctx context.Context, dev *certs.ManufacturerDevice) (*sto
 // knocking device enters the lobby; a commissioned or arrived one gets its
 // assignment again (returned, and re-published).
 func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceConfig string) (*store.LobbyDevice, error) {
+	return s.knock(ctx, fingerprint, deviceState, deviceConfig, "")
+}
+
+// knock is Knock over protocol ("" native, ProtocolAWS).
+func (s *Service) knock(ctx context.Context, fingerprint, deviceState, deviceConfig, protocol string) (*store.LobbyDevice, error) {
 	var remote, verify bool
 	out, err := s.update(ctx, fingerprint, false, func(l *ledger) error {
 		defer func() { remote, verify = l.remote, l.verify }()
@@ -67,7 +82,7 @@ func (s *Service) Knock(ctx context.Context, fingerprint, deviceState, deviceCon
 		d.DeviceState, d.DeviceConfig, d.LastSeenAt = deviceState, deviceConfig, s.now()
 		switch d.State {
 		case store.LobbyKnocking:
-			return l.move(store.LobbyInLobby, "lobby.knocked", "", map[string]any{"deviceState": deviceState})
+			return l.move(store.LobbyInLobby, "lobby.knocked", "", withProtocol(map[string]any{"deviceState": deviceState}, protocol))
 		case store.LobbyClaimed:
 			// A gatehouse target that failed before is tried again.
 			l.remote = d.CommissionedClaim != d.Claims
@@ -412,6 +427,9 @@ func (s *Service) FactoryResetReason(ctx context.Context, device, reason string)
 	if err != nil {
 		return nil, err
 	}
+	// A device of the AWS protocol at work here hears of it before its
+	// certificate is deactivated, which disconnects it (see awsResetFirst).
+	s.awsResetFirst(ctx, fp, from)
 	return s.update(ctx, fp, false, func(l *ledger) error {
 		d := l.d
 		if !contains(from, d.State) {

@@ -33,6 +33,10 @@
 // there, which a gatehouse target must confirm (it knows the thing with an
 // active certificate).
 //
+// Devices of the AWS Device Lobby reference protocol (client id = the
+// certificate's common name, lobby/{CN}, $aws/rules/lobby) are served on
+// the same ledger: see aws.go.
+//
 // Several replicas on one database each deliver, from the shared event
 // log, the assignments of the devices connected to their broker, so a
 // device may knock at one lobby replica and be claimed on another.
@@ -47,6 +51,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,7 +140,8 @@ type Service struct {
 	events *events.Log
 	now    func() time.Time
 	log    *slog.Logger
-	pub    atomic.Pointer[Publisher]
+	// pub is the broker, while Run serves it.
+	pub atomic.Pointer[Broker]
 	// endpoint is the local MQTT URL; it starts as Config.LocalEndpoint.
 	endpoint atomic.Pointer[string]
 	// remoteBusy holds the fingerprints being commissioned at a gatehouse
@@ -168,6 +174,7 @@ func New(c Config) (*Service, error) {
 	clock := c.Now
 	now := func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	c.Registry.RequirePolicy(PolicyName, policyRequirements()...)
+	c.Registry.RequirePolicy(AWSPolicyName, awsPolicyRequirements()...)
 	return &Service{cfg: c, store: c.Store, reg: c.Registry, certs: c.Certs, events: c.Events, now: now, log: c.Logger}, nil
 }
 
@@ -185,12 +192,20 @@ func policyRequirements() []registry.PolicyRequirement {
 	}
 }
 
-// EnsurePolicy creates the built-in lobby policy unless it exists.
+// lobbyPolicies are the built-in policies attached to a device's
+// certificate while it may use the lobby: one per protocol.
+var lobbyPolicies = []registry.NewPolicy{
+	{Name: PolicyName, Description: "built-in: devices in the device lobby", Document: []byte(PolicyDocument)},
+	{Name: AWSPolicyName, Description: "built-in: devices in the device lobby, AWS Device Lobby protocol", Document: []byte(AWSPolicyDocument)},
+}
+
+// EnsurePolicy creates the built-in lobby policies unless they exist.
 func (s *Service) EnsurePolicy(ctx context.Context) error {
-	_, err := s.reg.CreatePolicy(events.WithActor(ctx, "lobby"), registry.NewPolicy{Name: PolicyName,
-		Description: "built-in: devices in the device lobby", Document: []byte(PolicyDocument)})
-	if err != nil && !errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("lobby: create policy %s: %w", PolicyName, err)
+	for _, p := range lobbyPolicies {
+		_, err := s.reg.CreatePolicy(events.WithActor(ctx, "lobby"), p)
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("lobby: create policy %s: %w", p.Name, err)
+		}
 	}
 	return nil
 }
@@ -505,30 +520,46 @@ func stateErr(d *store.LobbyDevice, op string) error {
 
 // ---- lobby policy attachment ----
 
+// attachLobbyPolicy attaches the lobby policies (lobbyPolicies) the
+// device's certificate lacks.
 func (l *ledger) attachLobbyPolicy() error {
 	// Look first: on PostgreSQL a failed INSERT aborts the transaction.
 	have, err := l.tx.PoliciesAttachedTo(l.ctx, map[string][]string{store.TargetCertificate: {l.d.Fingerprint}})
 	if err != nil {
 		return fmt.Errorf("lobby: policies of %s: %w", l.d.Fingerprint, err)
 	}
-	for _, p := range have {
-		if p == PolicyName {
-			return nil
+	for _, p := range lobbyPolicies {
+		if slices.Contains(have, p.Name) {
+			continue
 		}
-	}
-	err = l.tx.AttachPolicy(l.ctx, &store.PolicyAttachment{Policy: PolicyName, TargetKind: store.TargetCertificate, Target: l.d.Fingerprint, CreatedAt: l.s.now()})
-	if err != nil && !errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("lobby: attach %s: %w", PolicyName, err)
+		err = l.tx.AttachPolicy(l.ctx, &store.PolicyAttachment{Policy: p.Name, TargetKind: store.TargetCertificate, Target: l.d.Fingerprint, CreatedAt: l.s.now()})
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("lobby: attach %s: %w", p.Name, err)
+		}
 	}
 	return nil
 }
 
 func (l *ledger) detachLobbyPolicy() error {
-	err := l.tx.DetachPolicy(l.ctx, store.PolicyAttachment{Policy: PolicyName, TargetKind: store.TargetCertificate, Target: l.d.Fingerprint})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("lobby: detach %s: %w", PolicyName, err)
+	for _, p := range lobbyPolicies {
+		err := l.tx.DetachPolicy(l.ctx, store.PolicyAttachment{Policy: p.Name, TargetKind: store.TargetCertificate, Target: l.d.Fingerprint})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("lobby: detach %s: %w", p.Name, err)
+		}
 	}
 	return nil
+}
+
+// lobbyPoliciesAttached reports whether a device in state keeps the lobby
+// policies attached: until it arrived here, or is rejected or
+// decommissioned. (A device that arrived at a remote target keeps them;
+// one that arrived here does not, and then logs in as its thing.)
+func lobbyPoliciesAttached(state string) bool {
+	switch state {
+	case store.LobbyKnocking, store.LobbyInLobby, store.LobbyClaimed, store.LobbyCommissioned:
+		return true
+	}
+	return false
 }
 
 // marshalAssignment encodes a for the ledger and the device.

@@ -104,7 +104,8 @@ func newFixture(t *testing.T, dsn string, withBroker bool) *fixture {
 		return f
 	}
 	b, err := broker.New(broker.Config{Authn: lb.Authenticator(authn.New(authn.Config{Registry: reg, Store: s, Certificates: cs})),
-		Registry: reg, Events: log, TLSAddr: "127.0.0.1:0", TLSConfig: tlsCfg, Reserved: []broker.ReservedGrant{lobby.ReservedGrant}})
+		Registry: reg, Events: log, TLSAddr: "127.0.0.1:0", TLSConfig: tlsCfg, Reserved: []broker.ReservedGrant{lobby.ReservedGrant, lobby.AWSReservedGrant},
+		ReservedTopics: []broker.ReservedSpace{lobby.AWSReservedTopic}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,9 @@ func TestLobbyOverMQTT(t *testing.T) {
 		cert     tls.Certificate
 		want     byte
 	}{
-		{"unknown cert, thing-name client id", "meter-1", cert, 0x86},
+		// (Its common name as client id opens an AWS protocol lobby
+		// session: TestAWSLobbyOverMQTT.)
+		{"unknown cert, another client id", "meter-x", cert, 0x86},
 		{"another device's fingerprint", otherFP, cert, 0x86},
 	}
 	for _, tc := range connects {
@@ -296,6 +299,9 @@ func TestLobbyOverMQTT(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitState(fp, store.LobbyInLobby)
+	// As its thing it is refused: a device that came over the native
+	// protocol is not an AWS protocol lobby session, even with its CN as
+	// client id, so it hears the refusal and goes back to the lobby.
 	if _, code := f.connect("meter-1", cert); code != 0x87 {
 		t.Errorf("target connect after reset = %#x, want 0x87", code)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/gatehouse-iot/gatehouse/internal/authn"
+	"github.com/gatehouse-iot/gatehouse/internal/certs"
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
 	"github.com/gatehouse-iot/gatehouse/internal/policy"
@@ -32,14 +33,16 @@ type Broker interface {
 	Identity(clientID string) *authn.Identity
 }
 
-// subscriptionID of the lobby's inline subscription.
-const subscriptionID = 6006
+// IDs of the lobby's inline subscriptions: knocks, AWS announces.
+const (
+	subscriptionID    = 6006
+	awsSubscriptionID = 6007
+)
 
 // Run listens for knocks on the broker until ctx ends; assignments are
 // published through it meanwhile.
 func (s *Service) Run(ctx context.Context, b Broker) error {
-	var p Publisher = b
-	s.pub.Store(&p)
+	s.pub.Store(&b)
 	defer s.pub.Store(nil)
 	if err := b.Subscribe(knockFilter, subscriptionID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		// mochi hands inline handlers its inline client: the publisher
@@ -48,8 +51,14 @@ func (s *Service) Run(ctx context.Context, b Broker) error {
 	}); err != nil {
 		return fmt.Errorf("lobby: subscribe %s: %w", knockFilter, err)
 	}
+	defer func() { _ = b.Unsubscribe(knockFilter, subscriptionID) }()
+	if err := b.Subscribe(AWSAnnounceTopic, awsSubscriptionID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		s.onAnnounce(ctx, b.Identity(pk.Origin), pk.Origin, pk.Payload)
+	}); err != nil {
+		return fmt.Errorf("lobby: subscribe %s: %w", AWSAnnounceTopic, err)
+	}
+	defer func() { _ = b.Unsubscribe(AWSAnnounceTopic, awsSubscriptionID) }()
 	s.follow(ctx)
-	_ = b.Unsubscribe(knockFilter, subscriptionID)
 	return nil
 }
 
@@ -74,17 +83,17 @@ func (s *Service) follow(ctx context.Context) {
 		sleep(ctx, time.Second)
 	}
 	for ctx.Err() == nil {
-		evs, err := s.events.Wait(ctx, store.EventFilter{AfterID: after, Type: "lobby.", Limit: 500}, 30*time.Second)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("lobby: follow event log", "err", err)
-				sleep(ctx, time.Second)
+		var err error
+		after, err = s.events.Follow(ctx, after, func(evs []store.Event) {
+			for _, ev := range evs {
+				if strings.HasPrefix(ev.Type, "lobby.") {
+					s.replay(ctx, ev)
+				}
 			}
-			continue
-		}
-		for _, ev := range evs {
-			after = ev.ID
-			s.replay(ctx, ev)
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("lobby: follow event log", "err", err)
+			sleep(ctx, time.Second)
 		}
 	}
 }
@@ -120,6 +129,7 @@ func (s *Service) replay(ctx context.Context, ev store.Event) {
 	case "lobby.reset":
 		s.publish(AssignmentTopic(fp), nil, true)
 		s.publishSigned(fp, []byte(factoryReset), false)
+		s.awsResetReplay(ctx, fp)
 	case "lobby.rejected", "lobby.decommissioned":
 		s.publish(AssignmentTopic(fp), nil, true)
 	case "lobby.arrived":
@@ -279,6 +289,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, c authn.Credentials) (
 	}
 	id, err := a.next.Authenticate(ctx, c)
 	if err != nil {
+		if awsCandidate(c, err) {
+			return a.admitAWS(ctx, c.PeerCertificates, err)
+		}
 		return nil, err
 	}
 	if id.Method == authn.MethodCertificate && id.CredentialID != "" {
@@ -294,8 +307,14 @@ func (a *Authenticator) admit(ctx context.Context, chain []*x509.Certificate) (*
 	if err != nil {
 		return nil, fmt.Errorf("%w: lobby: %w", authn.ErrBadCredentials, err)
 	}
+	return a.session(ctx, dev, "")
+}
+
+// session opens the lobby session of dev over protocol ("" native,
+// ProtocolAWS).
+func (a *Authenticator) session(ctx context.Context, dev *certs.ManufacturerDevice, protocol string) (*authn.Identity, error) {
 	principal := PrincipalPrefix + dev.Fingerprint
-	if _, err := a.lobby.Seen(events.WithActor(ctx, principal), dev); err != nil {
+	if _, err := a.lobby.seen(events.WithActor(ctx, principal), dev, protocol); err != nil {
 		if errors.Is(err, ErrState) {
 			return nil, fmt.Errorf("%w: %w", authn.ErrNotAuthorized, err)
 		}

@@ -281,3 +281,24 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 		}
 	})
 }
+
+// TestDevicePageDescribesScopes: the consent step says what each scope
+// lets the thing do, in its thing type's words (escaped), and shows a
+// scope the type does not describe as it is.
+func TestDevicePageDescribesScopes(t *testing.T) {
+	e := newEnv(t, storetestSQLite(t))
+	status, body := e.postForm(oauth.PathDeviceCode, url.Values{"scope": {"publish subscribe"}}, "sensor-2", e.secrets["sensor-2"])
+	if status != 200 {
+		t.Fatal(body)
+	}
+	b := e.browser()
+	_, html := page(t, b, "GET", e.url("/device"), nil)
+	csrf := match(t, csrfRE, html)
+	status, html = page(t, b, "POST", e.url("/device"), url.Values{"csrf": {csrf}, "step": {"login"}, "user_code": {body["user_code"].(string)},
+		"username": {"alice"}, "password": {"correct horse"}})
+	for _, want := range []string{"Send its readings &amp; alarms <small>(<code>publish</code>)</small>", "<li><code>subscribe</code></li>"} {
+		if status != 200 || !strings.Contains(html, want) {
+			t.Errorf("consent page = %d, want %q in:\n%s", status, want, html)
+		}
+	}
+}

@@ -26,7 +26,15 @@ type devicePage struct {
 	ThingType string
 	Relation  string
 	Scopes    []string
+	// Described pairs each scope with what it lets the thing do, in the
+	// words of its thing type (empty when the type says nothing).
+	Described []describedScope
 	Approved  bool
+}
+
+// describedScope is one scope on the consent step.
+type describedScope struct {
+	Scope, Description string
 }
 
 // serveDevicePage is the RFC 8628 verification page: a person enters the
@@ -124,6 +132,15 @@ func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, page *devic
 		if tc, err := s.store.GetThingClient(ctx, d.ClientID); err == nil {
 			page.ThingName, page.ThingType, page.Relation = tc.Name, tc.ThingType, tc.ApproverRelation
 		}
+	}
+	var descriptions map[string]string
+	if page.ThingType != "" {
+		if tt, err := s.store.GetThingType(ctx, page.ThingType); err == nil {
+			descriptions = tt.ScopeDescriptions
+		}
+	}
+	for _, sc := range d.Scopes {
+		page.Described = append(page.Described, describedScope{Scope: sc, Description: descriptions[sc]})
 	}
 	s.renderDevice(w, r, http.StatusOK, page, "")
 }

@@ -30,7 +30,7 @@ import (
 )
 
 // env is a running authorization server with a registry holding:
-//   - thing type "sensor" (scopes publish, subscribe; approver relation owner)
+//   - thing type "sensor" (scopes publish, described, and subscribe; approver relation owner)
 //   - thing type "keyonly" (scopes publish; auth method private_key_jwt only)
 //   - things sensor-1 and sensor-2 (sensor, with secrets), signer-1
 //     (keyonly, with an EC key), loose-1 (no type), and user alice.
@@ -68,7 +68,8 @@ func newEnv(t testing.TB, dsn string, opts ...envOption) *env {
 	ctx, reg, srv := t.Context(), te.Registry, te.OAuth
 	e := &env{t: t, srv: srv, http: te.HTTP, store: te.Store, registry: reg, events: te.Events, clock: clk, secrets: map[string]string{}}
 	mustDo(t, func() error {
-		_, err := reg.CreateThingType(ctx, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"publish", "subscribe"}, ApproverRelation: "owner"})
+		_, err := reg.CreateThingType(ctx, registry.ThingTypeSpec{Name: "sensor", Scopes: []string{"publish", "subscribe"}, ApproverRelation: "owner",
+			ScopeDescriptions: map[string]string{"publish": "Send its readings & alarms"}})
 		return err
 	})
 	mustDo(t, func() error {

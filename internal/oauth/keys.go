@@ -123,6 +123,18 @@ func (kr *keyring) lookup(ctx context.Context, kid string) (*signingKey, bool) {
 	return k, ok
 }
 
+// refresh reloads the keys now: another replica rotated them.
+func (kr *keyring) refresh(ctx context.Context) {
+	if kr.s.alg == HS256 {
+		return
+	}
+	kr.reload.Lock()
+	defer kr.reload.Unlock()
+	if err := kr.load(ctx); err != nil {
+		kr.s.log.ErrorContext(ctx, "reload signing keys", "err", err)
+	}
+}
+
 // has reports whether kid is among the loaded keys, without reloading.
 func (kr *keyring) has(kid string) bool {
 	kr.mu.RLock()
@@ -304,3 +316,33 @@ func (kr *keyring) rotate(ctx context.Context, force bool) error {
 
 // errSkip rolls back a change that turned out to be unnecessary.
 var errSkip = errors.New("oauth: nothing to do")
+
+// ErrNoSigningKeys: the store holds no signing key yet (no server has
+// started on it).
+var ErrNoSigningKeys = errors.New("oauth: the database holds no signing keys yet (start gatehouse serve on it first)")
+
+// LoadKeys reads and opens the published signing keys now, without ever
+// creating or rotating one: a verifier that must not write (the Mosquitto
+// plugin on a read-only store) calls it at start to fail there, with the
+// master key's error, rather than at the first CONNECT. Verification
+// reloads keys by itself later.
+func (s *Server) LoadKeys(ctx context.Context) error {
+	if s.alg == HS256 {
+		return nil
+	}
+	s.keys.reload.Lock()
+	defer s.keys.reload.Unlock()
+	if err := s.keys.load(ctx); err != nil {
+		return err
+	}
+	if !s.keys.hasAny() {
+		return ErrNoSigningKeys
+	}
+	return nil
+}
+
+func (kr *keyring) hasAny() bool {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	return len(kr.byKID) > 0
+}

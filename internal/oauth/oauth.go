@@ -418,6 +418,14 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.issued.Run(ctx)
 	}()
 	defer func() { <-batchDone }()
+	// Keys another replica rotated: signing with the new key and refusing
+	// the retired one follow within a second, not at the next reload.
+	keysDone := make(chan struct{})
+	go func() {
+		defer close(keysDone)
+		s.events.FollowType(ctx, store.EventFilter{Type: "key."}, func(store.Event) { s.keys.refresh(ctx) })
+	}()
+	defer func() { <-keysDone }()
 	housekeeping := time.NewTicker(time.Minute)
 	defer housekeeping.Stop()
 	for {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -129,3 +130,42 @@ func TestGatewayChildToken(t *testing.T) {
 	})
 }
 func ptr[T any](v T) *T { return &v }
+
+// TestIssueSessionToken: the console's token for a signed-in person is
+// their own (kind user, their roles, no scopes, client gatehouse-console),
+// lives no longer than asked nor than the server's access token lifetime,
+// and is refused for a disabled or unknown user.
+func TestIssueSessionToken(t *testing.T) {
+	e := newEnv(t, storetestSQLite(t))
+	ctx := oidcContext(t, e)
+	for _, tc := range []struct {
+		ttl, want time.Duration
+	}{{10 * time.Minute, 10 * time.Minute}, {48 * time.Hour, time.Hour}} {
+		raw, exp, err := e.srv.IssueSessionToken(ctx, "alice", tc.ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := e.srv.VerifyAccessToken(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at.Kind != oauth.KindUser || at.Subject != "alice" || at.ClientID != oauth.ConsoleClientID || len(at.Scopes) != 0 || !slices.Equal(at.Roles, []string{"user"}) {
+			t.Errorf("session token = %+v, want alice's own without scopes", at)
+		}
+		if life := at.ExpiresAt.Sub(at.IssuedAt); !at.ExpiresAt.Equal(exp) || life < tc.want || life > tc.want+time.Second {
+			t.Errorf("ttl %s: lives %s (until %s, said %s), want %s", tc.ttl, life, at.ExpiresAt, exp, tc.want)
+		}
+	}
+	u, err := e.registry.User(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.registry.UpdateUser(ctx, "alice", u.Version, registry.UserPatch{Disabled: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "nobody"} {
+		if raw, _, err := e.srv.IssueSessionToken(ctx, name, time.Minute); err == nil || raw != "" {
+			t.Errorf("token for %s (disabled or unknown) = %q, %v; want an error", name, raw, err)
+		}
+	}
+}

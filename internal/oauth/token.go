@@ -122,6 +122,9 @@ type grant struct {
 	// audience is the token's aud if the client chose it (RFC 8707);
 	// nil means the server's default audience.
 	audience []string
+	// ttl shortens the token's life below the server's access token
+	// lifetime (0: that lifetime).
+	ttl time.Duration
 }
 
 // newID returns n random bytes, base64url encoded.
@@ -141,12 +144,16 @@ func (s *Server) mint(key *signingKey, g grant) (raw string, c claims, err error
 		return "", c, err
 	}
 	now := s.now()
+	life := s.atTTL
+	if g.ttl > 0 {
+		life = min(life, g.ttl)
+	}
 	aud := s.audience
 	if g.audience != nil {
 		aud = g.audience
 	}
 	c = claims{
-		Issuer: s.issuer, Subject: g.subject, Audience: aud, IssuedAt: now.Unix(), Expiry: ceilUnix(now.Add(s.atTTL)),
+		Issuer: s.issuer, Subject: g.subject, Audience: aud, IssuedAt: now.Unix(), Expiry: ceilUnix(now.Add(life)),
 		JTI: jti, ClientID: g.clientID, Scope: strings.Join(g.scopes, " "), ThingName: g.thing, ThingType: g.thingType,
 	}
 	if g.cnf != "" {
@@ -288,6 +295,14 @@ func checkTimes(c *claims, now time.Time) error {
 		return fmt.Errorf("%w: issued in the future", ErrInvalidToken)
 	}
 	return nil
+}
+
+// Revoked tells whether the access token with this jti was revoked: at
+// once for a revocation made by this process, within revocationReload for
+// one made by another replica. For callers that keep an identity after
+// verifying its token (the external-broker adapters).
+func (s *Server) Revoked(ctx context.Context, jti string) bool {
+	return jti != "" && s.revoked.has(ctx, s, jti)
 }
 
 // revocations caches the JWT IDs of revoked, unexpired access tokens. It is

@@ -51,6 +51,12 @@ func (s *Service) requirements(name string) []PolicyRequirement {
 	return slices.Clone(s.builtin.reqs[name])
 }
 
+// BuiltinPolicy reports whether name is a built-in policy (one that
+// RequirePolicy protects).
+func (s *Service) BuiltinPolicy(name string) bool {
+	return len(s.requirements(name)) > 0
+}
+
 // checkBuiltin reports, as an InvalidError, every requirement of policy
 // name that doc would no longer allow.
 func (s *Service) checkBuiltin(name string, doc []byte) error {

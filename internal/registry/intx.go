@@ -48,3 +48,41 @@ func (s *Service) CreateThingInTx(ctx context.Context, tx *store.Tx, in NewThing
 	}
 	return th, nil
 }
+
+// CreatePolicyInTx validates and stores a new policy inside tx, with
+// CreatePolicy's rules and no event of its own: the caller records
+// policy.created in the same transaction.
+func (s *Service) CreatePolicyInTx(ctx context.Context, tx *store.Tx, in NewPolicy) (*store.Policy, error) {
+	var p problems
+	checkName(&p, "name", in.Name)
+	checkDescription(&p, in.Description)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	if _, err := parseDocument(in.Document); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	pol := &store.Policy{Name: in.Name, Description: in.Description, CreatedAt: now, UpdatedAt: now}
+	if err := tx.CreatePolicy(ctx, pol, in.Document); err != nil {
+		return nil, err
+	}
+	return pol, nil
+}
+
+// AttachPolicyInTx attaches a policy inside tx, with AttachPolicy's rules
+// and no event of its own: the caller records policy.attached.
+func (s *Service) AttachPolicyInTx(ctx context.Context, tx *store.Tx, name, kind, target string) (*store.PolicyAttachment, error) {
+	if _, err := tx.GetPolicy(ctx, name); err != nil {
+		return nil, err
+	}
+	var p problems
+	if err := checkTarget(ctx, tx, &p, kind, target); err != nil {
+		return nil, err
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	a := &store.PolicyAttachment{Policy: name, TargetKind: kind, Target: target, CreatedAt: s.now()}
+	return a, tx.AttachPolicy(ctx, a)
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-iot/gatehouse/internal/events"
 	"github.com/gatehouse-iot/gatehouse/internal/pki"
@@ -278,6 +279,9 @@ func AuthMethods() []string {
 	return []string{"client_secret", "private_key_jwt", "certificate", "custom_authorizer", "access_token"}
 }
 
+// maxScopeDescription bounds the plain-language description of a scope.
+const maxScopeDescription = 200
+
 // ThingTypeSpec is the writable part of a thing type.
 type ThingTypeSpec struct {
 	Name            string                `json:"name"`
@@ -286,6 +290,9 @@ type ThingTypeSpec struct {
 	DefaultPolicies []string              `json:"defaultPolicies,omitempty"`
 	AuthMethods     []string              `json:"authMethods,omitempty"`
 	Scopes          []string              `json:"scopes,omitempty"`
+	// ScopeDescriptions says, for the person asked to approve a device,
+	// what each scope lets a thing do ("publish": "Send its readings").
+	ScopeDescriptions map[string]string `json:"scopeDescriptions,omitempty"`
 	// ApproverRelation is recorded between a user and a thing of this type
 	// when the user approves its device authorization: owner, operator,
 	// viewer or "" for none.
@@ -298,13 +305,15 @@ type ThingTypeSpec struct {
 
 // ThingTypePatch changes a thing type; nil fields are left alone.
 type ThingTypePatch struct {
-	Description      *string                `json:"description,omitempty"`
-	AttributeSchema  *[]store.AttributeSpec `json:"attributeSchema,omitempty"`
-	DefaultPolicies  *[]string              `json:"defaultPolicies,omitempty"`
-	AuthMethods      *[]string              `json:"authMethods,omitempty"`
-	Scopes           *[]string              `json:"scopes,omitempty"`
-	ApproverRelation *string                `json:"approverRelation,omitempty"`
-	KeyAlgorithm     *string                `json:"keyAlgorithm,omitempty"`
+	Description     *string                `json:"description,omitempty"`
+	AttributeSchema *[]store.AttributeSpec `json:"attributeSchema,omitempty"`
+	DefaultPolicies *[]string              `json:"defaultPolicies,omitempty"`
+	AuthMethods     *[]string              `json:"authMethods,omitempty"`
+	Scopes          *[]string              `json:"scopes,omitempty"`
+	// ScopeDescriptions replaces the descriptions (an empty object clears them).
+	ScopeDescriptions *map[string]string `json:"scopeDescriptions,omitempty"`
+	ApproverRelation  *string            `json:"approverRelation,omitempty"`
+	KeyAlgorithm      *string            `json:"keyAlgorithm,omitempty"`
 }
 
 func checkThingType(p *problems, tt *store.ThingType) {
@@ -332,6 +341,14 @@ func checkThingType(p *problems, tt *store.ThingType) {
 	checkList(p, "defaultPolicies", tt.DefaultPolicies, ValidName, "policy name")
 	checkList(p, "authMethods", tt.AuthMethods, func(m string) bool { return slices.Contains(AuthMethods(), m) }, "authentication method (want one of "+strings.Join(AuthMethods(), ", ")+")")
 	checkList(p, "scopes", tt.Scopes, scopeRE.MatchString, "scope")
+	for scope, d := range tt.ScopeDescriptions {
+		switch {
+		case !slices.Contains(tt.Scopes, scope):
+			p.add("scopeDescriptions", "%q is not one of the type's scopes", truncate(scope))
+		case strings.TrimSpace(d) == "" || utf8.RuneCountInString(d) > maxScopeDescription:
+			p.add("scopeDescriptions", "the description of %q must be 1 to %d characters", truncate(scope), maxScopeDescription)
+		}
+	}
 	switch tt.ApproverRelation {
 	case "", RelOwner, RelOperator, RelViewer:
 	default:
@@ -350,7 +367,7 @@ func checkThingType(p *problems, tt *store.ThingType) {
 func (s *Service) CreateThingType(ctx context.Context, in ThingTypeSpec) (*store.ThingType, error) {
 	now := s.now().UTC()
 	tt := &store.ThingType{Name: in.Name, Description: in.Description, AttributeSchema: in.AttributeSchema,
-		DefaultPolicies: in.DefaultPolicies, AuthMethods: in.AuthMethods, Scopes: in.Scopes, ApproverRelation: in.ApproverRelation, KeyAlgorithm: in.KeyAlgorithm, CreatedAt: now, UpdatedAt: now}
+		DefaultPolicies: in.DefaultPolicies, AuthMethods: in.AuthMethods, Scopes: in.Scopes, ScopeDescriptions: in.ScopeDescriptions, ApproverRelation: in.ApproverRelation, KeyAlgorithm: in.KeyAlgorithm, CreatedAt: now, UpdatedAt: now}
 	var p problems
 	checkThingType(&p, tt)
 	if err := p.err(); err != nil {
@@ -400,6 +417,9 @@ func (s *Service) UpdateThingType(ctx context.Context, name string, ifVersion in
 		}
 		if patch.Scopes != nil {
 			tt.Scopes = *patch.Scopes
+		}
+		if patch.ScopeDescriptions != nil {
+			tt.ScopeDescriptions = *patch.ScopeDescriptions
 		}
 		if patch.ApproverRelation != nil {
 			tt.ApproverRelation = *patch.ApproverRelation

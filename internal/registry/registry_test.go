@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -386,4 +387,34 @@ func TestPasswordHash(t *testing.T) {
 			t.Errorf("CheckPassword(%.30q, %q) = %v, %v; want %v, err %v", tc.hash, tc.pw, ok, err, tc.ok, tc.err)
 		}
 	}
+}
+
+// TestScopeDescriptionsValidated: a thing type describes only its own
+// scopes, each in 1 to 200 characters; a patch replaces the descriptions.
+func TestScopeDescriptionsValidated(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, svc *registry.Service, _ *store.Store) {
+		ctx := t.Context()
+		tests := []struct {
+			name string
+			d    map[string]string
+			ok   bool
+		}{
+			{"described", map[string]string{"publish": "Send its readings"}, true},
+			{"not a scope of the type", map[string]string{"admin": "Everything"}, false},
+			{"blank", map[string]string{"publish": "  "}, false},
+			{"too long", map[string]string{"publish": strings.Repeat("x", 201)}, false},
+		}
+		for i, tc := range tests {
+			_, err := svc.CreateThingType(ctx, registry.ThingTypeSpec{Name: fmt.Sprintf("t%d", i), Scopes: []string{"publish"}, ScopeDescriptions: tc.d})
+			var invalid *registry.InvalidError
+			if tc.ok != (err == nil) || (!tc.ok && !errors.As(err, &invalid)) {
+				t.Errorf("%s: err = %v, want ok=%v", tc.name, err, tc.ok)
+			}
+		}
+		none := map[string]string{}
+		tt, err := svc.UpdateThingType(ctx, "t0", 0, registry.ThingTypePatch{ScopeDescriptions: &none})
+		if err != nil || len(tt.ScopeDescriptions) != 0 {
+			t.Errorf("clearing the descriptions = %+v, %v", tt, err)
+		}
+	})
 }

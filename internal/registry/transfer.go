@@ -93,7 +93,7 @@ func (s *Service) Export(ctx context.Context) (*Dump, error) {
 			}
 			for _, tt := range tts {
 				d.ThingTypes = append(d.ThingTypes, DumpThingType{ThingTypeSpec: ThingTypeSpec{Name: tt.Name, Description: tt.Description,
-					AttributeSchema: tt.AttributeSchema, DefaultPolicies: tt.DefaultPolicies, AuthMethods: tt.AuthMethods, Scopes: tt.Scopes, ApproverRelation: tt.ApproverRelation, KeyAlgorithm: tt.KeyAlgorithm}})
+					AttributeSchema: tt.AttributeSchema, DefaultPolicies: tt.DefaultPolicies, AuthMethods: tt.AuthMethods, Scopes: tt.Scopes, ScopeDescriptions: tt.ScopeDescriptions, ApproverRelation: tt.ApproverRelation, KeyAlgorithm: tt.KeyAlgorithm}})
 			}
 			if len(tts) < 1000 {
 				break
@@ -332,7 +332,7 @@ func (im *importer) thingType(label string, in DumpThingType) error {
 		return nil
 	}
 	tt := &store.ThingType{Name: in.Name, Description: in.Description, AttributeSchema: nonNilSlice(in.AttributeSchema), DefaultPolicies: nonNilSlice(in.DefaultPolicies),
-		AuthMethods: nonNilSlice(in.AuthMethods), Scopes: nonNilSlice(in.Scopes), ApproverRelation: in.ApproverRelation, KeyAlgorithm: in.KeyAlgorithm, CreatedAt: im.now, UpdatedAt: im.now}
+		AuthMethods: nonNilSlice(in.AuthMethods), Scopes: nonNilSlice(in.Scopes), ScopeDescriptions: in.ScopeDescriptions, ApproverRelation: in.ApproverRelation, KeyAlgorithm: in.KeyAlgorithm, CreatedAt: im.now, UpdatedAt: im.now}
 	var p problems
 	checkThingType(&p, tt)
 	if len(p) > 0 {
@@ -350,7 +350,7 @@ func (im *importer) thingType(label string, in DumpThingType) error {
 	case err != nil:
 		return err
 	case old.Description == tt.Description && slices.Equal(old.AttributeSchema, tt.AttributeSchema) && slices.Equal(old.DefaultPolicies, tt.DefaultPolicies) &&
-		slices.Equal(old.AuthMethods, tt.AuthMethods) && slices.Equal(old.Scopes, tt.Scopes) && old.ApproverRelation == tt.ApproverRelation && old.KeyAlgorithm == tt.KeyAlgorithm:
+		slices.Equal(old.AuthMethods, tt.AuthMethods) && slices.Equal(old.Scopes, tt.Scopes) && maps.Equal(old.ScopeDescriptions, tt.ScopeDescriptions) && old.ApproverRelation == tt.ApproverRelation && old.KeyAlgorithm == tt.KeyAlgorithm:
 		im.done(label, "thingType", in.Name, "")
 	default:
 		tt.Version, tt.CreatedAt = old.Version, old.CreatedAt

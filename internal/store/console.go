@@ -41,6 +41,31 @@ func (c *conn) ConsoleSessionByHash(ctx context.Context, idHash string) (*Consol
 	return &s, nil
 }
 
+// ListConsoleSessions lists a user's sessions, newest first.
+func (c *conn) ListConsoleSessions(ctx context.Context, username string) ([]ConsoleSession, error) {
+	rows, err := c.query(ctx, `SELECT id_hash, username, csrf_token, created_at, last_seen_at, expires_at FROM console_sessions WHERE username = ? ORDER BY created_at DESC, id_hash`, username)
+	if err != nil {
+		return nil, fmt.Errorf("store: list console sessions: %w", err)
+	}
+	defer rows.Close()
+	out := []ConsoleSession{}
+	for rows.Next() {
+		var (
+			s                        ConsoleSession
+			created, seen, expiresAt int64
+		)
+		if err := rows.Scan(&s.IDHash, &s.Username, &s.CSRFToken, &created, &seen, &expiresAt); err != nil {
+			return nil, fmt.Errorf("store: list console sessions: %w", err)
+		}
+		s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expiresAt)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list console sessions: %w", err)
+	}
+	return out, nil
+}
+
 // TouchConsoleSession records activity on a session; ErrNotFound if it is
 // gone.
 func (c *conn) TouchConsoleSession(ctx context.Context, idHash string, lastSeen time.Time) error {

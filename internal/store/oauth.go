@@ -508,8 +508,11 @@ func (c *conn) PurgeExpiredOAuth(ctx context.Context, now time.Time) (int64, err
 
 // AppendEvents adds several events with one statement and sets their IDs,
 // in order. The authorization server writes its token.issued events this
-// way, batched; it takes the same lock as AppendEvent on PostgreSQL.
+// way, batched.
 func (c *conn) AppendEvents(ctx context.Context, evs []*Event) error {
+	if c.dialect == dialectSQLite && c.tx != nil {
+		return c.appendEventsEach(ctx, evs)
+	}
 	const maxRows = 500 // stays far below both drivers' parameter limits
 	for len(evs) > 0 {
 		n := min(len(evs), maxRows)
@@ -522,10 +525,8 @@ func (c *conn) AppendEvents(ctx context.Context, evs []*Event) error {
 }
 
 func (c *conn) appendEvents(ctx context.Context, evs []*Event) error {
-	if c.dialect == dialectPostgres {
-		if _, err := c.exec(ctx, `SELECT pg_advisory_xact_lock(7263532)`); err != nil {
-			return fmt.Errorf("store: append events: %w", err)
-		}
+	if err := c.beforeEventIDs(ctx); err != nil {
+		return fmt.Errorf("store: append events: %w", err)
 	}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO events (time, type, subject, actor, details, count) VALUES `)

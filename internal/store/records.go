@@ -41,6 +41,9 @@ type ThingType struct {
 	DefaultPolicies []string        `json:"defaultPolicies"`
 	AuthMethods     []string        `json:"authMethods"`
 	Scopes          []string        `json:"scopes"`
+	// ScopeDescriptions says what each scope lets a thing do, in plain
+	// language, for the person asked to approve (the device page).
+	ScopeDescriptions map[string]string `json:"scopeDescriptions,omitempty"`
 	// ApproverRelation, when set (owner, operator or viewer), is recorded
 	// between a user and a thing of this type when the user approves the
 	// thing's device authorization request.

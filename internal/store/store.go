@@ -153,12 +153,17 @@ func (sc *stmtCache) get(ctx context.Context, q string, prepare bool) *sql.Stmt 
 		return nil // the unprepared path reports the error
 	}
 	sc.mu.Lock()
-	defer sc.mu.Unlock()
 	if old := sc.m[q]; old != nil {
+		sc.mu.Unlock()
+		// Prepared twice at once: close ours, outside the lock. Closing
+		// waits for the connection it was prepared on, which may be busy
+		// in a transaction waiting (in the database) for another that
+		// needs this lock to go on.
 		st.Close()
 		return old
 	}
 	sc.m[q] = st
+	sc.mu.Unlock()
 	return st
 }
 
@@ -178,11 +183,12 @@ func (sc *stmtCache) prepareLater(q string) {
 
 func (sc *stmtCache) close() {
 	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	for _, st := range sc.m {
-		st.Close()
+	m := sc.m
+	sc.m = map[string]*sql.Stmt{}
+	sc.mu.Unlock()
+	for _, st := range m {
+		st.Close() // outside the lock, as in get
 	}
-	clear(sc.m)
 }
 
 // Store is an open database. It is safe for concurrent use.
@@ -208,6 +214,21 @@ func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 // schema this binary knows. dsn is "sqlite:PATH" (PATH may be ":memory:" only
 // for throwaway use) or a PostgreSQL URL "postgres://..." / "postgresql://...".
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, false)
+}
+
+// OpenReadOnly connects to an existing database for reading only, for a
+// process that follows a Gatehouse server without being one (the Mosquitto
+// plugin): it never creates the database nor migrates it, refuses a schema
+// other than the newest this binary knows (ErrTooNew when newer, an error
+// naming the version when older: start the server first), and every write
+// fails (SQLite opened with mode=ro, PostgreSQL sessions with
+// default_transaction_read_only).
+func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, true)
+}
+
+func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 	var (
 		db     *sql.DB
 		d      dialect
@@ -220,10 +241,15 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if p == "" {
 			return nil, errors.New("store: sqlite DSN has no path")
 		}
-		if err := createPrivate(p); err != nil {
+		q := "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		if readOnly {
+			if _, err := os.Stat(p); err != nil {
+				return nil, fmt.Errorf("store: sqlite database: %w", err)
+			}
+			q = "?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+		} else if err := createPrivate(p); err != nil {
 			return nil, err
 		}
-		q := "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		var err error
 		db, err = sql.Open("sqlite", "file:"+p+q)
 		if err != nil {
@@ -240,9 +266,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		u = withApplicationName(u)
 		var err error
+
 		pgCfg, err := pgx.ParseConfig(u)
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		if readOnly {
+			pgCfg.RuntimeParams["default_transaction_read_only"] = "on"
 		}
 		lostAt = new(atomic.Int64)
 		db = stdlib.OpenDB(*pgCfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
@@ -260,7 +290,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("store: connect %s: %w", d, err)
 	}
 	s := &Store{conn: conn{ex: db, dialect: d, stmts: &stmtCache{db: db, m: map[string]*sql.Stmt{}}, lostAt: lostAt}, db: db}
-	if err := s.migrate(ctx); err != nil {
+	migrate := s.migrate
+	if readOnly {
+		migrate = s.checkSchema
+	}
+	if err := migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -629,6 +663,30 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// checkSchema refuses a database whose schema is not the newest this
+// binary knows, without changing it.
+func (s *Store) checkSchema(ctx context.Context) error {
+	ms, err := s.dialect.migrations()
+	if err != nil {
+		return fmt.Errorf("store: read migrations: %w", err)
+	}
+	latest := 0
+	if len(ms) > 0 {
+		latest = ms[len(ms)-1].version
+	}
+	var current int
+	if err := s.ex.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("store: not a Gatehouse database (no schema version; start gatehouse serve on it first): %w", err)
+	}
+	switch {
+	case current > latest:
+		return fmt.Errorf("store: database is at schema version %d, this binary knows up to %d: %w", current, latest, ErrTooNew)
+	case current < latest:
+		return fmt.Errorf("store: database is at schema version %d, this binary needs %d: start gatehouse serve of this version on it first to migrate it", current, latest)
+	}
+	return nil
 }
 
 // micros and fromMicros convert times for storage as BIGINT microseconds,

@@ -50,3 +50,44 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenReadOnly: a read-only store reads what the server wrote and
+// refuses every write; a database that does not exist or was never
+// migrated is refused, not created.
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range storetest.Drivers() {
+		t.Run(d.Name, func(t *testing.T) {
+			dsn := d.DSN(t)
+			w, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := w.CreateThingType(ctx, &store.ThingType{Name: "sensor"}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := store.OpenReadOnly(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := r.GetThingType(ctx, "sensor"); err != nil {
+				t.Errorf("GetThingType = %v, want the server's thing type", err)
+			}
+			if err := r.CreateThingType(ctx, &store.ThingType{Name: "other"}); err == nil {
+				t.Error("CreateThingType through the read-only store succeeded, want an error")
+			}
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "none.db")
+		if s, err := store.OpenReadOnly(ctx, "sqlite:"+path); err == nil {
+			s.Close()
+			t.Fatal("OpenReadOnly of a missing file succeeded, want an error")
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Error("OpenReadOnly created the database file")
+		}
+	})
+}

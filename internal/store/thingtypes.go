@@ -5,21 +5,22 @@ import (
 	"fmt"
 )
 
-const thingTypeCols = `name, description, attribute_schema, default_policies, auth_methods, scopes, approver_relation, key_algorithm, version, created_at, updated_at`
+const thingTypeCols = `name, description, attribute_schema, default_policies, auth_methods, scopes, approver_relation, key_algorithm, version, created_at, updated_at, scope_descriptions`
 
 func scanThingType(row interface{ Scan(...any) error }) (*ThingType, error) {
 	var (
 		tt                            ThingType
 		schema, policies, auth, scope string
 		created, updated              int64
+		scopeDescriptions             string
 	)
-	if err := row.Scan(&tt.Name, &tt.Description, &schema, &policies, &auth, &scope, &tt.ApproverRelation, &tt.KeyAlgorithm, &tt.Version, &created, &updated); err != nil {
+	if err := row.Scan(&tt.Name, &tt.Description, &schema, &policies, &auth, &scope, &tt.ApproverRelation, &tt.KeyAlgorithm, &tt.Version, &created, &updated, &scopeDescriptions); err != nil {
 		return nil, err
 	}
 	for _, p := range []struct {
 		s string
 		v any
-	}{{schema, &tt.AttributeSchema}, {policies, &tt.DefaultPolicies}, {auth, &tt.AuthMethods}, {scope, &tt.Scopes}} {
+	}{{schema, &tt.AttributeSchema}, {policies, &tt.DefaultPolicies}, {auth, &tt.AuthMethods}, {scope, &tt.Scopes}, {scopeDescriptions, &tt.ScopeDescriptions}} {
 		if err := fromJSONText(p.s, p.v); err != nil {
 			return nil, err
 		}
@@ -28,6 +29,9 @@ func scanThingType(row interface{ Scan(...any) error }) (*ThingType, error) {
 	tt.DefaultPolicies = nonNil(tt.DefaultPolicies)
 	tt.AuthMethods = nonNil(tt.AuthMethods)
 	tt.Scopes = nonNil(tt.Scopes)
+	if len(tt.ScopeDescriptions) == 0 {
+		tt.ScopeDescriptions = nil
+	}
 	tt.CreatedAt, tt.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &tt, nil
 }
@@ -44,6 +48,14 @@ func thingTypeArgs(tt *ThingType) ([]any, error) {
 	return out, nil
 }
 
+// scopeDescriptionsText is tt's scope descriptions as stored ("{}" for none).
+func scopeDescriptionsText(tt *ThingType) (string, error) {
+	if len(tt.ScopeDescriptions) == 0 {
+		return "{}", nil
+	}
+	return jsonText(tt.ScopeDescriptions)
+}
+
 // CreateThingType inserts tt with version 1.
 func (c *conn) CreateThingType(ctx context.Context, tt *ThingType) error {
 	cols, err := thingTypeArgs(tt)
@@ -52,8 +64,12 @@ func (c *conn) CreateThingType(ctx context.Context, tt *ThingType) error {
 	}
 	tt.Version = 1
 	args := append([]any{tt.Name, tt.Description}, cols...)
-	args = append(args, tt.ApproverRelation, tt.KeyAlgorithm, tt.Version, micros(tt.CreatedAt), micros(tt.UpdatedAt))
-	if _, err := c.exec(ctx, `INSERT INTO thing_types (`+thingTypeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+	descriptions, err := scopeDescriptionsText(tt)
+	if err != nil {
+		return err
+	}
+	args = append(args, tt.ApproverRelation, tt.KeyAlgorithm, tt.Version, micros(tt.CreatedAt), micros(tt.UpdatedAt), descriptions)
+	if _, err := c.exec(ctx, `INSERT INTO thing_types (`+thingTypeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
 		return fmt.Errorf("store: create thing type %q: %w", tt.Name, err)
 	}
 	return nil
@@ -92,10 +108,14 @@ func (c *conn) UpdateThingType(ctx context.Context, tt *ThingType) error {
 	if err != nil {
 		return err
 	}
+	descriptions, err := scopeDescriptionsText(tt)
+	if err != nil {
+		return err
+	}
 	args := append([]any{tt.Description}, cols...)
-	args = append(args, tt.ApproverRelation, tt.KeyAlgorithm, micros(tt.UpdatedAt), tt.Name, tt.Version)
+	args = append(args, tt.ApproverRelation, tt.KeyAlgorithm, descriptions, micros(tt.UpdatedAt), tt.Name, tt.Version)
 	res, err := c.exec(ctx, `UPDATE thing_types SET description = ?, attribute_schema = ?, default_policies = ?, auth_methods = ?, scopes = ?, approver_relation = ?, key_algorithm = ?,
-		version = version + 1, updated_at = ? WHERE name = ? AND version = ?`, args...)
+		scope_descriptions = ?, version = version + 1, updated_at = ? WHERE name = ? AND version = ?`, args...)
 	if err == nil {
 		err = c.checkVersioned(ctx, res, "thing_types", "name", tt.Name)
 	}

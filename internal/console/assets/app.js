@@ -10,6 +10,7 @@ const ROUTES = [
   { path: 'things', title: 'Things', module: 'things', roles: ['admin', 'operator', 'user'] },
   { path: 'things/:name', module: 'thing', roles: ['admin', 'operator', 'user'] },
   { path: 'thing-types', title: 'Thing types', module: 'types', roles: ['admin', 'operator'] },
+  { path: 'thing-types/:name', module: 'type', roles: ['admin', 'operator'] },
   { path: 'lobby', title: 'Device lobby', module: 'lobby', roles: ['admin', 'operator'] },
   { path: 'policies', title: 'Policies', module: 'policies', roles: ['admin', 'operator'] },
   { path: 'policies/:name', module: 'policy', roles: ['admin', 'operator'] },
@@ -19,6 +20,29 @@ const ROUTES = [
   { path: 'pki', title: 'Certificates & CAs', module: 'pki', roles: ['admin', 'operator'] },
   { path: 'events', title: 'Events', module: 'events', roles: ['admin', 'operator'] },
 ];
+
+// People, access and the admin objects the CLI had alone, and the MQTT
+// test client (views/user.js, groups.js, relationships.js, access.js,
+// authorizers.js, apps.js, apitokens.js, certificate.js, mqtt.js, account.js).
+ROUTES.push(
+  { path: 'users/:name', module: 'user', roles: ['admin', 'operator'] },
+  { path: 'groups', title: 'Groups', module: 'groups', roles: ['admin', 'operator'] },
+  { path: 'groups/:name', module: 'groups', roles: ['admin', 'operator'] },
+  { path: 'relationships', title: 'Relationships', module: 'relationships', roles: ['admin', 'operator'] },
+  { path: 'access-requests', title: 'Access requests', module: 'access', roles: ['admin', 'operator', 'user'] },
+  { path: 'authorizers', title: 'Custom authorizers', module: 'authorizers', roles: ['admin', 'operator'] },
+  { path: 'apps', title: 'OAuth apps', module: 'apps', roles: ['admin', 'operator'] },
+  { path: 'api-tokens', title: 'API tokens & AWS keys', module: 'apitokens', roles: ['admin'] },
+  { path: 'certificates/:id', module: 'certificate', roles: ['admin', 'operator'] },
+  { path: 'mqtt', title: 'MQTT test client', module: 'mqtt', roles: ['admin', 'operator', 'user'] },
+  { path: 'account', title: 'My account', module: 'account', roles: ['admin', 'operator', 'user'] },
+);
+
+// AWS IoT fleet provisioning templates (views/templates.js).
+ROUTES.push(
+  { path: 'provisioning-templates', title: 'Provisioning templates', module: 'templates', roles: ['admin', 'operator'] },
+  { path: 'provisioning-templates/:name', module: 'templates', roles: ['admin', 'operator'] },
+);
 
 const state = { session: null, cleanup: null, seq: 0 };
 const main = () => document.getElementById('main');
@@ -64,6 +88,7 @@ function renderNav() {
   mount(nav, h('ul', {}, items.map((r) => h('li', {},
     h('a', { href: '#/' + r.path, text: r.title, 'aria-current': r.path === current ? 'page' : undefined })))));
   nav.hidden = false;
+  lobbyCount(nav);
   document.getElementById('session').hidden = false;
   document.getElementById('whoami').textContent = state.session.username + ' (' + (state.session.roles || []).join(', ') + ')';
 }
@@ -93,8 +118,7 @@ async function route() {
     const cleanup = await mod.render(el, m.params, ctxFor(state.session), m.query);
     if (seq !== state.seq) { if (typeof cleanup === 'function') cleanup(); return; }
     state.cleanup = typeof cleanup === 'function' ? cleanup : null;
-    const h1 = el.querySelector('h1');
-    document.title = (h1 ? h1.textContent + ' — ' : '') + 'Gatehouse console';
+    document.title = pageTitle(el.querySelector('h1'));
     // Moving between pages puts the focus at the new page's start, as a
     // page load would, so keyboard and screen reader users follow along.
     if (state.navigated && !el.contains(document.activeElement)) el.focus({ preventScroll: true });
@@ -105,6 +129,46 @@ async function route() {
     mount(el, h('h1', { text: 'Something went wrong' }), h('p.form-error', { role: 'alert', text: e.message }));
   }
 }
+
+// pageTitle is the document title: the page heading without its badges
+// (a thing's status), then the console's name.
+export function pageTitle(h1) {
+  if (!h1) return 'Gatehouse console';
+  const c = h1.cloneNode(true);
+  for (const b of c.querySelectorAll('.badge')) b.remove();
+  const text = c.textContent.replace(/\s+/g, ' ').trim();
+  return (text ? text + ' — ' : '') + 'Gatehouse console';
+}
+
+// lobbyCount shows, beside the lobby in the navigation, how many devices
+// wait there (knocking or in the lobby), on every page.
+let lobbyCountAt = 0;
+let lobbyCountValue = null;
+async function lobbyCount(nav) {
+  const a = nav.querySelector('a[href="#/lobby"]');
+  if (!a) return;
+  const show = (n) => {
+    let b = a.querySelector('.nav-count');
+    if (!b) { b = h('span.nav-count'); a.append(' ', b); }
+    b.textContent = String(n);
+    b.hidden = !n;
+    b.title = `${n} device${n === 1 ? '' : 's'} waiting in the lobby`;
+    b.setAttribute('aria-label', b.title);
+  };
+  if (lobbyCountValue !== null) show(lobbyCountValue);
+  if (Date.now() - lobbyCountAt < 5000) return;
+  lobbyCountAt = Date.now();
+  try {
+    const [knocking, waiting] = await Promise.all([
+      request('GET', '/api/v1/lobby/devices?state=knocking&limit=1000'),
+      request('GET', '/api/v1/lobby/devices?state=inlobby&limit=1000')]);
+    lobbyCountValue = (knocking.items || []).length + (waiting.items || []).length;
+    show(lobbyCountValue);
+  } catch { /* the count is a hint; the lobby page says what is wrong */ }
+}
+
+// The count follows the lobby's events while signed in.
+window.addEventListener('gatehouse:lobby-changed', () => { lobbyCountAt = 0; const nav = document.getElementById('nav'); if (nav && !nav.hidden) lobbyCount(nav); });
 
 function showLogin(message) {
   state.session = null;

@@ -71,11 +71,28 @@ export function field(label, control, hint) {
   return h('div.field', {}, parts);
 }
 
+// fmtTime is the console's one time format: local time with the zone
+// ("2026-12-07 06:15:02 GMT+1"); when() adds the ISO time on hover.
 export function fmtTime(t) {
-  if (!t) return '';
-  const d = new Date(t);
-  if (Number.isNaN(d.getTime()) || d.getFullYear() < 1971) return '';
-  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const d = toDate(t);
+  if (!d) return '';
+  const p = (n) => String(n).padStart(2, '0');
+  const zone = (new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(d).find((x) => x.type === 'timeZoneName') || {}).value || '';
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${zone}`.trim();
+}
+
+function toDate(t) {
+  if (!t) return null;
+  const d = t instanceof Date ? t : new Date(t);
+  if (Number.isNaN(d.getTime()) || d.getFullYear() < 1971) return null;
+  return d;
+}
+
+// when shows a time in the console's format, the ISO time on hover.
+export function when(t) {
+  const d = toDate(t);
+  if (!d) return '';
+  return h('time', { datetime: d.toISOString(), title: d.toISOString(), text: fmtTime(d) });
 }
 
 export function badge(text, kind) {

@@ -14,11 +14,10 @@ function decodeCanvas(canvas) {
   return r ? r.data : null;
 }
 
-// drawScaled draws src (w x h) on a new canvas with a white margin, scaled
-// so the longer side is between 300 and 1200 pixels.
-function drawScaled(src, w, h) {
-  const long = Math.max(w, h);
-  const scale = long > 1200 ? 1200 / long : long < 300 ? Math.ceil(300 / long) : 1;
+// drawScaled draws the region (sx, sy, w, h) of src on a new canvas with a
+// white margin, its longer side scaled to long pixels.
+function drawScaled(src, sx, sy, w, h, long) {
+  const scale = long / Math.max(w, h);
   const cw = Math.round(w * scale), ch = Math.round(h * scale);
   const pad = Math.round(Math.max(cw, ch) * 0.05);
   const c = document.createElement('canvas');
@@ -28,11 +27,29 @@ function drawScaled(src, w, h) {
   g.fillStyle = '#fff';
   g.fillRect(0, 0, c.width, c.height);
   g.imageSmoothingEnabled = scale < 1;
-  g.drawImage(src, pad, pad, cw, ch);
+  g.imageSmoothingQuality = 'high';
+  g.drawImage(src, sx, sy, w, h, pad, pad, cw, ch);
   return c;
 }
 
-// decodeImageFile returns the text of the QR code in an image file.
+// attempts lists the regions and sizes a photo is tried at, cheapest
+// first: the whole image at several sizes (a grainy photo often decodes
+// only scaled down, which averages the grain away, and small sizes are
+// fast, while noise makes a large one slow), then the centre and the four
+// corners, where a small code in a large photo grows.
+export function attempts(w, h) {
+  const long = Math.max(w, h);
+  const sizes = long < 300 ? [600, 300] : [400, 600, 300, 800, 1200].filter((n) => n <= long);
+  if (!sizes.length) sizes.push(long);
+  const out = sizes.map((n) => ({ x: 0, y: 0, w, h, long: n }));
+  const cw = Math.round(w * 0.6), ch = Math.round(h * 0.6);
+  const crops = [[(w - cw) / 2, (h - ch) / 2], [0, 0], [w - cw, 0], [0, h - ch], [w - cw, h - ch]];
+  for (const n of [500, 800]) for (const [x, y] of crops) out.push({ x: Math.round(x), y: Math.round(y), w: cw, h: ch, long: n });
+  return out;
+}
+
+// decodeImageFile returns the text of the QR code in an image file, trying
+// several scales and crops before giving up.
 export async function decodeImageFile(file) {
   let bmp;
   try {
@@ -40,8 +57,15 @@ export async function decodeImageFile(file) {
   } catch {
     throw new Error('That file is not an image the browser can read.');
   }
-  const text = decodeCanvas(drawScaled(bmp, bmp.width, bmp.height));
-  bmp.close && bmp.close();
+  let text = null;
+  try {
+    for (const a of attempts(bmp.width, bmp.height)) {
+      text = decodeCanvas(drawScaled(bmp, a.x, a.y, a.w, a.h, a.long));
+      if (text) break;
+    }
+  } finally {
+    if (bmp.close) bmp.close();
+  }
   if (!text) throw new Error('No QR code found in the image. Try a sharper, closer photo.');
   return text;
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,6 +33,23 @@ func testConsoleSessions(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.ConsoleSessionByHash(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown session: err = %v, want ErrNotFound", err)
+	}
+
+	for _, tc := range []struct {
+		user string
+		want []string
+	}{{"alice", []string{"live", "expired"}}, {"bob", []string{"idle"}}, {"nobody", nil}} {
+		list, err := s.ListConsoleSessions(ctx, tc.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, cs := range list {
+			got = append(got, cs.IDHash)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("ListConsoleSessions(%s) = %v, want %v", tc.user, got, tc.want)
+		}
 	}
 
 	seen := t0.Add(30 * time.Minute)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,15 @@ func PostgresDSN(t testing.TB) string {
 	}
 	t.Cleanup(func() {
 		defer db.Close()
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+		// The DROP can be chosen as a deadlock victim (40P01) against the
+		// last statements of a pool that is closing; it is tried again.
+		var err error
+		for range 5 {
+			if _, err = db.Exec("DROP SCHEMA " + schema + " CASCADE"); err == nil || !strings.Contains(err.Error(), "40P01") {
+				break
+			}
+		}
+		if err != nil {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})

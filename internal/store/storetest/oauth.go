@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -326,5 +327,39 @@ func testOAuthAppendEvents(t *testing.T, s *store.Store) {
 	}
 	if err := s.AppendEvents(ctx, nil); err != nil {
 		t.Errorf("AppendEvents(nil): %v", err)
+	}
+
+	// No details are stored as {}, a count as given; a batch whose
+	// transaction rolls back leaves nothing.
+	last := batch[len(batch)-1].ID
+	plain := []*store.Event{
+		{Time: t0, Type: "broker.denied", Subject: "client/c", Actor: "thing:c", Count: 7},
+		{Time: t0, Type: "broker.connected", Subject: "client/c", Actor: "thing:c"},
+	}
+	if err := s.InTx(ctx, func(tx *store.Tx) error { return tx.AppendEvents(ctx, plain) }); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	rolledBack := errors.New("rolled back")
+	if err := s.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.AppendEvents(ctx, []*store.Event{{Time: t0, Type: "broker.lost", Subject: "client/c", Actor: "thing:c"}}); err != nil {
+			return err
+		}
+		return rolledBack
+	}); !errors.Is(err, rolledBack) {
+		t.Fatalf("rolled-back AppendEvents: %v", err)
+	}
+	got, err = s.ListEvents(ctx, store.EventFilter{AfterID: last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary []string
+	for _, ev := range got {
+		summary = append(summary, fmt.Sprintf("%s %s count=%d", ev.Type, ev.Details, ev.Count))
+	}
+	if want := []string{"broker.denied {} count=7", "broker.connected {} count=0"}; !slices.Equal(summary, want) {
+		t.Errorf("events after the batch = %q, want %q", summary, want)
+	}
+	if len(got) == 2 && (got[0].ID != plain[0].ID || got[1].ID != plain[1].ID) {
+		t.Errorf("IDs = %d, %d, want %d, %d", got[0].ID, got[1].ID, plain[0].ID, plain[1].ID)
 	}
 }

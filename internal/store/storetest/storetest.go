@@ -39,9 +39,11 @@ func Run(t *testing.T, newDSN func(t *testing.T) string) {
 		{"TxRollback", testTxRollback},
 		{"Policies", testPolicies},
 		{"Authorizers", testAuthorizers},
+		{"ProvisioningTemplates", testProvisioningTemplates},
 		{"PKI", testPKI},
 		{"Lobby", testLobby},
 		{"ConsoleSessions", testConsoleSessions},
+		{"AdapterSessions", testAdapterSessions},
 		{"LobbyRemote", testLobbyRemote},
 		{"SealedValues", testSealedValues},
 		{"OAuthSigningKeys", testOAuthSigningKeys}, {"OAuthThingCredentials", testOAuthThingCredentials}, {"OAuthAssertionIDs", testOAuthAssertionIDs}, {"OAuthDeviceAuthorizations", testOAuthDeviceAuthorizations}, {"OAuthRefreshTokens", testOAuthRefreshTokens}, {"OAuthRevocationAndPurge", testOAuthRevocationAndPurge}, {"OAuthAppendEvents", testOAuthAppendEvents},
@@ -254,7 +256,7 @@ func testThingTypes(t *testing.T, s *store.Store) {
 		Name: "sensor", Description: "temperature sensor",
 		AttributeSchema: []store.AttributeSpec{{Name: "site", Required: true, Pattern: "^[a-z]+$"}},
 		DefaultPolicies: []string{"sensor-telemetry"}, AuthMethods: []string{"client_secret", "certificate"},
-		Scopes: []string{"publish"}, CreatedAt: t0, UpdatedAt: t0,
+		Scopes: []string{"publish"}, ScopeDescriptions: map[string]string{"publish": "Send its readings"}, CreatedAt: t0, UpdatedAt: t0,
 	}
 	if err := s.CreateThingType(ctx, tt); err != nil {
 		t.Fatal(err)
@@ -269,9 +271,16 @@ func testThingTypes(t *testing.T, s *store.Store) {
 	if len(got.AttributeSchema) != 1 || !got.AttributeSchema[0].Required || got.DefaultPolicies[0] != "sensor-telemetry" || len(got.AuthMethods) != 2 || got.Scopes[0] != "publish" {
 		t.Errorf("GetThingType = %+v, want %+v", got, tt)
 	}
+	if got.ScopeDescriptions["publish"] != "Send its readings" {
+		t.Errorf("GetThingType scope descriptions = %v, want publish described", got.ScopeDescriptions)
+	}
 	got.Scopes = append(got.Scopes, "subscribe")
+	got.ScopeDescriptions = map[string]string{"subscribe": "Hear its commands"}
 	if err := s.UpdateThingType(ctx, got); err != nil {
 		t.Fatal(err)
+	}
+	if again, err := s.GetThingType(ctx, "sensor"); err != nil || fmt.Sprint(again.ScopeDescriptions) != "map[subscribe:Hear its commands]" {
+		t.Errorf("after UpdateThingType: scope descriptions = %v, %v", again, err)
 	}
 	th := newThing("s1")
 	th.ThingType = "sensor"
@@ -486,9 +495,48 @@ func testEvents(t *testing.T, s *store.Store) {
 		{store.EventFilter{AfterID: all[1].ID}, []string{"user.created", "thing.deleted"}},
 		{store.EventFilter{Limit: 1}, []string{"thing.created"}},
 		{store.EventFilter{Actor: "nobody"}, nil},
+		{store.EventFilter{Newest: true}, []string{"thing.deleted", "user.created", "thing.updated", "thing.created"}},
+		{store.EventFilter{Newest: true, Limit: 2}, []string{"thing.deleted", "user.created"}},
+		{store.EventFilter{Newest: true, BeforeID: all[2].ID}, []string{"thing.updated", "thing.created"}},
+		{store.EventFilter{Newest: true, BeforeID: all[2].ID, Type: "thing."}, []string{"thing.updated", "thing.created"}},
+		{store.EventFilter{Since: t0.Add(time.Second), Until: t0.Add(3 * time.Second)}, []string{"thing.updated", "user.created"}},
+		{store.EventFilter{Since: t0.Add(time.Hour)}, nil},
 	}
+	checkEventTypes(t, s, tests)
+	var d map[string]int
+	if err := json.Unmarshal(all[2].Details, &d); err != nil || d["i"] != 2 || !all[2].Time.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("event details = %s (%v), time %v", all[2].Details, err, all[2].Time)
+	}
+
+	// RareType (read through the type index on SQLite) selects the same
+	// events, including at the edges of a prefix's byte range ('-' is
+	// just below '.', '/' just above).
+	for _, typ := range []string{"thing-x.created", "thing/x", "thing.zz"} {
+		if err := s.AppendEvent(ctx, &store.Event{Time: t0, Type: typ, Subject: "thing/pump-1", Actor: "admin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rare := []struct {
+		f    store.EventFilter
+		want []string
+	}{
+		{store.EventFilter{Type: "thing.", RareType: true}, []string{"thing.created", "thing.updated", "thing.deleted", "thing.zz"}},
+		{store.EventFilter{Type: "thing.", RareType: true, AfterID: all[0].ID, BeforeID: all[3].ID}, []string{"thing.updated"}},
+		{store.EventFilter{Type: "thing.", RareType: true, Newest: true, Limit: 2}, []string{"thing.zz", "thing.deleted"}},
+		{store.EventFilter{Type: "thing.", RareType: true, Limit: 2}, []string{"thing.created", "thing.updated"}},
+		{store.EventFilter{Type: "user.created", RareType: true}, []string{"user.created"}},
+	}
+	checkEventTypes(t, s, rare)
+}
+
+// checkEventTypes lists the events of each filter and compares their types.
+func checkEventTypes(t *testing.T, s *store.Store, tests []struct {
+	f    store.EventFilter
+	want []string
+}) {
+	t.Helper()
 	for _, tc := range tests {
-		got, err := s.ListEvents(ctx, tc.f)
+		got, err := s.ListEvents(t.Context(), tc.f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,10 +547,6 @@ func testEvents(t *testing.T, s *store.Store) {
 		if fmt.Sprint(gotTypes) != fmt.Sprint(tc.want) {
 			t.Errorf("ListEvents(%+v) = %v, want %v", tc.f, gotTypes, tc.want)
 		}
-	}
-	var d map[string]int
-	if err := json.Unmarshal(all[2].Details, &d); err != nil || d["i"] != 2 || !all[2].Time.Equal(t0.Add(2*time.Second)) {
-		t.Errorf("event details = %s (%v), time %v", all[2].Details, err, all[2].Time)
 	}
 }
 

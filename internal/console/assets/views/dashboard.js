@@ -1,7 +1,9 @@
-// Overview: connections, messages, token issuance and denials over the last
-// hour from GET /api/v1/metrics/series, drawn as inline SVG.
-import { h, mount, s, section } from '../dom.js';
-import { get } from '../api.js';
+// Overview: counts (GET /api/v1/overview) beside the charts of
+// connections, messages, token issuance and denials over the last hour
+// (GET /api/v1/metrics/series, drawn as inline SVG), and every live
+// connection with search (GET /api/v1/connections).
+import { h, mount, s, section, field, table, when } from '../dom.js';
+import { get, enc } from '../api.js';
 
 const CHARTS = [
   { title: 'Connections', unit: 'connected clients', lines: [{ key: 'connections', label: 'connections', cls: 'l1' }] },
@@ -13,8 +15,49 @@ const CHARTS = [
 export async function render(root) {
   const grid = h('div.charts');
   const note = h('p.muted', { role: 'status' });
-  mount(root, h('h1', { text: 'Overview' }), note, grid,
-    h('p', {}, h('a', { href: '#/lobby', text: 'Device lobby' }), ' · ', h('a', { href: '#/events', text: 'Live events' }), ' · ', h('a', { href: '#/things', text: 'Things' })));
+  const counts = h('div.counts', { role: 'list', 'aria-label': 'Counts' });
+  const search = h('input', { name: 'search', type: 'search', placeholder: 'thing, client id, user or address' });
+  const connList = h('div');
+  const connForm = h('form.filters', { role: 'search', 'aria-label': 'Find a connection' }, field('Search connections', search),
+    h('div.actions', {}, h('button', { type: 'submit', text: 'Search' })));
+  connForm.addEventListener('submit', (ev) => { ev.preventDefault(); loadConnections(); });
+  mount(root, h('h1', { text: 'Overview' }), counts, note, grid,
+    section('Live connections', connForm, connList));
+
+  async function loadCounts() {
+    try {
+      const o = await get('/api/v1/overview');
+      const item = (n, label, href) => h('div.count', { role: 'listitem' },
+        h('span.n', { text: n === undefined ? '–' : String(Math.round(n)) }),
+        href ? h('a.l', { href, text: label }) : h('span.l', { text: label }));
+      mount(counts,
+        item(o.things, 'things', '#/things'),
+        item(o.connected, 'connected now'),
+        item(o.lobbyWaiting, 'waiting in the lobby', '#/lobby'),
+        item(o.tokensIssuedLastHour, 'tokens issued, last hour'),
+        item(o.denialsLastHour, 'denials, last hour'));
+    } catch (e) {
+      mount(counts, h('p.muted', { text: 'Counts are not available: ' + e.message }));
+    }
+  }
+  async function loadConnections() {
+    try {
+      const q = search.value.trim() ? '?search=' + enc(search.value.trim()) : '';
+      const r = await get('/api/v1/connections' + q);
+      const items = r.items || [];
+      mount(connList,
+        h('p.muted', { text: `${r.total} connection${r.total === 1 ? '' : 's'}${q ? ' match' : ''}${r.total > items.length ? `, the newest ${items.length} shown` : ''}.` }),
+        table([
+          { label: 'Thing', get: (c) => c.thing ? h('a', { href: '#/things/' + enc(c.thing), text: c.thing }) : h('span.muted', { text: c.username ? 'user ' + c.username : '—' }) },
+          { label: 'Client ID', get: (c) => h('span.mono', { text: c.clientId }) },
+          { label: 'From', get: (c) => h('span.mono', { text: c.remoteAddr }) },
+          { label: 'Listener', get: (c) => c.listener + (c.replica ? ' on ' + c.replica : '') },
+          { label: 'Since', get: (c) => when(c.connectedAt) },
+        ], items, { label: 'Live connections', empty: q ? 'No connection matches.' : 'Nothing is connected.' }));
+    } catch (e) {
+      mount(connList, h('p.muted', { text: e.status === 404 ? 'This server runs no broker.' : e.message }));
+    }
+  }
   async function load() {
     try {
       const m = await get('/api/v1/metrics/series');
@@ -24,8 +67,8 @@ export async function render(root) {
       note.textContent = 'Metrics are not available: ' + e.message;
     }
   }
-  await load();
-  const t = setInterval(load, 10000);
+  await Promise.all([load(), loadCounts(), loadConnections()]);
+  const t = setInterval(() => { load(); loadCounts(); }, 10000);
   return () => clearInterval(t);
 }
 

@@ -1,8 +1,8 @@
 // The device lobby: devices waiting with manufacturer certificates; claim
 // one by scanning its QR code (camera or photo, decoded in the browser),
 // choose its target, and watch it move to arrived.
-import { h, mount, field, table, badge, fmtTime, section, formBox, confirmButton, toast } from '../dom.js';
-import { get, all, post, enc, showProblem, clearProblem } from '../api.js';
+import { h, mount, field, table, badge, when, section, formBox, confirmButton, toast } from '../dom.js';
+import { get, all, post, put, del, enc, showProblem, clearProblem } from '../api.js';
 import { decodeImageFile, scanCamera } from '../qr.js';
 
 const FLOW = ['knocking', 'inlobby', 'claimed', 'commissioned', 'arrived'];
@@ -75,6 +75,13 @@ export async function render(root, _params, ctx, query) {
     try {
       const d = await post('/api/v1/lobby/claims', body);
       toast('Claimed for ' + body.target + '.');
+      // The form is ready for the next device; the target stays chosen.
+      device.value = '';
+      thingName.value = '';
+      config.value = '';
+      scanStatus.textContent = '';
+      delete scanStatus.dataset.decoded;
+      window.dispatchEvent(new CustomEvent('gatehouse:lobby-changed'));
       follow(d.certificateId);
       loadDevices();
     } catch (e) { showProblem(claimForm, e); }
@@ -136,20 +143,73 @@ export async function render(root, _params, ctx, query) {
     const q = stateFilter.value ? '?state=' + enc(stateFilter.value) : '';
     const ds = await all('/api/v1/lobby/devices' + q);
     mount(devices, table([
-      { label: 'Device', get: (d) => h('span.mono', { text: d.certificateId.slice(0, 16) + '…', title: d.certificateId }) },
-      { label: 'Common name', get: (d) => d.commonName || '' },
+      { label: 'Device', get: (d) => h('span.mono', { text: d.certificateId.slice(0, 12) + '…', title: d.certificateId }) },
+      { label: 'Thing', get: (d) => d.thingName ? (d.state === 'arrived' || d.state === 'commissioned'
+        ? h('a', { href: '#/things/' + enc(d.thingName), text: d.thingName }) : d.thingName) : h('span.muted', { text: d.commonName || '' }) },
       { label: 'Manufacturer CA', get: (d) => d.ca || '' },
       { label: 'State', get: (d) => stateBadge(d.state) },
       { label: 'Says', get: (d) => d.deviceState || '' },
       { label: 'Target', get: (d) => d.target || '' },
-      { label: 'Last seen', get: (d) => fmtTime(d.lastSeenAt) },
-      { label: '', get: (d) => h('span.btns', {},
-        d.state === 'inlobby' || d.state === 'knocking' ? btn('Claim…', () => { device.value = 'GH1:' + d.certificateId; targetSel.focus(); claimForm.scrollIntoView({ block: 'nearest' }); }) : null,
-        btn('Follow', () => follow(d.certificateId)),
-        ctx.isAdmin && (d.state === 'inlobby' || d.state === 'knocking') ? confirmButton('Reject', 'Reject?', async () => {
-          try { await post('/api/v1/lobby/devices/' + enc(d.certificateId) + '/reject', { reason: 'rejected in the console' }); loadDevices(); } catch (e) { toast(e.message, 'error'); }
-        }, 'btn-small btn-danger') : null) },
+      { label: 'Last seen', get: (d) => when(d.lastSeenAt) },
+      { label: '', get: (d) => h('span.btns', {}, deviceActions(d)) },
     ], ds, { label: 'Lobby devices', empty: 'No devices.' }));
+  }
+
+  // deviceActions are the buttons a device's state allows: claim or reject
+  // a waiting one; reroute, factory reset or decommission a routed one.
+  function deviceActions(d) {
+    const waiting = d.state === 'inlobby' || d.state === 'knocking';
+    const routed = d.state === 'claimed' || d.state === 'commissioned' || d.state === 'arrived';
+    return [
+      waiting ? btn('Claim…', () => { device.value = 'GH1:' + d.certificateId; targetSel.focus(); claimForm.scrollIntoView({ block: 'nearest' }); }) : null,
+      btn('Follow', () => follow(d.certificateId)),
+      ctx.isAdmin && waiting ? btn('Reject…', () => openAction(d, 'reject')) : null,
+      ctx.isAdmin && routed ? btn('Reroute…', () => openAction(d, 'reroute')) : null,
+      ctx.isAdmin && (routed || d.state === 'rejected' || d.state === 'decommissioned') ? btn('Factory reset…', () => openAction(d, 'factory-reset')) : null,
+      ctx.isAdmin && (routed || d.state === 'rejected') ? btn('Decommission…', () => openAction(d, 'decommission')) : null,
+    ];
+  }
+
+  // openAction shows the form of one device action (with its reason, or a
+  // new target for a reroute) above the device list.
+  const ACTIONS = {
+    reject: { title: 'Reject', done: 'Rejected', hint: 'The device can no longer open a lobby session.' },
+    reroute: { title: 'Reroute', done: 'Rerouted', hint: 'The device is sent to another target.' },
+    'factory-reset': { title: 'Factory reset', done: 'Reset', hint: 'The device forgets its claim and goes back to the lobby.' },
+    decommission: { title: 'Decommission', done: 'Decommissioned', hint: 'The device is retired for good.' },
+  };
+  function openAction(d, op) {
+    const a = ACTIONS[op];
+    const reason = h('input', { name: 'reason', type: 'text', required: op !== 'reroute', placeholder: 'why, for the history' });
+    const target = h('select', { name: 'target', required: true },
+      targetList.filter((t) => t.name !== d.target).map((t) => h('option', { value: t.name, text: t.name + ' (' + t.kind + ')' })));
+    const tname = h('input', { name: 'thingName', type: 'text', value: d.thingName || '' });
+    const cancel = h('button.btn-link', { type: 'button', text: 'Cancel', on: { click: () => mount(actionSlot) } });
+    const form = h('form.card.device-action', { 'aria-label': a.title + ' device' }, formBox(),
+      h('h3', {}, a.title + ' ', h('span.mono', { text: d.certificateId.slice(0, 16) + '…' }), d.thingName ? ' (' + d.thingName + ')' : ''),
+      h('p.muted', { text: a.hint }),
+      op === 'reroute' ? h('div.row', {}, field('New target', target), field('Thing name', tname)) : field('Reason', reason),
+      h('div.actions', {}, h('button', { type: 'submit', class: op === 'reroute' ? 'btn-primary' : 'btn-danger', text: a.title }), cancel));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearProblem(form);
+      const path = '/api/v1/lobby/devices/' + enc(d.certificateId) + '/' + op;
+      try {
+        if (op === 'reroute') {
+          const body = { target: target.value };
+          if (tname.value.trim()) body.thingName = tname.value.trim();
+          await post(path, body);
+        } else {
+          await post(path, { reason: reason.value.trim() });
+        }
+        toast(a.done + '.');
+        mount(actionSlot);
+        window.dispatchEvent(new CustomEvent('gatehouse:lobby-changed'));
+        await loadDevices();
+      } catch (e) { showProblem(form, e); }
+    });
+    mount(actionSlot, form);
+    (op === 'reroute' ? target : reason).focus();
   }
   stateFilter.addEventListener('change', () => loadDevices().catch((e) => toast(e.message, 'error')));
 
@@ -163,37 +223,108 @@ export async function render(root, _params, ctx, query) {
     mount(targets, table([
       { label: 'Name', get: (t) => t.name },
       { label: 'Kind', get: (t) => t.kind },
-      { label: 'Endpoint', get: (t) => t.endpoint || 'this Gatehouse' },
+      { label: 'Where', get: (t) => t.kind === 'gatehouse' ? (t.apiUrl || '') : (t.endpoint || 'this Gatehouse') },
       { label: 'Thing type', get: (t) => t.thingType || '' },
-      { label: 'Config', get: (t) => t.config || '' },
+      { label: 'CA', get: (t) => t.caPem ? 'own CA' : '' },
+      { label: '', get: (t) => ctx.isAdmin ? h('span.btns', {},
+        btn('Edit', () => editTarget(t)),
+        confirmButton('Delete', `Delete target ${t.name}?`, async () => {
+          try { await del('/api/v1/lobby/targets/' + enc(t.name)); toast('Deleted target ' + t.name + '.'); loadTargets(); } catch (e) { toast(e.message, 'error'); }
+        }, 'btn-small btn-danger')) : '' },
     ], targetList, { label: 'Targets', empty: 'No targets.' }));
   }
   let targetForm = null;
+  let editTarget = () => {};
   if (ctx.isAdmin) {
+    let editing = null; // {name, version} while editing
     const name = h('input', { name: 'name', type: 'text', required: true });
-    const kind = h('select', { name: 'kind' }, h('option', { value: 'local', text: 'local (this Gatehouse)' }), h('option', { value: 'mqtt', text: 'mqtt (another broker)' }));
+    const kind = h('select', { name: 'kind' },
+      h('option', { value: 'local', text: 'local (this Gatehouse)' }),
+      h('option', { value: 'mqtt', text: 'mqtt (another broker)' }),
+      h('option', { value: 'gatehouse', text: 'gatehouse (another Gatehouse)' }));
     const endpoint = h('input', { name: 'endpoint', type: 'text', placeholder: 'mqtts://broker:8883' });
+    const apiUrl = h('input', { name: 'apiUrl', type: 'text', placeholder: 'https://gatehouse.example.com' });
+    const apiToken = h('input', { name: 'apiToken', type: 'password', autocomplete: 'off', placeholder: 'ghat_… (admin token of the target)' });
+    const caPem = h('textarea', { name: 'caPem', rows: 3, class: 'mono', placeholder: '-----BEGIN CERTIFICATE-----' });
     const ttype = h('input', { name: 'thingType', type: 'text' });
     const tconfig = h('input', { name: 'config', type: 'text' });
-    targetForm = h('form.card', { 'aria-label': 'Create a target' }, formBox(),
-      h('div.row', {}, field('Name', name), field('Kind', kind), field('Endpoint', endpoint), field('Thing type', ttype), field('Config', tconfig)),
-      h('div.actions', {}, h('button', { type: 'submit', text: 'Create target' })));
+    const title = h('h3', { text: 'Create a target' });
+    const submit = h('button', { type: 'submit', text: 'Create target' });
+    const cancel = h('button.btn-link', { type: 'button', text: 'Cancel edit', hidden: true });
+    const onlyFor = (el, kinds) => { const f = el.closest('.field'); if (f) f.hidden = !kinds.includes(kind.value); };
+    const showKind = () => {
+      onlyFor(endpoint, ['mqtt', 'gatehouse']);
+      onlyFor(caPem, ['mqtt', 'gatehouse']);
+      onlyFor(apiUrl, ['gatehouse']);
+      onlyFor(apiToken, ['gatehouse']);
+    };
+    kind.addEventListener('change', showKind);
+    targetForm = h('form.card', { 'aria-label': 'Create a target' }, formBox(), title,
+      h('div.row', {}, field('Name', name), field('Kind', kind), field('Thing type', ttype)),
+      h('div.row', {}, field('Endpoint', endpoint), field('API URL', apiUrl), field('API token', apiToken)),
+      field('CA certificate (PEM)', caPem, 'The CA devices trust the endpoint by; empty for a public CA.'),
+      field('Config', tconfig),
+      h('div.actions', {}, submit, cancel));
+    const reset = () => {
+      editing = null;
+      targetForm.reset();
+      name.disabled = false;
+      title.textContent = 'Create a target';
+      targetForm.setAttribute('aria-label', 'Create a target');
+      submit.textContent = 'Create target';
+      cancel.hidden = true;
+      apiToken.placeholder = 'ghat_… (admin token of the target)';
+      showKind();
+    };
+    cancel.addEventListener('click', reset);
+    editTarget = (t) => {
+      editing = { name: t.name, version: t.version };
+      name.value = t.name;
+      name.disabled = true;
+      kind.value = t.kind;
+      endpoint.value = t.endpoint || '';
+      apiUrl.value = t.apiUrl || '';
+      apiToken.value = '';
+      apiToken.placeholder = 'unchanged unless given';
+      caPem.value = t.caPem || '';
+      ttype.value = t.thingType || '';
+      tconfig.value = t.config || '';
+      title.textContent = 'Edit target ' + t.name;
+      targetForm.setAttribute('aria-label', 'Edit target');
+      submit.textContent = 'Save target';
+      cancel.hidden = false;
+      showKind();
+      name.closest('.panel').scrollIntoView({ block: 'nearest' });
+      kind.focus();
+    };
     targetForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       clearProblem(targetForm);
       const body = { name: name.value.trim(), kind: kind.value };
-      if (endpoint.value.trim()) body.endpoint = endpoint.value.trim();
-      if (ttype.value.trim()) body.thingType = ttype.value.trim();
-      if (tconfig.value.trim()) body.config = tconfig.value.trim();
-      try { await post('/api/v1/lobby/targets', body); targetForm.reset(); loadTargets(); } catch (e) { showProblem(targetForm, e); }
+      const set = (k, el) => { if (el.value.trim() && !el.closest('.field').hidden) body[k] = el.value.trim(); };
+      set('endpoint', endpoint); set('apiUrl', apiUrl); set('apiToken', apiToken); set('caPem', caPem);
+      set('thingType', ttype); set('config', tconfig);
+      try {
+        if (editing) {
+          await put('/api/v1/lobby/targets/' + enc(editing.name), body, { ifMatch: '"' + editing.version + '"' });
+          toast('Saved target ' + editing.name + '.');
+        } else {
+          await post('/api/v1/lobby/targets', body);
+          toast('Created target ' + body.name + '.');
+        }
+        reset();
+        loadTargets();
+      } catch (e) { showProblem(targetForm, e); }
     });
+    showKind();
   }
 
+  const actionSlot = h('div');
   mount(root, h('h1', { text: 'Device lobby' }),
+    section('Devices', h('form.filters', { 'aria-label': 'Filter devices' }, field('State', stateFilter)), actionSlot, devices),
     h('div.grid2', {},
       section('Claim a device', claimForm),
-      section('Targets', targets, targetForm)),
-    section('Devices', h('form.filters', { 'aria-label': 'Filter devices' }, field('State', stateFilter)), devices));
+      section('Targets', targets, targetForm)));
   await Promise.all([loadDevices(), loadTargets()]);
   if (query.get('device')) follow(query.get('device'));
   const refresh = setInterval(() => loadDevices().catch(() => {}), 5000);
@@ -222,7 +353,7 @@ function progress(d) {
     h('details', {}, h('summary', { text: 'QR code' }),
       h('img.qr', { src: '/api/v1/lobby/devices/' + enc(d.certificateId) + '/qr.png', alt: 'QR code of device ' + d.certificateId, width: 180, height: 180 })),
     (d.history || []).length ? h('details', {}, h('summary', { text: 'History' }),
-      h('ul', {}, d.history.map((x) => h('li', { text: `${fmtTime(x.at)} ${x.from || '∅'} → ${x.to} by ${x.actor}${x.reason ? ' (' + x.reason + ')' : ''}` })))) : null);
+      h('ul', {}, d.history.map((x) => h('li', {}, when(x.at), ` ${x.from || '∅'} → ${x.to} by ${x.actor}${x.reason ? ' (' + x.reason + ')' : ''}`)))) : null);
 }
 
 function btn(label, fn) {

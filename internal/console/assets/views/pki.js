@@ -1,6 +1,6 @@
 // Manufacturer CAs (whose device certificates Gatehouse trusts) and the
 // certificates of things.
-import { h, mount, field, table, badge, fmtTime, section, formBox, confirmButton, toast } from '../dom.js';
+import { h, mount, field, table, badge, fmtTime, when, section, formBox, confirmButton, toast } from '../dom.js';
 import { get, all, post, del, enc, showProblem, clearProblem } from '../api.js';
 
 export async function render(root, _params, ctx, query) {
@@ -11,6 +11,8 @@ export async function render(root, _params, ctx, query) {
     const r = await get('/api/v1/manufacturer-cas');
     mount(cas, table([
       { label: 'Name', get: (m) => m.name },
+      { label: 'Subject', get: (m) => m.subject || '' },
+      { label: 'Expires', get: (m) => fmtTime(m.notAfter) },
       { label: 'Fingerprint', get: (m) => h('span.mono', { text: m.fingerprint.slice(0, 16) + '…', title: m.fingerprint }) },
       { label: 'Status', get: (m) => badge(m.status, m.status === 'ACTIVE' ? 'ok' : 'off') },
       { label: 'Verified', get: (m) => m.verified ? 'yes' : 'no' },
@@ -31,12 +33,12 @@ export async function render(root, _params, ctx, query) {
     if (status.value) q.set('status', status.value);
     const cs = await all('/api/v1/certificates' + (q.toString() ? '?' + q : ''));
     mount(certs, table([
-      { label: 'Certificate ID', get: (c) => h('span.mono', { text: c.certificateId.slice(0, 16) + '…', title: c.certificateId }) },
+      { label: 'Certificate ID', get: (c) => h('a.mono', { href: '#/certificates/' + enc(c.certificateId), text: c.certificateId.slice(0, 16) + '…', title: c.certificateId }) },
       { label: 'Thing', get: (c) => c.thingName ? h('a', { href: '#/things/' + enc(c.thingName), text: c.thingName }) : '' },
       { label: 'Subject', get: (c) => c.subject },
       { label: 'CA', get: (c) => c.ca },
       { label: 'Status', get: (c) => badge(c.status, c.status === 'ACTIVE' ? 'ok' : 'off') },
-      { label: 'Not after', get: (c) => fmtTime(c.notAfter) },
+      { label: 'Not after', get: (c) => when(c.notAfter) },
       { label: '', get: (c) => ctx.isAdmin ? certActions(c, loadCerts) : '' },
     ], cs, { label: 'Certificates', empty: 'No certificates match.' }));
   }
@@ -72,7 +74,7 @@ export async function render(root, _params, ctx, query) {
       h('dt', { text: 'Fingerprint' }), h('dd.mono', { text: info.fingerprint || '' }),
       h('dt', { text: 'Root' }), h('dd', { text: info.rootSubject || '' }),
       h('dt', { text: 'Root fingerprint' }), h('dd.mono', { text: info.rootFingerprint || '' }),
-      h('dt', { text: 'Valid until' }), h('dd', { text: fmtTime(info.notAfter) }),
+      h('dt', { text: 'Valid until' }), h('dd', {}, when(info.notAfter)),
       h('dt', { text: 'Registration code' }), h('dd.mono', { text: info.registrationCode || '' })),
     h('p', {}, h('a', { href: '/ca', text: 'CA chain (PEM)' }), ' — what devices trust Gatehouse by.'),
   )).catch((e) => mount(caInfo, h('p.muted', { text: e.status === 403 ? 'Your role does not allow this.' : e.message })));

@@ -1,5 +1,6 @@
 // Policies: list and create AWS IoT style policy documents.
-import { h, mount, field, table, fmtTime, section, formBox, toast } from '../dom.js';
+import { h, mount, field, table, badge, when, section, formBox, toast } from '../dom.js';
+import { jsonEditor } from '../jsonedit.js';
 import { all, post, enc, showProblem, clearProblem } from '../api.js';
 
 export const TEMPLATE = {
@@ -29,10 +30,10 @@ export async function render(root, _params, ctx) {
   async function load() {
     const ps = await all('/api/v1/policies');
     mount(list, table([
-      { label: 'Name', get: (p) => h('a', { href: '#/policies/' + enc(p.name), text: p.name }) },
+      { label: 'Name', get: (p) => [h('a', { href: '#/policies/' + enc(p.name), text: p.name }), p.builtIn ? [' ', badge('built in', 'wait')] : null] },
       { label: 'Description', get: (p) => p.description || '' },
       { label: 'Default version', get: (p) => String(p.defaultVersionId) },
-      { label: 'Updated', get: (p) => fmtTime(p.updatedAt) },
+      { label: 'Updated', get: (p) => when(p.updatedAt) },
     ], ps, { label: 'Policies', empty: 'No policies yet.' }));
   }
   let form = null;
@@ -40,9 +41,12 @@ export async function render(root, _params, ctx) {
     const name = h('input', { name: 'name', type: 'text', required: true });
     const desc = h('input', { name: 'description', type: 'text' });
     const doc = h('textarea', { name: 'document', rows: 12, class: 'code', spellcheck: 'false', value: JSON.stringify(TEMPLATE, null, 2) });
+    const docField = field('Document', doc);
+    const jed = jsonEditor(doc);
+    docField.insertBefore(jed.el, docField.querySelector('.field-error'));
     form = h('form.card', { 'aria-label': 'Create a policy' }, formBox(),
       h('div.row', {}, field('Name', name), field('Description', desc)),
-      field('Document', doc),
+      docField,
       h('div.actions', {}, h('button.btn-primary', { type: 'submit', text: 'Create policy' })));
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -53,7 +57,10 @@ export async function render(root, _params, ctx) {
         const p = await post('/api/v1/policies', body);
         toast('Created policy ' + p.name + '.');
         location.hash = '#/policies/' + enc(p.name);
-      } catch (e) { showProblem(form, e); }
+      } catch (e) {
+        showProblem(form, e);
+        if (jed.check()) jed.showPathErrors(e.fields);
+      }
     });
   }
   mount(root, h('h1', { text: 'Policies' }), list, h('p', {}, h('a', { href: '#/simulator', text: 'Open the policy simulator' })),

@@ -8,6 +8,7 @@ const ACTIONS = ['iot:Connect', 'iot:Publish', 'iot:Subscribe', 'iot:Receive', '
 // simulatorForm returns a form that simulates a decision; defaults fill it.
 export function simulatorForm(defaults = {}) {
   const thing = h('input', { name: 'thingName', type: 'text', value: defaults.thingName || '', placeholder: 'lamp-1' });
+  const person = h('input', { name: 'username', type: 'text', value: defaults.username || '', placeholder: 'alice (instead of a thing)' });
   const client = h('input', { name: 'clientId', type: 'text', value: defaults.clientId || '', placeholder: 'defaults to the thing name' });
   const fp = h('input', { name: 'certificateFingerprint', type: 'text', placeholder: 'sha-256, optional' });
   const scopes = h('input', { name: 'scopes', type: 'text', placeholder: 'publish telemetry' });
@@ -16,7 +17,8 @@ export function simulatorForm(defaults = {}) {
   const resource = h('input', { name: 'resource', type: 'text', required: true, value: defaults.resource || '', placeholder: 'lamps/lamp-1/state' });
   const out = h('div.sim-result', { 'aria-live': 'polite' });
   const form = h('form.card.simulator', { 'aria-label': 'Policy simulator' }, formBox(),
-    h('div.row', {}, field('Thing (principal)', thing), field('Client ID', client), field('Certificate fingerprint', fp), field('Token scopes', scopes)),
+    h('div.row', {}, field('Thing (principal)', thing), field('Person (username)', person), field('Client ID', client)),
+    h('div.row', {}, field('Certificate fingerprint', fp), field('Token scopes', scopes)),
     h('div.row', {}, field('Action', action), field('Resource', resource, 'The client ID for iot:Connect, the topic for Publish/Receive/RetainPublish, the topic filter for Subscribe.')),
     h('div.actions', {}, h('button.btn-primary', { type: 'submit', text: 'Simulate' })),
     out);
@@ -24,6 +26,7 @@ export function simulatorForm(defaults = {}) {
     clearProblem(form);
     const body = { action: action.value, resource: resource.value.trim() };
     if (thing.value.trim()) body.thingName = thing.value.trim();
+    if (person.value.trim()) body.username = person.value.trim();
     if (client.value.trim()) body.clientId = client.value.trim();
     if (fp.value.trim()) body.certificateFingerprint = fp.value.trim();
     if (splitList(scopes.value).length) body.scopes = splitList(scopes.value);
@@ -60,7 +63,7 @@ function decisionView(d) {
 }
 
 export async function render(root, _params, _ctx, query) {
-  const form = simulatorForm({ thingName: query.get('thing') || '', resource: query.get('resource') || '' });
+  const form = simulatorForm({ thingName: query.get('thing') || '', username: query.get('user') || '', resource: query.get('resource') || '' });
   mount(root, h('h1', { text: 'Policy simulator' }),
     h('p.muted', { text: 'Evaluates the policies that would apply to a connection, exactly as the broker does.' }),
     section('Simulate a decision', form));

@@ -1,6 +1,6 @@
 // One thing: attributes, certificates, policies, relationships, live
 // connections and recent events; enable/disable, client secret, delete.
-import { h, mount, field, table, badge, fmtTime, section, fill, confirmButton, formBox, parseKV, toast } from '../dom.js';
+import { h, mount, field, table, badge, when, section, fill, confirmButton, formBox, parseKV, toast } from '../dom.js';
 import { get, post, patch, del, all, enc, showProblem, clearProblem } from '../api.js';
 
 export async function render(root, params, ctx) {
@@ -60,8 +60,8 @@ export async function render(root, params, ctx) {
       h('dl.facts', {},
         h('dt', { text: 'Type' }), h('dd', {}, thing.thingType || '—'),
         h('dt', { text: 'ID' }), h('dd.mono', { text: thing.id }),
-        h('dt', { text: 'Created' }), h('dd', { text: fmtTime(thing.createdAt) }),
-        h('dt', { text: 'Updated' }), h('dd', { text: fmtTime(thing.updatedAt) })),
+        h('dt', { text: 'Created' }), h('dd', {}, when(thing.createdAt)),
+        h('dt', { text: 'Updated' }), h('dd', {}, when(thing.updatedAt))),
       h('div.actions', {}, actions));
     mount(attrs, table([
       { label: 'Attribute', get: (r) => r[0] },
@@ -102,12 +102,12 @@ export async function render(root, params, ctx) {
       const items = r.items || [];
       return [
         h('p', {}, items.length ? badge('online', 'ok') : badge('offline', 'off'), ' ',
-          items.length ? `${items.length} connection${items.length > 1 ? 's' : ''} on this replica` : 'not connected to this replica'),
+          items.length ? `${items.length} connection${items.length > 1 ? 's' : ''}` + (items.some((c) => c.replica) ? ` on ${new Set(items.map((c) => c.replica)).size} replica(s)` : '') : 'not connected'),
         items.length ? table([
           { label: 'Client ID', get: (c) => c.username && c.username !== c.clientId ? [c.clientId, h('br'), h('small.muted', { text: 'user ' + c.username })] : c.clientId },
           { label: 'From', get: (c) => h('span.mono', { text: c.remoteAddr }) },
           { label: 'Listener', get: (c) => `${c.listener}${c.protocolVersion ? ', MQTT ' + ({ 3: '3.1', 4: '3.1.1', 5: '5' }[c.protocolVersion] || c.protocolVersion) : ''}` },
-          { label: 'Since', get: (c) => h('span', { text: fmtTime(c.connectedAt).slice(11), title: fmtTime(c.connectedAt) }) },
+          { label: 'Since', get: (c) => when(c.connectedAt) },
         ], items, { label: 'Connections' }) : null,
       ];
     });
@@ -123,7 +123,7 @@ export async function render(root, params, ctx) {
         { label: 'Subject', get: (c) => c.subject },
         { label: 'CA', get: (c) => c.ca },
         { label: 'Status', get: (c) => badge(c.status, c.status === 'ACTIVE' ? 'ok' : 'off') },
-        { label: 'Expires', get: (c) => fmtTime(c.notAfter) },
+        { label: 'Expires', get: (c) => when(c.notAfter) },
       ], cs, { label: 'Certificates', empty: 'No certificates.' });
     }));
     loads.push(fill(policies, async () => {
@@ -144,7 +144,7 @@ export async function render(root, params, ctx) {
       const r = await get('/api/v1/events?limit=1000&subject=' + enc('thing/' + name));
       const evs = (r.items || []).slice(-20).reverse();
       return table([
-        { label: 'Time', get: (e) => fmtTime(e.time) },
+        { label: 'Time', get: (e) => when(e.time) },
         { label: 'Type', get: (e) => e.type },
         { label: 'Actor', get: (e) => e.actor },
         { label: 'Details', get: (e) => h('code.details', { text: e.details ? JSON.stringify(e.details) : '' }) },
@@ -162,7 +162,7 @@ export async function render(root, params, ctx) {
         { label: 'Subject', get: (r) => r.subjectKind + '/' + r.subject },
         { label: 'Relation', get: (r) => r.relation },
         { label: 'Object', get: (r) => r.objectKind + '/' + r.object },
-        { label: 'Since', get: (r) => fmtTime(r.createdAt) },
+        { label: 'Since', get: (r) => when(r.createdAt) },
         { label: '', get: (r) => ctx.isAdmin ? confirmButton('Remove', 'Remove?', async () => {
           const q = new URLSearchParams({ subjectKind: r.subjectKind, subject: r.subject, relation: r.relation, objectKind: r.objectKind, object: r.object });
           try { await del('/api/v1/relationships?' + q); toast('Removed.'); loadRels(); } catch (e) { toast(e.message, 'error'); }

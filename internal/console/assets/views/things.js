@@ -1,5 +1,5 @@
 // Things: search and filter the registry, create a thing.
-import { h, mount, field, table, badge, fmtTime, section, formBox, parseKV, toast } from '../dom.js';
+import { h, mount, field, table, badge, when, section, formBox, parseKV, toast } from '../dom.js';
 import { post, all, enc, showProblem, clearProblem } from '../api.js';
 
 export async function render(root, _params, ctx, query) {
@@ -36,7 +36,7 @@ export async function render(root, _params, ctx, query) {
           { label: 'Type', get: (t) => t.thingType || '—' },
           { label: 'State', get: (t) => badge(t.state, t.state === 'enabled' ? 'ok' : 'off') },
           { label: 'Attributes', get: (t) => Object.entries(t.attributes || {}).map(([k, v]) => k + '=' + v).join(', ') },
-          { label: 'Updated', get: (t) => fmtTime(t.updatedAt) },
+          { label: 'Updated', get: (t) => when(t.updatedAt) },
         ], things, { label: 'Things', empty: ctx.canRead || q.toString() || state.value ? 'No things match.' : 'You have no things yet.' }));
     } catch (e) {
       mount(results, h('p.form-error', { role: 'alert', text: e.message }));

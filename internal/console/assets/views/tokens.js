@@ -1,6 +1,6 @@
 // Registration tokens of the certificate vending gateway (POST /register):
 // create (the secret is shown once), revoke.
-import { h, mount, field, table, badge, fmtTime, section, formBox, confirmButton, toast } from '../dom.js';
+import { h, mount, field, table, badge, when, section, formBox, confirmButton, toast } from '../dom.js';
 import { all, post, del, enc, showProblem, clearProblem } from '../api.js';
 import { oneTimeSecret } from './thing.js';
 
@@ -14,7 +14,7 @@ export async function render(root, _params, ctx) {
       { label: 'Thing type', get: (t) => t.thingType },
       { label: 'Description', get: (t) => t.description || '' },
       { label: 'Uses', get: (t) => `${t.uses} / ${t.maxUses === 'unlimited' ? '∞ (unlimited)' : t.maxUses}` },
-      { label: 'Expires', get: (t) => fmtTime(t.expiresAt) || 'never' },
+      { label: 'Expires', get: (t) => when(t.expiresAt) || 'never' },
       { label: 'Status', get: (t) => t.revokedAt ? badge('revoked', 'off') : badge('active', 'ok') },
       { label: '', get: (t) => t.revokedAt || !ctx.isAdmin ? '' : confirmButton('Revoke', 'Revoke this token?', async () => {
         try { await del('/api/v1/registration-tokens/' + enc(t.id)); toast('Revoked.'); load(); } catch (e) { toast(e.message, 'error'); }

@@ -7,16 +7,16 @@ export async function render(root, _params, ctx) {
   async function load() {
     const types = await all('/api/v1/thing-types');
     mount(list, table([
-      { label: 'Name', get: (t) => h('a', { href: '#/things?thingType=' + enc(t.name), text: t.name, title: 'Things of this type' }) },
+      { label: 'Name', get: (t) => h('a', { href: '#/thing-types/' + enc(t.name), text: t.name, title: 'Open the thing type' }) },
       { label: 'Description', get: (t) => t.description || '' },
       { label: 'Attributes', get: (t) => (t.attributeSchema || []).map((a) => a.name + (a.required ? '*' : '')).join(', ') },
       { label: 'Default policies', get: (t) => (t.defaultPolicies || []).join(', ') },
       { label: 'Auth methods', get: (t) => (t.authMethods || []).join(', ') },
       { label: 'Scopes', get: (t) => (t.scopes || []).join(' ') },
       { label: 'Approver', get: (t) => t.approverRelation || '' },
-      { label: '', get: (t) => ctx.isAdmin ? confirmButton('Delete', `Delete type ${t.name}?`, async () => {
+      { label: '', get: (t) => ctx.isAdmin ? h('span.btns', {}, h('a', { href: '#/thing-types/' + enc(t.name), text: 'Edit', 'aria-label': 'Edit ' + t.name }), confirmButton('Delete', `Delete type ${t.name}?`, async () => {
         try { await del('/api/v1/thing-types/' + enc(t.name)); toast('Deleted.'); load(); } catch (e) { toast(e.message, 'error'); }
-      }, 'btn-small') : '' },
+      }, 'btn-small')) : '' },
     ], types, { label: 'Thing types', empty: 'No thing types yet.' }));
   }
 

@@ -13,7 +13,7 @@ export async function render(root, _params, ctx) {
   async function loadUsers() {
     const us = await all('/api/v1/users');
     mount(users, table([
-      { label: 'Username', get: (u) => u.username },
+      { label: 'Username', get: (u) => h('a', { href: '#/users/' + enc(u.username), text: u.username }) },
       { label: 'Name', get: (u) => u.displayName || '' },
       { label: 'Roles', get: (u) => (u.roles || []).join(', ') },
       { label: 'State', get: (u) => u.disabled ? badge('disabled', 'off') : badge('active', 'ok') },
@@ -33,7 +33,7 @@ export async function render(root, _params, ctx) {
     if (relFilter.value.trim()) q.set('subject', relFilter.value.trim());
     const r = await get('/api/v1/relationships?' + q);
     mount(rels, table([
-      { label: 'User', get: (x) => x.subject },
+      { label: 'User', get: (x) => h('a', { href: '#/users/' + enc(x.subject), text: x.subject }) },
       { label: 'Relation', get: (x) => x.relation },
       { label: 'Thing', get: (x) => x.objectKind === 'thing' ? h('a', { href: '#/things/' + enc(x.object), text: x.object }) : x.objectKind + '/' + x.object },
       { label: 'Since', get: (x) => fmtTime(x.createdAt) },

@@ -1,0 +1,105 @@
+package broker_test
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// takeoverStall holds mochi inside a client id takeover where the old
+// connection's end and the new connection's registration interleave
+// worst: the new connection, having disconnected the old client, stops
+// before marking it taken over until the old client's goroutine has read
+// that mark (unset) and gone on to remove its client id's subscriptions
+// (OnUnsubscribed, from there); the old goroutine then stops until the
+// new connection is registered (OnSessionEstablished), and goes on to
+// remove the client id's entry. Both waits are bounded, so a broker that
+// does not let the old goroutine read the mark before it is set gets
+// through with a pause.
+type takeoverStall struct {
+	mqtt.HookBase
+	mu          sync.Mutex
+	old         *mqtt.Client
+	oldEnding   bool          // the old client's OnDisconnect ran: later calls are its goroutine's
+	oldRead     chan struct{} // the old goroutine is past the mark, removing subscriptions
+	established chan struct{} // the new connection is registered
+}
+
+func (h *takeoverStall) ID() string { return "takeover-stall" }
+
+func (h *takeoverStall) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnDisconnect, mqtt.OnUnsubscribed, mqtt.OnSessionEstablished}, []byte{b})
+}
+
+func (h *takeoverStall) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cl == h.old {
+		h.oldEnding = true
+	}
+}
+
+func (h *takeoverStall) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
+	h.mu.Lock()
+	old, ending := h.old, h.oldEnding
+	h.mu.Unlock()
+	switch {
+	case cl != old:
+	case !ending: // the new connection, before it marks the old client
+		select {
+		case <-h.oldRead:
+		case <-time.After(500 * time.Millisecond):
+		}
+	default: // the old client's goroutine, past the mark
+		close(h.oldRead)
+		select {
+		case <-h.established:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (h *takeoverStall) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.old != nil && cl != h.old && cl.ID == h.old.ID {
+		close(h.established)
+	}
+}
+
+// TestTakeoverKeepsTheNewConnection: a connection taking a client id over
+// stays the broker's connection under that id, however its registration
+// and the old connection's end interleave. With mochi's order alone (the
+// old client marked taken over only after it was disconnected), the old
+// client's goroutine removed the new connection's entry: the new client
+// stayed connected but got nothing delivered, and its publishes had no
+// publisher (CI: TestAWSLobbyOverMQTT's announces, dropped for 10 s).
+func TestTakeoverKeepsTheNewConnection(t *testing.T) {
+	f := newFixture(t, time.Hour)
+	stall := &takeoverStall{oldRead: make(chan struct{}), established: make(chan struct{})}
+	if err := f.broker.AddTestHook(stall); err != nil {
+		t.Fatal(err)
+	}
+	f.mustConnect("s-1", "s-1", []byte(f.token("s-1", "mqtt")))
+	stall.mu.Lock()
+	stall.old = f.broker.TestClient("s-1")
+	stall.mu.Unlock()
+	if stall.old == nil {
+		t.Fatal("the first connection is not registered under s-1")
+	}
+	newer := f.mustConnect("s-1", "s-1", []byte(f.token("s-1", "mqtt")))
+	if got := subscribe(t, newer, "things/s-1/ping"); got != 1 {
+		t.Fatalf("SUBACK = %#x", got)
+	}
+	if got := publish(t, newer, "things/s-1/ping", 1, false); got != 0 {
+		t.Fatalf("PUBACK = %#x", got)
+	}
+	newer.waitFor(t, "things/s-1/ping")
+	if f.broker.Identity("s-1") == nil {
+		t.Error("the broker knows no publisher under s-1 after the takeover")
+	}
+}
