@@ -77,10 +77,12 @@ func (l *pendingListener) Accept() (net.Conn, error) {
 		}
 		addr := ratelimit.AddrKey(c.RemoteAddr().String())
 		if !l.p.take(addr) {
-			c.Close()
+			// Counted before the close, so whoever sees the close sees
+			// the count.
 			if l.p.rejected != nil {
 				l.p.rejected()
 			}
+			c.Close()
 			continue
 		}
 		// Network deadlines are wall-clock times; no injected clock can
