@@ -61,7 +61,10 @@ func newBoundsRejections(t *testing.T) (func(string) float64, *ratelimit.Rejecti
 func TestConnectTimeout(t *testing.T) {
 	tlsCfg := serverTLS(t)
 	f := newFixtureWith(t, time.Hour, func(c *broker.Config) {
-		c.ConnectTimeout = 200 * time.Millisecond
+		// Long enough for a TLS handshake and a WebSocket upgrade under
+		// -race on a loaded machine; the cases below wait it out in
+		// parallel.
+		c.ConnectTimeout = time.Second
 		c.TLSAddr, c.TLSConfig, c.WSSAddr = "127.0.0.1:0", tlsCfg, "127.0.0.1:0"
 	})
 	// Authenticated before every idle socket below is opened, so past
@@ -109,11 +112,14 @@ func TestConnectTimeout(t *testing.T) {
 			return &wsClientConn{Conn: c.UnderlyingConn(), c: c}
 		}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			waitClosedByServer(t, tc.open(t), tc.name)
-		})
-	}
+	t.Run("idle", func(t *testing.T) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				waitClosedByServer(t, tc.open(t), tc.name)
+			})
+		}
+	})
 	// The authenticated connection is older than the connect timeout and
 	// still works: a message to itself comes back.
 	if got := subscribe(t, live, "things/s-1/sentinel"); got != 1 {
