@@ -62,6 +62,10 @@ type session struct {
 	// (OnSessionEstablish), not one ended for another replica's: mochi
 	// marks its client taken over moments later (see awaitTakenOver).
 	replaced atomic.Bool
+	// will is the will CONNECT gave (nil: none), and willHandled whether
+	// mochi handed it to OnWill; see missedWill.
+	will        *mqtt.Will
+	willHandled atomic.Bool
 }
 
 // maxDenialEvents is how many denials one connection records in the event
@@ -246,6 +250,10 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if !h.admit(s) {
 		h.b.cfg.Rejections.Inc("connectionsPerThing")
 		return refuse(packets.ErrQuotaExceeded, id, fmt.Sprintf("thing %s already has %d connections (limits.connectionsPerThing)", id.ThingName, h.b.cfg.ConnectionsPerThing))
+	}
+	if pk.Connect.WillFlag {
+		will := cl.Properties.Will // as mochi parsed it; this is the client's goroutine
+		s.will = &will
 	}
 	h.remember(cl, s)
 	h.byConn.Store(cl.Net.Conn, s)
@@ -491,6 +499,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if s.replaced.Load() {
 		awaitTakenOver(cl)
 	}
+	if err == nil {
+		h.missedWill(cl, s)
+	}
 	if expire || s.takenOver.Load() {
 		h.forget(cl)
 	} else {
@@ -719,6 +730,9 @@ const withheldWillTopic = "$gatehouse/withheld-will"
 // would not stop it. mochi gets a withheld stub to queue instead.
 func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	s := h.session(cl)
+	if s != nil {
+		s.willHandled.Store(true)
+	}
 	if s != nil && will.WillDelayInterval > 0 {
 		// Sent when the delay is over or the session ends, whichever is
 		// first (MQTT 5 §3.1.3.2.2).

@@ -103,3 +103,99 @@ func TestTakeoverKeepsTheNewConnection(t *testing.T) {
 		t.Error("the broker knows no publisher under s-1 after the takeover")
 	}
 }
+
+// willStall holds the first connection of clientID at a point where mochi
+// (v2.7.9) checks whether the client was stopped before reading on: after
+// its CONNACK, before its read loop starts (OnSessionEstablished), or
+// inside a packet (OnPublish), until a second connection of clientID is
+// established. mochi's read loop then ends without an error and drops the
+// will instead of publishing it.
+type willStall struct {
+	mqtt.HookBase
+	clientID    string
+	inPublish   bool
+	mu          sync.Mutex
+	old         *mqtt.Client
+	held        chan struct{} // the old client is held
+	established chan struct{} // a second connection of clientID is established
+}
+
+func (h *willStall) ID() string { return "will-stall" }
+
+func (h *willStall) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnPublish}, []byte{b})
+}
+
+func (h *willStall) hold() {
+	close(h.held)
+	select {
+	case <-h.established:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+func (h *willStall) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if cl.ID != h.clientID {
+		return
+	}
+	h.mu.Lock()
+	first := h.old == nil
+	if first {
+		h.old = cl
+	}
+	h.mu.Unlock()
+	switch {
+	case !first:
+		close(h.established)
+	case !h.inPublish:
+		h.hold()
+	}
+}
+
+func (h *willStall) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.mu.Lock()
+	old := h.old
+	h.mu.Unlock()
+	if h.inPublish && cl == old && pk.TopicName == "things/"+h.clientID+"/hold" {
+		h.hold()
+	}
+	return pk, nil
+}
+
+// TestWillOnTakeoverWhileBusy: a session taken over while its connection
+// is not waiting for the next packet - not yet reading, or handling one -
+// still has its will published, as when it is taken over idle
+// (TestWillOnTakeover). With mochi alone the will was dropped.
+func TestWillOnTakeoverWhileBusy(t *testing.T) {
+	tests := []struct {
+		name      string
+		inPublish bool
+	}{
+		{"before its read loop", false},
+		{"handling a publish", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, time.Hour)
+			obs := f.observer(t)
+			if got := subscribe(t, obs, "things/#"); got != 1 {
+				t.Fatalf("observer SUBACK = %#x", got)
+			}
+			stall := &willStall{clientID: "s-2", inPublish: tc.inPublish, held: make(chan struct{}), established: make(chan struct{})}
+			if err := f.broker.AddTestHook(stall); err != nil {
+				t.Fatal(err)
+			}
+			old := f.connectWill(t, "s-2", 0)
+			if tc.inPublish {
+				if got := publish(t, old, "things/s-2/hold", 0, false); got != 0 {
+					t.Fatalf("publish = %#x", got)
+				}
+			}
+			<-stall.held
+			f.mustConnect("s-2", "s-2", []byte(f.token("s-2", "mqtt"))) // takes s-2 over
+			if m := obs.waitFor(t, "things/s-2/status"); string(m.Payload) != "gone" {
+				t.Errorf("will payload = %q", m.Payload)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -77,6 +78,12 @@ func (h *hook) sendWill(d *delayedWill) {
 		h.b.log.Info("mqtt delayed will withheld", "client", s.clientID, "topic", will.TopicName, "err", err)
 		return
 	}
+	h.publishWill(s, will, "mqtt delayed will")
+}
+
+// publishWill publishes s's will, authorized already, through the will
+// client (so that it also reaches the cluster as the server's publish).
+func (h *hook) publishWill(s *session, will mqtt.Will, what string) {
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: will.Qos, Retain: will.Retain},
 		TopicName:   will.TopicName,
@@ -87,10 +94,34 @@ func (h *hook) sendWill(d *delayedWill) {
 		PacketID: uint16(will.Qos),
 	}
 	if err := h.b.server.InjectPacket(h.willClient, pk); err != nil {
-		h.b.log.Warn("broker: send delayed will", "client", s.clientID, "err", err)
+		h.b.log.Warn("broker: send will", "client", s.clientID, "err", err)
 		return
 	}
-	h.b.log.Debug("mqtt delayed will", "client", s.clientID, "topic", will.TopicName)
+	h.b.log.Debug(what, "client", s.clientID, "topic", will.TopicName)
+}
+
+// missedWill publishes the will mochi (v2.7.9) dropped. Its read loop
+// ends without an error, and clears the will as after a normal
+// DISCONNECT, when it finds the client stopped before reading the next
+// packet: a takeover, a kick or another server-side disconnect that came
+// while the connection was not yet reading or was handling a packet
+// (TestWillOnTakeoverWhileBusy). Only the client's normal DISCONNECT
+// discards a will [MQTT-3.1.2-10]; one closed by the server is sent
+// [MQTT-3.1.2-8], authorized, delayed or withheld by OnWill as mochi's
+// own would be. A broker shutting down sends none, as it cannot deliver
+// them. Runs in OnDisconnect, on the client's goroutine.
+func (h *hook) missedWill(cl *mqtt.Client, s *session) {
+	if s.will == nil || s.willHandled.Load() {
+		return
+	}
+	if cause := cl.StopCause(); errors.Is(cause, packets.CodeDisconnect) || errors.Is(cause, packets.ErrServerShuttingDown) {
+		return
+	}
+	will, _ := h.OnWill(cl, *s.will)
+	if will.TopicName == withheldWillTopic {
+		return // withheld by policy, or delayed (sendWill)
+	}
+	h.publishWill(s, will, "mqtt will")
 }
 
 // authorizeNow is what s may do at this moment: its credential rechecked

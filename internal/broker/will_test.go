@@ -185,3 +185,47 @@ func TestDelayedWillQoS1(t *testing.T) {
 		t.Errorf("will payload = %q", m.Payload)
 	}
 }
+
+// TestWillOnDisconnect: a client's normal DISCONNECT discards its will
+// [MQTT-3.1.2-10]; a DISCONNECT asking for it (0x04) or a connection lost
+// without DISCONNECT publishes it [MQTT-3.1.2-8]. Absence is proven by a
+// sentinel published after the session's end was recorded.
+func TestWillOnDisconnect(t *testing.T) {
+	tests := []struct {
+		name     string
+		end      func(t *testing.T, f *fixture, c *client)
+		wantWill bool
+	}{
+		{"normal DISCONNECT", func(t *testing.T, f *fixture, c *client) { _ = c.Disconnect(&paho.Disconnect{}) }, false},
+		{"DISCONNECT with will message", func(t *testing.T, f *fixture, c *client) { _ = c.Disconnect(&paho.Disconnect{ReasonCode: 0x04}) }, true},
+		{"connection lost", func(t *testing.T, f *fixture, c *client) { f.broker.TestClient("s-1").Net.Conn.Close() }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, time.Hour)
+			obs := f.observer(t)
+			if got := subscribe(t, obs, "things/#"); got != 1 {
+				t.Fatalf("observer SUBACK = %#x", got)
+			}
+			tc.end(t, f, f.connectWill(t, "s-1", 0))
+			testenv.Eventually(t, 10*time.Second, "s-1's disconnection recorded", func() bool {
+				evs, _ := f.store.ListEvents(context.Background(), store.EventFilter{Type: "broker.disconnected", Subject: "client/s-1", Limit: 1})
+				return len(evs) > 0
+			})
+			other := f.mustConnect("s-2", "s-2", []byte(f.token("s-2", "mqtt")))
+			if got := publish(t, other, "things/s-2/sentinel", 1, false); got != 0 {
+				t.Fatalf("sentinel PUBACK = %#x", got)
+			}
+			obs.waitFor(t, "things/s-2/sentinel")
+			got := false
+			for _, m := range obs.messages() {
+				if m.Topic == "things/s-1/status" && string(m.Payload) == "gone" {
+					got = true
+				}
+			}
+			if got != tc.wantWill {
+				t.Errorf("will published = %v, want %v", got, tc.wantWill)
+			}
+		})
+	}
+}
