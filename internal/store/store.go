@@ -133,6 +133,11 @@ type stmtCache struct {
 	mu       sync.RWMutex
 	m        map[string]*sql.Stmt
 	inflight sync.Map // query -> struct{}: being prepared in the background
+	// background counts those preparations, and closed (under mu) stops
+	// new ones: close waits for them, so that no connection of the store
+	// is open once Close returns.
+	background sync.WaitGroup
+	closed     bool
 }
 
 // maxCachedStmts bounds the cache; queries past it run unprepared.
@@ -173,7 +178,16 @@ func (sc *stmtCache) prepareLater(q string) {
 	if _, busy := sc.inflight.LoadOrStore(q, struct{}{}); busy {
 		return
 	}
+	sc.mu.Lock()
+	if sc.closed {
+		sc.mu.Unlock()
+		sc.inflight.Delete(q)
+		return
+	}
+	sc.background.Add(1)
+	sc.mu.Unlock()
 	go func() {
+		defer sc.background.Done()
 		defer sc.inflight.Delete(q)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -182,6 +196,10 @@ func (sc *stmtCache) prepareLater(q string) {
 }
 
 func (sc *stmtCache) close() {
+	sc.mu.Lock()
+	sc.closed = true
+	sc.mu.Unlock()
+	sc.background.Wait()
 	sc.mu.Lock()
 	m := sc.m
 	sc.m = map[string]*sql.Stmt{}
@@ -295,7 +313,7 @@ func open(ctx context.Context, dsn string, readOnly bool) (*Store, error) {
 		migrate = s.checkSchema
 	}
 	if err := migrate(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -344,7 +362,10 @@ func redactDSN(dsn string) string {
 // Dialect names the driver in use: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect.String() }
 
-// Close closes the database.
+// Close closes the database. Statements being prepared in the background
+// are waited for first, so that once Close returns the store holds no
+// connection: another process (a backup, a newer binary) finds the
+// SQLite file free.
 func (s *Store) Close() error {
 	s.stmts.close()
 	return s.db.Close()
