@@ -514,8 +514,14 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		s.timer.Stop()
 	}
 	s.mu.Unlock()
+	// Why the connection ended: what stopped it (a takeover, a kick, a
+	// read error, a protocol error) rather than what the read loop saw
+	// afterwards (a closed connection, or nothing at all).
 	reason := "client disconnected"
-	if err != nil {
+	switch cause := cl.StopCause(); {
+	case cause != nil && !errors.Is(cause, packets.CodeDisconnect):
+		reason = cause.Error()
+	case err != nil:
 		reason = err.Error()
 	}
 	h.b.record(s.ctx(), "broker.disconnected", "client/"+cl.ID, &disconnectedDetails{ClientID: cl.ID, Reason: reason, SessionKept: !expire})

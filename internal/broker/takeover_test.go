@@ -2,12 +2,17 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/gatehouse-iot/gatehouse/internal/store"
+	"github.com/gatehouse-iot/gatehouse/internal/testenv"
 )
 
 // takeoverStall holds mochi inside a client id takeover where the old
@@ -196,6 +201,17 @@ func TestWillOnTakeoverWhileBusy(t *testing.T) {
 			if m := obs.waitFor(t, "things/s-2/status"); string(m.Payload) != "gone" {
 				t.Errorf("will payload = %q", m.Payload)
 			}
+			// The event log says why the old connection ended.
+			testenv.Eventually(t, 10*time.Second, "s-2's first connection recorded as taken over", func() bool {
+				evs, _ := f.store.ListEvents(context.Background(), store.EventFilter{Type: "broker.disconnected", Subject: "client/s-2", Limit: 10})
+				for _, ev := range evs {
+					var d struct{ Reason string }
+					if json.Unmarshal(ev.Details, &d) == nil && d.Reason == packets.ErrSessionTakenOver.Reason {
+						return true
+					}
+				}
+				return false
+			})
 		})
 	}
 }
