@@ -67,6 +67,9 @@ describe('console', () => {
     await snap(page, 'thing-type-created');
 
     await page.getByRole('link', { name: 'Things', exact: true }).click();
+    // The page has loaded once its list is there (CI once saw the name
+    // typed before that lost by the time of the click).
+    await page.getByRole('table', { name: 'Things' }).waitFor();
     const create = page.getByRole('form', { name: 'Create a thing' });
     await create.getByLabel('Name').fill('lamp-1');
     await create.getByLabel('Thing type').selectOption('lamp');

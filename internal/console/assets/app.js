@@ -114,11 +114,16 @@ async function route() {
   try {
     const mod = await import('./views/' + m.route.module + '.js');
     if (seq !== state.seq) return;
-    mount(el);
-    const cleanup = await mod.render(el, m.params, ctxFor(state.session), m.query);
+    // Each page renders into a container of its own: a render that a
+    // newer one overtook (the page was left while it still loaded) can
+    // only write into its own container, no longer shown, never over the
+    // page on screen and what has been typed into it.
+    const view = h('div.view');
+    mount(el, view);
+    const cleanup = await mod.render(view, m.params, ctxFor(state.session), m.query);
     if (seq !== state.seq) { if (typeof cleanup === 'function') cleanup(); return; }
     state.cleanup = typeof cleanup === 'function' ? cleanup : null;
-    document.title = pageTitle(el.querySelector('h1'));
+    document.title = pageTitle(view.querySelector('h1'));
     // Moving between pages puts the focus at the new page's start, as a
     // page load would, so keyboard and screen reader users follow along.
     if (state.navigated && !el.contains(document.activeElement)) el.focus({ preventScroll: true });
