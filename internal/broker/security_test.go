@@ -60,6 +60,16 @@ func (f *fixture) connectSession(t *testing.T, thing string) (c *client, resumed
 	return c, ca.SessionPresent
 }
 
+// thingsObserver is an observer subscribed to things/#.
+func (f *fixture) thingsObserver(t *testing.T) *client {
+	t.Helper()
+	obs := f.observer(t)
+	if got := subscribe(t, obs, "things/#"); got != 1 {
+		t.Fatalf("observer SUBACK = %#x", got)
+	}
+	return obs
+}
+
 // waitGone waits until the broker has no live connection for id.
 func (f *fixture) waitGone(t *testing.T, id string) {
 	t.Helper()
@@ -207,10 +217,7 @@ func TestLiteralSubscribeNeedsReceive(t *testing.T) {
 // subscriber of the topic it is re-addressed to.
 func TestWillRevokedByPolicyChange(t *testing.T) {
 	f := newFixture(t, time.Hour)
-	obs := f.observer(t)
-	if got := subscribe(t, obs, "things/#"); got != 1 {
-		t.Fatalf("observer SUBACK = %#x", got)
-	}
+	obs := f.thingsObserver(t)
 	subscribe(t, obs, "$gatehouse/withheld-will")
 	// Control: an allowed will goes out when s-2 drops.
 	c2, code, err := f.connect("s-2", "s-2", []byte(f.token("s-2", "mqtt")), &paho.WillMessage{Topic: "things/s-2/status", Payload: []byte("gone")})

@@ -182,10 +182,7 @@ func TestWillOnTakeoverWhileBusy(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, time.Hour)
-			obs := f.observer(t)
-			if got := subscribe(t, obs, "things/#"); got != 1 {
-				t.Fatalf("observer SUBACK = %#x", got)
-			}
+			obs := f.thingsObserver(t)
 			stall := &willStall{clientID: "s-2", inPublish: tc.inPublish, held: make(chan struct{}), established: make(chan struct{})}
 			if err := f.broker.AddTestHook(stall); err != nil {
 				t.Fatal(err)

@@ -68,10 +68,7 @@ func (f *fixture) connectWill(t *testing.T, thing string, delay uint32) *client 
 // sent - checked against the session's binding of that moment.
 func TestWillOnTakeover(t *testing.T) {
 	f := newFixture(t, time.Hour)
-	obs := f.observer(t)
-	if got := subscribe(t, obs, "things/#"); got != 1 {
-		t.Fatalf("observer SUBACK = %#x", got)
-	}
+	obs := f.thingsObserver(t)
 	f.connectWill(t, "s-2", 0)
 	again := f.mustConnect("s-2", "s-2", []byte(f.token("s-2", "mqtt"))) // takes s-2 over
 	if m := obs.waitFor(t, "things/s-2/status"); string(m.Payload) != "gone" {
@@ -101,10 +98,7 @@ func TestWillOnTakeover(t *testing.T) {
 // during the delay stops it; the control will of another thing goes out.
 func TestDelayedWillAuthorizedWhenSent(t *testing.T) {
 	f := newFixture(t, time.Hour)
-	obs := f.observer(t)
-	if got := subscribe(t, obs, "things/#"); got != 1 {
-		t.Fatalf("observer SUBACK = %#x", got)
-	}
+	obs := f.thingsObserver(t)
 	f.connectWill(t, "s-1", 2)
 	f.connectWill(t, "s-2", 2)
 	for _, id := range []string{"s-1", "s-2"} {
@@ -164,10 +158,7 @@ func TestDisabledOfflineSessionEnds(t *testing.T) {
 // test_will_delay found this).
 func TestDelayedWillQoS1(t *testing.T) {
 	f := newFixture(t, time.Hour)
-	obs := f.observer(t)
-	if got := subscribe(t, obs, "things/#"); got != 1 {
-		t.Fatalf("observer SUBACK = %#x", got)
-	}
+	obs := f.thingsObserver(t)
 	c := newClient(f.dial("tcp"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -203,10 +194,7 @@ func TestWillOnDisconnect(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, time.Hour)
-			obs := f.observer(t)
-			if got := subscribe(t, obs, "things/#"); got != 1 {
-				t.Fatalf("observer SUBACK = %#x", got)
-			}
+			obs := f.thingsObserver(t)
 			tc.end(t, f, f.connectWill(t, "s-1", 0))
 			testenv.Eventually(t, 10*time.Second, "s-1's disconnection recorded", func() bool {
 				evs, _ := f.store.ListEvents(context.Background(), store.EventFilter{Type: "broker.disconnected", Subject: "client/s-1", Limit: 1})
