@@ -116,6 +116,34 @@ type Conn struct {
 	subs    map[string]subscription
 	lastErr error         // the last failed connection try
 	waited  time.Duration // waits before the first connection
+	// lost is closed when the connection that is up goes down (nil while
+	// none is up): a QoS 1/2 publish waiting for its acknowledgement on it
+	// stops waiting and is sent again on the next (see Publish).
+	lost chan struct{}
+}
+
+// connectionUp and connectionDown keep Conn.lost.
+func (c *Conn) connectionUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lost = make(chan struct{})
+}
+
+func (c *Conn) connectionDown() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lost != nil {
+		close(c.lost)
+		c.lost = nil
+	}
+	return true // autopaho reconnects
+}
+
+// currentLost is Conn.lost of the connection up now, or nil.
+func (c *Conn) currentLost() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
 }
 
 // backoff is autopaho's ReconnectBackoff: the wait before try number
@@ -251,7 +279,9 @@ func (t *Thing) dial(ctx context.Context, urls []*url.URL, opts MQTTOptions, up 
 		staleOn(d.ReasonCode)
 		t.log.Info("thing: mqtt server disconnected", "thing", t.Name(), "reason", fmt.Sprintf("0x%02X", d.ReasonCode))
 	}
+	cfg.OnConnectionDown = c.connectionDown
 	cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+		c.connectionUp()
 		c.everUp.Store(true)
 		t.log.Debug("thing: mqtt connected", "thing", t.Name(), "broker", u.Host)
 		go func() {
@@ -414,8 +444,9 @@ func (c *Conn) Publish(ctx context.Context, topic string, payload []byte, qos by
 		if err := c.cm.AwaitConnection(ctx); err != nil {
 			return fmt.Errorf("thing: publish: %w", err)
 		}
-		resp, err = c.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: qos, Retain: retain})
-		if attempt < 3 && (errors.Is(err, autopaho.ConnectionDownError) || errors.Is(err, session.ErrNoConnection)) {
+		resp, err = c.publishOnce(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: qos, Retain: retain})
+		if attempt < 3 && ctx.Err() == nil && (errors.Is(err, autopaho.ConnectionDownError) || errors.Is(err, session.ErrNoConnection) ||
+			errors.Is(err, errAckLost) || errors.Is(err, context.DeadlineExceeded)) {
 			continue
 		}
 		break
@@ -427,6 +458,40 @@ func (c *Conn) Publish(ctx context.Context, topic string, payload []byte, qos by
 		return fmt.Errorf("thing: publish to %s refused: reason 0x%02X", topic, resp.ReasonCode)
 	}
 	return nil
+}
+
+// errAckLost: the connection a QoS 1/2 publish was sent on went down
+// before the broker acknowledged it.
+var errAckLost = errors.New("thing: connection lost before the publish was acknowledged")
+
+// publishOnce sends pk on the connection up now and waits for its
+// acknowledgement while that connection lasts. paho forgets a session's
+// unacknowledged publishes when the connection ends (a session without
+// expiry, as the SDK's) but leaves their callers waiting for the packet
+// timeout (10 s); Publish sends such a message again, at least once, on
+// the next connection instead (a soak run saw a publish racing a token
+// expiry's disconnect fail after 10 s).
+func (c *Conn) publishOnce(ctx context.Context, pk *paho.Publish) (*paho.PublishResponse, error) {
+	lost := c.currentLost()
+	if lost == nil || pk.QoS == 0 {
+		return c.cm.Publish(ctx, pk)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-lost:
+			cancel()
+		case <-done:
+		}
+	}()
+	resp, err := c.cm.Publish(pctx, pk)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		return resp, fmt.Errorf("%w: %w", errAckLost, err)
+	}
+	return resp, err
 }
 
 // Subscribe subscribes to filter and calls handler for each message
